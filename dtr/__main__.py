@@ -1,0 +1,5 @@
+import sys
+
+from dtr.cli import main
+
+sys.exit(main())

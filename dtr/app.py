@@ -1,0 +1,50 @@
+"""``create_app(config)``: the aiohttp application, its resources opened in ``cleanup_ctx``."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from dtr.config import Config
+from dtr.db.engine import Database
+from dtr.keys import CONFIG, DATABASE, REGISTRY, STORAGE
+from dtr.ops import views as ops
+from dtr.registry.service import RegistryService
+from dtr.registry.views import API_VERSION, create_registry_app
+from dtr.storage.factory import create_driver
+
+
+async def _resources(app: web.Application) -> AsyncIterator[None]:
+    cfg = app[CONFIG]
+    storage = create_driver(cfg.storage_config)
+    db = await Database.open(cfg)
+    app[STORAGE] = storage
+    app[DATABASE] = db
+    app[REGISTRY] = RegistryService(db.engine, storage)
+    try:
+        yield
+    finally:
+        await db.close()
+        await storage.close()
+
+
+async def _api_version(request: web.Request, response: web.StreamResponse) -> None:
+    if request.path.startswith("/v2"):
+        response.headers.update(API_VERSION)
+
+
+async def _v2_redirect(request: web.Request) -> web.Response:
+    raise web.HTTPMovedPermanently("/v2/")
+
+
+def create_app(config: Config) -> web.Application:
+    app = web.Application(middlewares=[ops.request_middleware], client_max_size=1 << 20)
+    app[CONFIG] = config
+    app.cleanup_ctx.append(_resources)
+    app.on_response_prepare.append(_api_version)
+    app.router.add_get("/_ping", ops.ping)
+    app.router.add_get("/metrics", ops.metrics)
+    app.router.add_get("/v2", _v2_redirect)
+    app.add_subapp("/v2/", create_registry_app())
+    return app

@@ -1,0 +1,160 @@
+"""The ``dtr`` command: serve, migrate, export the CA, check storage and config."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+
+from dtr.config import Config, ConfigError, load_config
+
+log = logging.getLogger("dtr")
+
+
+def _load(args: argparse.Namespace) -> Config:
+    return load_config(args.config)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from dtr.app import create_app
+    from dtr.ops.logs import AccessLogger, setup_logging
+    from dtr.tls import server_ssl_context
+
+    cfg = _load(args)
+    setup_logging(cfg.log.level, cfg.log.format)
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
+        pass
+    ssl_ctx = server_ssl_context(cfg)
+    log.info("dtr starting", extra={"addr": cfg.http.addr, "data_dir": cfg.data_dir,
+                                    "storage": cfg.storage_config.driver, "tls": bool(ssl_ctx)})
+    web.run_app(
+        create_app(cfg), host=cfg.http.host, port=cfg.http.port, ssl_context=ssl_ctx,
+        shutdown_timeout=cfg.http.drain_timeout, access_log_class=AccessLogger,
+        access_log=logging.getLogger("dtr.access"), print=None, handle_signals=True,
+    )
+    return 0
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    from dtr.db.engine import Database
+
+    async def run() -> None:
+        db = await Database.open(_load(args))
+        await db.close()
+
+    asyncio.run(run())
+    print("database is at the latest schema")
+    return 0
+
+
+def cmd_ca_export(args: argparse.Namespace) -> int:
+    from cryptography.hazmat.primitives import serialization
+
+    from dtr.tls import ensure_ca
+
+    cert, _ = ensure_ca(_load(args))
+    sys.stdout.write(cert.public_bytes(serialization.Encoding.PEM).decode())
+    return 0
+
+
+def cmd_storage_check(args: argparse.Namespace) -> int:
+    from dtr.storage.base import StorageError
+    from dtr.storage.factory import create_driver
+
+    cfg = _load(args)
+
+    async def run() -> int:
+        driver = create_driver(cfg.storage_config)
+        probe = f"/_probe/{uuid.uuid4().hex}"
+        data = uuid.uuid4().bytes * 64
+
+        async def read() -> None:
+            if await driver.get_content(probe) != data:
+                raise AssertionError("read back different bytes than written")
+
+        async def listing() -> None:
+            if probe not in await driver.list("/_probe"):
+                raise AssertionError(f"{probe} missing from the listing")
+
+        steps: list[tuple[str, Callable[[], Awaitable[None]]]] = [
+            ("write", lambda: driver.put_content(probe, data)),
+            ("read", read),
+            ("list", listing),
+            ("delete", lambda: driver.delete(probe)),
+        ]
+        try:
+            for step, fn in steps:
+                try:
+                    await fn()
+                except (StorageError, AssertionError) as e:
+                    print(f"storage check failed at step {step!r} ({cfg.storage_config.driver}): {e}",
+                          file=sys.stderr)
+                    return 1
+                print(f"{step}: ok")
+        finally:
+            await driver.close()
+        print(f"storage {cfg.storage_config.driver} works")
+        return 0
+
+    return asyncio.run(run())
+
+
+def cmd_config_check(args: argparse.Namespace) -> int:
+    cfg = _load(args)
+    print(f"config ok: addr {cfg.http.addr}, data_dir {cfg.data_dir}, storage {cfg.storage_config.driver}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", "-c", help="YAML config file (default: $DTR_CONFIG, else built-in defaults)")
+    p = argparse.ArgumentParser(prog="dtr", description="dtr: a self-hosted container registry")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def leaf(parent: argparse._SubParsersAction[argparse.ArgumentParser], name: str, help: str,
+             func: object) -> None:
+        parent.add_parser(name, help=help, parents=[common]).set_defaults(func=func)
+
+    leaf(sub, "serve", "run the registry", cmd_serve)
+    db = sub.add_parser("db", help="database schema").add_subparsers(dest="db_command", required=True)
+    leaf(db, "upgrade", "migrate the database to the latest schema", cmd_db_upgrade)
+    ca = sub.add_parser("ca", help="the internal certificate authority").add_subparsers(dest="ca_command",
+                                                                                       required=True)
+    leaf(ca, "export", "print the CA certificate (PEM) for clients' certs.d", cmd_ca_export)
+    st = sub.add_parser("storage", help="storage backend").add_subparsers(dest="storage_command", required=True)
+    leaf(st, "check", "write, read, list and delete a probe object", cmd_storage_check)
+    cf = sub.add_parser("config", help="configuration").add_subparsers(dest="config_command", required=True)
+    leaf(cf, "check", "validate the configuration and exit", cmd_config_check)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ConfigError as e:
+        print(f"dtr: configuration error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except Exception as e:  # a readable message, not a traceback, for operational failures
+        from dtr.db.engine import DatabaseError
+
+        if isinstance(e, DatabaseError):
+            print(f"dtr: {e}", file=sys.stderr)
+            return 1
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

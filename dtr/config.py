@@ -1,0 +1,297 @@
+"""The YAML configuration: one file, every key overridable by an environment variable.
+
+Contract (stable, tools script against it)::
+
+    data_dir: /var/lib/dtr
+    http: {addr: 127.0.0.1:5000, tls: auto | {certificate: FILE, key: FILE}}
+    database: {url: postgresql://user:pass@host/db}   # absent: embedded Postgres
+    storage: {filesystem: {rootdirectory: DIR}}
+
+``load_config`` validates everything at start: an unknown key or a bad value raises
+``ConfigError`` naming the key, what is wrong and what is allowed.
+Environment overrides use ``DTR_`` plus the key path joined by ``__``
+(``DTR_HTTP__ADDR=0.0.0.0:5000``, ``DTR_STORAGE__FILESYSTEM__ROOTDIRECTORY=/srv``);
+values are parsed as YAML scalars.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import types
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal, TypeVar, Union, get_args, get_origin
+
+import yaml
+
+
+def default_data_dir() -> str:
+    """``/var/lib/dtr`` for root (the systemd service), else ``$XDG_DATA_HOME/dtr`` (~/.local/share/dtr)."""
+    if os.geteuid() == 0:
+        return "/var/lib/dtr"
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return os.path.join(base, "dtr")
+
+ENV_PREFIX = "DTR_"
+
+
+class ConfigError(Exception):
+    """A configuration value is missing, unknown or invalid; the message says which and why."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TLSFiles:
+    certificate: str
+    key: str
+
+
+@dataclasses.dataclass(frozen=True)
+class HTTPConfig:
+    addr: str = "127.0.0.1:5000"
+    #: The URL clients use to reach dtr (token realm, Location headers). Default: derived from addr.
+    external_url: str | None = None
+    #: ``auto`` (a certificate from the internal CA in data_dir), explicit files, or plain HTTP.
+    tls: Literal["auto"] | TLSFiles | None = None
+    #: Seconds in-flight requests get to finish after SIGTERM.
+    drain_timeout: float = 30.0
+
+    @property
+    def host(self) -> str:
+        return self.addr.rsplit(":", 1)[0].strip("[]")
+
+    @property
+    def port(self) -> int:
+        return int(self.addr.rsplit(":", 1)[1])
+
+
+@dataclasses.dataclass(frozen=True)
+class DatabaseConfig:
+    #: ``postgresql://user:pass@host:port/db``; absent: an embedded PostgreSQL under data_dir.
+    url: str | None = None
+    pool_size: int = 10
+
+
+@dataclasses.dataclass(frozen=True)
+class StorageConfig:
+    #: Driver name (``filesystem``, ...) and its parameters, as written under ``storage.<name>``.
+    driver: str
+    params: Mapping[str, Any]
+    #: Answer blob GETs with a 307 to a signed backend URL where the driver can make one.
+    redirect: bool = False
+    #: The most operations in flight against the backend at once.
+    max_concurrency: int = 64
+
+
+@dataclasses.dataclass(frozen=True)
+class RegistryConfig:
+    #: Manifests larger than this are refused (bytes).
+    max_manifest_size: int = 4 * 1024 * 1024
+    #: Largest page for tag and catalog listings.
+    max_page_size: int = 10000
+
+
+@dataclasses.dataclass(frozen=True)
+class LogConfig:
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["json", "text"] = "json"
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    data_dir: str = dataclasses.field(default_factory=default_data_dir)
+    http: HTTPConfig = dataclasses.field(default_factory=HTTPConfig)
+    database: DatabaseConfig = dataclasses.field(default_factory=DatabaseConfig)
+    storage: StorageConfig | None = None
+    registry: RegistryConfig = dataclasses.field(default_factory=RegistryConfig)
+    log: LogConfig = dataclasses.field(default_factory=LogConfig)
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.data_dir)
+
+    @property
+    def storage_config(self) -> StorageConfig:
+        """The storage section, defaulting to the filesystem under data_dir."""
+        if self.storage is not None:
+            return self.storage
+        return StorageConfig("filesystem", {"rootdirectory": str(self.data_path / "registry")})
+
+    @property
+    def external_url(self) -> str:
+        if self.http.external_url:
+            return self.http.external_url.rstrip("/")
+        scheme = "https" if self.http.tls else "http"
+        return f"{scheme}://{self.http.addr}"
+
+
+T = TypeVar("T")
+
+_STORAGE_OPTIONS = {"redirect", "max_concurrency"}
+
+
+def _type_name(tp: Any) -> str:
+    origin = get_origin(tp)
+    if origin is Literal:
+        return " or ".join(repr(a) for a in get_args(tp))
+    if origin in (Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in get_args(tp) if a is not type(None))
+    if dataclasses.is_dataclass(tp):
+        return "a mapping with keys " + ", ".join(f.name for f in dataclasses.fields(tp))
+    return {str: "a string", int: "an integer", float: "a number", bool: "true or false"}.get(
+        tp, getattr(tp, "__name__", str(tp))
+    )
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    origin = get_origin(tp)
+    if origin in (Union, types.UnionType):
+        args = get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, key)
+            except ConfigError as e:
+                errors.append(e)
+        raise ConfigError(f"{key}: got {value!r}, expected {_type_name(tp)}")
+    if origin is Literal:
+        if value in get_args(tp):
+            return value
+        raise ConfigError(f"{key}: got {value!r}, allowed: {_type_name(tp)}")
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r}")
+        return _build(typing.cast(type, tp), value, key)
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key}: got {value!r}, expected true or false")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key}: got {value!r}, expected an integer")
+    if tp is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        raise ConfigError(f"{key}: got {value!r}, expected a number")
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return str(value)
+        raise ConfigError(f"{key}: got {value!r}, expected a string")
+    raise ConfigError(f"{key}: unsupported type {tp!r}")  # pragma: no cover - schema bug
+
+
+def _build(cls: type[T], data: Mapping[str, Any], prefix: str = "") -> T:
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    for key in data:
+        if key not in names:
+            where = f"{prefix}.{key}" if prefix else str(key)
+            raise ConfigError(f"{where}: unknown key; allowed here: {', '.join(sorted(names))}")
+    kwargs = {}
+    for name in names:
+        if name in data:
+            kwargs[name] = _coerce(data[name], hints[name], f"{prefix}.{name}" if prefix else name)
+    return cls(**kwargs)
+
+
+def _storage(data: Any) -> StorageConfig:
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"storage: expected a mapping with one driver section, got {data!r}")
+    from dtr.storage.factory import driver_names  # late: the storage package imports this module
+
+    drivers = [k for k in data if k not in _STORAGE_OPTIONS]
+    known = driver_names()
+    for name in drivers:
+        if name not in known:
+            raise ConfigError(f"storage.{name}: unknown storage driver; allowed: {', '.join(known)}")
+    if len(drivers) != 1:
+        raise ConfigError(
+            f"storage: exactly one driver section is required, got {len(drivers)}; allowed: {', '.join(known)}"
+        )
+    params = data[drivers[0]] or {}
+    if not isinstance(params, Mapping):
+        raise ConfigError(f"storage.{drivers[0]}: expected a mapping of driver parameters, got {params!r}")
+    redirect = _coerce(data.get("redirect", False), bool, "storage.redirect")
+    conc = _coerce(data.get("max_concurrency", 64), int, "storage.max_concurrency")
+    if conc < 1:
+        raise ConfigError("storage.max_concurrency: must be at least 1")
+    return StorageConfig(drivers[0], dict(params), redirect, conc)
+
+
+_ADDR = re.compile(r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.\-]*):(\d{1,5})$")
+
+
+def _validate(cfg: Config) -> None:
+    m = _ADDR.match(cfg.http.addr)
+    if not m or not 0 < int(m.group(2)) < 65536:
+        raise ConfigError(f"http.addr: got {cfg.http.addr!r}, expected HOST:PORT with a port from 1 to 65535")
+    if cfg.database.url is not None and not cfg.database.url.startswith(("postgresql://", "postgres://")):
+        raise ConfigError("database.url: must start with postgresql:// (PostgreSQL is the only database)")
+    if cfg.database.pool_size < 1:
+        raise ConfigError("database.pool_size: must be at least 1")
+    if cfg.registry.max_manifest_size < 1024:
+        raise ConfigError("registry.max_manifest_size: must be at least 1024 bytes")
+    if cfg.http.external_url and not cfg.http.external_url.startswith(("http://", "https://")):
+        raise ConfigError("http.external_url: must start with http:// or https://")
+    from dtr.storage.factory import validate_params
+
+    validate_params(cfg.storage_config)
+
+
+def _apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> None:
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX) or name == "DTR_CONFIG":
+            continue
+        path = [p.lower() for p in name[len(ENV_PREFIX) :].split("__")]
+        if not all(path):
+            raise ConfigError(f"{name}: malformed override; use DTR_SECTION__KEY")
+        try:
+            value = yaml.safe_load(raw) if raw != "" else ""
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{name}: cannot parse {raw!r}: {e}") from None
+        node = data
+        for part in path[:-1]:
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                raise ConfigError(f"{name}: {part} is not a section")
+            node = child
+        node[path[-1]] = value
+
+
+def load_config(path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None) -> Config:
+    """Read, override from the environment and validate; raise ConfigError on any problem."""
+    environ = os.environ if environ is None else environ
+    path = path or environ.get("DTR_CONFIG")
+    data: dict[str, Any] = {}
+    if path:
+        try:
+            text = Path(path).read_text()
+        except OSError as e:
+            raise ConfigError(f"cannot read config file {path}: {e.strerror}") from None
+        try:
+            loaded = yaml.safe_load(text)
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{path}: not valid YAML: {e}") from None
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: the top level must be a mapping")
+        data = loaded
+    _apply_env(data, environ)
+    storage = data.pop("storage", None)
+    cfg = _build(Config, data)
+    if storage is not None:
+        cfg = dataclasses.replace(cfg, storage=_storage(storage))
+    _validate(cfg)
+    return cfg

@@ -1,0 +1,1 @@
+"""Postgres: the engine, the embedded server, and migrations."""

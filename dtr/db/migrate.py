@@ -1,0 +1,37 @@
+"""Alembic, run from inside dtr under a Postgres advisory lock (replicas may start at once)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from sqlalchemy import Connection, text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+#: Any constant shared by all dtr processes; serialises migrations across replicas.
+MIGRATION_LOCK = 0x647472_6D6967
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent.parent / "migrations"
+
+
+def alembic_config(connection: Connection | None = None) -> AlembicConfig:
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.attributes["connection"] = connection
+    return cfg
+
+
+def _upgrade(connection: Connection, revision: str) -> None:
+    connection.execute(text("SELECT pg_advisory_lock(:k)"), {"k": MIGRATION_LOCK})
+    try:
+        command.upgrade(alembic_config(connection), revision)
+    finally:
+        connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": MIGRATION_LOCK})
+
+
+async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
+    """Migrate to ``revision``; safe to call from several processes at once."""
+    async with engine.connect() as conn:
+        await conn.run_sync(_upgrade, revision)
+        await conn.commit()

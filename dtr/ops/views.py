@@ -1,0 +1,80 @@
+"""Operations endpoints: health (``/_ping``), Prometheus ``/metrics``, and request bookkeeping."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from sqlalchemy import text
+
+from dtr.keys import DATABASE, STORAGE
+
+REQUESTS = Counter("dtr_http_requests_total", "HTTP requests", ["method", "area", "status"])
+LATENCY = Histogram(
+    "dtr_http_request_seconds", "HTTP request latency", ["method", "area"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5, 30),
+)
+PING_TIMEOUT = 5.0
+
+
+def _area(path: str) -> str:
+    if not path.startswith("/v2/"):
+        return path.split("/")[1] if "/" in path else path
+    for part in ("/manifests/", "/blobs/uploads", "/blobs/", "/tags/", "/referrers/"):
+        if part in path:
+            return part.strip("/").replace("/", "_")
+    return "catalog" if path.endswith("_catalog") else "base"
+
+
+@web.middleware
+async def request_middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Give each request an id (``X-Request-Id``) and count it."""
+    rid = request.headers.get("X-Request-Id", "")[:64] or uuid.uuid4().hex
+    request["request_id"] = rid
+    start = time.perf_counter()
+    status = 500
+    try:
+        resp = await handler(request)
+        status = resp.status
+        resp.headers["X-Request-Id"] = rid
+        return resp
+    except web.HTTPException as e:
+        status = e.status
+        raise
+    finally:
+        area = _area(request.path)
+        REQUESTS.labels(request.method, area, str(status)).inc()
+        LATENCY.labels(request.method, area).observe(time.perf_counter() - start)
+
+
+async def ping(request: web.Request) -> web.Response:
+    """200 when the database and storage answer, else 503 with the reason."""
+    problems: dict[str, str] = {}
+
+    async def check_db() -> None:
+        async with request.app[DATABASE].engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    async def check_storage() -> None:
+        await request.app[STORAGE].list("/")
+
+    for name, check in (("database", check_db), ("storage", check_storage)):
+        try:
+            await asyncio.wait_for(check(), PING_TIMEOUT)
+        except Exception as e:
+            problems[name] = f"{type(e).__name__}: {e}"[:500]
+    if problems:
+        return web.json_response({"status": "unavailable", "errors": problems}, status=503)
+    return web.json_response({"status": "ok"})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    resp = web.Response(body=generate_latest())
+    resp.headers["Content-Type"] = CONTENT_TYPE_LATEST
+    return resp

@@ -1,0 +1,463 @@
+"""The registry's operations on metadata (Postgres) and bytes (storage), independent of HTTP.
+
+Invariants:
+- a blob row exists only for bytes verified against their digest and durable at ``blob_path``;
+- a repository reads a blob only through a ``repository_blobs`` link (push or mount into it);
+- a manifest row is written only when everything it references is present in its repository.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import hashlib
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from typing import Any, cast
+
+from sqlalchemy import Table, and_, delete, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from dtr.registry.errors import RegistryError, codes
+from dtr.registry.manifests import INDEX_TYPES, ParsedManifest, parse_manifest
+from dtr.registry.models import Blob, Manifest, ManifestReference, Repository, RepositoryBlob, Tag, Upload
+from dtr.registry.names import blob_path, check_digest, compute_digest, is_digest, upload_path
+from dtr.storage.base import PathNotFoundError, StorageDriver
+
+repositories = cast(Table, Repository.__table__)
+blobs = cast(Table, Blob.__table__)
+repo_blobs = cast(Table, RepositoryBlob.__table__)
+manifests = cast(Table, Manifest.__table__)
+refs = cast(Table, ManifestReference.__table__)
+tags = cast(Table, Tag.__table__)
+uploads = cast(Table, Upload.__table__)
+
+#: Request bodies are written to storage in pieces of this size.
+WRITE_CHUNK = 1 << 20
+
+
+@dataclasses.dataclass(frozen=True)
+class StoredManifest:
+    digest: str
+    media_type: str
+    payload: bytes
+    subject: str | None
+
+
+@dataclasses.dataclass
+class _HashState:
+    """The running digest of an upload, valid while ``size`` matches the bytes in storage."""
+
+    size: int
+    hasher: Any
+
+
+class RegistryService:
+    def __init__(self, engine: AsyncEngine, storage: StorageDriver) -> None:
+        self.engine = engine
+        self.storage = storage
+        #: upload id -> running sha256 of its bytes; a miss means rehash from storage at the end.
+        self._hashes: dict[uuid.UUID, _HashState] = {}
+        self._upload_locks: dict[uuid.UUID, asyncio.Lock] = {}
+
+    # -- repositories ---------------------------------------------------------------------
+
+    async def repo_id(self, conn: AsyncConnection, name: str) -> int | None:
+        return (await conn.execute(select(repositories.c.id).where(repositories.c.name == name))).scalar()
+
+    async def ensure_repo(self, conn: AsyncConnection, name: str) -> int:
+        rid = await self.repo_id(conn, name)
+        if rid is not None:
+            return rid
+        stmt = pg_insert(repositories).values(name=name).on_conflict_do_nothing().returning(repositories.c.id)
+        rid = (await conn.execute(stmt)).scalar()
+        if rid is None:  # lost a race with another creator
+            rid = await self.repo_id(conn, name)
+        assert rid is not None
+        return rid
+
+    async def require_repo(self, conn: AsyncConnection, name: str) -> int:
+        rid = await self.repo_id(conn, name)
+        if rid is None:
+            raise RegistryError(codes.NAME_UNKNOWN, detail={"name": name})
+        return rid
+
+    # -- blobs ----------------------------------------------------------------------------
+
+    async def blob_size(self, name: str, digest: str) -> int | None:
+        """Size of ``digest`` if repository ``name`` may read it, else None."""
+        q = (
+            select(blobs.c.size)
+            .select_from(repo_blobs.join(repositories, repositories.c.id == repo_blobs.c.repository_id)
+                         .join(blobs, blobs.c.digest == repo_blobs.c.digest))
+            .where(repositories.c.name == name, repo_blobs.c.digest == digest)
+        )
+        async with self.engine.connect() as conn:
+            return (await conn.execute(q)).scalar()
+
+    async def delete_blob(self, name: str, digest: str) -> None:
+        """Unlink the blob from the repository; the bytes stay for garbage collection."""
+        async with self.engine.begin() as conn:
+            rid = await self.require_repo(conn, name)
+            res = await conn.execute(
+                delete(repo_blobs).where(repo_blobs.c.repository_id == rid, repo_blobs.c.digest == digest)
+            )
+            if res.rowcount == 0:
+                raise RegistryError(codes.BLOB_UNKNOWN, detail={"digest": digest})
+
+    async def mount(self, name: str, digest: str, source: str | None) -> bool:
+        """Link ``digest`` into ``name`` if ``source`` (or, without one, any repository) holds it."""
+        async with self.engine.begin() as conn:
+            q = select(repo_blobs.c.digest).where(repo_blobs.c.digest == digest)
+            if source is not None:
+                src = await self.repo_id(conn, source)
+                if src is None:
+                    return False
+                q = q.where(repo_blobs.c.repository_id == src)
+            if (await conn.execute(q.limit(1))).scalar() is None:
+                return False
+            rid = await self.ensure_repo(conn, name)
+            await conn.execute(pg_insert(repo_blobs).values(repository_id=rid, digest=digest).on_conflict_do_nothing())
+            return True
+
+    # -- uploads --------------------------------------------------------------------------
+
+    async def start_upload(self, name: str) -> uuid.UUID:
+        upload_id = uuid.uuid4()
+        writer = await self.storage.writer(upload_path(str(upload_id)))
+        await writer.close()
+        async with self.engine.begin() as conn:
+            rid = await self.ensure_repo(conn, name)
+            await conn.execute(insert(uploads).values(id=upload_id, repository_id=rid, size=0))
+        self._hashes[upload_id] = _HashState(0, hashlib.sha256())
+        return upload_id
+
+    async def _upload_row(self, name: str, upload_id: uuid.UUID) -> Any:
+        q = (
+            select(uploads.c.id, uploads.c.size)
+            .select_from(uploads.join(repositories, repositories.c.id == uploads.c.repository_id))
+            .where(uploads.c.id == upload_id, repositories.c.name == name)
+        )
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(q)).first()
+        if row is None:
+            raise RegistryError(codes.BLOB_UPLOAD_UNKNOWN, detail={"uuid": str(upload_id)})
+        return row
+
+    def _lock(self, upload_id: uuid.UUID) -> asyncio.Lock:
+        lock = self._upload_locks.get(upload_id)
+        if lock is None:
+            lock = self._upload_locks[upload_id] = asyncio.Lock()
+        return lock
+
+    async def upload_size(self, name: str, upload_id: uuid.UUID) -> int:
+        """Bytes the upload holds, as storage has them (the truth after any crash)."""
+        await self._upload_row(name, upload_id)
+        try:
+            writer = await self.storage.writer(upload_path(str(upload_id)), append=True)
+        except PathNotFoundError:
+            raise RegistryError(codes.BLOB_UPLOAD_UNKNOWN, detail={"uuid": str(upload_id)}) from None
+        size = writer.size
+        await writer.close()
+        return size
+
+    async def append(self, name: str, upload_id: uuid.UUID, body: AsyncIterator[bytes],
+                     start: int | None = None, length: int | None = None) -> int:
+        """Append a request body to the upload; ``start`` (from Content-Range) must equal its size.
+
+        Returns the upload's new size. An out-of-order or overlapping chunk raises RANGE_INVALID
+        with the current ``Range``; a body cut off keeps what arrived, so the upload resumes.
+        """
+        await self._upload_row(name, upload_id)
+        async with self._lock(upload_id):
+            try:
+                writer = await self.storage.writer(upload_path(str(upload_id)), append=True)
+            except PathNotFoundError:
+                raise RegistryError(codes.BLOB_UPLOAD_UNKNOWN, detail={"uuid": str(upload_id)}) from None
+            try:
+                if start is not None and start != writer.size:
+                    raise RegistryError(
+                        codes.RANGE_INVALID,
+                        detail={"expected_start": writer.size, "got_start": start},
+                        headers=_range_headers(upload_id, writer.size),
+                    )
+                state = self._hashes.get(upload_id)
+                if state is not None and state.size != writer.size:
+                    state = None
+                    self._hashes.pop(upload_id, None)
+                written = await _pump(body, writer, state)
+                if length is not None and written != length:
+                    raise RegistryError(codes.SIZE_INVALID, detail={"expected": length, "received": written})
+            finally:
+                await writer.close()
+            async with self.engine.begin() as conn:
+                await conn.execute(
+                    update(uploads).where(uploads.c.id == upload_id).values(size=writer.size, updated_at=func.now())
+                )
+            return writer.size
+
+    async def finish_upload(self, name: str, upload_id: uuid.UUID, digest: str,
+                            body: AsyncIterator[bytes] | None) -> int:
+        """Append the last chunk, verify ``digest``, and make the blob visible in ``name``.
+
+        On a digest mismatch the upload is removed and DIGEST_INVALID raised: nothing is left behind.
+        """
+        if body is not None:
+            await self.append(name, upload_id, body)
+        else:
+            await self._upload_row(name, upload_id)
+        path = upload_path(str(upload_id))
+        async with self._lock(upload_id):
+            writer = await self.storage.writer(path, append=True)
+            size = writer.size
+            await writer.commit()
+            state = self._hashes.pop(upload_id, None)
+            algo = digest.partition(":")[0]
+            if state is not None and state.size == size and algo == "sha256":
+                actual = f"sha256:{state.hasher.hexdigest()}"
+            else:
+                actual = await self._rehash(path, algo)
+            if actual != digest:
+                await self._drop_upload(upload_id)
+                raise RegistryError(codes.DIGEST_INVALID, detail={"expected": digest, "actual": actual})
+            async with self.engine.connect() as conn:
+                known = (await conn.execute(select(blobs.c.size).where(blobs.c.digest == digest))).scalar()
+            if known is None:
+                await self.storage.move(path, blob_path(digest))
+            async with self.engine.begin() as conn:
+                rid = (await conn.execute(select(uploads.c.repository_id).where(uploads.c.id == upload_id))).scalar()
+                if rid is None:
+                    raise RegistryError(codes.BLOB_UPLOAD_UNKNOWN, detail={"uuid": str(upload_id)})
+                await conn.execute(pg_insert(blobs).values(digest=digest, size=size).on_conflict_do_nothing())
+                await conn.execute(
+                    pg_insert(repo_blobs).values(repository_id=rid, digest=digest).on_conflict_do_nothing()
+                )
+                await conn.execute(delete(uploads).where(uploads.c.id == upload_id))
+            await self._remove_upload_dir(upload_id)
+            self._upload_locks.pop(upload_id, None)
+            return size
+
+    async def cancel_upload(self, name: str, upload_id: uuid.UUID) -> None:
+        await self._upload_row(name, upload_id)
+        await self._drop_upload(upload_id)
+
+    async def _drop_upload(self, upload_id: uuid.UUID) -> None:
+        self._hashes.pop(upload_id, None)
+        self._upload_locks.pop(upload_id, None)
+        async with self.engine.begin() as conn:
+            await conn.execute(delete(uploads).where(uploads.c.id == upload_id))
+        await self._remove_upload_dir(upload_id)
+
+    async def _remove_upload_dir(self, upload_id: uuid.UUID) -> None:
+        with contextlib.suppress(PathNotFoundError):
+            await self.storage.delete(f"/uploads/{upload_id}")
+
+    async def _rehash(self, path: str, algorithm: str) -> str:
+        hasher = hashlib.new(algorithm)
+        loop = asyncio.get_running_loop()
+        async for chunk in self.storage.reader(path):
+            await loop.run_in_executor(None, hasher.update, chunk)
+        return f"{algorithm}:{hasher.hexdigest()}"
+
+    # -- manifests ------------------------------------------------------------------------
+
+    async def get_manifest(self, name: str, reference: str) -> StoredManifest:
+        cols = (manifests.c.digest, manifests.c.media_type, manifests.c.payload, manifests.c.subject_digest)
+        if is_digest(reference):
+            q = (select(*cols).select_from(manifests.join(repositories, repositories.c.id == manifests.c.repository_id))
+                 .where(repositories.c.name == name, manifests.c.digest == reference))
+        else:
+            q = (select(*cols)
+                 .select_from(tags.join(repositories, repositories.c.id == tags.c.repository_id)
+                              .join(manifests, manifests.c.id == tags.c.manifest_id))
+                 .where(repositories.c.name == name, tags.c.name == reference))
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(q)).first()
+            if row is None:
+                if await self.repo_id(conn, name) is None:
+                    raise RegistryError(codes.NAME_UNKNOWN, detail={"name": name})
+                raise RegistryError(codes.MANIFEST_UNKNOWN, detail={"reference": reference})
+        return StoredManifest(row.digest, row.media_type, bytes(row.payload), row.subject_digest)
+
+    async def put_manifest(self, name: str, reference: str, body: bytes, content_type: str | None
+                           ) -> tuple[str, ParsedManifest]:
+        """Store a manifest (and point the tag at it); everything it references must be present."""
+        parsed = parse_manifest(body, content_type)
+        if is_digest(reference):
+            algo = reference.partition(":")[0]
+            digest = compute_digest(body, algo)
+            if digest != reference:
+                raise RegistryError(codes.DIGEST_INVALID, detail={"expected": reference, "actual": digest})
+        else:
+            digest = compute_digest(body)
+        async with self.engine.begin() as conn:
+            rid = await self.ensure_repo(conn, name)
+            await self._check_references(conn, rid, parsed)
+            stmt = pg_insert(manifests).values(
+                repository_id=rid, digest=digest, media_type=parsed.media_type,
+                artifact_type=parsed.artifact_type, subject_digest=parsed.subject,
+                annotations=parsed.annotations, payload=body, size=len(body),
+            )
+            mid = (await conn.execute(stmt.on_conflict_do_nothing().returning(manifests.c.id))).scalar()
+            if mid is not None:
+                rows = [{"manifest_id": mid, "digest": d, "kind": "blob"} for d in parsed.blobs]
+                rows += [{"manifest_id": mid, "digest": d, "kind": "manifest"} for d in parsed.manifests]
+                if rows:
+                    await conn.execute(insert(refs), rows)
+            else:
+                mid = (await conn.execute(select(manifests.c.id).where(
+                    manifests.c.repository_id == rid, manifests.c.digest == digest))).scalar_one()
+            if not is_digest(reference):
+                await conn.execute(
+                    pg_insert(tags).values(repository_id=rid, name=reference, manifest_id=mid)
+                    .on_conflict_do_update(index_elements=[tags.c.repository_id, tags.c.name],
+                                           set_={"manifest_id": mid, "updated_at": func.now()})
+                )
+        return digest, parsed
+
+    async def _check_references(self, conn: AsyncConnection, rid: int, parsed: ParsedManifest) -> None:
+        if parsed.blobs:
+            have = set((await conn.execute(select(repo_blobs.c.digest).where(
+                repo_blobs.c.repository_id == rid, repo_blobs.c.digest.in_(parsed.blobs)))).scalars())
+            missing = [d for d in parsed.blobs if d not in have]
+            if missing:
+                raise RegistryError(codes.MANIFEST_BLOB_UNKNOWN, detail={"digest": missing[0]},
+                                    message=f"blob unknown to registry: {missing[0]}")
+        if parsed.manifests:
+            have = set((await conn.execute(select(manifests.c.digest).where(
+                manifests.c.repository_id == rid, manifests.c.digest.in_(parsed.manifests)))).scalars())
+            missing = [d for d in parsed.manifests if d not in have]
+            if missing:
+                raise RegistryError(codes.MANIFEST_UNKNOWN, detail={"digest": missing[0]},
+                                    message=f"manifest unknown to registry: {missing[0]}")
+
+    async def delete_manifest(self, name: str, reference: str) -> None:
+        """By digest: delete the manifest (and its tags). By tag: delete the tag only."""
+        async with self.engine.begin() as conn:
+            rid = await self.require_repo(conn, name)
+            if is_digest(reference):
+                res = await conn.execute(
+                    delete(manifests).where(manifests.c.repository_id == rid, manifests.c.digest == reference)
+                )
+            else:
+                res = await conn.execute(delete(tags).where(tags.c.repository_id == rid, tags.c.name == reference))
+            if res.rowcount == 0:
+                raise RegistryError(codes.MANIFEST_UNKNOWN, detail={"reference": reference})
+
+    async def platform_child(self, name: str, index: StoredManifest, accepted: Sequence[str]
+                             ) -> StoredManifest | None:
+        """For a client that cannot take an index: its linux/amd64 image, as the reference registry does."""
+        parsed = parse_manifest(index.payload, index.media_type)
+        for digest, os_, arch, _variant in parsed.platforms:
+            if os_ == "linux" and arch == "amd64":
+                try:
+                    child = await self.get_manifest(name, digest)
+                except RegistryError:
+                    return None
+                return child if child.media_type in accepted else None
+        return None
+
+    # -- listings -------------------------------------------------------------------------
+
+    async def list_tags(self, name: str, n: int | None, last: str | None) -> tuple[list[str], bool]:
+        """Tags in lexical order after ``last``; the flag says whether more follow."""
+        async with self.engine.connect() as conn:
+            rid = await self.require_repo(conn, name)
+            q = select(tags.c.name).where(tags.c.repository_id == rid).order_by(tags.c.name)
+            if last:
+                q = q.where(tags.c.name > last)
+            if n is not None:
+                q = q.limit(n + 1)
+            names = list((await conn.execute(q)).scalars())
+        if n is not None and len(names) > n:
+            return names[:n], True
+        return names, False
+
+    async def catalog(self, n: int | None, last: str | None) -> tuple[list[str], bool]:
+        q = select(repositories.c.name).order_by(repositories.c.name)
+        if last:
+            q = q.where(repositories.c.name > last)
+        if n is not None:
+            q = q.limit(n + 1)
+        async with self.engine.connect() as conn:
+            names = list((await conn.execute(q)).scalars())
+        if n is not None and len(names) > n:
+            return names[:n], True
+        return names, False
+
+    async def referrers(self, name: str, digest: str, artifact_type: str | None) -> list[dict[str, Any]]:
+        """Descriptors of the manifests in ``name`` whose subject is ``digest``."""
+        q = (select(manifests.c.media_type, manifests.c.digest, manifests.c.size, manifests.c.artifact_type,
+                    manifests.c.annotations)
+             .select_from(manifests.join(repositories, repositories.c.id == manifests.c.repository_id))
+             .where(and_(repositories.c.name == name, manifests.c.subject_digest == digest))
+             .order_by(manifests.c.id))
+        if artifact_type is not None:
+            q = q.where(manifests.c.artifact_type == artifact_type)
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(q)).all()
+        out = []
+        for r in rows:
+            d: dict[str, Any] = {"mediaType": r.media_type, "digest": r.digest, "size": r.size}
+            if r.artifact_type:
+                d["artifactType"] = r.artifact_type
+            if r.annotations:
+                d["annotations"] = r.annotations
+            out.append(d)
+        return out
+
+
+def is_index(media_type: str) -> bool:
+    return media_type in INDEX_TYPES
+
+
+def _range_headers(upload_id: uuid.UUID, size: int) -> dict[str, str]:
+    return {"Range": f"0-{max(size - 1, 0)}", "Docker-Upload-UUID": str(upload_id)}
+
+
+async def _pump(body: AsyncIterator[bytes], writer: Any, state: _HashState | None) -> int:
+    """Copy ``body`` to ``writer`` in WRITE_CHUNK pieces, hashing alongside; returns bytes written.
+
+    Writing piece N overlaps reading piece N+1; the hash is updated with exactly what was
+    written, so a body cut off midway leaves a consistent, resumable upload.
+    """
+    loop = asyncio.get_running_loop()
+    pending: asyncio.Future[Any] | None = None
+    buf = bytearray()
+    written = 0
+
+    async def flush(data: bytes) -> None:
+        if state is None or state.size < 0:
+            await writer.write(data)
+            return
+        try:
+            await asyncio.gather(loop.run_in_executor(None, state.hasher.update, data), writer.write(data))
+        except BaseException:
+            state.size = -1  # hash and bytes may disagree now: rehash at the end
+            raise
+        state.size += len(data)
+
+    try:
+        async for chunk in body:
+            buf += chunk
+            if len(buf) >= WRITE_CHUNK:
+                data = bytes(buf)
+                buf.clear()
+                if pending is not None:
+                    await pending
+                    pending = None
+                pending = asyncio.ensure_future(flush(data))
+                written += len(data)
+    finally:
+        if pending is not None:
+            await pending
+        if buf:
+            await flush(bytes(buf))
+            written += len(buf)
+    return written
+
+
+# Re-exported for the views.
+__all__ = ["RegistryService", "StoredManifest", "blob_path", "check_digest", "is_index"]

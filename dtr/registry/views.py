@@ -1,0 +1,370 @@
+"""The OCI Distribution API (``/v2/``) over HTTP: routing, headers, status codes.
+
+One route takes every ``/v2/`` path so that unknown paths and wrong methods get the spec's
+JSON errors too; ``dispatch`` matches the path against the endpoint table below.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+from urllib.parse import urlencode
+
+from aiohttp import web
+
+from dtr.keys import CONFIG, REGISTRY, STORAGE
+from dtr.registry.errors import RegistryError, codes
+from dtr.registry.manifests import OCI_INDEX
+from dtr.registry.names import blob_path, check_digest, check_name, check_tag, is_digest
+from dtr.registry.service import is_index
+from dtr.storage.base import StorageError
+
+log = logging.getLogger("dtr.registry")
+
+Handler = Callable[[web.Request, str, str], Awaitable[web.StreamResponse]]
+
+API_VERSION = {"Docker-Distribution-API-Version": "registry/2.0"}
+_CONTENT_RANGE = re.compile(r"^(?:bytes[ =])?(\d+)-(\d+)(?:/(?:\d+|\*))?$")
+
+
+def _repo(request: web.Request, name: str) -> str:
+    request["repository"] = name
+    return check_name(name)
+
+
+def _upload_id(raw: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(raw)
+    except ValueError:
+        raise RegistryError(codes.BLOB_UPLOAD_UNKNOWN, detail={"uuid": raw[:64]}) from None
+
+
+def _body(request: web.Request) -> AsyncIterator[bytes]:
+    return request.content.iter_any()
+
+
+def _upload_headers(name: str, upload_id: uuid.UUID, size: int) -> dict[str, str]:
+    return {
+        "Location": f"/v2/{name}/blobs/uploads/{upload_id}",
+        "Range": f"0-{max(size - 1, 0)}",
+        "Docker-Upload-UUID": str(upload_id),
+    }
+
+
+def _page_params(request: web.Request, cap: int) -> tuple[int | None, str | None]:
+    raw_n = request.query.get("n")
+    n = None
+    if raw_n is not None:
+        if not raw_n.isdigit():
+            raise RegistryError(codes.PAGINATION_NUMBER_INVALID, detail={"n": raw_n[:32]},
+                                message="n must be a non-negative integer")
+        n = min(int(raw_n), cap)
+    return n, request.query.get("last") or None
+
+
+def _link(path: str, n: int | None, last: str) -> str:
+    q = {"last": last} if n is None else {"n": str(n), "last": last}
+    return f'<{path}?{urlencode(q)}>; rel="next"'
+
+
+def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(body=json.dumps(data).encode(), status=status, content_type="application/json",
+                        headers=headers)
+
+
+# -- base, catalog, tags -----------------------------------------------------------------
+
+
+async def base(request: web.Request) -> web.Response:
+    return _json({})
+
+
+async def catalog(request: web.Request) -> web.Response:
+    cfg = request.config_dict[CONFIG]
+    n, last = _page_params(request, cfg.registry.max_page_size)
+    names, more = await request.config_dict[REGISTRY].catalog(n if n is not None else cfg.registry.max_page_size, last)
+    headers = {"Link": _link("/v2/_catalog", n, names[-1])} if more and names else None
+    return _json({"repositories": names}, headers=headers)
+
+
+async def tags_list(request: web.Request, name: str, _: str) -> web.Response:
+    n, last = _page_params(request, request.config_dict[CONFIG].registry.max_page_size)
+    names, more = await request.config_dict[REGISTRY].list_tags(name, n, last)
+    headers = {"Link": _link(f"/v2/{name}/tags/list", n, names[-1])} if more and names else None
+    return _json({"name": name, "tags": names}, headers=headers)
+
+
+# -- manifests ---------------------------------------------------------------------------
+
+
+def _check_reference(reference: str) -> str:
+    return check_digest(reference) if is_digest(reference) else check_tag(reference)
+
+
+def _accepted(request: web.Request) -> list[str]:
+    out = []
+    for header in request.headers.getall("Accept", []):
+        for part in header.split(","):
+            mt = part.split(";")[0].strip()
+            if mt:
+                out.append(mt)
+    return out
+
+
+async def manifest(request: web.Request, name: str, reference: str) -> web.StreamResponse:
+    svc = request.config_dict[REGISTRY]
+    _check_reference(reference)
+    method = request.method
+    if method in ("GET", "HEAD"):
+        m = await svc.get_manifest(name, reference)
+        accepted = _accepted(request)
+        if is_index(m.media_type) and accepted and m.media_type not in accepted and "*/*" not in accepted:
+            child = await svc.platform_child(name, m, accepted)
+            if child is None:
+                raise RegistryError(codes.MANIFEST_UNKNOWN, detail={"reference": reference},
+                                    message=f"manifest is a {m.media_type}, which the client does not accept")
+            m = child
+        headers = {"Docker-Content-Digest": m.digest, "ETag": f'"{m.digest}"',
+                   "Content-Type": m.media_type, "Content-Length": str(len(m.payload))}
+        if m.subject:
+            headers["OCI-Subject"] = m.subject
+        if method == "HEAD":
+            return web.Response(headers=headers)
+        return web.Response(body=m.payload, headers=headers)
+    if method == "PUT":
+        limit = request.config_dict[CONFIG].registry.max_manifest_size
+        if request.content_length is not None and request.content_length > limit:
+            raise RegistryError(codes.MANIFEST_TOO_LARGE, detail={"size": request.content_length, "limit": limit})
+        body = await request.content.read(limit + 1)
+        if len(body) > limit:
+            raise RegistryError(codes.MANIFEST_TOO_LARGE, detail={"limit": limit})
+        digest, parsed = await svc.put_manifest(name, reference, body, request.headers.get("Content-Type"))
+        headers = {"Location": f"/v2/{name}/manifests/{digest}", "Docker-Content-Digest": digest}
+        if parsed.subject:
+            headers["OCI-Subject"] = parsed.subject
+        return web.Response(status=201, headers=headers)
+    if method == "DELETE":
+        await svc.delete_manifest(name, reference)
+        return web.Response(status=202)
+    raise _unsupported(method)
+
+
+# -- blobs -------------------------------------------------------------------------------
+
+
+async def blob(request: web.Request, name: str, digest: str) -> web.StreamResponse:
+    check_digest(digest)
+    svc = request.config_dict[REGISTRY]
+    if request.method == "DELETE":
+        await svc.delete_blob(name, digest)
+        return web.Response(status=202, headers={"Docker-Content-Digest": digest})
+    if request.method not in ("GET", "HEAD"):
+        raise _unsupported(request.method)
+    size = await svc.blob_size(name, digest)
+    if size is None:
+        raise RegistryError(codes.BLOB_UNKNOWN, detail={"digest": digest})
+    headers = {"Docker-Content-Digest": digest, "ETag": f'"{digest}"', "Accept-Ranges": "bytes",
+               "Content-Type": "application/octet-stream", "Cache-Control": "max-age=31536000"}
+    storage = request.config_dict[STORAGE]
+    path = blob_path(digest)
+    if request.method == "HEAD":
+        headers["Content-Length"] = str(size)
+        return web.Response(headers=headers)
+    if request.config_dict[CONFIG].storage_config.redirect:
+        url = await storage.redirect_url(path)
+        if url:
+            raise web.HTTPTemporaryRedirect(url, headers=headers)
+    local = storage.local_path(path)
+    if local is not None:
+        return web.FileResponse(local, headers=headers, chunk_size=1 << 20)
+    return await _stream_blob(request, path, size, headers)
+
+
+async def _stream_blob(request: web.Request, path: str, size: int, headers: dict[str, str]) -> web.StreamResponse:
+    start, end = 0, size - 1
+    status = 200
+    rng = request.http_range
+    if request.headers.get("Range"):
+        try:
+            s, e = rng.start, rng.stop
+        except ValueError:
+            s = e = None
+        if s is not None and s < 0:
+            s, e = max(size + s, 0), size
+        if s is None or s >= size or (e is not None and e <= s):
+            return web.Response(status=416, headers={**headers, "Content-Range": f"bytes */{size}"})
+        start, end = s, min((e if e is not None else size) - 1, size - 1)
+        status = 206
+        headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+    resp = web.StreamResponse(status=status, headers=headers)
+    resp.content_length = end - start + 1
+    await resp.prepare(request)
+    remaining = end - start + 1
+    async for chunk in request.config_dict[STORAGE].reader(path, start):
+        if len(chunk) > remaining:
+            chunk = chunk[:remaining]
+        await resp.write(chunk)
+        remaining -= len(chunk)
+        if remaining <= 0:
+            break
+    await resp.write_eof()
+    return resp
+
+
+# -- uploads -----------------------------------------------------------------------------
+
+
+async def start_upload(request: web.Request, name: str, _: str) -> web.Response:
+    if request.method != "POST":
+        raise _unsupported(request.method)
+    svc = request.config_dict[REGISTRY]
+    mount = request.query.get("mount")
+    if mount is not None:
+        check_digest(mount)
+        source = request.query.get("from")
+        if source is not None:
+            check_name(source)
+        if await svc.mount(name, mount, source):
+            return web.Response(status=201, headers={
+                "Location": f"/v2/{name}/blobs/{mount}", "Docker-Content-Digest": mount})
+    digest = request.query.get("digest")
+    if digest is not None:
+        check_digest(digest)
+    upload_id = await svc.start_upload(name)
+    if digest is not None:
+        await svc.finish_upload(name, upload_id, digest, _body(request))
+        return web.Response(status=201, headers={"Location": f"/v2/{name}/blobs/{digest}",
+                                                 "Docker-Content-Digest": digest})
+    return web.Response(status=202, headers=_upload_headers(name, upload_id, 0))
+
+
+async def upload(request: web.Request, name: str, raw_id: str) -> web.Response:
+    svc = request.config_dict[REGISTRY]
+    upload_id = _upload_id(raw_id)
+    method = request.method
+    if method == "GET":
+        size = await svc.upload_size(name, upload_id)
+        return web.Response(status=204, headers=_upload_headers(name, upload_id, size))
+    if method == "PATCH":
+        start, length = _content_range(request)
+        size = await svc.append(name, upload_id, _body(request), start, length)
+        return web.Response(status=202, headers=_upload_headers(name, upload_id, size))
+    if method == "PUT":
+        digest = request.query.get("digest")
+        if digest is None:
+            raise RegistryError(codes.DIGEST_INVALID, message="the digest query parameter is required")
+        check_digest(digest)
+        start, length = _content_range(request)
+        has_body = (request.content_length or 0) > 0 or request.headers.get("Transfer-Encoding") == "chunked"
+        if has_body and start is not None:
+            await svc.append(name, upload_id, _body(request), start, length)
+            has_body = False
+        await svc.finish_upload(name, upload_id, digest, _body(request) if has_body else None)
+        return web.Response(status=201, headers={"Location": f"/v2/{name}/blobs/{digest}",
+                                                 "Docker-Content-Digest": digest})
+    if method == "DELETE":
+        await svc.cancel_upload(name, upload_id)
+        return web.Response(status=204)
+    raise _unsupported(method)
+
+
+def _content_range(request: web.Request) -> tuple[int | None, int | None]:
+    raw = request.headers.get("Content-Range")
+    if raw is None:
+        return None, None
+    m = _CONTENT_RANGE.match(raw.strip())
+    if not m or int(m.group(2)) < int(m.group(1)):
+        raise RegistryError(codes.RANGE_INVALID, detail={"Content-Range": raw[:64]},
+                            message="Content-Range must be <start>-<end>")
+    start, end = int(m.group(1)), int(m.group(2))
+    length = end - start + 1
+    if request.content_length is not None and request.content_length != length:
+        raise RegistryError(codes.RANGE_INVALID, message="Content-Range does not match Content-Length",
+                            detail={"Content-Range": raw, "Content-Length": request.content_length})
+    return start, length
+
+
+# -- referrers ---------------------------------------------------------------------------
+
+
+async def referrers(request: web.Request, name: str, digest: str) -> web.Response:
+    if request.method != "GET":
+        raise _unsupported(request.method)
+    check_digest(digest)
+    artifact_type = request.query.get("artifactType")
+    descriptors = await request.config_dict[REGISTRY].referrers(name, digest, artifact_type)
+    headers = {"OCI-Filters-Applied": "artifactType"} if artifact_type is not None else None
+    index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": descriptors}
+    resp = _json(index, headers=headers)
+    resp.content_type = OCI_INDEX
+    return resp
+
+
+# -- dispatch ----------------------------------------------------------------------------
+
+
+def _unsupported(method: str) -> RegistryError:
+    return RegistryError(codes.UNSUPPORTED, detail={"method": method})
+
+
+_ROUTES: list[tuple[re.Pattern[str], frozenset[str], Handler]] = [
+    (re.compile(r"^(.+)/tags/(list)$"), frozenset({"GET"}), tags_list),
+    (re.compile(r"^(.+)/manifests/([^/]+)$"), frozenset({"GET", "HEAD", "PUT", "DELETE"}), manifest),
+    (re.compile(r"^(.+)/blobs/uploads/?()$"), frozenset({"POST"}), start_upload),
+    (re.compile(r"^(.+)/blobs/uploads/([^/]+)$"), frozenset({"GET", "PATCH", "PUT", "DELETE"}), upload),
+    (re.compile(r"^(.+)/blobs/([^/]+)$"), frozenset({"GET", "HEAD", "DELETE"}), blob),
+    (re.compile(r"^(.+)/referrers/([^/]+)$"), frozenset({"GET"}), referrers),
+]
+
+
+async def dispatch(request: web.Request) -> web.StreamResponse:
+    tail = request.match_info["tail"]
+    if tail == "":
+        return await base(request)
+    if tail == "_catalog":
+        if request.method != "GET":
+            raise _unsupported(request.method)
+        return await catalog(request)
+    for pattern, methods, handler in _ROUTES:
+        m = pattern.match(tail)
+        if m is None:
+            continue
+        name = _repo(request, m.group(1))
+        if request.method not in methods:
+            raise RegistryError(codes.UNSUPPORTED, detail={"method": request.method},
+                                headers={"Allow": ", ".join(sorted(methods))})
+        return await handler(request, name, m.group(2))
+    raise RegistryError(codes.NAME_UNKNOWN, message="no such endpoint", detail={"path": request.path[:256]})
+
+
+@web.middleware
+async def errors_middleware(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+                            ) -> web.StreamResponse:
+    """Every error is the spec's JSON; a bug is logged and answered as UNKNOWN, never as HTML."""
+    try:
+        resp = await handler(request)
+    except RegistryError as e:
+        resp = e.response()
+    except StorageError as e:
+        log.warning("storage failure: %s", e)
+        resp = RegistryError(codes.UNAVAILABLE, message="storage backend unavailable, try again later",
+                             headers={"Retry-After": "5"}).response()
+    except web.HTTPException:
+        raise
+    except (ConnectionError, asyncio.CancelledError):
+        raise
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        resp = RegistryError(codes.UNKNOWN, message="internal error; the request id is in the server log").response()
+    return resp
+
+
+def create_registry_app() -> web.Application:
+    app = web.Application(middlewares=[errors_middleware], client_max_size=0)
+    app.router.add_route("*", "/{tail:.*}", dispatch)
+    return app

@@ -1,0 +1,107 @@
+"""An internal CA under data_dir that issues the server certificate for ``http.tls: auto``."""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import os
+import socket
+import ssl
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from dtr.config import Config, TLSFiles
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+
+
+def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
+
+
+def ca_paths(cfg: Config) -> tuple[Path, Path]:
+    d = cfg.data_path / "ca"
+    return d / "ca.crt", d / "ca.key"
+
+
+def ensure_ca(cfg: Config) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    """Load the internal CA, creating it on first use."""
+    crt, key_path = ca_paths(cfg)
+    if crt.exists() and key_path.exists():
+        cert = x509.load_pem_x509_certificate(crt.read_bytes())
+        key = serialization.load_pem_private_key(key_path.read_bytes(), None)
+        assert isinstance(key, ec.EllipticCurvePrivateKey)
+        return cert, key
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "dtr internal CA")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=3650))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
+                                     content_commitment=False, key_encipherment=False, data_encipherment=False,
+                                     key_agreement=False, encipher_only=False, decipher_only=False), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    _write_private(key_path, _key_pem(key))
+    crt.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return cert, key
+
+
+def _server_cert(cfg: Config) -> TLSFiles:
+    """A server certificate from the internal CA for the configured host, localhost and 127.0.0.1."""
+    d = cfg.data_path / "ca"
+    crt, key_path = d / "server.crt", d / "server.key"
+    if crt.exists() and key_path.exists():
+        cert = x509.load_pem_x509_certificate(crt.read_bytes())
+        if cert.not_valid_after_utc > dt.datetime.now(dt.UTC) + dt.timedelta(days=30):
+            return TLSFiles(str(crt), str(key_path))
+    ca_cert, ca_key = ensure_ca(cfg)
+    key = ec.generate_private_key(ec.SECP256R1())
+    names: list[x509.GeneralName] = [x509.DNSName("localhost"), x509.DNSName(socket.gethostname())]
+    ips = {"127.0.0.1", "::1"}
+    host = cfg.http.host
+    try:
+        ips.add(str(ipaddress.ip_address(host)))
+    except ValueError:
+        if host:
+            names.append(x509.DNSName(host))
+    names += [x509.IPAddress(ipaddress.ip_address(i)) for i in sorted(ips)]
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host or "localhost")]))
+        .issuer_name(ca_cert.subject).public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=825))
+        .add_extension(x509.SubjectAlternativeName(names), critical=False)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    _write_private(key_path, _key_pem(key))
+    crt.write_bytes(cert.public_bytes(serialization.Encoding.PEM) + ca_cert.public_bytes(serialization.Encoding.PEM))
+    return TLSFiles(str(crt), str(key_path))
+
+
+def server_ssl_context(cfg: Config) -> ssl.SSLContext | None:
+    tls = cfg.http.tls
+    if tls is None:
+        return None
+    files = _server_cert(cfg) if tls == "auto" else tls
+    assert isinstance(files, TLSFiles)
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(files.certificate, files.key)
+    return ctx

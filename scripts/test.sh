@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The whole check: lint, types, migrations vs models, and every test against real servers.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-test-deps.sh
+export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-/tmp/runtime-$(id -u)}
+mkdir -p "$XDG_RUNTIME_DIR" && chmod 700 "$XDG_RUNTIME_DIR"
+.venv/bin/ruff check dtr tests bench migrations
+.venv/bin/mypy
+.venv/bin/pytest -n "${TEST_WORKERS:-2}" -p no:cacheprovider "$@"

