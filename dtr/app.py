@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from dtr.api.app import create_api_app
 from dtr.config import Config
 from dtr.db.engine import Database
 from dtr.keys import CONFIG, DATABASE, REGISTRY, STORAGE
@@ -47,4 +48,5 @@ def create_app(config: Config) -> web.Application:
     app.router.add_get("/metrics", ops.metrics)
     app.router.add_get("/v2", _v2_redirect)
     app.add_subapp("/v2/", create_registry_app())
+    app.add_subapp("/api/v0/", create_api_app())
     return app

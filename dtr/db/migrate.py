@@ -30,7 +30,7 @@ def _upgrade(connection: Connection, revision: str) -> None:
         connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": MIGRATION_LOCK})
 
 
-async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
+async def upgrade(engine: AsyncEngine, revision: str = "heads") -> None:
     """Migrate to ``revision``; safe to call from several processes at once."""
     async with engine.connect() as conn:
         await conn.run_sync(_upgrade, revision)
