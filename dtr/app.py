@@ -22,9 +22,10 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     db = await Database.open(cfg)
     app[STORAGE] = storage
     app[DATABASE] = db
-    app[REGISTRY] = RegistryService(db.engine, storage)
+    app[REGISTRY] = service = RegistryService(db.engine, storage)
     try:
-        yield
+        async with service.cache.running(db.url):
+            yield
     finally:
         await db.close()
         await storage.close()

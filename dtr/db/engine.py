@@ -52,8 +52,10 @@ async def _ensure_database(url: str, name: str) -> None:
 class Database:
     """The engine, plus the embedded server when there is one. ``close`` releases both."""
 
-    def __init__(self, engine: AsyncEngine, embedded: Any = None) -> None:
+    def __init__(self, engine: AsyncEngine, url: str, embedded: Any = None) -> None:
         self.engine = engine
+        #: The libpq-style URL, for connections outside the pool (LISTEN).
+        self.url = url
         self._embedded = embedded
 
     @classmethod
@@ -73,7 +75,7 @@ class Database:
             asyncpg_url(url), pool_size=cfg.database.pool_size, max_overflow=cfg.database.pool_size,
             pool_pre_ping=False, connect_args={"server_settings": {"application_name": "dtr"}},
         )
-        db = cls(engine, embedded)
+        db = cls(engine, url, embedded)
         try:
             if migrate:
                 await upgrade(engine)

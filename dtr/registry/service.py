@@ -20,6 +20,7 @@ from sqlalchemy import Table, and_, delete, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from dtr.registry.cache import CHANNEL, ManifestCache
 from dtr.registry.errors import RegistryError, codes
 from dtr.registry.manifests import INDEX_TYPES, ParsedManifest, parse_manifest
 from dtr.registry.models import Blob, Manifest, ManifestReference, Repository, RepositoryBlob, Tag, Upload
@@ -55,9 +56,11 @@ class _HashState:
 
 
 class RegistryService:
-    def __init__(self, engine: AsyncEngine, storage: StorageDriver) -> None:
+    def __init__(self, engine: AsyncEngine, storage: StorageDriver,
+                 cache: ManifestCache[StoredManifest] | None = None) -> None:
         self.engine = engine
         self.storage = storage
+        self.cache: ManifestCache[StoredManifest] = cache or ManifestCache()
         #: upload id -> running sha256 of its bytes; a miss means rehash from storage at the end.
         self._hashes: dict[uuid.UUID, _HashState] = {}
         self._upload_locks: dict[uuid.UUID, asyncio.Lock] = {}
@@ -264,6 +267,10 @@ class RegistryService:
     # -- manifests ------------------------------------------------------------------------
 
     async def get_manifest(self, name: str, reference: str) -> StoredManifest:
+        cached = self.cache.get(name, reference)
+        if cached is not None:
+            return cached
+        generation = self.cache.generation()
         cols = (manifests.c.digest, manifests.c.media_type, manifests.c.payload, manifests.c.subject_digest)
         if is_digest(reference):
             q = (select(*cols).select_from(manifests.join(repositories, repositories.c.id == manifests.c.repository_id))
@@ -279,7 +286,13 @@ class RegistryService:
                 if await self.repo_id(conn, name) is None:
                     raise RegistryError(codes.NAME_UNKNOWN, detail={"name": name})
                 raise RegistryError(codes.MANIFEST_UNKNOWN, detail={"reference": reference})
-        return StoredManifest(row.digest, row.media_type, bytes(row.payload), row.subject_digest)
+        found = StoredManifest(row.digest, row.media_type, bytes(row.payload), row.subject_digest)
+        self.cache.put(name, reference, found, generation)
+        return found
+
+    async def _changed(self, conn: AsyncConnection, name: str) -> None:
+        """Tell every replica's manifest cache (on commit) that lookups in ``name`` changed."""
+        await conn.execute(select(func.pg_notify(CHANNEL, name)))
 
     async def put_manifest(self, name: str, reference: str, body: bytes, content_type: str | None
                            ) -> tuple[str, ParsedManifest]:
@@ -315,6 +328,8 @@ class RegistryService:
                     .on_conflict_do_update(index_elements=[tags.c.repository_id, tags.c.name],
                                            set_={"manifest_id": mid, "updated_at": func.now()})
                 )
+                await self._changed(conn, name)
+        self.cache.invalidate(name)
         return digest, parsed
 
     async def _check_references(self, conn: AsyncConnection, rid: int, parsed: ParsedManifest) -> None:
@@ -345,6 +360,8 @@ class RegistryService:
                 res = await conn.execute(delete(tags).where(tags.c.repository_id == rid, tags.c.name == reference))
             if res.rowcount == 0:
                 raise RegistryError(codes.MANIFEST_UNKNOWN, detail={"reference": reference})
+            await self._changed(conn, name)
+        self.cache.invalidate(name)
 
     async def platform_child(self, name: str, index: StoredManifest, accepted: Sequence[str]
                              ) -> StoredManifest | None:

@@ -1,0 +1,115 @@
+"""An in-process cache of manifest lookups, kept coherent across replicas with LISTEN/NOTIFY.
+
+Manifest GETs by tag are the registry's hottest path; answering them from memory avoids a
+database round-trip. Every change that can alter a lookup's answer (a tag moved or deleted,
+a manifest deleted, a repository deleted) calls ``invalidate(repo)`` in the same process and
+``NOTIFY dtr_manifests, '<repo>'`` on commit, so every replica drops that repository's entries.
+When the listening connection is lost, the whole cache is dropped and nothing is cached until
+it is back, so a replica never serves from a cache that may have missed a notification.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+from typing import Any, Generic, TypeVar
+
+import asyncpg
+from sqlalchemy.engine import make_url
+
+log = logging.getLogger("dtr.registry.cache")
+
+CHANNEL = "dtr_manifests"
+V = TypeVar("V")
+
+
+class ManifestCache(Generic[V]):
+    """(repository, reference) -> value, bounded (LRU), invalidated per repository."""
+
+    def __init__(self, max_entries: int = 50_000) -> None:
+        self._entries: OrderedDict[tuple[str, str], V] = OrderedDict()
+        self._max = max_entries
+        self._listening = False
+        #: Bumped on every invalidation, so a lookup that raced with one is not stored.
+        self._generation = 0
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return self._listening
+
+    def get(self, repo: str, reference: str) -> V | None:
+        if not self._listening:
+            return None
+        value = self._entries.get((repo, reference))
+        if value is not None:
+            self._entries.move_to_end((repo, reference))
+        return value
+
+    def generation(self) -> int:
+        return self._generation
+
+    def put(self, repo: str, reference: str, value: V, generation: int) -> None:
+        """Store a lookup made when ``generation()`` returned ``generation`` (dropped if stale)."""
+        if not self._listening or generation != self._generation:
+            return
+        self._entries[(repo, reference)] = value
+        if len(self._entries) > self._max:
+            self._entries.popitem(last=False)
+
+    def invalidate(self, repo: str | None = None) -> None:
+        self._generation += 1
+        if repo is None:
+            self._entries.clear()
+            return
+        for key in [k for k in self._entries if k[0] == repo]:
+            del self._entries[key]
+
+    # -- cluster coherence ------------------------------------------------------------------
+
+    async def run(self, dsn: str) -> None:
+        """Listen for invalidations until cancelled; reconnect with backoff, never cache blind."""
+        delay = 0.5
+        while True:
+            conn: Any = None
+            try:
+                conn = await asyncpg.connect(**_connect_args(dsn))
+                lost = asyncio.Event()
+                conn.add_termination_listener(lambda _c, ev=lost: ev.set())
+                await conn.add_listener(CHANNEL, lambda _c, _pid, _ch, payload: self.invalidate(payload or None))
+                self.invalidate()
+                self._listening = True
+                delay = 0.5
+                await lost.wait()
+                log.warning("manifest cache: lost the notification connection; cache off until reconnected")
+            except asyncio.CancelledError:
+                raise
+            except (OSError, asyncpg.PostgresError) as e:
+                log.warning("manifest cache: cannot listen for invalidations: %s", e)
+            finally:
+                self._listening = False
+                self.invalidate()
+                if conn is not None:
+                    with contextlib.suppress(Exception):
+                        await conn.close()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10)
+
+    @contextlib.asynccontextmanager
+    async def running(self, dsn: str) -> AsyncIterator[None]:
+        task = asyncio.create_task(self.run(dsn))
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+def _connect_args(dsn: str) -> dict[str, Any]:
+    u = make_url(dsn)
+    return {"host": u.query.get("host") or u.host, "port": u.port, "user": u.username,
+            "password": u.password, "database": u.database}
