@@ -1,0 +1,51 @@
+"""Session storage servers (started once, on 127.0.0.1, stopped at the end) and fault proxies.
+
+- ``swift_server``: Swift all-in-one with s3api (``tests.storage.servers.SwiftAIO``): the target
+  for the s3, cleversafe and swift drivers.
+- ``moto_server``: moto's S3 server, a second S3 target.
+- ``fault_proxy_factory``: ``await fault_proxy_factory(upstream_url)`` gives the session's
+  ``FaultProxy`` for that upstream (started on first use); faults are cleared for each test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+
+import pytest
+
+from tests.storage.faultproxy import FaultProxy
+from tests.storage.servers import Moto, SwiftAIO
+
+
+@pytest.fixture(scope="session")
+def swift_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SwiftAIO]:
+    server = SwiftAIO(tmp_path_factory.mktemp("swift")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Moto]:
+    server = Moto(tmp_path_factory.mktemp("moto")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+async def _fault_proxies() -> AsyncIterator[dict[str, FaultProxy]]:
+    proxies: dict[str, FaultProxy] = {}
+    yield proxies
+    for p in proxies.values():
+        await p.stop()
+
+
+@pytest.fixture
+async def fault_proxy_factory(_fault_proxies: dict[str, FaultProxy]) -> Callable[[str], Awaitable[FaultProxy]]:
+    async def get(upstream: str) -> FaultProxy:
+        proxy = _fault_proxies.get(upstream)
+        if proxy is None:
+            proxy = _fault_proxies[upstream] = await FaultProxy(upstream).start()
+        proxy.clear()
+        return proxy
+
+    return get
