@@ -13,6 +13,8 @@ from dtr.storage.wrapper import StorageWrapper
 #: matters to whoever configures that backend.
 _DRIVERS: dict[str, str] = {
     "filesystem": "dtr.storage.filesystem:FilesystemDriver",
+    "nfs": "dtr.storage.nfs:NFSDriver",
+    "azure": "dtr.storage.azure:AzureDriver",
 }
 
 
