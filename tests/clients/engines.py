@@ -1,0 +1,436 @@
+"""Real container clients for tests: a private Docker engine, podman, skopeo, umoci, the reference
+registry, and small busybox-static images built locally (no network).
+
+Each client runs with its own state directory so tests never touch the machine's images or
+credentials. ``CommandError`` carries the command's output, so a failed push says why.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tarfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+APT = "apt-get install -y"
+#: Debian's docker client, not a newer one that may be earlier in PATH.
+DOCKER_CLI = "/usr/bin/docker"
+
+MANIFEST_TYPES = [
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+]
+
+
+class CommandError(AssertionError):
+    pass
+
+
+def run(args: list[str], *, env: dict[str, str] | None = None, input: str | None = None,
+        timeout: float = 300, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run a client command; on failure raise with its stdout and stderr."""
+    full_env = {**os.environ, **(env or {})}
+    p = subprocess.run(args, env=full_env, input=input, capture_output=True, text=True, timeout=timeout)
+    if check and p.returncode != 0:
+        raise CommandError(f"{' '.join(args)} exited with {p.returncode}\nstdout:\n{p.stdout[-4000:]}\n"
+                           f"stderr:\n{p.stderr[-4000:]}")
+    return p
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return f"sha256:{h.hexdigest()}"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie child of ours counts as gone.
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def stop_pid(pid: int, timeout: float = 20) -> None:
+    """SIGTERM ``pid``, wait for it, SIGKILL if it lingers."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while _pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if _pid_alive(pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+# -- images ----------------------------------------------------------------------------------
+
+
+def make_rootfs(dest: Path, content: str, busybox: str = "/usr/bin/busybox") -> Path:
+    """A minimal rootfs: static busybox as /bin/sh and /bin/cat, and ``content`` in /id.txt."""
+    (dest / "bin").mkdir(parents=True)
+    shutil.copy2(busybox, dest / "bin" / "busybox")
+    for applet in ("sh", "cat", "ls"):
+        (dest / "bin" / applet).symlink_to("busybox")
+    (dest / "id.txt").write_text(content)
+    return dest
+
+
+def rootfs_tar(workdir: Path, content: str, busybox: str = "/usr/bin/busybox") -> Path:
+    """``make_rootfs`` as an uncompressed tar (for ``docker import`` / ``podman import``)."""
+    root = make_rootfs(workdir / "rootfs", content, busybox)
+    out = workdir / "rootfs.tar"
+    with tarfile.open(out, "w") as tar:
+        for child in sorted(root.iterdir()):
+            tar.add(child, arcname=child.name)
+    return out
+
+
+def read_layer_file(layer: Path, name: str) -> bytes:
+    """A file's bytes from a (possibly gzipped) layer tarball."""
+    with tarfile.open(layer, "r:*") as tar:
+        for member in tar.getmembers():
+            if member.name.lstrip("./") == name:
+                f = tar.extractfile(member)
+                assert f is not None
+                return f.read()
+    raise AssertionError(f"{name} not in layer {layer}")
+
+
+# -- the Docker engine -----------------------------------------------------------------------
+
+
+class DockerEngine:
+    """A private dockerd (vfs, no bridge, no iptables) with its own socket, state and client config."""
+
+    def __init__(self, workdir: Path, dockerd: str) -> None:
+        self.dir = workdir
+        self.dockerd = dockerd
+        self.socket = workdir / "docker.sock"
+        self.pidfile = workdir / "dockerd.pid"
+        self.log_path = workdir / "dockerd.log"
+        self.env = {"DOCKER_HOST": f"unix://{self.socket}", "DOCKER_CONFIG": str(workdir / "config"),
+                    "DOCKER_BUILDKIT": "0"}
+
+    def start(self, timeout: float = 60) -> DockerEngine:
+        (self.dir / "config").mkdir(parents=True, exist_ok=True)
+        (self.dir / "config" / "config.json").write_text("{}")
+        (self.dir / "daemon.json").write_text("{}")
+        with open(self.log_path, "ab") as log:
+            proc = subprocess.Popen(
+                [self.dockerd, "--config-file", str(self.dir / "daemon.json"),
+                 "--storage-driver=vfs", "--iptables=false", "--ip6tables=false", "--bridge=none",
+                 "--data-root", str(self.dir / "data"), "--exec-root", str(self.dir / "exec"),
+                 "--pidfile", str(self.pidfile), "--host", f"unix://{self.socket}"],
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+        self._proc = proc
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"dockerd exited with {proc.returncode}:\n{self.log_tail()}")
+            if self.socket.exists() and self.docker("version", check=False).returncode == 0:
+                return self
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"dockerd did not answer within {timeout}s:\n{self.log_tail()}")
+
+    def log_tail(self, n: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return ""
+
+    def docker(self, *args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        return run([DOCKER_CLI, *args], env=self.env, check=check, timeout=timeout)
+
+    def stop(self) -> None:
+        """Stop dockerd by the PID in its pidfile (its containerd exits with it)."""
+        try:
+            pid = int(self.pidfile.read_text().strip())
+        except (OSError, ValueError):
+            pid = self._proc.pid
+        stop_pid(pid, timeout=30)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self._proc.wait(5)
+
+    # images
+
+    def import_image(self, tar: Path, ref: str) -> str:
+        """``docker import`` a rootfs tar as ``ref``; returns the image id."""
+        return self.docker("import", "-c", 'CMD ["/bin/sh"]', str(tar), ref).stdout.strip()
+
+    def push(self, ref: str) -> tuple[str, str]:
+        """Push ``ref``; returns (manifest digest docker reports, its output)."""
+        out = self.docker("push", ref).stdout
+        m = re.search(r"digest: (sha256:[0-9a-f]{64})", out)
+        assert m, out
+        return m.group(1), out
+
+    def pull(self, ref: str) -> str:
+        out = self.docker("pull", ref).stdout
+        m = re.search(r"Digest: (sha256:[0-9a-f]{64})", out)
+        assert m, out
+        return m.group(1)
+
+    def inspect(self, ref: str) -> dict[str, Any]:
+        data: list[dict[str, Any]] = json.loads(self.docker("image", "inspect", ref).stdout)
+        return data[0]
+
+    def run_cat(self, ref: str, path: str) -> str:
+        return self.docker("run", "--rm", "--network", "none", ref, "cat", path).stdout
+
+    def remove(self, ref: str) -> None:
+        """Remove the image and every tag of it, so the next pull really downloads."""
+        image_id = self.inspect(ref)["Id"]
+        self.docker("rmi", "-f", image_id)
+
+
+# -- podman, skopeo, umoci ---------------------------------------------------------------------
+
+
+class Podman:
+    """Root podman on vfs with its own storage, run dir and auth file."""
+
+    def __init__(self, workdir: Path, binary: str) -> None:
+        self.dir = workdir
+        workdir.mkdir(parents=True, exist_ok=True)
+        (workdir / "tmp").mkdir(exist_ok=True)
+        self.base = [binary, "--root", str(workdir / "root"), "--runroot", str(workdir / "run"),
+                     "--tmpdir", str(workdir / "tmp"), "--storage-driver", "vfs",
+                     "--cgroup-manager", "cgroupfs", "--events-backend", "file"]
+        self.env = {"REGISTRY_AUTH_FILE": str(workdir / "auth.json"), "TMPDIR": str(workdir / "tmp")}
+        (workdir / "auth.json").write_text('{"auths": {}}')
+
+    def podman(self, *args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        return run([*self.base, *args], env=self.env, check=check, timeout=timeout)
+
+    def import_image(self, tar: Path, ref: str) -> str:
+        return self.podman("import", "-q", "-c", 'CMD ["/bin/sh"]', str(tar), ref).stdout.strip()
+
+    def push(self, ref: str) -> str:
+        digestfile = self.dir / "tmp" / "push.digest"
+        self.podman("push", "--tls-verify=false", "--digestfile", str(digestfile), ref)
+        return digestfile.read_text().strip()
+
+    def pull(self, ref: str, *extra: str) -> str:
+        """Pull ``ref``; returns the image id."""
+        return self.podman("pull", "-q", "--tls-verify=false", *extra, ref).stdout.strip().splitlines()[-1]
+
+    def inspect(self, ref: str) -> dict[str, Any]:
+        data: list[dict[str, Any]] = json.loads(self.podman("image", "inspect", ref).stdout)
+        return data[0]
+
+    def run_cat(self, ref: str, path: str) -> str:
+        return self.podman("run", "--rm", "--network", "none", "--ulimit", "nofile=1024:1024",
+                           "--ulimit", "nproc=1024:1024", ref, "cat", path).stdout
+
+    def remove(self, ref: str) -> None:
+        self.podman("rmi", "-f", self.inspect(ref)["Id"])
+
+
+class Skopeo:
+    def __init__(self, workdir: Path, binary: str) -> None:
+        self.dir = workdir
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.binary = binary
+        self.env = {"REGISTRY_AUTH_FILE": str(workdir / "auth.json"), "TMPDIR": str(workdir)}
+        (workdir / "auth.json").write_text('{"auths": {}}')
+
+    def skopeo(self, *args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+        return run([self.binary, *args], env=self.env, check=check, timeout=timeout)
+
+    def copy(self, src: str, dest: str, *extra: str) -> str:
+        """``skopeo copy`` without TLS checks; returns the manifest digest written."""
+        digestfile = self.dir / f"copy-{time.monotonic_ns()}.digest"
+        self.skopeo("copy", "--quiet", "--src-tls-verify=false", "--dest-tls-verify=false",
+                    "--digestfile", str(digestfile), *extra, src, dest)
+        digest = digestfile.read_text().strip()
+        digestfile.unlink()
+        return digest
+
+    def list_tags(self, ref: str) -> list[str]:
+        tags: list[str] = json.loads(self.skopeo("list-tags", "--tls-verify=false", f"docker://{ref}").stdout)["Tags"]
+        return tags
+
+
+class Umoci:
+    """Builds OCI image layouts from directories."""
+
+    def __init__(self, binary: str) -> None:
+        self.binary = binary
+
+    def umoci(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return run([self.binary, *args])
+
+    def build(self, layout: Path, tag: str, rootfs: Path, arch: str = "amd64") -> None:
+        """Image ``layout:tag`` with ``rootfs`` as its one layer (layout created if missing).
+
+        unpack + repack, not ``umoci insert``: umoci 0.4.7's insert writes a tar without its padding
+        and end-of-archive blocks.
+        """
+        if not (layout / "index.json").exists():
+            self.umoci("init", "--layout", str(layout))
+        image = f"{layout}:{tag}"
+        bundle = rootfs.with_name(f"{rootfs.name}.bundle")
+        self.umoci("new", "--image", image)
+        self.umoci("unpack", "--image", image, str(bundle))
+        shutil.copytree(rootfs, bundle / "rootfs", symlinks=True, dirs_exist_ok=True)
+        self.umoci("repack", "--image", image, str(bundle))
+        shutil.rmtree(bundle)
+        self.umoci("config", "--image", image, "--config.cmd", "/bin/sh", "--os", "linux",
+                   "--architecture", arch)
+
+
+def add_index(layout: Path, tag: str, children: dict[str, tuple[str, str]]) -> str:
+    """Tag an OCI image index in ``layout`` over images tagged there; ``children``: tag -> (os, arch).
+
+    Returns the index digest.
+    """
+    top = json.loads((layout / "index.json").read_text())
+    by_tag = {d.get("annotations", {}).get("org.opencontainers.image.ref.name"): d for d in top["manifests"]}
+    manifests = []
+    for child_tag, (os_, arch) in children.items():
+        d = by_tag[child_tag]
+        manifests.append({"mediaType": d["mediaType"], "digest": d["digest"], "size": d["size"],
+                          "platform": {"os": os_, "architecture": arch}})
+    body = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+                       "manifests": manifests}).encode()
+    digest = f"sha256:{hashlib.sha256(body).hexdigest()}"
+    (layout / "blobs" / "sha256" / digest.split(":")[1]).write_bytes(body)
+    top["manifests"].append({"mediaType": "application/vnd.oci.image.index.v1+json", "digest": digest,
+                             "size": len(body), "annotations": {"org.opencontainers.image.ref.name": tag}})
+    (layout / "index.json").write_text(json.dumps(top))
+    return digest
+
+
+def verify_dir_image(out: Path, digest: str) -> dict[str, Any]:
+    """Check a ``skopeo copy ... dir:OUT`` copy: manifest digest and every blob's digest; returns the manifest."""
+    raw = (out / "manifest.json").read_bytes()
+    assert f"sha256:{hashlib.sha256(raw).hexdigest()}" == digest
+    manifest: dict[str, Any] = json.loads(raw)
+    for desc in [manifest["config"], *manifest["layers"]]:
+        path = out / desc["digest"].split(":")[1]
+        assert path.stat().st_size == desc["size"], desc
+        assert sha256_file(path) == desc["digest"], desc
+    return manifest
+
+
+# -- the reference registry ------------------------------------------------------------------
+
+
+class ReferenceRegistry:
+    """Go distribution's ``registry serve`` (Debian's docker-registry), filesystem storage, no auth."""
+
+    def __init__(self, workdir: Path, binary: str, port: int) -> None:
+        self.dir = workdir
+        self.binary = binary
+        self.host = f"127.0.0.1:{port}"
+        self.url = f"http://{self.host}"
+        self.config_path = workdir / "config.yml"
+        self.log_path = workdir / "registry.log"
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.config_path.write_text(json.dumps({
+            "version": 0.1,
+            "log": {"accesslog": {"disabled": False}, "level": "info", "formatter": "json"},
+            "storage": {"filesystem": {"rootdirectory": str(workdir / "data")}, "delete": {"enabled": True}},
+            "http": {"addr": self.host},
+        }))
+
+    def start(self, timeout: float = 30) -> ReferenceRegistry:
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen([self.binary, "serve", str(self.config_path)],
+                                         stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"registry exited with {self.proc.returncode}:\n{self.log_path.read_text()}")
+            with contextlib.suppress(urllib.error.URLError, ConnectionError, OSError), \
+                    urllib.request.urlopen(f"{self.url}/v2/", timeout=2) as r:
+                if r.status == 200:
+                    return self
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"registry did not answer within {timeout}s")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+# -- a synchronous /v2 reader ----------------------------------------------------------------
+
+
+class V2:
+    """Just enough of the /v2 API, over urllib, to check what a client pushed."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def request(self, method: str, path: str, headers: dict[str, str] | None = None, data: bytes | None = None
+                ) -> tuple[int, dict[str, str], bytes]:
+        req = urllib.request.Request(f"{self.url}{path}", data=data, method=method, headers=headers or {})
+        try:
+            with urllib.request.urlopen(req, timeout=60) as r:
+                return r.status, dict(r.headers), r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, dict(e.headers), e.read()
+
+    def manifest(self, repo: str, reference: str) -> tuple[str, str, bytes]:
+        """(digest, media type, bytes) of a manifest, any type accepted."""
+        status, headers, body = self.request("GET", f"/v2/{repo}/manifests/{reference}",
+                                             {"Accept": ", ".join(MANIFEST_TYPES)})
+        assert status == 200, (status, body[:500])
+        digest = headers["Docker-Content-Digest"]
+        assert digest == f"sha256:{hashlib.sha256(body).hexdigest()}"
+        return digest, headers["Content-Type"], body
+
+    def blob(self, repo: str, digest: str) -> bytes:
+        status, _, body = self.request("GET", f"/v2/{repo}/blobs/{digest}")
+        assert status == 200, (status, body[:500])
+        assert f"sha256:{hashlib.sha256(body).hexdigest()}" == digest
+        return body
+
+    def check_image(self, repo: str, reference: str) -> tuple[str, dict[str, Any], dict[str, Any]]:
+        """Every blob of an image manifest is there with its digest; returns (digest, manifest, config)."""
+        digest, _, raw = self.manifest(repo, reference)
+        manifest: dict[str, Any] = json.loads(raw)
+        config: dict[str, Any] = json.loads(self.blob(repo, manifest["config"]["digest"]))
+        for layer in manifest["layers"]:
+            assert len(self.blob(repo, layer["digest"])) == layer["size"]
+        return digest, manifest, config
+
+
+def access_log(path: Path) -> Iterator[dict[str, Any]]:
+    """dtr's JSON access-log lines (``msg == "request"``)."""
+    for line in path.read_text(errors="replace").splitlines():
+        with contextlib.suppress(ValueError):
+            rec = json.loads(line)
+            if isinstance(rec, dict) and rec.get("msg") == "request":
+                yield rec
