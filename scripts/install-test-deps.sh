@@ -20,3 +20,9 @@ fi
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/pip install -q --disable-pip-version-check -e '.[test]' 2>&1 | grep -v '^WARNING: Location' || true
+
+# Azurite (Azure Blob emulator) from npm, project-local.
+if [ ! -x .tools/azurite/node_modules/.bin/azurite-blob ]; then
+  command -v npm >/dev/null || { SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"; $SUDO apt-get install -y -qq npm >/dev/null; }
+  npm install --silent --no-audit --no-fund --prefix .tools/azurite azurite@3 >/dev/null
+fi
