@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from dtr.api.app import create_api_app
+from dtr.auth.setup import setup_auth
 from dtr.config import Config
 from dtr.db.engine import Database
 from dtr.keys import CONFIG, DATABASE, REGISTRY, STORAGE
@@ -44,6 +45,7 @@ def create_app(config: Config) -> web.Application:
     app = web.Application(middlewares=[ops.request_middleware], client_max_size=1 << 20)
     app[CONFIG] = config
     app.cleanup_ctx.append(_resources)
+    setup_auth(app)
     app.on_response_prepare.append(_api_version)
     app.router.add_get("/_ping", ops.ping)
     app.router.add_get("/metrics", ops.metrics)

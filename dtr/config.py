@@ -100,6 +100,55 @@ class LogConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class LDAPConfig:
+    """A directory (LDAP or Active Directory) users log in against; see docs/auth.md."""
+
+    #: ``ldap://host:389`` or ``ldaps://host:636``.
+    url: str
+    user_search_base: str
+    start_tls: bool = False
+    #: CA bundle for LDAPS/StartTLS; absent: the system's trust store.
+    ca_file: str | None = None
+    verify_tls: bool = True
+    #: The service account that searches the directory (empty: anonymous bind).
+    bind_dn: str = ""
+    bind_password: str | None = None
+    bind_password_file: str | None = None
+    user_filter: str = "(objectClass=person)"
+    username_attr: str = "uid"
+    fullname_attr: str = "cn"
+    email_attr: str = "mail"
+    timeout: float = 10.0
+
+
+@dataclasses.dataclass(frozen=True)
+class AuthConfig:
+    """Users, tokens and access control (``dtr.auth``). Off only for protocol tests."""
+
+    enabled: bool = True
+    #: The first site admin, created at first start.
+    admin_username: str = "admin"
+    #: Its password, or a file holding it; neither: a random one printed once at first start.
+    admin_password: str | None = None
+    admin_password_file: str | None = None
+    #: The ``service`` (JWT audience) of issued tokens; default: the host:port of the external URL.
+    service: str | None = None
+    issuer: str = "dtr"
+    #: Lifetime of registry bearer tokens and of refresh tokens (seconds).
+    token_ttl: int = 300
+    refresh_token_ttl: int = 30 * 86400
+    min_password_length: int = 8
+    #: Failed logins for one user (or, ``address_threshold``, from one client address) before
+    #: further attempts are refused for ``lockout_base`` seconds, doubling per failure up to ``lockout_max``.
+    failed_login_threshold: int = 5
+    failed_login_address_threshold: int = 20
+    failed_login_window: float = 900.0
+    lockout_base: float = 1.0
+    lockout_max: float = 300.0
+    ldap: LDAPConfig | None = None
+
+
+@dataclasses.dataclass(frozen=True)
 class Config:
     data_dir: str = dataclasses.field(default_factory=default_data_dir)
     http: HTTPConfig = dataclasses.field(default_factory=HTTPConfig)
@@ -107,6 +156,7 @@ class Config:
     storage: StorageConfig | None = None
     registry: RegistryConfig = dataclasses.field(default_factory=RegistryConfig)
     log: LogConfig = dataclasses.field(default_factory=LogConfig)
+    auth: AuthConfig = dataclasses.field(default_factory=AuthConfig)
 
     @property
     def data_path(self) -> Path:
@@ -242,9 +292,28 @@ def _validate(cfg: Config) -> None:
         raise ConfigError("registry.max_manifest_size: must be at least 1024 bytes")
     if cfg.http.external_url and not cfg.http.external_url.startswith(("http://", "https://")):
         raise ConfigError("http.external_url: must start with http:// or https://")
+    _validate_auth(cfg.auth)
     from dtr.storage.factory import validate_params
 
     validate_params(cfg.storage_config)
+
+
+def _validate_auth(a: AuthConfig) -> None:
+    if a.admin_password is not None and a.admin_password_file is not None:
+        raise ConfigError("auth: give admin_password or admin_password_file, not both")
+    if a.token_ttl < 10 or a.refresh_token_ttl < a.token_ttl:
+        raise ConfigError("auth.token_ttl: must be at least 10 seconds and at most auth.refresh_token_ttl")
+    if a.min_password_length < 8:
+        raise ConfigError("auth.min_password_length: must be at least 8")
+    if a.failed_login_threshold < 1 or a.failed_login_address_threshold < 1:
+        raise ConfigError("auth.failed_login_threshold: must be at least 1")
+    if a.ldap is not None:
+        if not a.ldap.url.startswith(("ldap://", "ldaps://")):
+            raise ConfigError("auth.ldap.url: must start with ldap:// or ldaps://")
+        if a.ldap.start_tls and a.ldap.url.startswith("ldaps://"):
+            raise ConfigError("auth.ldap.start_tls: use either ldaps:// or start_tls, not both")
+        if a.ldap.bind_password is not None and a.ldap.bind_password_file is not None:
+            raise ConfigError("auth.ldap: give bind_password or bind_password_file, not both")
 
 
 def _apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> None:

@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(docker.io podman skopeo umoci docker-registry busybox-static)
+APT_PACKAGES=(docker.io podman skopeo umoci docker-registry busybox-static slapd ldap-utils)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

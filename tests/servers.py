@@ -80,7 +80,11 @@ class DtrProcess:
             "http": {"addr": self.host, "drain_timeout": 5},
             "database": {"url": database_url},
             "storage": {"filesystem": {"rootdirectory": str(workdir / "registry")}},
+            # Protocol tests talk anonymously; auth tests pass their own ``auth`` section.
+            "auth": {"enabled": False},
         }
+        if extra and "auth" in extra:
+            del cfg["auth"]
         for key, value in (extra or {}).items():
             if isinstance(value, dict) and isinstance(cfg.get(key), dict):
                 cfg[key] = {**cfg[key], **value}

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import dtr.registry.models  # noqa: F401  (registers the tables)
+import dtr.accounts.models  # noqa: F401  (registers the tables)
+import dtr.registry.models  # noqa: F401
 from dtr.db.base import Base
 
 metadata = Base.metadata

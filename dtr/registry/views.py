@@ -365,6 +365,8 @@ async def errors_middleware(request: web.Request, handler: Callable[[web.Request
 
 
 def create_registry_app() -> web.Application:
-    app = web.Application(middlewares=[errors_middleware], client_max_size=0)
+    from dtr.auth.middleware import registry_auth
+
+    app = web.Application(middlewares=[errors_middleware, registry_auth], client_max_size=0)
     app.router.add_route("*", "/{tail:.*}", dispatch)
     return app

@@ -1,0 +1,1 @@
+"""Accounts: users and organisations (one namespace), teams, repository metadata and grants, audit."""

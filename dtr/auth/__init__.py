@@ -1,0 +1,1 @@
+"""Authentication and authorisation: passwords, signing keys, bearer tokens, the access decision, LDAP."""

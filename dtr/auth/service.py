@@ -1,0 +1,335 @@
+"""``AuthService``: authentication (passwords, access tokens, LDAP), repository facts for the
+access decision, token narrowing, site settings, and the first admin.
+
+One instance per process (``dtr.keys.AUTH``); ``None`` there when ``auth.enabled`` is false.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hashlib
+import hmac
+import logging
+import secrets
+import sys
+import time
+from pathlib import Path
+from typing import Any, Literal, cast
+from urllib.parse import urlsplit
+
+from sqlalchemy import Table, func, select, union_all, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from dtr.accounts import audit
+from dtr.accounts.models import (
+    AccessToken,
+    Account,
+    NamespaceTeamAccess,
+    OrgMember,
+    RepositoryMeta,
+    RepositoryTeamAccess,
+    Setting,
+    TeamMember,
+)
+from dtr.auth.access import ANONYMOUS, Action, Level, Principal, RepoFacts, decide
+from dtr.auth.passwords import hash_password_async, random_password, verify_password_async
+from dtr.auth.throttle import LoginThrottle
+from dtr.auth.tokens import InvalidToken, TokenSigner, load_or_create_key
+from dtr.config import AuthConfig, Config
+from dtr.registry.models import Repository
+
+log = logging.getLogger("dtr.auth")
+
+accounts = cast(Table, Account.__table__)
+org_members = cast(Table, OrgMember.__table__)
+team_members = cast(Table, TeamMember.__table__)
+repo_meta = cast(Table, RepositoryMeta.__table__)
+repo_team_access = cast(Table, RepositoryTeamAccess.__table__)
+ns_team_access = cast(Table, NamespaceTeamAccess.__table__)
+access_tokens = cast(Table, AccessToken.__table__)
+settings_table = cast(Table, Setting.__table__)
+repositories = cast(Table, Repository.__table__)
+
+#: Personal access tokens start with this, so they are told apart from passwords without a lookup.
+TOKEN_PREFIX = "dtrpat_"
+#: Site settings and their defaults (DTR's names).
+DEFAULT_SETTINGS: dict[str, Any] = {"createRepositoryOnPush": False}
+_SETTINGS_TTL = 5.0
+_CREDENTIAL_CACHE_TTL = 60.0
+
+
+class AuthError(Exception):
+    """Authentication failed: ``status`` 401 (bad credentials) or 429 (slowed down)."""
+
+    def __init__(self, status: int, message: str, retry_after: float = 0.0) -> None:
+        super().__init__(message)
+        self.status, self.message, self.retry_after = status, message, retry_after
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_access_token() -> str:
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def default_service(cfg: Config) -> str:
+    return cfg.auth.service or urlsplit(cfg.external_url).netloc
+
+
+def _principal(row: Any) -> Principal:
+    return Principal(name=row.name, id=row.id, is_admin=row.is_admin, is_active=row.is_active)
+
+
+class AuthService:
+    def __init__(self, cfg: Config, engine: AsyncEngine) -> None:
+        self.cfg: AuthConfig = cfg.auth
+        self.engine = engine
+        self.realm = f"{cfg.external_url}/auth/token"
+        self.service = default_service(cfg)
+        key = load_or_create_key(Path(cfg.data_dir) / "auth" / "token-signing.pem")
+        self.signer = TokenSigner(key, self.cfg.issuer, self.service, self.cfg.token_ttl,
+                                  self.cfg.refresh_token_ttl)
+        a = self.cfg
+        self.throttle = LoginThrottle(a.failed_login_threshold, a.failed_login_address_threshold,
+                                      a.failed_login_window, a.lockout_base, a.lockout_max)
+        self._settings: tuple[float, dict[str, Any]] | None = None
+        #: sha256(user NUL secret) -> (principal, expiry): API calls with Basic auth skip argon2.
+        self._credentials: dict[bytes, tuple[Principal, float]] = {}
+        self.directory: Any = None
+        if self.cfg.ldap is not None:
+            from dtr.auth.ldap import Directory
+
+            self.directory = Directory(self.cfg.ldap)
+
+    # -- the first admin ------------------------------------------------------------------
+
+    async def bootstrap_admin(self) -> None:
+        """Create the first site admin unless a site admin exists; print a random password once."""
+        async with self.engine.connect() as conn:
+            if (await conn.execute(select(accounts.c.id).where(accounts.c.is_admin).limit(1))).first():
+                return
+        password, printed = self.cfg.admin_password, False
+        if password is None and self.cfg.admin_password_file:
+            password = (await asyncio.to_thread(Path(self.cfg.admin_password_file).read_text)).strip()
+        if not password:
+            password, printed = random_password(), True
+        values = {"name": self.cfg.admin_username, "is_org": False, "full_name": "Administrator", "email": "",
+                  "password_hash": await hash_password_async(password), "is_admin": True, "is_active": True,
+                  "is_imported": False, "credential_gen": 0}
+        async with self.engine.begin() as conn:
+            res = await conn.execute(pg_insert(accounts).values(**values).on_conflict_do_nothing()
+                                     .returning(accounts.c.id))
+            created = res.scalar() is not None
+        if created:
+            log.info("created the first site admin", extra={"username": self.cfg.admin_username})
+            if printed:
+                sys.stdout.write(f"\n  dtr: the first site admin is {self.cfg.admin_username!r} with password "
+                                 f"{password}\n  (shown once; change it with `dtr users reset-password`)\n\n")
+                sys.stdout.flush()
+
+    # -- authentication -------------------------------------------------------------------
+
+    def forget_credentials(self) -> None:
+        """Drop cached Basic credentials (after any account or token change)."""
+        self._credentials.clear()
+
+    async def principal(self, name: str) -> Principal | None:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(accounts).where(accounts.c.name == name,
+                                                             accounts.c.is_org.is_(False)))).first()
+        return _principal(row) if row is not None else None
+
+    async def authenticate(self, username: str, secret: str, address: str, *, cache: bool = False) -> Principal:
+        """The active user for a password or personal access token; AuthError otherwise.
+
+        Failures are audited and slow down later attempts for the user and the address.
+        """
+        ckey = hashlib.sha256(f"{username}\0{secret}".encode()).digest() if cache else b""
+        if cache:
+            hit = self._credentials.get(ckey)
+            if hit is not None and hit[1] > time.monotonic():
+                return hit[0]
+        wait = self.throttle.retry_after(username, address)
+        if wait > 0:
+            raise AuthError(429, f"too many failed logins; try again in {int(wait) + 1} seconds", wait)
+        principal, reason = await self._check(username, secret)
+        if principal is None:
+            self.throttle.failure(username, address)
+            audit.record_soon(self.engine, "login_failed", username[:255], address, "account", username[:255],
+                              {"reason": reason})
+            raise AuthError(401, reason)
+        self.throttle.success(username)
+        if cache:
+            if len(self._credentials) > 4096:
+                self._credentials.clear()
+            self._credentials[ckey] = (principal, time.monotonic() + _CREDENTIAL_CACHE_TTL)
+        return principal
+
+    async def _check(self, username: str, secret: str) -> tuple[Principal | None, str]:
+        bad = "invalid username or password"
+        if not username or not secret or len(username) > 255:
+            return None, bad
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(accounts).where(accounts.c.name == username))).first()
+        if row is not None and row.is_org:
+            return None, bad
+        if secret.startswith(TOKEN_PREFIX):
+            ok = row is not None and await self._check_token(row.id, secret)
+        elif self.directory is not None and (row is None or row.is_imported):
+            found = await self.directory.login(username, secret)
+            ok = found is not None
+            if found is not None:
+                row = await self._upsert_directory_user(found)
+        else:
+            ok = await verify_password_async(row.password_hash if row is not None else None, secret)
+        if not ok or row is None:
+            return None, bad
+        if not row.is_active:
+            return None, f"the account {username} is inactive"
+        return _principal(row), ""
+
+    async def _check_token(self, user_id: int, token: str) -> bool:
+        digest = hash_token(token)
+        now = dt.datetime.now(dt.UTC)
+        async with self.engine.begin() as conn:
+            row = (await conn.execute(select(access_tokens).where(access_tokens.c.token_hash == digest))).first()
+            if row is None or not hmac.compare_digest(row.token_hash, digest) or row.user_id != user_id:
+                return False
+            if not row.is_active or (row.expires_at is not None and row.expires_at <= now):
+                return False
+            await conn.execute(update(access_tokens).where(access_tokens.c.id == row.id)
+                               .values(last_used_at=func.now()))
+        return True
+
+    async def _upsert_directory_user(self, found: Any) -> Any:
+        values = {"full_name": found.full_name[:255], "email": found.email[:255], "ldap_dn": found.dn,
+                  "is_imported": True}
+        async with self.engine.begin() as conn:
+            stmt = pg_insert(accounts).values(name=found.username, is_org=False, password_hash=None,
+                                              is_admin=False, is_active=True, credential_gen=0, **values)
+            stmt = stmt.on_conflict_do_update(index_elements=[accounts.c.name], set_=values,
+                                              where=accounts.c.is_imported.is_(True))
+            await conn.execute(stmt)
+            return (await conn.execute(select(accounts).where(accounts.c.name == found.username))).first()
+
+    async def refresh(self, token: str) -> Principal:
+        """The user of a refresh token still valid (same credential generation, active)."""
+        try:
+            subject, gen = self.signer.verify_refresh(token)
+        except InvalidToken as e:
+            raise AuthError(401, f"invalid refresh token: {e}") from None
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(accounts).where(accounts.c.name == subject))).first()
+        if row is None or row.is_org or not row.is_active or row.credential_gen != gen:
+            raise AuthError(401, "the refresh token is no longer valid; log in again")
+        return _principal(row)
+
+    async def generation(self, principal: Principal) -> int:
+        async with self.engine.connect() as conn:
+            gen = (await conn.execute(select(accounts.c.credential_gen).where(accounts.c.id == principal.id))).scalar()
+        return int(gen or 0)
+
+    # -- settings -------------------------------------------------------------------------
+
+    async def settings(self) -> dict[str, Any]:
+        now = time.monotonic()
+        if self._settings is not None and self._settings[0] > now:
+            return self._settings[1]
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(select(settings_table))).all()
+        values = {**DEFAULT_SETTINGS, **{r.key: r.value for r in rows if r.key in DEFAULT_SETTINGS}}
+        self._settings = (now + _SETTINGS_TTL, values)
+        return values
+
+    async def update_settings(self, changes: dict[str, Any]) -> dict[str, Any]:
+        async with self.engine.begin() as conn:
+            for key, value in changes.items():
+                stmt = pg_insert(settings_table).values(key=key, value=value)
+                await conn.execute(stmt.on_conflict_do_update(index_elements=[settings_table.c.key],
+                                                              set_={"value": value}))
+        self._settings = None
+        return await self.settings()
+
+    # -- the facts the access decision needs ----------------------------------------------
+
+    async def repo_facts(self, principal: Principal, name: str, conn: AsyncConnection | None = None) -> RepoFacts:
+        if conn is None:
+            async with self.engine.connect() as c:
+                return await self.repo_facts(principal, name, c)
+        namespace, sep, _ = name.partition("/")
+        create_on_push = bool((await self.settings())["createRepositoryOnPush"])
+        ns_row = None
+        if sep:
+            ns_row = (await conn.execute(select(accounts.c.id, accounts.c.is_org)
+                                         .where(accounts.c.name == namespace))).first()
+        kind: Literal["user", "org", "none"] = "none" if ns_row is None else ("org" if ns_row.is_org else "user")
+        repo_row = (await conn.execute(
+            select(repositories.c.id, repo_meta.c.visibility)
+            .select_from(repositories.outerjoin(repo_meta, repo_meta.c.repository_id == repositories.c.id))
+            .where(repositories.c.name == name))).first()
+        org_owner = False
+        team_level = ns_level = Level.NONE
+        if kind == "org" and ns_row is not None and principal.authenticated and not principal.is_admin:
+            owner = (await conn.execute(select(org_members.c.is_admin).where(
+                org_members.c.org_id == ns_row.id, org_members.c.user_id == principal.id))).scalar()
+            org_owner = bool(owner)
+            q_ns = (select(ns_team_access.c.access_level, func.true().label("ns"))
+                    .join(team_members, team_members.c.team_id == ns_team_access.c.team_id)
+                    .where(ns_team_access.c.namespace_id == ns_row.id, team_members.c.user_id == principal.id))
+            queries = [q_ns]
+            if repo_row is not None:
+                queries.append(
+                    select(repo_team_access.c.access_level, func.false().label("ns"))
+                    .join(team_members, team_members.c.team_id == repo_team_access.c.team_id)
+                    .where(repo_team_access.c.repository_id == repo_row.id,
+                           team_members.c.user_id == principal.id))
+            for level_name, is_ns in (await conn.execute(union_all(*queries))).all():
+                level = Level.parse(level_name)
+                team_level = max(team_level, level)
+                if is_ns:
+                    ns_level = max(ns_level, level)
+        return RepoFacts(name=name, namespace=namespace if sep else "", namespace_kind=kind,
+                         exists=repo_row is not None,
+                         public=repo_row is not None and repo_row.visibility == "public",
+                         org_owner=org_owner, team_level=team_level, namespace_team_level=ns_level,
+                         create_on_push=create_on_push)
+
+    async def decide(self, principal: Principal, name: str, action: Action) -> tuple[bool, RepoFacts]:
+        facts = await self.repo_facts(principal, name)
+        return decide(principal, facts, action), facts
+
+    async def grant(self, principal: Principal, scopes: list[tuple[str, str, list[str]]]) -> list[dict[str, Any]]:
+        """The spec's ``access`` claim: each requested scope narrowed to what ``principal`` may do."""
+        out: list[dict[str, Any]] = []
+        async with self.engine.connect() as conn:
+            for type_, name, wanted in scopes:
+                granted: list[str] = []
+                if type_ == "registry" and name == "catalog":
+                    if principal.authenticated and principal.is_admin:
+                        granted = [a for a in wanted if a == "*"]
+                elif type_ == "repository":
+                    facts = await self.repo_facts(principal, name, conn)
+                    can = {a.value for a in (Action.PULL, Action.PUSH, Action.DELETE) if decide(principal, facts, a)}
+                    for a in wanted:
+                        if a == "*" and can == {"pull", "push", "delete"}:
+                            granted.append("*")
+                        elif a in can:
+                            granted.append(a)
+                if granted or type_ == "repository":
+                    out.append({"type": type_, "name": name, "actions": sorted(set(granted))})
+        return out
+
+    async def lookup_principal(self, subject: str) -> Principal:
+        """The principal a token's subject names ("" or unknown: anonymous)."""
+        if not subject:
+            return ANONYMOUS
+        found = await self.principal(subject)
+        return found if found is not None else ANONYMOUS
+
+
+def client_address(request: Any) -> str:
+    return str(request.remote or "")

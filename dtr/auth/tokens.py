@@ -1,0 +1,135 @@
+"""Registry bearer tokens (distribution's token spec): ES256 JWTs signed with a key in data_dir.
+
+Access tokens carry the spec's ``access`` claim, already narrowed to what the subject may do, so
+checking one needs no database: the signature (public key cached) and the expiry. Verified tokens
+are memoised until they expire. Refresh tokens are JWTs of their own type that also carry the
+account's credential generation (bumped on password reset and deactivation).
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import hashlib
+import os
+import secrets
+import time
+from pathlib import Path
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+ALGORITHM = "ES256"
+_CACHE_MAX = 8192
+
+
+def load_or_create_key(path: Path) -> ec.EllipticCurvePrivateKey:
+    """The P-256 signing key at ``path``; generated (mode 0600) on first use."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        key = ec.generate_private_key(ec.SECP256R1())
+        pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+        tmp = path.with_name(f".{path.name}.{os.getpid()}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(pem)
+        try:
+            os.link(tmp, path)  # first writer wins when replicas share data_dir
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+    loaded = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    if not isinstance(loaded, ec.EllipticCurvePrivateKey):
+        raise ValueError(f"{path}: not an EC private key")
+    return loaded
+
+
+def key_id(public: ec.EllipticCurvePublicKey) -> str:
+    """The libtrust-style key id: base32 of the DER key's SHA-256, first 240 bits, in groups of 4."""
+    der = public.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    b32 = base64.b32encode(hashlib.sha256(der).digest()[:30]).decode()
+    return ":".join(b32[i:i + 4] for i in range(0, len(b32), 4))
+
+
+@dataclasses.dataclass(frozen=True)
+class AccessClaims:
+    """A verified access token: subject ("" for anonymous) and (type, name) -> granted actions."""
+
+    subject: str
+    expires: float
+    access: dict[tuple[str, str], frozenset[str]]
+
+    def allows(self, type_: str, name: str, action: str) -> bool:
+        actions = self.access.get((type_, name))
+        return actions is not None and (action in actions or "*" in actions)
+
+
+class InvalidToken(Exception):
+    """The token is malformed, badly signed, expired or meant for another service."""
+
+
+class TokenSigner:
+    def __init__(self, key: ec.EllipticCurvePrivateKey, issuer: str, service: str, ttl: int,
+                 refresh_ttl: int) -> None:
+        self._key = key
+        self.public_key = key.public_key()
+        self.kid = key_id(self.public_key)
+        self.issuer, self.service, self.ttl, self.refresh_ttl = issuer, service, ttl, refresh_ttl
+        self._verified: dict[str, AccessClaims] = {}
+
+    def issue(self, subject: str, access: list[dict[str, Any]]) -> tuple[str, int, float]:
+        """A signed access token for ``subject`` with ``access``: (token, expires_in, issued_at)."""
+        now = int(time.time())
+        claims = {"iss": self.issuer, "sub": subject, "aud": self.service, "exp": now + self.ttl,
+                  "nbf": now - 5, "iat": now, "jti": secrets.token_urlsafe(12), "access": access}
+        token = jwt.encode(claims, self._key, algorithm=ALGORITHM, headers={"kid": self.kid})
+        return token, self.ttl, float(now)
+
+    def issue_refresh(self, subject: str, generation: int) -> str:
+        now = int(time.time())
+        claims = {"iss": self.issuer, "sub": subject, "aud": self.service, "exp": now + self.refresh_ttl,
+                  "iat": now, "jti": secrets.token_urlsafe(12), "typ": "refresh", "gen": generation}
+        return jwt.encode(claims, self._key, algorithm=ALGORITHM, headers={"kid": self.kid})
+
+    def _decode(self, token: str) -> dict[str, Any]:
+        try:
+            return jwt.decode(token, self.public_key, algorithms=[ALGORITHM], audience=self.service,
+                              issuer=self.issuer, options={"require": ["exp", "sub", "aud", "iss"]},
+                              leeway=5)
+        except jwt.PyJWTError as e:
+            raise InvalidToken(str(e)) from None
+
+    def verify_access(self, token: str) -> AccessClaims:
+        """The claims of a valid access token (memoised until it expires); InvalidToken otherwise."""
+        now = time.time()
+        hit = self._verified.get(token)
+        if hit is not None:
+            if hit.expires > now:
+                return hit
+            del self._verified[token]
+        claims = self._decode(token)
+        if claims.get("typ") == "refresh":
+            raise InvalidToken("a refresh token is not an access token")
+        access: dict[tuple[str, str], frozenset[str]] = {}
+        for entry in claims.get("access") or []:
+            if isinstance(entry, dict):
+                key = (str(entry.get("type", "")), str(entry.get("name", "")))
+                access[key] = access.get(key, frozenset()) | frozenset(map(str, entry.get("actions") or []))
+        result = AccessClaims(str(claims["sub"]), float(claims["exp"]), access)
+        if len(self._verified) >= _CACHE_MAX:
+            self._verified = {k: v for k, v in self._verified.items() if v.expires > now}
+            if len(self._verified) >= _CACHE_MAX:
+                self._verified.clear()
+        self._verified[token] = result
+        return result
+
+    def verify_refresh(self, token: str) -> tuple[str, int]:
+        """(subject, credential generation) of a valid refresh token; InvalidToken otherwise."""
+        claims = self._decode(token)
+        if claims.get("typ") != "refresh" or not claims.get("sub"):
+            raise InvalidToken("not a refresh token")
+        return str(claims["sub"]), int(claims.get("gen", 0))
