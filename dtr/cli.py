@@ -19,11 +19,7 @@ def _load(args: argparse.Namespace) -> Config:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from aiohttp import web
-
-    from dtr.app import create_app
-    from dtr.ops.logs import AccessLogger, setup_logging
-    from dtr.tls import server_ssl_context
+    from dtr.ops.logs import setup_logging
 
     cfg = _load(args)
     setup_logging(cfg.log.level, cfg.log.format)
@@ -33,15 +29,48 @@ def cmd_serve(args: argparse.Namespace) -> int:
         uvloop.install()
     except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
         pass
-    ssl_ctx = server_ssl_context(cfg)
-    log.info("dtr starting", extra={"addr": cfg.http.addr, "data_dir": cfg.data_dir,
-                                    "storage": cfg.storage_config.driver, "tls": bool(ssl_ctx)})
-    web.run_app(
-        create_app(cfg), host=cfg.http.host, port=cfg.http.port, ssl_context=ssl_ctx,
-        shutdown_timeout=cfg.http.drain_timeout, access_log_class=AccessLogger,
-        access_log=logging.getLogger("dtr.access"), print=None, handle_signals=True,
-    )
+    asyncio.run(_serve(cfg))
     return 0
+
+
+async def _serve(cfg: Config) -> None:
+    """Serve until SIGTERM/SIGINT, then stop accepting, let requests in flight finish, close."""
+    import signal
+
+    from aiohttp import web
+
+    from dtr.app import create_app
+    from dtr.ops.logs import AccessLogger
+    from dtr.ops.views import IN_FLIGHT
+    from dtr.tls import server_ssl_context
+
+    ssl_ctx = server_ssl_context(cfg)
+    runner = web.AppRunner(create_app(cfg), access_log_class=AccessLogger,
+                           access_log=logging.getLogger("dtr.access"), shutdown_timeout=cfg.http.drain_timeout,
+                           handle_signals=False)
+    await runner.setup()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        site = web.TCPSite(runner, cfg.http.host, cfg.http.port, ssl_context=ssl_ctx)
+        await site.start()
+        log.info("dtr serving", extra={"addr": cfg.http.addr, "data_dir": cfg.data_dir,
+                                       "storage": cfg.storage_config.driver, "tls": bool(ssl_ctx)})
+        await stop.wait()
+        # Stop accepting, then let requests in flight (uploads above all) finish before closing.
+        await site.stop()
+        log.info("dtr stopping: draining requests in flight",
+                 extra={"in_flight": IN_FLIGHT.count, "timeout_s": cfg.http.drain_timeout})
+        try:
+            async with asyncio.timeout(cfg.http.drain_timeout):
+                await IN_FLIGHT.wait_idle()
+        except TimeoutError:
+            log.warning("drain timeout: cutting off requests still in flight", extra={"in_flight": IN_FLIGHT.count})
+    finally:
+        await runner.cleanup()
+    log.info("dtr stopped")
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:

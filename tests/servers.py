@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import os
 import shutil
@@ -59,7 +60,9 @@ def create_database(base_uri: str, name: str | None = None) -> str:
     from dtr.db.engine import _ensure_database
 
     name = name or f"t_{uuid.uuid4().hex[:12]}"
-    asyncio.run(_ensure_database(base_uri, name))
+    # In a thread of its own: callers may be inside a running event loop (async tests).
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, _ensure_database(base_uri, name)).result()
     return make_url(base_uri).set(database=name).render_as_string(hide_password=False)
 
 

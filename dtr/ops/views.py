@@ -21,6 +21,31 @@ LATENCY = Histogram(
 PING_TIMEOUT = 5.0
 
 
+class InFlight:
+    """Counts requests being handled, so shutdown can wait for them to finish."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def enter(self) -> None:
+        self.count += 1
+        self._idle.clear()
+
+    def leave(self) -> None:
+        self.count -= 1
+        if self.count == 0:
+            self._idle.set()
+
+    async def wait_idle(self) -> None:
+        """Return once no request is in flight."""
+        await self._idle.wait()
+
+
+IN_FLIGHT = InFlight()
+
+
 def _area(path: str) -> str:
     if not path.startswith("/v2/"):
         return path.split("/")[1] if "/" in path else path
@@ -39,6 +64,7 @@ async def request_middleware(
     request["request_id"] = rid
     start = time.perf_counter()
     status = 500
+    IN_FLIGHT.enter()
     try:
         resp = await handler(request)
         status = resp.status
@@ -48,6 +74,7 @@ async def request_middleware(
         status = e.status
         raise
     finally:
+        IN_FLIGHT.leave()
         area = _area(request.path)
         REQUESTS.labels(request.method, area, str(status)).inc()
         LATENCY.labels(request.method, area).observe(time.perf_counter() - start)

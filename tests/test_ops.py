@@ -1,0 +1,115 @@
+"""Operations: embedded Postgres by default, TLS from the internal CA, JSON access logs, SIGTERM drain."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import signal
+import ssl
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+import yaml
+
+from tests.servers import ROOT, DtrProcess, free_port
+
+pytestmark = pytest.mark.asyncio
+
+
+def _dtr(*args: str, config: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "dtr", *args, "--config", str(config)],
+                          capture_output=True, text=True, cwd=ROOT, timeout=120)
+
+
+async def test_embedded_postgres_and_tls_auto(tmp_path: Path) -> None:
+    """No database URL: dtr runs its own Postgres under data_dir; tls: auto serves a cert from its CA."""
+    port = free_port()
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(yaml.safe_dump({"data_dir": str(tmp_path / "data"),
+                                   "http": {"addr": f"127.0.0.1:{port}", "tls": "auto"}}))
+    exported = _dtr("ca", "export", config=cfg)
+    assert exported.returncode == 0, exported.stderr
+    assert exported.stdout.startswith("-----BEGIN CERTIFICATE-----")
+    upgraded = _dtr("db", "upgrade", config=cfg)
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert (tmp_path / "data" / "postgres" / "PG_VERSION").exists()
+
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "dtr", "serve", "--config", str(cfg),
+                                                cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        ctx = ssl.create_default_context(cadata=exported.stdout)
+        async with aiohttp.ClientSession() as http:
+            for _ in range(150):
+                try:
+                    async with http.get(f"https://127.0.0.1:{port}/_ping", ssl=ctx) as r:
+                        if r.status == 200:
+                            break
+                except aiohttp.ClientConnectorError:
+                    await asyncio.sleep(0.1)
+            async with http.get(f"https://127.0.0.1:{port}/v2/", ssl=ctx) as r:
+                # Auth is on by default: the registry asks for a token, over TLS.
+                assert r.status == 401
+                assert r.headers["WWW-Authenticate"].startswith("Bearer realm=\"https://")
+            # Without the CA the certificate is not trusted.
+            with pytest.raises(aiohttp.ClientConnectorCertificateError):
+                async with http.get(f"https://127.0.0.1:{port}/v2/"):
+                    pass
+    finally:
+        proc.terminate()
+        assert await asyncio.wait_for(proc.wait(), 30) == 0
+
+
+async def test_access_log_is_one_json_line_per_request(dtr: DtrProcess, http: aiohttp.ClientSession,
+                                                       repo_name: str) -> None:
+    async with http.get(f"{dtr.url}/v2/{repo_name}/tags/list", headers={"X-Request-Id": "req-123"}) as r:
+        assert r.status == 404
+        assert r.headers["X-Request-Id"] == "req-123"
+    for _ in range(50):
+        lines = [json.loads(line) for line in dtr.log_path.read_text().splitlines() if line.startswith("{")]
+        hits = [entry for entry in lines if entry.get("request_id") == "req-123"]
+        if hits:
+            break
+        await asyncio.sleep(0.1)
+    assert hits, "no access line for the request"
+    entry = hits[0]
+    assert entry["method"] == "GET"
+    assert entry["repository"] == repo_name
+    assert entry["status"] == 404
+    assert {"bytes", "duration_ms", "time", "level"} <= set(entry)
+
+
+async def test_sigterm_lets_an_upload_in_flight_finish(dtr_factory, http: aiohttp.ClientSession) -> None:  # type: ignore[no-untyped-def]
+    server: DtrProcess = dtr_factory()
+    data = b"d" * (4 << 20)
+    sent = asyncio.Event()
+
+    async def body() -> AsyncIterator[bytes]:
+        yield data[: 1 << 20]
+        sent.set()
+        await asyncio.sleep(1.0)
+        for i in range(1, 4):
+            yield data[i << 20 : (i + 1) << 20]
+
+    async with http.post(f"{server.url}/v2/drain/test/blobs/uploads/") as r:
+        location = r.headers["Location"]
+    patch = asyncio.ensure_future(http.patch(f"{server.url}{location}", data=body()))
+    await sent.wait()
+    await asyncio.sleep(0.2)
+    assert server.proc is not None
+    server.proc.send_signal(signal.SIGTERM)
+    resp = await patch
+    assert resp.status == 202
+    assert resp.headers["Range"] == f"0-{len(data) - 1}"
+    resp.release()
+    assert server.proc.wait(30) == 0
+
+    # After a restart the upload is still there and completes.
+    server.start()
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    async with http.put(f"{server.url}{location}?digest={digest}") as r:
+        assert r.status == 201, await r.text()
