@@ -15,6 +15,7 @@ _DRIVERS: dict[str, str] = {
     "filesystem": "dtr.storage.filesystem:FilesystemDriver",
     "nfs": "dtr.storage.nfs:NFSDriver",
     "azure": "dtr.storage.azure:AzureDriver",
+    "gcs": "dtr.storage.gcs:GCSDriver",
 }
 
 

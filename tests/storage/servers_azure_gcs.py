@@ -98,7 +98,8 @@ class FakeGCS(_Server):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._spawn([_server._get_binary_path(), "-scheme", "http", "-host", "127.0.0.1", "-port", str(self.port),
-                     "-backend", "memory", "-external-url", self.url, "-log-level", "warn"],
+                     "-backend", "memory", "-external-url", self.url, "-public-host", f"127.0.0.1:{self.port}",
+                     "-log-level", "warn"],
                     workdir, "fake-gcs-server", self.port)
 
 
