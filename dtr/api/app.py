@@ -64,3 +64,8 @@ def create_api_app() -> web.Application:
     for register in REGISTRARS:
         register(app)
     return app
+
+# Domains (imported last: they import APIError from here).
+from dtr.accounts.views import register as _accounts  # noqa: E402
+
+REGISTRARS.append(_accounts)

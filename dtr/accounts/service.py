@@ -1,0 +1,400 @@
+"""Accounts, organisations, teams, repository metadata and grants, access tokens: database work.
+
+Functions take an open connection; the views own transactions and permission checks.
+Names: accounts and teams ``[a-z0-9]`` plus ``-_.`` inside, at most 255 characters.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import re
+from typing import Any, cast
+
+from sqlalchemy import Table, and_, delete, exists, func, literal, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from dtr.accounts.models import (
+    AccessToken,
+    Account,
+    AuditEvent,
+    NamespaceTeamAccess,
+    OrgMember,
+    RepositoryMeta,
+    RepositoryTeamAccess,
+    Team,
+    TeamMember,
+)
+from dtr.auth.access import Principal
+from dtr.registry.cache import CHANNEL
+from dtr.registry.models import Repository
+
+accounts = cast(Table, Account.__table__)
+org_members = cast(Table, OrgMember.__table__)
+teams = cast(Table, Team.__table__)
+team_members = cast(Table, TeamMember.__table__)
+repo_meta = cast(Table, RepositoryMeta.__table__)
+repo_team_access = cast(Table, RepositoryTeamAccess.__table__)
+ns_team_access = cast(Table, NamespaceTeamAccess.__table__)
+access_tokens = cast(Table, AccessToken.__table__)
+repositories = cast(Table, Repository.__table__)
+events = cast(Table, AuditEvent.__table__)
+
+NAME = re.compile(r"^[a-z0-9](?:[a-z0-9._-]{0,253}[a-z0-9])?$")
+#: Names that are API paths, never accounts.
+RESERVED = frozenset({"me", "api", "v2", "auth", "admin-api", "_catalog"})
+
+
+class NotFound(Exception):
+    """The named thing does not exist; the message names it."""
+
+
+class Conflict(Exception):
+    """The change clashes with what exists; the message says how."""
+
+
+def iso(value: dt.datetime | None) -> str | None:
+    return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z") if value is not None else None
+
+
+def account_json(row: Any) -> dict[str, Any]:
+    out = {"id": row.id, "name": row.name, "fullName": row.full_name, "isOrg": row.is_org,
+           "isAdmin": row.is_admin, "isActive": row.is_active, "isImported": row.is_imported,
+           "createdAt": iso(row.created_at)}
+    if not row.is_org:
+        out["email"] = row.email
+    return out
+
+
+def team_json(row: Any, org_name: str) -> dict[str, Any]:
+    return {"id": row.id, "orgID": row.org_id, "orgName": org_name, "name": row.name,
+            "description": row.description, "type": row.type}
+
+
+def sync_json(row: Any) -> dict[str, Any]:
+    return {"enableSync": row.type == "ldap", "selectGroupMembers": row.ldap_group_dn is not None,
+            "groupDN": row.ldap_group_dn or "", "groupMemberAttr": row.ldap_group_member_attr or "member",
+            "searchFilter": row.ldap_user_filter or ""}
+
+
+def repo_json(row: Any, namespace_type: str) -> dict[str, Any]:
+    namespace, _, name = row.name.partition("/")
+    return {"id": row.id, "namespace": namespace, "namespaceType": namespace_type, "name": name,
+            "fullName": row.name, "shortDescription": row.short_description or "",
+            "longDescription": row.long_description or "", "visibility": row.visibility or "private",
+            "status": "ok", "createdAt": iso(row.created_at)}
+
+
+def token_json(row: Any, username: str) -> dict[str, Any]:
+    return {"hashedToken": row.token_hash, "tokenLabel": row.label, "isActive": row.is_active,
+            "creationTime": iso(row.created_at), "lastUsed": iso(row.last_used_at),
+            "expiresAt": iso(row.expires_at), "generatedBy": username}
+
+
+def event_json(row: Any) -> dict[str, Any]:
+    return {"id": row.id, "type": row.type, "createdAt": iso(row.at), "actor": row.actor,
+            "clientAddress": row.client_addr, "object": {"type": row.object_type, "name": row.object_name},
+            "detail": row.detail or {}}
+
+
+def check_name(name: str, what: str = "account") -> str:
+    if not NAME.match(name or ""):
+        raise ValueError(f"invalid {what} name {name[:64]!r}: use lowercase letters, digits and . _ - "
+                         f"(starting and ending with a letter or digit), at most 255 characters")
+    if what == "account" and name in RESERVED:
+        raise ValueError(f"{name!r} is reserved")
+    return name
+
+
+# -- accounts -------------------------------------------------------------------------------
+
+
+async def get_account(conn: AsyncConnection, name: str) -> Any:
+    row = (await conn.execute(select(accounts).where(accounts.c.name == name))).first()
+    if row is None:
+        raise NotFound(f"no account named {name[:64]!r}")
+    return row
+
+
+async def get_org(conn: AsyncConnection, name: str) -> Any:
+    row = await get_account(conn, name)
+    if not row.is_org:
+        raise NotFound(f"{name!r} is a user, not an organisation")
+    return row
+
+
+async def get_user(conn: AsyncConnection, name: str) -> Any:
+    row = await get_account(conn, name)
+    if row.is_org:
+        raise NotFound(f"{name!r} is an organisation, not a user")
+    return row
+
+
+async def create_account(conn: AsyncConnection, **values: Any) -> Any:
+    base = {"is_org": False, "full_name": "", "email": "", "password_hash": None, "is_admin": False,
+            "is_active": True, "is_imported": False, "credential_gen": 0}
+    stmt = pg_insert(accounts).values(**{**base, **values}).on_conflict_do_nothing().returning(*accounts.c)
+    row = (await conn.execute(stmt)).first()
+    if row is None:
+        raise Conflict(f"the name {values['name']!r} is taken")
+    return row
+
+
+async def update_account(conn: AsyncConnection, account_id: int, **values: Any) -> Any:
+    stmt = (update(accounts).where(accounts.c.id == account_id)
+            .values(**values, updated_at=func.now()).returning(*accounts.c))
+    return (await conn.execute(stmt)).first()
+
+
+async def list_accounts(conn: AsyncConnection, kind: str, start: str | None, size: int) -> list[Any]:
+    q = select(accounts).order_by(accounts.c.name).limit(size + 1)
+    if kind == "users":
+        q = q.where(accounts.c.is_org.is_(False))
+    elif kind == "orgs":
+        q = q.where(accounts.c.is_org.is_(True))
+    elif kind == "admins":
+        q = q.where(accounts.c.is_admin.is_(True))
+    if start:
+        q = q.where(accounts.c.name >= start)
+    return list((await conn.execute(q)).all())
+
+
+async def namespace_has_repositories(conn: AsyncConnection, name: str) -> bool:
+    q = select(literal(1)).where(repositories.c.name.startswith(f"{name}/", autoescape=True)).limit(1)
+    return (await conn.execute(q)).first() is not None
+
+
+async def delete_account(conn: AsyncConnection, account_id: int) -> None:
+    await conn.execute(delete(accounts).where(accounts.c.id == account_id))
+
+
+# -- organisations and teams ----------------------------------------------------------------
+
+
+async def org_role(conn: AsyncConnection, org_id: int, user_id: int) -> bool | None:
+    """None: not a member; False: member; True: owner."""
+    row = (await conn.execute(select(org_members.c.is_admin).where(
+        org_members.c.org_id == org_id, org_members.c.user_id == user_id))).first()
+    return None if row is None else bool(row.is_admin)
+
+
+async def list_org_members(conn: AsyncConnection, org_id: int) -> list[Any]:
+    q = (select(accounts, org_members.c.is_admin.label("member_admin"))
+         .join(org_members, org_members.c.user_id == accounts.c.id)
+         .where(org_members.c.org_id == org_id).order_by(accounts.c.name))
+    return list((await conn.execute(q)).all())
+
+
+async def set_org_member(conn: AsyncConnection, org_id: int, user_id: int, is_admin: bool) -> None:
+    stmt = pg_insert(org_members).values(org_id=org_id, user_id=user_id, is_admin=is_admin)
+    await conn.execute(stmt.on_conflict_do_update(index_elements=[org_members.c.org_id, org_members.c.user_id],
+                                                  set_={"is_admin": is_admin}))
+
+
+async def remove_org_member(conn: AsyncConnection, org_id: int, user_id: int) -> bool:
+    org_teams = select(teams.c.id).where(teams.c.org_id == org_id)
+    await conn.execute(delete(team_members).where(team_members.c.user_id == user_id,
+                                                  team_members.c.team_id.in_(org_teams)))
+    res = await conn.execute(delete(org_members).where(org_members.c.org_id == org_id,
+                                                       org_members.c.user_id == user_id))
+    return bool(res.rowcount)
+
+
+async def get_team(conn: AsyncConnection, org_id: int, name: str) -> Any:
+    row = (await conn.execute(select(teams).where(teams.c.org_id == org_id, teams.c.name == name))).first()
+    if row is None:
+        raise NotFound(f"no team named {name[:64]!r} in this organisation")
+    return row
+
+
+async def list_teams(conn: AsyncConnection, org_id: int) -> list[Any]:
+    return list((await conn.execute(select(teams).where(teams.c.org_id == org_id).order_by(teams.c.name))).all())
+
+
+async def create_team(conn: AsyncConnection, org_id: int, name: str, description: str) -> Any:
+    stmt = (pg_insert(teams).values(org_id=org_id, name=name, description=description, type="managed")
+            .on_conflict_do_nothing().returning(*teams.c))
+    row = (await conn.execute(stmt)).first()
+    if row is None:
+        raise Conflict(f"the organisation already has a team named {name!r}")
+    return row
+
+
+async def update_team(conn: AsyncConnection, team_id: int, **values: Any) -> Any:
+    return (await conn.execute(update(teams).where(teams.c.id == team_id).values(**values)
+                               .returning(*teams.c))).first()
+
+
+async def list_team_members(conn: AsyncConnection, team_id: int) -> list[Any]:
+    q = (select(accounts, team_members.c.is_admin.label("member_admin"))
+         .join(team_members, team_members.c.user_id == accounts.c.id)
+         .where(team_members.c.team_id == team_id).order_by(accounts.c.name))
+    return list((await conn.execute(q)).all())
+
+
+async def add_team_member(conn: AsyncConnection, org_id: int, team_id: int, user_id: int, is_admin: bool) -> None:
+    """Add (or update) a team member; a new member joins the organisation too."""
+    await conn.execute(pg_insert(org_members).values(org_id=org_id, user_id=user_id, is_admin=False)
+                       .on_conflict_do_nothing())
+    stmt = pg_insert(team_members).values(team_id=team_id, user_id=user_id, is_admin=is_admin)
+    await conn.execute(stmt.on_conflict_do_update(index_elements=[team_members.c.team_id, team_members.c.user_id],
+                                                  set_={"is_admin": is_admin}))
+
+
+async def remove_team_member(conn: AsyncConnection, team_id: int, user_id: int) -> bool:
+    res = await conn.execute(delete(team_members).where(team_members.c.team_id == team_id,
+                                                        team_members.c.user_id == user_id))
+    return bool(res.rowcount)
+
+
+# -- repositories -----------------------------------------------------------------------------
+
+
+def _repo_select() -> Any:
+    return (select(repositories.c.id, repositories.c.name, repositories.c.created_at, repo_meta.c.visibility,
+                   repo_meta.c.short_description, repo_meta.c.long_description)
+            .select_from(repositories.outerjoin(repo_meta, repo_meta.c.repository_id == repositories.c.id)))
+
+
+async def get_repository(conn: AsyncConnection, full_name: str) -> Any:
+    row = (await conn.execute(_repo_select().where(repositories.c.name == full_name))).first()
+    if row is None:
+        raise NotFound(f"no repository named {full_name[:300]!r}")
+    return row
+
+
+def visible_to(p: Principal) -> Any:
+    """A WHERE clause: repositories ``p`` may at least read (the access decision, as SQL)."""
+    if p.authenticated and p.is_admin:
+        return literal(True)
+    public = repo_meta.c.visibility == "public"
+    if not p.authenticated:
+        return public
+    ns = func.split_part(repositories.c.name, "/", 1)
+    owned_orgs = (select(accounts.c.name).join(org_members, org_members.c.org_id == accounts.c.id)
+                  .where(org_members.c.user_id == p.id, org_members.c.is_admin))
+    my_teams = select(team_members.c.team_id).where(team_members.c.user_id == p.id)
+    repo_grant = exists().where(repo_team_access.c.repository_id == repositories.c.id,
+                                repo_team_access.c.team_id.in_(my_teams))
+    ns_grant = exists().where(ns_team_access.c.team_id.in_(my_teams),
+                              ns_team_access.c.namespace_id == accounts.c.id, accounts.c.name == ns,
+                              accounts.c.is_org)
+    return or_(public, ns == p.name, ns.in_(owned_orgs), repo_grant, ns_grant)
+
+
+async def list_repositories(conn: AsyncConnection, p: Principal, namespace: str | None, start: str | None,
+                            size: int) -> list[Any]:
+    q = _repo_select().where(visible_to(p)).order_by(repositories.c.name).limit(size + 1)
+    if namespace is not None:
+        q = q.where(repositories.c.name.startswith(f"{namespace}/", autoescape=True))
+    if start:
+        q = q.where(repositories.c.name >= start)
+    return list((await conn.execute(q)).all())
+
+
+async def create_repository(conn: AsyncConnection, full_name: str, meta: dict[str, Any]) -> Any:
+    rid = (await conn.execute(pg_insert(repositories).values(name=full_name).on_conflict_do_nothing()
+                              .returning(repositories.c.id))).scalar()
+    if rid is None:
+        raise Conflict(f"repository {full_name!r} exists")
+    await conn.execute(pg_insert(repo_meta).values(repository_id=rid, **meta))
+    return await get_repository(conn, full_name)
+
+
+async def update_repository(conn: AsyncConnection, repo_id: int, meta: dict[str, Any]) -> None:
+    stmt = pg_insert(repo_meta).values(repository_id=repo_id, **meta)
+    await conn.execute(stmt.on_conflict_do_update(index_elements=[repo_meta.c.repository_id],
+                                                  set_={**meta, "updated_at": func.now()}))
+
+
+async def delete_repository(conn: AsyncConnection, repo_id: int, full_name: str) -> None:
+    """Delete the repository's metadata, tags and manifests; blobs stay for garbage collection."""
+    await conn.execute(delete(repositories).where(repositories.c.id == repo_id))
+    await conn.execute(select(func.pg_notify(CHANNEL, full_name)))
+
+
+async def repo_team_grants(conn: AsyncConnection, repo_id: int) -> list[Any]:
+    q = (select(teams, repo_team_access.c.access_level).join(repo_team_access,
+                                                              repo_team_access.c.team_id == teams.c.id)
+         .where(repo_team_access.c.repository_id == repo_id).order_by(teams.c.name))
+    return list((await conn.execute(q)).all())
+
+
+async def set_repo_team_grant(conn: AsyncConnection, repo_id: int, team_id: int, level: str) -> None:
+    stmt = pg_insert(repo_team_access).values(repository_id=repo_id, team_id=team_id, access_level=level)
+    await conn.execute(stmt.on_conflict_do_update(
+        index_elements=[repo_team_access.c.repository_id, repo_team_access.c.team_id],
+        set_={"access_level": level}))
+
+
+async def remove_repo_team_grant(conn: AsyncConnection, repo_id: int, team_id: int) -> bool:
+    res = await conn.execute(delete(repo_team_access).where(repo_team_access.c.repository_id == repo_id,
+                                                            repo_team_access.c.team_id == team_id))
+    return bool(res.rowcount)
+
+
+async def ns_team_grants(conn: AsyncConnection, org_id: int) -> list[Any]:
+    q = (select(teams, ns_team_access.c.access_level).join(ns_team_access, ns_team_access.c.team_id == teams.c.id)
+         .where(ns_team_access.c.namespace_id == org_id).order_by(teams.c.name))
+    return list((await conn.execute(q)).all())
+
+
+async def set_ns_team_grant(conn: AsyncConnection, org_id: int, team_id: int, level: str) -> None:
+    stmt = pg_insert(ns_team_access).values(namespace_id=org_id, team_id=team_id, access_level=level)
+    await conn.execute(stmt.on_conflict_do_update(
+        index_elements=[ns_team_access.c.namespace_id, ns_team_access.c.team_id], set_={"access_level": level}))
+
+
+async def remove_ns_team_grant(conn: AsyncConnection, org_id: int, team_id: int) -> bool:
+    res = await conn.execute(delete(ns_team_access).where(ns_team_access.c.namespace_id == org_id,
+                                                          ns_team_access.c.team_id == team_id))
+    return bool(res.rowcount)
+
+
+# -- access tokens ----------------------------------------------------------------------------
+
+
+async def list_tokens(conn: AsyncConnection, user_id: int, start: int, size: int) -> list[Any]:
+    q = (select(access_tokens).where(access_tokens.c.user_id == user_id, access_tokens.c.id >= start)
+         .order_by(access_tokens.c.id).limit(size + 1))
+    return list((await conn.execute(q)).all())
+
+
+async def get_token(conn: AsyncConnection, user_id: int, token_hash: str) -> Any:
+    row = (await conn.execute(select(access_tokens).where(access_tokens.c.token_hash == token_hash,
+                                                          access_tokens.c.user_id == user_id))).first()
+    if row is None:
+        raise NotFound("no such access token")
+    return row
+
+
+# -- audit events -----------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class EventFilter:
+    actor: str | None = None
+    type: str | None = None
+    object_name: str | None = None
+    after: dt.datetime | None = None
+    before: dt.datetime | None = None
+
+
+async def list_events(conn: AsyncConnection, f: EventFilter, start: int | None, size: int) -> list[Any]:
+    """Newest first; ``start`` is the id to start from (inclusive)."""
+    conds = []
+    if f.actor is not None:
+        conds.append(events.c.actor == f.actor)
+    if f.type is not None:
+        conds.append(events.c.type == f.type)
+    if f.object_name is not None:
+        conds.append(events.c.object_name == f.object_name)
+    if f.after is not None:
+        conds.append(events.c.at >= f.after)
+    if f.before is not None:
+        conds.append(events.c.at < f.before)
+    if start is not None:
+        conds.append(events.c.id <= start)
+    q = select(events).where(and_(literal(True), *conds)).order_by(events.c.id.desc()).limit(size + 1)
+    return list((await conn.execute(q)).all())
