@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from aiohttp import web
@@ -50,20 +51,25 @@ class RegistryError(Exception):
     """An error answered to the client in the spec's JSON form."""
 
     def __init__(self, code: ErrorCode, detail: Any = None, message: str | None = None,
-                 headers: dict[str, str] | None = None) -> None:
+                 headers: dict[str, str] | None = None, more: Sequence[RegistryError] = ()) -> None:
+        """``more``: further errors answered in the same body (the status is this one's)."""
         super().__init__(message or code.message)
         self.code = code
         self.detail = detail
         self.message = message or code.message
         self.headers = headers or {}
+        self.more = tuple(more)
 
-    def response(self) -> web.Response:
+    def body(self) -> dict[str, Any]:
         body: dict[str, Any] = {"code": self.code.code, "message": self.message}
         if self.detail is not None:
             body["detail"] = self.detail
+        return body
+
+    def response(self) -> web.Response:
         return web.Response(
             status=self.code.status,
-            body=json.dumps({"errors": [body]}).encode(),
+            body=json.dumps({"errors": [e.body() for e in (self, *self.more)]}).encode(),
             content_type="application/json",
             headers=self.headers,
         )

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import dataclasses
+import hashlib
 import json
+import re
 from typing import Any
 
 from dtr.registry.errors import RegistryError, codes
@@ -15,6 +19,12 @@ DOCKER_SCHEMA1 = "application/vnd.docker.distribution.manifest.v1+json"
 DOCKER_SCHEMA1_SIGNED = "application/vnd.docker.distribution.manifest.v1+prettyjws"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+#: The image-spec's empty descriptor type (the blob ``{}``); a manifest using it as config needs artifactType.
+OCI_EMPTY = "application/vnd.oci.empty.v1+json"
+
+#: RFC 6838 ``type/subtype`` (the image-spec's rule for mediaType and artifactType); at most 255 chars.
+MEDIA_TYPE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}$")
+MAX_INT64 = 2**63 - 1
 
 IMAGE_TYPES = (DOCKER_MANIFEST, OCI_MANIFEST)
 INDEX_TYPES = (DOCKER_LIST, OCI_INDEX)
@@ -47,26 +57,71 @@ def _invalid(message: str, detail: Any = None) -> RegistryError:
     return RegistryError(codes.MANIFEST_INVALID, detail=detail, message=f"manifest invalid: {message}")
 
 
+def is_media_type(value: Any) -> bool:
+    return isinstance(value, str) and MEDIA_TYPE_RE.match(value) is not None
+
+
+def _media_type(value: Any, where: str) -> str:
+    if not is_media_type(value):
+        raise _invalid(f"{where} must be a media type (RFC 6838 type/subtype), got {str(value)[:100]!r}")
+    return str(value)
+
+
 def _descriptor(d: Any, where: str) -> dict[str, Any]:
+    """Check an image-spec descriptor: mediaType, digest, size (int64), and data/artifactType if present."""
     if not isinstance(d, dict):
         raise _invalid(f"{where} is not a descriptor object")
-    if not isinstance(d.get("mediaType"), str):
-        raise _invalid(f"{where}.mediaType is missing or not a string")
+    if "mediaType" not in d:
+        raise _invalid(f"{where}.mediaType is missing")
+    _media_type(d["mediaType"], f"{where}.mediaType")
     if not isinstance(d.get("digest"), str):
         raise _invalid(f"{where}.digest is missing or not a string")
     check_digest(d["digest"], codes.MANIFEST_INVALID)
     size = d.get("size")
-    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-        raise _invalid(f"{where}.size is missing or not a non-negative integer")
+    if not isinstance(size, int) or isinstance(size, bool) or not 0 <= size <= MAX_INT64:
+        raise _invalid(f"{where}.size is missing or not a non-negative 64-bit integer")
+    if "artifactType" in d:
+        _media_type(d["artifactType"], f"{where}.artifactType")
+    if "data" in d:
+        _check_data(d, where)
+    _annotations(d, where)
     return d
 
 
-def _annotations(doc: dict[str, Any]) -> dict[str, str] | None:
+def _check_data(d: dict[str, Any], where: str) -> None:
+    """Embedded ``data`` is base64 of exactly the content the descriptor's digest and size name."""
+    data = d["data"]
+    if not isinstance(data, str):
+        raise _invalid(f"{where}.data must be a base64 string")
+    try:
+        raw = base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        raise _invalid(f"{where}.data is not valid base64") from None
+    algo, _, hexpart = d["digest"].partition(":")
+    if len(raw) != d["size"] or hashlib.new(algo, raw).hexdigest() != hexpart:
+        raise _invalid(f"{where}.data does not match the descriptor's digest and size")
+
+
+def _text(value: str) -> bool:
+    """Storable text: no NUL and no lone surrogates (PostgreSQL refuses both)."""
+    if "\x00" in value:
+        return False
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _annotations(doc: dict[str, Any], where: str = "") -> dict[str, str] | None:
+    key = f"{where}.annotations" if where else "annotations"
     ann = doc.get("annotations")
     if ann is None:
         return None
     if not isinstance(ann, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in ann.items()):
-        raise _invalid("annotations must map strings to strings")
+        raise _invalid(f"{key} must map strings to strings")
+    if not all(_text(k) and _text(v) for k, v in ann.items()):
+        raise _invalid(f"{key} must not contain NUL characters or invalid Unicode")
     return ann
 
 
@@ -76,6 +131,8 @@ def parse_manifest(body: bytes, content_type: str | None) -> ParsedManifest:
         doc = json.loads(body)
     except (ValueError, UnicodeDecodeError) as e:
         raise _invalid(f"not valid JSON: {e}") from None
+    except RecursionError:
+        raise _invalid("not valid JSON: nested too deeply") from None
     if not isinstance(doc, dict):
         raise _invalid("the top level must be a JSON object")
     if doc.get("schemaVersion") == 1:
@@ -103,8 +160,8 @@ def parse_manifest(body: bytes, content_type: str | None) -> ParsedManifest:
     if "subject" in doc and media_type in (OCI_MANIFEST, OCI_INDEX):
         subject = _descriptor(doc["subject"], "subject")["digest"]
     artifact_type = doc.get("artifactType")
-    if artifact_type is not None and not isinstance(artifact_type, str):
-        raise _invalid("artifactType must be a string")
+    if artifact_type is not None:
+        _media_type(artifact_type, "artifactType")
     annotations = _annotations(doc)
 
     if media_type in IMAGE_TYPES:
@@ -118,6 +175,8 @@ def parse_manifest(body: bytes, content_type: str | None) -> ParsedManifest:
             if d["mediaType"] in FOREIGN_LAYERS and d.get("urls"):
                 continue
             blobs.append(d["digest"])
+        if artifact_type is None and config["mediaType"] == OCI_EMPTY and media_type == OCI_MANIFEST:
+            raise _invalid(f"artifactType is required when config.mediaType is {OCI_EMPTY}")
         if artifact_type is None and media_type == OCI_MANIFEST:
             artifact_type = config["mediaType"]
         return ParsedManifest(media_type, tuple(dict.fromkeys(blobs)), (), subject, artifact_type, annotations)

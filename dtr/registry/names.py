@@ -21,9 +21,16 @@ MAX_NAME = 255
 ALGORITHMS: dict[str, int] = {"sha256": 64, "sha512": 128}
 
 
+def is_name(name: str) -> bool:
+    """A repository name per the spec's grammar, at most MAX_NAME characters."""
+    return len(name) <= MAX_NAME and NAME_RE.match(name) is not None
+
+
 def check_name(name: str) -> str:
-    if len(name) > MAX_NAME or not NAME_RE.match(name):
-        raise RegistryError(codes.NAME_INVALID, detail={"name": name[:MAX_NAME + 1]})
+    if not is_name(name):
+        raise RegistryError(codes.NAME_INVALID, detail={"name": name[:MAX_NAME + 1]},
+                            message="invalid repository name: lowercase components [a-z0-9] joined by "
+                                    "'.', '_', '__' or '-'s, separated by '/', at most 255 characters")
     return name
 
 
@@ -43,6 +50,14 @@ def check_digest(digest: str, code: Any = codes.DIGEST_INVALID) -> str:
     if len(hexpart) != ALGORITHMS[algo] or not re.fullmatch(r"[a-f0-9]+", hexpart):
         raise RegistryError(code, detail={"digest": digest[:200]}, message="invalid digest encoding")
     return digest
+
+
+def is_valid_digest(digest: str) -> bool:
+    try:
+        check_digest(digest)
+    except RegistryError:
+        return False
+    return True
 
 
 def check_tag(tag: str) -> str:

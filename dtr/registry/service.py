@@ -13,16 +13,16 @@ import contextlib
 import dataclasses
 import hashlib
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, delete, func, insert, select, update
+from sqlalchemy import Table, and_, delete, func, insert, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from dtr.registry.cache import CHANNEL, ManifestCache
 from dtr.registry.errors import RegistryError, codes
-from dtr.registry.manifests import INDEX_TYPES, ParsedManifest, parse_manifest
+from dtr.registry.manifests import ParsedManifest, parse_manifest
 from dtr.registry.models import Blob, Manifest, ManifestReference, Repository, RepositoryBlob, Tag, Upload
 from dtr.registry.names import blob_path, check_digest, compute_digest, is_digest, upload_path
 from dtr.storage.base import PathNotFoundError, StorageDriver
@@ -184,7 +184,7 @@ class RegistryService:
                     raise RegistryError(
                         codes.RANGE_INVALID,
                         detail={"expected_start": writer.size, "got_start": start},
-                        headers=_range_headers(upload_id, writer.size),
+                        headers=_range_headers(name, upload_id, writer.size),
                     )
                 state = self._hashes.get(upload_id)
                 if state is not None and state.size != writer.size:
@@ -338,34 +338,40 @@ class RegistryService:
                 repo_blobs.c.repository_id == rid, repo_blobs.c.digest.in_(parsed.blobs)))).scalars())
             missing = [d for d in parsed.blobs if d not in have]
             if missing:
-                raise RegistryError(codes.MANIFEST_BLOB_UNKNOWN, detail={"digest": missing[0]},
-                                    message=f"blob unknown to registry: {missing[0]}")
+                raise _unknown_references(missing, "blob")
         if parsed.manifests:
             have = set((await conn.execute(select(manifests.c.digest).where(
                 manifests.c.repository_id == rid, manifests.c.digest.in_(parsed.manifests)))).scalars())
             missing = [d for d in parsed.manifests if d not in have]
             if missing:
-                raise RegistryError(codes.MANIFEST_UNKNOWN, detail={"digest": missing[0]},
-                                    message=f"manifest unknown to registry: {missing[0]}")
+                raise _unknown_references(missing, "manifest")
 
-    async def delete_manifest(self, name: str, reference: str) -> None:
-        """By digest: delete the manifest (and its tags). By tag: delete the tag only."""
+    async def delete_manifest(self, name: str, reference: str) -> str:
+        """By digest: delete the manifest (and its tags). By tag: delete the tag only.
+
+        Returns the digest of the manifest deleted or untagged.
+        """
         async with self.engine.begin() as conn:
             rid = await self.require_repo(conn, name)
             if is_digest(reference):
-                res = await conn.execute(
+                digest = (await conn.execute(
                     delete(manifests).where(manifests.c.repository_id == rid, manifests.c.digest == reference)
-                )
+                    .returning(manifests.c.digest)
+                )).scalar()
             else:
-                res = await conn.execute(delete(tags).where(tags.c.repository_id == rid, tags.c.name == reference))
-            if res.rowcount == 0:
+                mid = (await conn.execute(delete(tags).where(tags.c.repository_id == rid, tags.c.name == reference)
+                                          .returning(tags.c.manifest_id))).scalar()
+                digest = None if mid is None else (await conn.execute(
+                    select(manifests.c.digest).where(manifests.c.id == mid))).scalar()
+            if digest is None:
                 raise RegistryError(codes.MANIFEST_UNKNOWN, detail={"reference": reference})
             await self._changed(conn, name)
         self.cache.invalidate(name)
+        return str(digest)
 
-    async def platform_child(self, name: str, index: StoredManifest, accepted: Sequence[str]
+    async def platform_child(self, name: str, index: StoredManifest, accepts: Callable[[str], bool]
                              ) -> StoredManifest | None:
-        """For a client that cannot take an index: its linux/amd64 image, as the reference registry does."""
+        """For a client that cannot take a list: its linux/amd64 image, as the reference registry does."""
         parsed = parse_manifest(index.payload, index.media_type)
         for digest, os_, arch, _variant in parsed.platforms:
             if os_ == "linux" and arch == "amd64":
@@ -373,18 +379,22 @@ class RegistryService:
                     child = await self.get_manifest(name, digest)
                 except RegistryError:
                     return None
-                return child if child.media_type in accepted else None
+                return child if accepts(child.media_type) else None
         return None
 
     # -- listings -------------------------------------------------------------------------
 
     async def list_tags(self, name: str, n: int | None, last: str | None) -> tuple[list[str], bool]:
-        """Tags in lexical order after ``last``; the flag says whether more follow."""
+        """Tags after ``last`` in the spec's lexical order (case-insensitive; byte order breaks ties).
+
+        The flag says whether more follow.
+        """
         async with self.engine.connect() as conn:
             rid = await self.require_repo(conn, name)
-            q = select(tags.c.name).where(tags.c.repository_id == rid).order_by(tags.c.name)
+            folded = func.lower(tags.c.name)
+            q = select(tags.c.name).where(tags.c.repository_id == rid).order_by(folded, tags.c.name)
             if last:
-                q = q.where(tags.c.name > last)
+                q = q.where(tuple_(folded, tags.c.name) > tuple_(last.lower(), last))
             if n is not None:
                 q = q.limit(n + 1)
             names = list((await conn.execute(q)).scalars())
@@ -426,12 +436,17 @@ class RegistryService:
         return out
 
 
-def is_index(media_type: str) -> bool:
-    return media_type in INDEX_TYPES
+def _range_headers(name: str, upload_id: uuid.UUID, size: int) -> dict[str, str]:
+    """Where an upload stands: what a 416 answers so the client can resume."""
+    return {"Location": f"/v2/{name}/blobs/uploads/{upload_id}", "Range": f"0-{max(size - 1, 0)}",
+            "Docker-Upload-UUID": str(upload_id)}
 
 
-def _range_headers(upload_id: uuid.UUID, size: int) -> dict[str, str]:
-    return {"Range": f"0-{max(size - 1, 0)}", "Docker-Upload-UUID": str(upload_id)}
+def _unknown_references(missing: Sequence[str], kind: str) -> RegistryError:
+    """One MANIFEST_BLOB_UNKNOWN per missing digest (the spec's code for blobs and child manifests alike)."""
+    errors = [RegistryError(codes.MANIFEST_BLOB_UNKNOWN, detail={"digest": d},
+                            message=f"{kind} unknown to registry: {d}") for d in missing]
+    return RegistryError(errors[0].code, errors[0].detail, errors[0].message, more=errors[1:])
 
 
 async def _pump(body: AsyncIterator[bytes], writer: Any, state: _HashState | None) -> int:
@@ -477,4 +492,4 @@ async def _pump(body: AsyncIterator[bytes], writer: Any, state: _HashState | Non
 
 
 # Re-exported for the views.
-__all__ = ["RegistryService", "StoredManifest", "blob_path", "check_digest", "is_index"]
+__all__ = ["RegistryService", "StoredManifest", "blob_path", "check_digest"]

@@ -18,10 +18,19 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from dtr.keys import CONFIG, REGISTRY, STORAGE
-from dtr.registry.errors import RegistryError, codes
-from dtr.registry.manifests import OCI_INDEX
-from dtr.registry.names import blob_path, check_digest, check_name, check_tag, is_digest
-from dtr.registry.service import is_index
+from dtr.registry.errors import ErrorCode, RegistryError, codes
+from dtr.registry.manifests import DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, is_media_type
+from dtr.registry.names import (
+    TAG_RE,
+    blob_path,
+    check_digest,
+    check_name,
+    check_tag,
+    is_digest,
+    is_name,
+    is_valid_digest,
+)
+from dtr.registry.service import StoredManifest
 from dtr.storage.base import StorageError
 
 log = logging.getLogger("dtr.registry")
@@ -29,7 +38,9 @@ log = logging.getLogger("dtr.registry")
 Handler = Callable[[web.Request, str, str], Awaitable[web.StreamResponse]]
 
 API_VERSION = {"Docker-Distribution-API-Version": "registry/2.0"}
-_CONTENT_RANGE = re.compile(r"^(?:bytes[ =])?(\d+)-(\d+)(?:/(?:\d+|\*))?$")
+#: The spec's ``^[0-9]+-[0-9]+$``, also taking the ``bytes`` prefix and ``/total`` some clients send.
+_CONTENT_RANGE = re.compile(r"^(?:bytes[ =])?([0-9]{1,19})-([0-9]{1,19})(?:/(?:[0-9]{1,19}|\*))?$")
+_PAGE_SIZE = re.compile(r"^[0-9]{1,64}$")
 
 
 def _repo(request: web.Request, name: str) -> str:
@@ -56,15 +67,21 @@ def _upload_headers(name: str, upload_id: uuid.UUID, size: int) -> dict[str, str
     }
 
 
-def _page_params(request: web.Request, cap: int) -> tuple[int | None, str | None]:
+def _page_params(request: web.Request, cap: int, last_is: Callable[[str], object],
+                 last_code: ErrorCode) -> tuple[int | None, str | None]:
+    """``n`` (capped at ``cap``; a Link header then says more follow) and ``last`` (checked by ``last_is``)."""
     raw_n = request.query.get("n")
     n = None
     if raw_n is not None:
-        if not raw_n.isdigit():
+        if not _PAGE_SIZE.match(raw_n):
             raise RegistryError(codes.PAGINATION_NUMBER_INVALID, detail={"n": raw_n[:32]},
                                 message="n must be a non-negative integer")
         n = min(int(raw_n), cap)
-    return n, request.query.get("last") or None
+    last = request.query.get("last") or None
+    if last is not None and not last_is(last):
+        raise RegistryError(last_code, detail={"last": last[:256]},
+                            message="last must be a value from the list (a tag or repository name)")
+    return n, last
 
 
 def _link(path: str, n: int | None, last: str) -> str:
@@ -81,19 +98,22 @@ def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -
 
 
 async def base(request: web.Request) -> web.Response:
+    if request.method not in ("GET", "HEAD"):
+        raise RegistryError(codes.UNSUPPORTED, detail={"method": request.method}, headers={"Allow": "GET, HEAD"})
     return _json({})
 
 
 async def catalog(request: web.Request) -> web.Response:
     cfg = request.config_dict[CONFIG]
-    n, last = _page_params(request, cfg.registry.max_page_size)
+    n, last = _page_params(request, cfg.registry.max_page_size, is_name, codes.NAME_INVALID)
     names, more = await request.config_dict[REGISTRY].catalog(n if n is not None else cfg.registry.max_page_size, last)
     headers = {"Link": _link("/v2/_catalog", n, names[-1])} if more and names else None
     return _json({"repositories": names}, headers=headers)
 
 
 async def tags_list(request: web.Request, name: str, _: str) -> web.Response:
-    n, last = _page_params(request, request.config_dict[CONFIG].registry.max_page_size)
+    n, last = _page_params(request, request.config_dict[CONFIG].registry.max_page_size, TAG_RE.match,
+                           codes.TAG_INVALID)
     names, more = await request.config_dict[REGISTRY].list_tags(name, n, last)
     headers = {"Link": _link(f"/v2/{name}/tags/list", n, names[-1])} if more and names else None
     return _json({"name": name, "tags": names}, headers=headers)
@@ -106,14 +126,66 @@ def _check_reference(reference: str) -> str:
     return check_digest(reference) if is_digest(reference) else check_tag(reference)
 
 
-def _accepted(request: web.Request) -> list[str]:
-    out = []
-    for header in request.headers.getall("Accept", []):
-        for part in header.split(","):
-            mt = part.split(";")[0].strip()
-            if mt:
-                out.append(mt)
-    return out
+class _Accept:
+    """The media types an ``Accept`` header list allows (RFC 9110: none means anything; q=0 excludes)."""
+
+    def __init__(self, request: web.Request) -> None:
+        self.any = True
+        self.allowed: set[str] = set()
+        self.refused: set[str] = set()
+        for header in request.headers.getall("Accept", []):
+            for part in header.split(","):
+                mt, *params = (p.strip() for p in part.split(";"))
+                if not mt:
+                    continue
+                self.any = False
+                zero = any(p.replace(" ", "").lower() in ("q=0", "q=0.0", "q=0.00", "q=0.000") for p in params)
+                (self.refused if zero else self.allowed).add(mt.lower())
+
+    def __call__(self, media_type: str) -> bool:
+        mt = media_type.lower()
+        if mt in self.refused:
+            return False
+        if self.any or mt in self.allowed:
+            return True
+        return "*/*" in self.allowed or f"{mt.split('/')[0]}/*" in self.allowed
+
+
+async def _negotiate(request: web.Request, name: str, reference: str, m: StoredManifest) -> StoredManifest:
+    """What the reference registry (distribution) answers a client whose Accept excludes ``m``'s type.
+
+    OCI manifests and indexes: MANIFEST_UNKNOWN. A Docker manifest list fetched by tag: its
+    linux/amd64 image if the client takes that, else MANIFEST_UNKNOWN; by digest it is returned
+    as is. Docker schema 2 manifests are always returned (schema 1 conversion is gone).
+    """
+    accepts = _Accept(request)
+    if accepts(m.media_type) or m.media_type == DOCKER_MANIFEST:
+        return m
+    if m.media_type == DOCKER_LIST:
+        if is_digest(reference):
+            return m
+        child = await request.config_dict[REGISTRY].platform_child(name, m, accepts)
+        if child is not None:
+            return child
+    raise RegistryError(codes.MANIFEST_UNKNOWN, detail={"reference": reference, "mediaType": m.media_type},
+                        message=f"the manifest is a {m.media_type}, which the Accept header does not allow")
+
+
+async def _read_manifest(request: web.Request, limit: int) -> bytes:
+    """The whole request body, refused with 413 past ``limit`` bytes (a Content-Length or the bytes sent)."""
+    def too_large(size: int | None) -> RegistryError:
+        detail = {"limit": limit} if size is None else {"size": size, "limit": limit}
+        return RegistryError(codes.MANIFEST_TOO_LARGE, detail=detail,
+                             message=f"manifest is larger than the limit of {limit} bytes")
+
+    if request.content_length is not None and request.content_length > limit:
+        raise too_large(request.content_length)
+    body = bytearray()
+    async for chunk in request.content.iter_any():
+        body += chunk
+        if len(body) > limit:
+            raise too_large(None)
+    return bytes(body)
 
 
 async def manifest(request: web.Request, name: str, reference: str) -> web.StreamResponse:
@@ -121,14 +193,7 @@ async def manifest(request: web.Request, name: str, reference: str) -> web.Strea
     _check_reference(reference)
     method = request.method
     if method in ("GET", "HEAD"):
-        m = await svc.get_manifest(name, reference)
-        accepted = _accepted(request)
-        if is_index(m.media_type) and accepted and m.media_type not in accepted and "*/*" not in accepted:
-            child = await svc.platform_child(name, m, accepted)
-            if child is None:
-                raise RegistryError(codes.MANIFEST_UNKNOWN, detail={"reference": reference},
-                                    message=f"manifest is a {m.media_type}, which the client does not accept")
-            m = child
+        m = await _negotiate(request, name, reference, await svc.get_manifest(name, reference))
         headers = {"Docker-Content-Digest": m.digest, "ETag": f'"{m.digest}"',
                    "Content-Type": m.media_type, "Content-Length": str(len(m.payload))}
         if m.subject:
@@ -137,20 +202,15 @@ async def manifest(request: web.Request, name: str, reference: str) -> web.Strea
             return web.Response(headers=headers)
         return web.Response(body=m.payload, headers=headers)
     if method == "PUT":
-        limit = request.config_dict[CONFIG].registry.max_manifest_size
-        if request.content_length is not None and request.content_length > limit:
-            raise RegistryError(codes.MANIFEST_TOO_LARGE, detail={"size": request.content_length, "limit": limit})
-        body = await request.content.read(limit + 1)
-        if len(body) > limit:
-            raise RegistryError(codes.MANIFEST_TOO_LARGE, detail={"limit": limit})
+        body = await _read_manifest(request, request.config_dict[CONFIG].registry.max_manifest_size)
         digest, parsed = await svc.put_manifest(name, reference, body, request.headers.get("Content-Type"))
         headers = {"Location": f"/v2/{name}/manifests/{digest}", "Docker-Content-Digest": digest}
         if parsed.subject:
             headers["OCI-Subject"] = parsed.subject
         return web.Response(status=201, headers=headers)
     if method == "DELETE":
-        await svc.delete_manifest(name, reference)
-        return web.Response(status=202)
+        digest = await svc.delete_manifest(name, reference)
+        return web.Response(status=202, headers={"Docker-Content-Digest": digest})
     raise _unsupported(method)
 
 
@@ -224,14 +284,13 @@ async def start_upload(request: web.Request, name: str, _: str) -> web.Response:
         raise _unsupported(request.method)
     svc = request.config_dict[REGISTRY]
     mount = request.query.get("mount")
-    if mount is not None:
-        check_digest(mount)
-        source = request.query.get("from")
-        if source is not None:
-            check_name(source)
-        if await svc.mount(name, mount, source):
-            return web.Response(status=201, headers={
-                "Location": f"/v2/{name}/blobs/{mount}", "Docker-Content-Digest": mount})
+    source = request.query.get("from") or None
+    # A mount that cannot happen (malformed or unknown digest or source) falls back to an upload
+    # session (202), as the spec says; without ``from`` any repository holding the blob may serve.
+    if mount and is_valid_digest(mount) and (source is None or is_name(source)) \
+            and await svc.mount(name, mount, source):
+        return web.Response(status=201, headers={
+            "Location": f"/v2/{name}/blobs/{mount}", "Docker-Content-Digest": mount})
     digest = request.query.get("digest")
     if digest is not None:
         check_digest(digest)
@@ -274,18 +333,22 @@ async def upload(request: web.Request, name: str, raw_id: str) -> web.Response:
 
 
 def _content_range(request: web.Request) -> tuple[int | None, int | None]:
+    """(start, length) from Content-Range: malformed is 400, end before start is 416."""
     raw = request.headers.get("Content-Range")
     if raw is None:
         return None, None
     m = _CONTENT_RANGE.match(raw.strip())
-    if not m or int(m.group(2)) < int(m.group(1)):
-        raise RegistryError(codes.RANGE_INVALID, detail={"Content-Range": raw[:64]},
-                            message="Content-Range must be <start>-<end>")
+    if not m:
+        raise RegistryError(codes.BLOB_UPLOAD_INVALID, detail={"Content-Range": raw[:64]},
+                            message="Content-Range must be <start>-<end> (inclusive byte offsets)")
     start, end = int(m.group(1)), int(m.group(2))
+    if end < start:
+        raise RegistryError(codes.RANGE_INVALID, detail={"Content-Range": raw[:64]},
+                            message="Content-Range ends before it starts")
     length = end - start + 1
     if request.content_length is not None and request.content_length != length:
-        raise RegistryError(codes.RANGE_INVALID, message="Content-Range does not match Content-Length",
-                            detail={"Content-Range": raw, "Content-Length": request.content_length})
+        raise RegistryError(codes.SIZE_INVALID, message="Content-Range does not match Content-Length",
+                            detail={"Content-Range": raw[:64], "Content-Length": request.content_length})
     return start, length
 
 
@@ -297,7 +360,10 @@ async def referrers(request: web.Request, name: str, digest: str) -> web.Respons
         raise _unsupported(request.method)
     check_digest(digest)
     artifact_type = request.query.get("artifactType")
-    descriptors = await request.config_dict[REGISTRY].referrers(name, digest, artifact_type)
+    if artifact_type is not None and not is_media_type(artifact_type):
+        descriptors = []  # no stored manifest has such an artifactType: they are all checked on push
+    else:
+        descriptors = await request.config_dict[REGISTRY].referrers(name, digest, artifact_type)
     headers = {"OCI-Filters-Applied": "artifactType"} if artifact_type is not None else None
     index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": descriptors}
     resp = _json(index, headers=headers)

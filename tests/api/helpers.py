@@ -1,0 +1,120 @@
+"""Small clients for the OCI Distribution API, used by the spec tests in this package.
+
+Everything goes over real HTTP to the session ``dtr`` server; nothing is mocked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from typing import Any
+
+import aiohttp
+
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
+OCI_EMPTY = "application/vnd.oci.empty.v1+json"
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
+DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+
+#: The image-spec's empty descriptor: the two bytes ``{}``.
+EMPTY_BYTES = b"{}"
+EMPTY_DIGEST = "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
+
+ALL_MANIFEST_TYPES = ", ".join((OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_LIST))
+
+
+def digest_of(data: bytes, algorithm: str = "sha256") -> str:
+    return f"{algorithm}:{hashlib.new(algorithm, data).hexdigest()}"
+
+
+def descriptor(media_type: str, data: bytes, **extra: Any) -> dict[str, Any]:
+    return {"mediaType": media_type, "digest": digest_of(data), "size": len(data), **extra}
+
+
+def dumps(doc: Any) -> bytes:
+    return json.dumps(doc, separators=(",", ":")).encode()
+
+
+async def error_codes(r: aiohttp.ClientResponse) -> list[str]:
+    """The ``code`` of each error in a spec error body (asserting its shape)."""
+    assert r.content_type == "application/json", r.content_type
+    body = await r.json()
+    assert isinstance(body["errors"], list) and body["errors"]
+    for e in body["errors"]:
+        assert set(e) <= {"code", "message", "detail"}
+        assert e["code"].replace("_", "").isalpha() and e["code"].isupper()
+    return [e["code"] for e in body["errors"]]
+
+
+class Registry:
+    """A thin client: ``base`` is the server URL (``http://127.0.0.1:port``)."""
+
+    def __init__(self, http: aiohttp.ClientSession, base: str) -> None:
+        self.http = http
+        self.base = base
+
+    def url(self, path: str) -> str:
+        return f"{self.base}{path}"
+
+    async def push_blob(self, name: str, data: bytes | None = None, algorithm: str = "sha256") -> str:
+        """Monolithic POST ?digest= upload; returns the digest."""
+        data = os.urandom(64) if data is None else data
+        digest = digest_of(data, algorithm)
+        async with self.http.post(self.url(f"/v2/{name}/blobs/uploads/"), params={"digest": digest},
+                                  data=data, headers={"Content-Type": "application/octet-stream"}) as r:
+            assert r.status == 201, await r.text()
+        return digest
+
+    async def put_manifest(self, name: str, ref: str, body: bytes, media_type: str | None) -> aiohttp.ClientResponse:
+        headers = {"Content-Type": media_type} if media_type else {}
+        async with self.http.put(self.url(f"/v2/{name}/manifests/{ref}"), data=body, headers=headers) as r:
+            await r.read()
+            return r
+
+    async def image(self, name: str, tag: str | None = None, media_type: str = OCI_MANIFEST,
+                    **fields: Any) -> tuple[str, bytes]:
+        """Push a config and a layer and an image manifest referencing them; returns (digest, body)."""
+        docker = media_type == DOCKER_MANIFEST
+        config = dumps({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []},
+                        "nonce": os.urandom(8).hex()})
+        layer = os.urandom(128)
+        await self.push_blob(name, config)
+        await self.push_blob(name, layer)
+        doc: dict[str, Any] = {
+            "schemaVersion": 2, "mediaType": media_type,
+            "config": descriptor(DOCKER_CONFIG if docker else OCI_CONFIG, config),
+            "layers": [descriptor(DOCKER_LAYER if docker else OCI_LAYER, layer)],
+            **fields,
+        }
+        body = dumps(doc)
+        digest = digest_of(body)
+        r = await self.put_manifest(name, tag or digest, body, media_type)
+        assert r.status == 201, r.status
+        return digest, body
+
+    async def artifact(self, name: str, subject: dict[str, Any] | None, artifact_type: str,
+                       annotations: dict[str, str] | None = None, tag: str | None = None) -> tuple[str, bytes]:
+        """An OCI 1.1 artifact: empty config, one layer, ``artifactType``, optional ``subject``."""
+        await self.push_blob(name, EMPTY_BYTES)
+        layer = os.urandom(32)
+        await self.push_blob(name, layer)
+        doc: dict[str, Any] = {
+            "schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": artifact_type,
+            "config": {"mediaType": OCI_EMPTY, "digest": EMPTY_DIGEST, "size": 2, "data": "e30="},
+            "layers": [descriptor("application/octet-stream", layer)],
+        }
+        if subject is not None:
+            doc["subject"] = subject
+        if annotations:
+            doc["annotations"] = annotations
+        body = dumps(doc)
+        digest = digest_of(body)
+        r = await self.put_manifest(name, tag or digest, body, OCI_MANIFEST)
+        assert r.status == 201, r.status
+        return digest, body

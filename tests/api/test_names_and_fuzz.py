@@ -1,0 +1,120 @@
+"""Repository names per the spec's grammar, and malformed input: always a 4XX, never a 500."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from yarl import URL
+
+from tests.api.helpers import OCI_MANIFEST, Registry, digest_of, dumps, error_codes
+
+
+@pytest.mark.parametrize("suffix", ["", "/a/b/c/d", "/a.b_c__d--e", "/x-y---z", "/0/1/2"])
+async def test_valid_names(reg: Registry, repo_name: str, suffix: str) -> None:
+    name = repo_name + suffix
+    _digest, body = await reg.image(name, "t")
+    async with reg.http.get(reg.url(f"/v2/{name}/manifests/t")) as r:
+        assert r.status == 200 and await r.read() == body
+
+
+async def test_name_of_255_characters(reg: Registry, repo_name: str) -> None:
+    name = repo_name + "/" + "a" * (255 - len(repo_name) - 1)
+    assert len(name) == 255
+    await reg.push_blob(name)
+    too_long = name + "b"
+    async with reg.http.post(reg.url(f"/v2/{too_long}/blobs/uploads/")) as r:
+        assert r.status == 400
+        assert await error_codes(r) == ["NAME_INVALID"]
+
+
+@pytest.mark.parametrize("name", ["UPPER/case", "a//b", "a/", "-a", "a-", "a..b", "a___b", "a/.b", "a/_b",
+                                  "a b", "ä"])
+async def test_invalid_names(reg: Registry, name: str) -> None:
+    async with reg.http.post(reg.url(f"/v2/{name}/blobs/uploads/")) as r:
+        assert 400 <= r.status < 500, (name, r.status)
+        assert r.status != 405
+
+
+TRAVERSALS = [
+    "/v2/../../etc/passwd/manifests/latest",
+    "/v2/%2e%2e/%2e%2e/etc/manifests/latest",
+    "/v2/a/%2e%2e/b/manifests/latest",
+    "/v2/a/manifests/..%2f..%2fx",
+    "/v2/a/manifests/%2e%2e",
+    "/v2/a/blobs/sha256:..%2F..%2F..%2Fetc%2Fpasswd",
+    "/v2/a/blobs/sha256%3a..%2f..",
+    "/v2/a/blobs/..",
+    "/v2/a/blobs/uploads/..%2f..%2fblobs",
+    "/v2/a/blobs/uploads/%2e%2e",
+    "/v2/a/referrers/..%2f..",
+    "/v2/a%00b/tags/list",
+    "/v2/a/tags/list%00",
+    "/v2/a/manifests/x%00y",
+    "/v2/" + "a/" * 300 + "tags/list",
+]
+
+
+@pytest.mark.parametrize("path", TRAVERSALS)
+async def test_path_tricks_are_client_errors(reg: Registry, path: str) -> None:
+    for method in ("GET", "HEAD", "PUT", "DELETE", "PATCH", "POST"):
+        async with reg.http.request(method, URL(reg.base + path, encoded=True), data=b"{}") as r:
+            assert 300 <= r.status < 500, (method, path, r.status)
+
+
+async def test_malformed_manifest_bodies(reg: Registry, repo_name: str) -> None:
+    await reg.image(repo_name, "seed")
+    bodies = [
+        b"", b"{", b"null", b"\xff\xfe", b"[" * 100000 + b"]" * 100000, b'{"schemaVersion": 2}',
+        b'{"schemaVersion": 2, "mediaType": ' + b'"' + b"a" * 10000 + b'"}',
+        dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": None, "layers": None}),
+        dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "annotations": {"a\u0000": "b"},
+               "config": {"mediaType": "a/b", "digest": digest_of(b"x"), "size": 1}, "layers": []}),
+        dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "annotations": {"a": "b\u0000"},
+               "config": {"mediaType": "a/b", "digest": digest_of(b"x"), "size": 1}, "layers": []}),
+        dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": "a/" + "b" * 300,
+               "config": {"mediaType": "a/b", "digest": digest_of(b"x"), "size": 1}, "layers": []}),
+        dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+               "config": {"mediaType": "a/b", "digest": digest_of(b"x"), "size": 2 ** 70}, "layers": []}),
+        dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+               "config": {"mediaType": "a/b", "digest": digest_of(b"x"), "size": True}, "layers": []}),
+        dumps({"schemaVersion": "2", "mediaType": OCI_MANIFEST}),
+        b'{"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json", "config": NaN}',
+        os.urandom(1000),
+    ]
+    for body in bodies:
+        async with reg.http.put(reg.url(f"/v2/{repo_name}/manifests/fuzz"), data=body,
+                                headers={"Content-Type": OCI_MANIFEST}) as r:
+            assert r.status == 400, (body[:80], r.status, await r.text())
+            assert (await error_codes(r))[0] in ("MANIFEST_INVALID", "MANIFEST_BLOB_UNKNOWN")
+
+
+async def test_malformed_headers_and_queries(reg: Registry, repo_name: str) -> None:
+    await reg.image(repo_name, "seed")
+    base = f"/v2/{repo_name}"
+    requests = [
+        ("GET", f"{base}/tags/list?n=1&n=2", {}),
+        ("GET", f"{base}/referrers/{digest_of(b'x')}?artifactType=%00", {}),
+        ("GET", f"{base}/referrers/{digest_of(b'x')}?artifactType=" + "a" * 5000, {}),
+        ("GET", f"{base}/manifests/seed", {"Accept": ";;;,,,*/*;q=abc"}),
+        ("POST", f"{base}/blobs/uploads/?digest=sha256:nothex", {}),
+        ("POST", f"{base}/blobs/uploads/?digest=", {}),
+        ("POST", f"{base}/blobs/uploads/?mount=&from=", {}),
+        ("POST", f"{base}/blobs/uploads/?mount=sha256:" + "0" * 64 + "&from=" + "x" * 1000, {}),
+        ("GET", f"{base}/blobs/{digest_of(b'x')}", {"Range": "bytes=garbage"}),
+        ("GET", f"{base}/blobs/{digest_of(b'x')}", {"Range": "bytes=5-1"}),
+    ]
+    for method, path, headers in requests:
+        async with reg.http.request(method, reg.url(path), headers=headers) as r:
+            assert r.status < 500, (method, path, r.status, await r.text())
+
+
+async def test_range_garbage_on_an_existing_blob(reg: Registry, repo_name: str) -> None:
+    data = os.urandom(100)
+    digest = await reg.push_blob(repo_name, data)
+    for rng in ("bytes=garbage", "bytes=5-1", "bytes=0-1,5-6", "items=0-5", "bytes=-0", "bytes=99999999999999999999-"):
+        async with reg.http.get(reg.url(f"/v2/{repo_name}/blobs/{digest}"), headers={"Range": rng}) as r:
+            assert r.status in (200, 206, 416), (rng, r.status)
+            body = await r.read()
+            if r.status == 200:
+                assert body == data

@@ -1,0 +1,137 @@
+"""end-12a/12b: the referrers API, the subject field and the OCI-Subject header."""
+
+from __future__ import annotations
+
+import json
+
+from tests.api.helpers import (
+    DOCKER_MANIFEST,
+    OCI_INDEX,
+    OCI_MANIFEST,
+    Registry,
+    descriptor,
+    digest_of,
+    dumps,
+    error_codes,
+)
+
+SBOM = "application/vnd.example.sbom.v1"
+SIG = "application/vnd.example.signature.v1"
+
+
+async def referrers(reg: Registry, name: str, digest: str, artifact_type: str | None = None
+                    ) -> tuple[int, dict[str, str], dict]:
+    params = {"artifactType": artifact_type} if artifact_type is not None else None
+    async with reg.http.get(reg.url(f"/v2/{name}/referrers/{digest}"), params=params) as r:
+        return r.status, dict(r.headers), json.loads(await r.read())
+
+
+async def test_subject_and_referrers(reg: Registry, repo_name: str) -> None:
+    img, img_body = await reg.image(repo_name, "img")
+    subject = descriptor(OCI_MANIFEST, img_body)
+    # an artifact with a subject: OCI-Subject on the PUT answer and on GET/HEAD
+    sbom, sbom_body = await reg.artifact(repo_name, subject, SBOM, {"org.example.format": "spdx"})
+    async with reg.http.put(reg.url(f"/v2/{repo_name}/manifests/{sbom}"), data=sbom_body,
+                            headers={"Content-Type": OCI_MANIFEST}) as r:
+        assert r.status == 201
+        assert r.headers["OCI-Subject"] == img
+    for method in ("GET", "HEAD"):
+        async with reg.http.request(method, reg.url(f"/v2/{repo_name}/manifests/{sbom}")) as r:
+            assert r.status == 200
+            assert r.headers["OCI-Subject"] == img
+    sig, sig_body = await reg.artifact(repo_name, subject, SIG)
+
+    status, headers, index = await referrers(reg, repo_name, img)
+    assert status == 200
+    assert headers["Content-Type"] == OCI_INDEX
+    assert "OCI-Filters-Applied" not in headers
+    assert index["schemaVersion"] == 2 and index["mediaType"] == OCI_INDEX
+    assert index["manifests"] == [
+        {"mediaType": OCI_MANIFEST, "digest": sbom, "size": len(sbom_body), "artifactType": SBOM,
+         "annotations": {"org.example.format": "spdx"}},
+        {"mediaType": OCI_MANIFEST, "digest": sig, "size": len(sig_body), "artifactType": SIG},
+    ]
+
+    status, headers, index = await referrers(reg, repo_name, img, SIG)
+    assert status == 200
+    assert headers["OCI-Filters-Applied"] == "artifactType"
+    assert [d["digest"] for d in index["manifests"]] == [sig]
+
+    status, headers, index = await referrers(reg, repo_name, img, "application/vnd.example.none")
+    assert status == 200 and index["manifests"] == [] and headers["OCI-Filters-Applied"] == "artifactType"
+
+    # deleting a referrer removes it from the list
+    async with reg.http.delete(reg.url(f"/v2/{repo_name}/manifests/{sig}")) as r:
+        assert r.status == 202
+    _, _, index = await referrers(reg, repo_name, img)
+    assert [d["digest"] for d in index["manifests"]] == [sbom]
+
+
+async def test_subject_may_be_pushed_before_its_target(reg: Registry, repo_name: str) -> None:
+    """A registry MUST accept a manifest whose subject does not exist (yet)."""
+    await reg.image(repo_name, "other")
+    ghost_body = dumps({"not": "pushed"})
+    ghost = descriptor(OCI_MANIFEST, ghost_body)
+    art, _ = await reg.artifact(repo_name, ghost, SBOM)
+    _, _, index = await referrers(reg, repo_name, ghost["digest"])
+    assert [d["digest"] for d in index["manifests"]] == [art]
+
+
+async def test_artifact_type_defaults_to_config_media_type(reg: Registry, repo_name: str) -> None:
+    img, img_body = await reg.image(repo_name, "img")
+    subject = descriptor(OCI_MANIFEST, img_body)
+    # an image manifest with a subject and no artifactType
+    child, child_body = await reg.image(repo_name, None, subject=subject)
+    # an index with a subject and no artifactType: artifactType omitted
+    index_body = dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "subject": subject,
+                        "manifests": [descriptor(OCI_MANIFEST, img_body)],
+                        "annotations": {"k": "v"}})
+    r = await reg.put_manifest(repo_name, digest_of(index_body), index_body, OCI_INDEX)
+    assert r.status == 201 and r.headers["OCI-Subject"] == img
+    # an index with an artifactType
+    typed_body = dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "artifactType": SIG, "subject": subject,
+                        "manifests": []})
+    assert (await reg.put_manifest(repo_name, digest_of(typed_body), typed_body, OCI_INDEX)).status == 201
+    _, _, index = await referrers(reg, repo_name, img)
+    assert index["manifests"] == [
+        {"mediaType": OCI_MANIFEST, "digest": child, "size": len(child_body),
+         "artifactType": "application/vnd.oci.image.config.v1+json"},
+        {"mediaType": OCI_INDEX, "digest": digest_of(index_body), "size": len(index_body),
+         "annotations": {"k": "v"}},
+        {"mediaType": OCI_INDEX, "digest": digest_of(typed_body), "size": len(typed_body), "artifactType": SIG},
+    ]
+
+
+async def test_empty_referrers_is_an_empty_index_never_404(reg: Registry, repo_name: str) -> None:
+    img, _ = await reg.image(repo_name, "img")
+    for name, digest in ((repo_name, img), (repo_name, digest_of(b"unknown")),
+                         (repo_name + "-no-such-repo", img)):
+        status, headers, index = await referrers(reg, name, digest)
+        assert status == 200
+        assert headers["Content-Type"] == OCI_INDEX
+        assert index == {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []}
+
+
+async def test_referrers_are_per_repository(reg: Registry, repo_name: str) -> None:
+    img, img_body = await reg.image(repo_name, "img")
+    other = repo_name + "-other"
+    await reg.image(other, "img")
+    await reg.artifact(other, descriptor(OCI_MANIFEST, img_body), SBOM)
+    _, _, index = await referrers(reg, repo_name, img)
+    assert index["manifests"] == []
+
+
+async def test_invalid_digest_is_400(reg: Registry, repo_name: str) -> None:
+    await reg.image(repo_name, "img")
+    for bad in ("latest", "sha256:short", "sha256:" + "Z" * 64):
+        async with reg.http.get(reg.url(f"/v2/{repo_name}/referrers/{bad}")) as r:
+            assert r.status == 400, bad
+            assert await error_codes(r) == ["DIGEST_INVALID"]
+
+
+async def test_docker_manifest_subject_is_ignored(reg: Registry, repo_name: str) -> None:
+    """``subject`` is an OCI field: a Docker schema 2 manifest carrying one is no referrer."""
+    img, img_body = await reg.image(repo_name, "img")
+    d, _ = await reg.image(repo_name, None, DOCKER_MANIFEST, subject=descriptor(OCI_MANIFEST, img_body))
+    _, _, index = await referrers(reg, repo_name, img)
+    assert d not in [m["digest"] for m in index["manifests"]]
