@@ -1,0 +1,1 @@
+"""Benchmarks: dtr against the reference registry (Go distribution) and a trivial aiohttp handler."""
