@@ -1,0 +1,224 @@
+"""Config validation: unknown keys, bad values, DTR_SECTION__KEY overrides, and ``dtr config check``.
+
+Every error names the key, says what is wrong and what is allowed.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from dtr.config import Config, ConfigError, load_config
+from tests.servers import ROOT
+
+
+def write(tmp_path: Path, data: Any, name: str = "config.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(data if isinstance(data, str) else yaml.safe_dump(data))
+    return path
+
+
+def load(tmp_path: Path, data: Any, env: dict[str, str] | None = None) -> Config:
+    return load_config(write(tmp_path, data), environ=env or {})
+
+
+def error(tmp_path: Path, data: Any, env: dict[str, str] | None = None) -> str:
+    with pytest.raises(ConfigError) as e:
+        load(tmp_path, data, env)
+    return str(e.value)
+
+
+def test_defaults_without_a_file() -> None:
+    cfg = load_config(None, environ={})
+    assert cfg.http.addr == "127.0.0.1:5000"
+    assert cfg.database.url is None
+    assert cfg.registry.max_manifest_size == 4 * 1024 * 1024
+    assert cfg.storage_config.driver == "filesystem"
+    assert cfg.storage_config.params["rootdirectory"].endswith("registry")
+
+
+def test_empty_file_is_the_defaults(tmp_path: Path) -> None:
+    assert load(tmp_path, "") == load_config(None, environ={})
+
+
+def test_a_full_file(tmp_path: Path) -> None:
+    cfg = load(tmp_path, {
+        "data_dir": str(tmp_path),
+        "http": {"addr": "0.0.0.0:5001", "drain_timeout": 3, "external_url": "https://reg.example.com/"},
+        "database": {"url": "postgresql://u:p@db/dtr", "pool_size": 4},
+        "storage": {"filesystem": {"rootdirectory": str(tmp_path / "r")}, "redirect": False,
+                    "max_concurrency": 8},
+        "registry": {"max_manifest_size": 8 * 1024 * 1024, "max_page_size": 100},
+        "log": {"level": "debug", "format": "text"},
+    })
+    assert cfg.http.port == 5001 and cfg.http.host == "0.0.0.0"
+    assert cfg.http.drain_timeout == 3.0 and isinstance(cfg.http.drain_timeout, float)
+    assert cfg.external_url == "https://reg.example.com"
+    assert cfg.database.pool_size == 4
+    assert cfg.storage_config.params == {"rootdirectory": str(tmp_path / "r")}
+    assert cfg.storage_config.max_concurrency == 8
+    assert cfg.registry.max_page_size == 100
+    assert cfg.log.level == "debug"
+
+
+@pytest.mark.parametrize("data,expected", [
+    ({"bogus": 1}, "bogus: unknown key; allowed here: "),
+    ({"http": {"adr": "x:1"}}, "http.adr: unknown key; allowed here: addr, "),
+    ({"registry": {"max_manifest": 1}}, "registry.max_manifest: unknown key; allowed here: max_manifest_size"),
+    ({"storage": {"filesystem": {"root": "/x"}}}, "storage.filesystem.root: unknown key; allowed here: "),
+])
+def test_unknown_keys_are_named_with_what_is_allowed(tmp_path: Path, data: Any, expected: str) -> None:
+    assert expected in error(tmp_path, data)
+
+
+@pytest.mark.parametrize("data,expected", [
+    ({"http": {"drain_timeout": "soon"}}, "http.drain_timeout: got 'soon', expected a number"),
+    ({"registry": {"max_page_size": "many"}}, "registry.max_page_size: got 'many', expected an integer"),
+    ({"registry": {"max_page_size": True}}, "registry.max_page_size: got True, expected an integer"),
+    ({"registry": {"max_page_size": 1.5}}, "registry.max_page_size: got 1.5, expected an integer"),
+    ({"log": {"level": "loud"}}, "log.level: got 'loud', allowed: 'debug' or 'info' or 'warning' or 'error'"),
+    ({"log": {"format": "xml"}}, "log.format: got 'xml', allowed: 'json' or 'text'"),
+    ({"http": "fast"}, "http: expected a mapping with keys addr, "),
+    ({"http": {"addr": "localhost"}}, "http.addr: got 'localhost', expected HOST:PORT with a port from 1 to 65535"),
+    ({"http": {"addr": "127.0.0.1:0"}}, "http.addr: got '127.0.0.1:0', expected HOST:PORT"),
+    ({"http": {"addr": "127.0.0.1:70000"}}, "port from 1 to 65535"),
+    ({"http": {"external_url": "reg.example.com"}}, "http.external_url: must start with http:// or https://"),
+    ({"database": {"url": "mysql://x/y"}}, "database.url: must start with postgresql://"),
+    ({"database": {"pool_size": 0}}, "database.pool_size: must be at least 1"),
+    ({"registry": {"max_manifest_size": 10}}, "registry.max_manifest_size: must be at least 1024 bytes"),
+    ({"storage": "disk"}, "storage: expected a mapping with one driver section"),
+    ({"storage": {"floppy": {}}}, "storage.floppy: unknown storage driver; allowed: "),
+    ({"storage": {"redirect": True}}, "storage: exactly one driver section is required, got 0; allowed: "),
+    ({"storage": {"filesystem": {}, "redirect": "sometimes"}},
+     "storage.redirect: got 'sometimes', expected true or false"),
+    ({"storage": {"filesystem": {}, "max_concurrency": 0}}, "storage.max_concurrency: must be at least 1"),
+    ({"storage": {"filesystem": ["a"]}}, "storage.filesystem: expected a mapping of driver parameters"),
+    ({"storage": {"filesystem": {"maxthreads": "lots"}}},
+     "storage.filesystem.maxthreads: got 'lots', expected an integer"),
+])
+def test_bad_values_name_the_key_and_what_is_allowed(tmp_path: Path, data: Any, expected: str) -> None:
+    assert expected in error(tmp_path, data)
+
+
+def test_filesystem_is_listed_among_allowed_drivers(tmp_path: Path) -> None:
+    assert "filesystem" in error(tmp_path, {"storage": {"floppy": {}}}).split("allowed: ")[1]
+
+
+def test_file_problems(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"cannot read config file .*missing\.yaml"):
+        load_config(tmp_path / "missing.yaml", environ={})
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(write(tmp_path, "http: [unclosed"), environ={})
+    with pytest.raises(ConfigError, match="the top level must be a mapping"):
+        load_config(write(tmp_path, "- a\n- b\n"), environ={})
+
+
+# -- environment overrides ------------------------------------------------------------------
+
+
+def test_env_overrides_use_section__key(tmp_path: Path) -> None:
+    cfg = load(tmp_path, {"http": {"addr": "127.0.0.1:5000"}, "log": {"level": "info"}}, {
+        "DTR_HTTP__ADDR": "0.0.0.0:6000",
+        "DTR_LOG__LEVEL": "debug",
+        "DTR_REGISTRY__MAX_PAGE_SIZE": "50",
+        "DTR_HTTP__DRAIN_TIMEOUT": "2.5",
+        "DTR_STORAGE__FILESYSTEM__ROOTDIRECTORY": str(tmp_path / "srv"),
+        "DTR_DATA_DIR": str(tmp_path / "data"),
+        "NOT_DTR": "ignored",
+    })
+    assert cfg.http.addr == "0.0.0.0:6000"  # the environment wins over the file
+    assert cfg.log.level == "debug"
+    assert cfg.registry.max_page_size == 50  # parsed as a YAML scalar
+    assert cfg.http.drain_timeout == 2.5
+    assert cfg.storage_config.driver == "filesystem"
+    assert cfg.storage_config.params["rootdirectory"] == str(tmp_path / "srv")
+    assert cfg.data_dir == str(tmp_path / "data")
+
+
+def test_env_overrides_are_case_insensitive_in_keys(tmp_path: Path) -> None:
+    cfg = load(tmp_path, {}, {"DTR_http__addr": "127.0.0.1:7000"})
+    assert cfg.http.addr == "127.0.0.1:7000"
+
+
+def test_env_overrides_are_validated_like_the_file(tmp_path: Path) -> None:
+    assert "http.addr: got 'nowhere'" in error(tmp_path, {}, {"DTR_HTTP__ADDR": "nowhere"})
+    assert "log.level: got 'loud', allowed: " in error(tmp_path, {}, {"DTR_LOG__LEVEL": "loud"})
+    assert "registry.max_page_size: got 'x', expected an integer" in error(
+        tmp_path, {}, {"DTR_REGISTRY__MAX_PAGE_SIZE": "x"})
+    assert "bogus: unknown key" in error(tmp_path, {}, {"DTR_BOGUS": "1"})
+    assert "http.nope: unknown key; allowed here: addr" in error(tmp_path, {}, {"DTR_HTTP__NOPE": "1"})
+
+
+def test_malformed_env_overrides(tmp_path: Path) -> None:
+    assert "DTR_HTTP__: malformed override; use DTR_SECTION__KEY" in error(tmp_path, {}, {"DTR_HTTP__": "x"})
+    assert "DTR_LOG__LEVEL__X: level is not a section" in error(
+        tmp_path, {"log": {"level": "info"}}, {"DTR_LOG__LEVEL__X": "1"})
+    assert "DTR_LOG__LEVEL: cannot parse" in error(tmp_path, {}, {"DTR_LOG__LEVEL": "[unclosed"})
+
+
+def test_dtr_config_names_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path, {"http": {"addr": "127.0.0.1:5999"}})
+    cfg = load_config(None, environ={"DTR_CONFIG": str(path)})
+    assert cfg.http.addr == "127.0.0.1:5999"
+
+
+# -- dtr config check -----------------------------------------------------------------------
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    base = {"PATH": "/usr/bin:/bin", "HOME": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", "dtr", *args], capture_output=True, text=True, cwd=ROOT,
+                          env={**base, **(env or {})}, timeout=60)
+
+
+def test_config_check_ok(tmp_path: Path) -> None:
+    path = write(tmp_path, {"http": {"addr": "127.0.0.1:5123"}, "data_dir": str(tmp_path),
+                            "storage": {"filesystem": {"rootdirectory": str(tmp_path / "r")}}})
+    r = run_cli("config", "check", "--config", str(path))
+    assert r.returncode == 0, r.stderr
+    assert "config ok" in r.stdout and "127.0.0.1:5123" in r.stdout and "filesystem" in r.stdout
+
+
+def test_config_check_reads_the_environment(tmp_path: Path) -> None:
+    path = write(tmp_path, {"data_dir": str(tmp_path)})
+    r = run_cli("config", "check", env={"DTR_CONFIG": str(path), "DTR_HTTP__ADDR": "127.0.0.1:5124"})
+    assert r.returncode == 0, r.stderr
+    assert "127.0.0.1:5124" in r.stdout
+
+
+@pytest.mark.parametrize("data,expected", [
+    ({"http": {"addr": "nope"}}, "dtr: configuration error: http.addr: got 'nope'"),
+    ({"bogus": 1}, "dtr: configuration error: bogus: unknown key; allowed here: "),
+    ("a: [", "not valid YAML"),
+])
+def test_config_check_failures_exit_2_with_a_message(tmp_path: Path, data: Any, expected: str) -> None:
+    r = run_cli("config", "check", "--config", str(write(tmp_path, data)))
+    assert r.returncode == 2
+    assert expected in r.stderr
+    assert "Traceback" not in r.stderr
+    assert r.stdout == ""
+
+
+def test_config_check_missing_file(tmp_path: Path) -> None:
+    r = run_cli("config", "check", "--config", str(tmp_path / "nope.yaml"))
+    assert r.returncode == 2
+    assert "cannot read config file" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_config_check_bad_env_override(tmp_path: Path) -> None:
+    r = run_cli("config", "check", "--config", str(write(tmp_path, {"data_dir": str(tmp_path)})),
+                env={"DTR_LOG__LEVEL": "loud"})
+    assert r.returncode == 2
+    assert "log.level: got 'loud', allowed: 'debug'" in r.stderr
+
+
+def test_cli_usage_errors_exit_2() -> None:
+    r = run_cli("config")
+    assert r.returncode == 2 and "usage:" in r.stderr
+    r = run_cli("config", "frobnicate")
+    assert r.returncode == 2 and "invalid choice" in r.stderr
