@@ -163,6 +163,9 @@ def build_parser() -> argparse.ArgumentParser:
     leaf(st, "check", "write, read, list and delete a probe object", cmd_storage_check)
     cf = sub.add_parser("config", help="configuration").add_subparsers(dest="config_command", required=True)
     leaf(cf, "check", "validate the configuration and exit", cmd_config_check)
+    from dtr.accounts.cli import add_commands as add_account_commands
+
+    add_account_commands(sub, common)
     return p
 
 
