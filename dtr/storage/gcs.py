@@ -35,11 +35,11 @@ from urllib.parse import quote
 import requests
 import urllib3
 from google.api_core import exceptions as gexc
-from google.api_core.retry import Retry, if_transient_error
 from google.auth import credentials as gcreds
 from google.auth import exceptions as gauth_exc
 from google.auth.transport.requests import AuthorizedSession
 from google.cloud import storage
+from google.cloud.storage.retry import DEFAULT_RETRY
 
 from dtr.config import ConfigError
 from dtr.storage.base import (
@@ -286,13 +286,13 @@ class GCSDriver(StorageDriver):
             from google.oauth2 import service_account
 
             try:
-                creds: Any = service_account.Credentials.from_service_account_file(
+                creds: Any = service_account.Credentials.from_service_account_file(  # type: ignore[no-untyped-call]
                     params.keyfile, scopes=["https://www.googleapis.com/auth/devstorage.read_write"])
             except (OSError, ValueError) as e:
                 raise ConfigError(f"storage.gcs.keyfile: cannot load {params.keyfile}: {e}") from None
             project = creds.project_id
         elif params.anonymous:
-            creds, project = gcreds.AnonymousCredentials(), "anonymous"
+            creds, project = gcreds.AnonymousCredentials(), "anonymous"  # type: ignore[no-untyped-call]
         else:
             import google.auth
 
@@ -305,9 +305,9 @@ class GCSDriver(StorageDriver):
         options = {"api_endpoint": self.base} if params.endpoint else None
         self.client = storage.Client(project=project or "unknown", credentials=creds, client_options=options)
         self.bucket = self.client.bucket(params.bucket)
-        self.session = AuthorizedSession(creds)
-        self.retry = Retry(predicate=if_transient_error, initial=params.retry_delay, maximum=params.retry_delay * 8,
-                           timeout=params.timeout * (params.max_retries + 1))
+        self.session = AuthorizedSession(creds)  # type: ignore[no-untyped-call]
+        self.retry = DEFAULT_RETRY.with_delay(initial=params.retry_delay, maximum=params.retry_delay * 8).with_timeout(
+            params.timeout * (params.max_retries + 1))
         self._pool = ThreadPoolExecutor(params.maxthreads, thread_name_prefix="dtr-gcs")
 
     # -- plumbing -------------------------------------------------------------------------
@@ -323,7 +323,8 @@ class GCSDriver(StorageDriver):
         attempts = self.params.max_retries + 1 if retries else 1
         for attempt in range(attempts):
             try:
-                resp = self.session.request(method, url, timeout=self.params.timeout, **kw)
+                resp: requests.Response = self.session.request(  # type: ignore[no-untyped-call]
+                    method, url, timeout=self.params.timeout, **kw)
             except _TRANSIENT:
                 if attempt == attempts - 1:
                     raise
@@ -377,6 +378,9 @@ class GCSDriver(StorageDriver):
                 raise StorageError(f"read: HTTP {resp.status_code}", path=path)
             if offset and resp.status_code == 200:
                 raise StorageError("read: the server ignored the range", path=path)
+            total = resp.headers.get("Content-Range", "").rpartition("/")[2]
+            if total.isdigit() and offset > int(total):  # servers that answer 206 and nothing
+                raise InvalidOffsetError(f"offset {offset} outside 0..{total}", path=path)
             expected = resp.headers.get("Content-Length")
             it = resp.raw.stream(READ_CHUNK, decode_content=False)
             got = 0
@@ -485,5 +489,5 @@ class GCSDriver(StorageDriver):
 
     async def close(self) -> None:
         self._pool.shutdown(wait=False)
-        self.session.close()
+        self.session.close()  # type: ignore[no-untyped-call]
         self.client.close()

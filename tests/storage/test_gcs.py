@@ -30,7 +30,8 @@ def _create_bucket(endpoint: str) -> None:
     from google.auth.credentials import AnonymousCredentials
     from google.cloud import storage
 
-    client = storage.Client(project="test", credentials=AnonymousCredentials(), client_options={"api_endpoint": endpoint})
+    client = storage.Client(project="test", credentials=AnonymousCredentials(),
+                            client_options={"api_endpoint": endpoint})
     client.create_bucket(BUCKET)
 
 
