@@ -15,6 +15,13 @@ import pytest
 
 from tests.storage.faultproxy import FaultProxy
 from tests.storage.servers import Moto, SwiftAIO
+from tests.storage.servers_azure_gcs import (  # noqa: F401  (session fixtures: Azurite, GCS emulators)
+    azurite,
+    fake_gcs,
+    gcp_emulator,
+    gcs_keyfile,
+    token_server,
+)
 
 
 @pytest.fixture(scope="session")

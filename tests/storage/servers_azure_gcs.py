@@ -19,6 +19,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -152,3 +153,53 @@ def service_account_keyfile(path: Path, token_uri: str) -> Path:
     }))
     os.chmod(path, 0o600)
     return path
+
+
+# -- session fixtures (imported by tests/storage/conftest.py) ------------------------------
+
+GCS_BUCKET = "dtr-test"
+AZURE_CONTAINER = "dtr-test"
+
+
+def create_gcs_bucket(endpoint: str) -> None:
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import storage
+
+    client = storage.Client(project="test", credentials=AnonymousCredentials(),
+                            client_options={"api_endpoint": endpoint})
+    client.create_bucket(GCS_BUCKET)
+
+
+@pytest.fixture(scope="session")
+def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
+    server = Azurite(tmp_path_factory.mktemp("azurite"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def token_server() -> Iterator[TokenServer]:
+    server = TokenServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def gcs_keyfile(tmp_path_factory: pytest.TempPathFactory, token_server: TokenServer) -> Path:
+    return service_account_keyfile(tmp_path_factory.mktemp("gcskey") / "key.json", token_server.url)
+
+
+@pytest.fixture(scope="session")
+def fake_gcs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeGCS]:
+    server = FakeGCS(tmp_path_factory.mktemp("fakegcs"))
+    create_gcs_bucket(server.url)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def gcp_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GCPEmulator]:
+    server = GCPEmulator(tmp_path_factory.mktemp("gcpemu"))
+    create_gcs_bucket(server.url)
+    yield server
+    server.stop()

@@ -3,24 +3,17 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
 from dtr.storage.azure import AzureDriver, AzureParams
 from dtr.storage.wrapper import StorageWrapper
 from tests.storage.faultproxy import FaultProxy
-from tests.storage.servers_azure_gcs import AZURE_ACCOUNT, AZURE_KEY, Azurite
+from tests.storage.servers_azure_gcs import AZURE_ACCOUNT, AZURE_CONTAINER, AZURE_KEY, Azurite
 from tests.storage.suite import DriverSuite, Faulty
 
-CONTAINER = "dtr-test"
-
-
-@pytest.fixture(scope="session")
-def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
-    server = Azurite(tmp_path_factory.mktemp("azurite"))
-    yield server
-    server.stop()
+CONTAINER = AZURE_CONTAINER
 
 
 def azure_params(serviceurl: str, root: str, **kw: object) -> AzureParams:

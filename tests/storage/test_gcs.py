@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,48 +19,11 @@ import pytest
 from dtr.storage.gcs import GCSDriver, GCSParams
 from dtr.storage.wrapper import StorageWrapper
 from tests.storage.faultproxy import FaultProxy
-from tests.storage.servers_azure_gcs import FakeGCS, GCPEmulator, TokenServer, service_account_keyfile
+from tests.storage.servers_azure_gcs import GCS_BUCKET, FakeGCS, GCPEmulator
 from tests.storage.suite import DriverSuite, Faulty, data_of, read_all
 
-BUCKET = "dtr-test"
+BUCKET = GCS_BUCKET
 CHUNK = 256 * 1024
-
-
-def _create_bucket(endpoint: str) -> None:
-    from google.auth.credentials import AnonymousCredentials
-    from google.cloud import storage
-
-    client = storage.Client(project="test", credentials=AnonymousCredentials(),
-                            client_options={"api_endpoint": endpoint})
-    client.create_bucket(BUCKET)
-
-
-@pytest.fixture(scope="session")
-def token_server() -> Iterator[TokenServer]:
-    server = TokenServer()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="session")
-def gcs_keyfile(tmp_path_factory: pytest.TempPathFactory, token_server: TokenServer) -> Path:
-    return service_account_keyfile(tmp_path_factory.mktemp("gcskey") / "key.json", token_server.url)
-
-
-@pytest.fixture(scope="session")
-def fake_gcs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeGCS]:
-    server = FakeGCS(tmp_path_factory.mktemp("fakegcs"))
-    _create_bucket(server.url)
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="session")
-def gcp_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GCPEmulator]:
-    server = GCPEmulator(tmp_path_factory.mktemp("gcpemu"))
-    _create_bucket(server.url)
-    yield server
-    server.stop()
 
 
 def gcs_driver(endpoint: str, root: str, **kw: Any) -> StorageWrapper:
