@@ -10,6 +10,7 @@ from dtr.api.app import create_api_app
 from dtr.auth.setup import setup_auth
 from dtr.config import Config
 from dtr.db.engine import Database
+from dtr.jobs.runner import jobs_running, on_response_prepare
 from dtr.keys import CONFIG, DATABASE, REGISTRY, STORAGE
 from dtr.ops import views as ops
 from dtr.registry.service import RegistryService
@@ -25,7 +26,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     app[DATABASE] = db
     app[REGISTRY] = service = RegistryService(db.engine, storage)
     try:
-        async with service.cache.running(db.url):
+        async with service.cache.running(db.url), jobs_running(app):
             yield
     finally:
         await db.close()
@@ -47,6 +48,7 @@ def create_app(config: Config) -> web.Application:
     app.cleanup_ctx.append(_resources)
     setup_auth(app)
     app.on_response_prepare.append(_api_version)
+    app.on_response_prepare.append(on_response_prepare)
     app.router.add_get("/_ping", ops.ping)
     app.router.add_get("/metrics", ops.metrics)
     app.router.add_get("/v2", _v2_redirect)

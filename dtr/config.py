@@ -94,6 +94,56 @@ class RegistryConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class JobCapacity:
+    """How many jobs of each action one process runs at once (0: this process never runs it)."""
+
+    gc: int = 1
+    upload_cleanup: int = 1
+    prune: int = 2
+    usage: int = 1
+    noop: int = 4
+
+
+@dataclasses.dataclass(frozen=True)
+class JobsConfig:
+    """The job runner every dtr process starts (see dtr.jobs). Times are in seconds."""
+
+    #: Run a worker in this process; replicas with ``false`` only queue jobs.
+    worker: bool = True
+    capacity: JobCapacity = dataclasses.field(default_factory=JobCapacity)
+    #: How often a worker looks for jobs, cancel requests and due schedules.
+    poll_interval: float = 1.0
+    heartbeat_interval: float = 5.0
+    #: A worker silent this long is dead: its jobs become ``worker_dead`` and are picked up again.
+    worker_timeout: float = 30.0
+    #: First retry delay; doubles with each attempt up to ``retry_backoff_max``.
+    retry_backoff: float = 10.0
+    retry_backoff_max: float = 600.0
+    #: Default seconds a job gets to stop by itself before it is cut off.
+    stop_timeout: float = 30.0
+    #: Blobs and manifests younger than this are never collected (overridable per GC run).
+    gc_grace_period: float = 86400.0
+    #: Uploads untouched this long are abandoned and deleted.
+    upload_max_age: float = 86400.0
+    #: Finished jobs (and their logs) older than this are deleted.
+    job_retention: float = 30 * 86400.0
+
+    def __post_init__(self) -> None:
+        for name in ("poll_interval", "heartbeat_interval", "worker_timeout", "retry_backoff",
+                     "retry_backoff_max", "stop_timeout", "job_retention"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"jobs.{name}: must be greater than 0")
+        for name in ("gc_grace_period", "upload_max_age"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"jobs.{name}: must not be negative")
+        if self.worker_timeout <= self.heartbeat_interval:
+            raise ConfigError("jobs.worker_timeout: must be longer than jobs.heartbeat_interval")
+        for f in dataclasses.fields(self.capacity):
+            if getattr(self.capacity, f.name) < 0:
+                raise ConfigError(f"jobs.capacity.{f.name}: must not be negative")
+
+
+@dataclasses.dataclass(frozen=True)
 class LogConfig:
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["json", "text"] = "json"
@@ -156,6 +206,7 @@ class Config:
     storage: StorageConfig | None = None
     registry: RegistryConfig = dataclasses.field(default_factory=RegistryConfig)
     log: LogConfig = dataclasses.field(default_factory=LogConfig)
+    jobs: JobsConfig = dataclasses.field(default_factory=JobsConfig)
     auth: AuthConfig = dataclasses.field(default_factory=AuthConfig)
 
     @property

@@ -10,6 +10,8 @@ if TYPE_CHECKING:
     from dtr.auth.service import AuthService
     from dtr.config import Config
     from dtr.db.engine import Database
+    from dtr.jobs.events import RegistryEvents
+    from dtr.jobs.runner import JobWorker
     from dtr.registry.service import RegistryService
     from dtr.storage.wrapper import StorageWrapper
 
@@ -19,3 +21,6 @@ STORAGE: web.AppKey[StorageWrapper] = web.AppKey("storage")
 REGISTRY: web.AppKey[RegistryService] = web.AppKey("registry")
 #: ``None`` when ``auth.enabled`` is false (everyone may do everything).
 AUTH: web.AppKey[AuthService | None] = web.AppKey("auth")
+#: The job worker of this process (``None`` when ``jobs.worker`` is false).
+JOB_WORKER: web.AppKey[JobWorker | None] = web.AppKey("job_worker")
+JOB_EVENTS: web.AppKey[RegistryEvents] = web.AppKey("job_events")

@@ -69,3 +69,7 @@ def create_api_app() -> web.Application:
 from dtr.accounts.views import register as _accounts  # noqa: E402
 
 REGISTRARS.append(_accounts)
+
+from dtr.jobs.views import register as _jobs  # noqa: E402
+
+REGISTRARS.append(_jobs)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dtr.accounts.models  # noqa: F401  (registers the tables)
+import dtr.jobs.models  # noqa: F401
 import dtr.registry.models  # noqa: F401
 from dtr.db.base import Base
 

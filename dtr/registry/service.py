@@ -20,6 +20,7 @@ from sqlalchemy import Table, and_, delete, func, insert, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from dtr.jobs import locks as gc_locks
 from dtr.registry.cache import CHANNEL, ManifestCache
 from dtr.registry.errors import RegistryError, codes
 from dtr.registry.manifests import ParsedManifest, parse_manifest
@@ -113,6 +114,8 @@ class RegistryService:
     async def mount(self, name: str, digest: str, source: str | None) -> bool:
         """Link ``digest`` into ``name`` if ``source`` (or, without one, any repository) holds it."""
         async with self.engine.begin() as conn:
+            # GC safety (dtr.jobs.gc): the blob's shared lock from the check until the link commits.
+            await gc_locks.share(conn, blobs=[digest])
             q = select(repo_blobs.c.digest).where(repo_blobs.c.digest == digest)
             if source is not None:
                 src = await self.repo_id(conn, source)
@@ -122,7 +125,7 @@ class RegistryService:
             if (await conn.execute(q.limit(1))).scalar() is None:
                 return False
             rid = await self.ensure_repo(conn, name)
-            await conn.execute(pg_insert(repo_blobs).values(repository_id=rid, digest=digest).on_conflict_do_nothing())
+            await conn.execute(_link(rid, digest))
             return True
 
     # -- uploads --------------------------------------------------------------------------
@@ -225,18 +228,17 @@ class RegistryService:
             if actual != digest:
                 await self._drop_upload(upload_id)
                 raise RegistryError(codes.DIGEST_INVALID, detail={"expected": digest, "actual": actual})
-            async with self.engine.connect() as conn:
-                known = (await conn.execute(select(blobs.c.size).where(blobs.c.digest == digest))).scalar()
-            if known is None:
-                await self.storage.move(path, blob_path(digest))
             async with self.engine.begin() as conn:
+                # GC safety (dtr.jobs.gc): check, move into place and record under the blob's shared lock.
+                await gc_locks.share(conn, blobs=[digest])
                 rid = (await conn.execute(select(uploads.c.repository_id).where(uploads.c.id == upload_id))).scalar()
                 if rid is None:
                     raise RegistryError(codes.BLOB_UPLOAD_UNKNOWN, detail={"uuid": str(upload_id)})
+                known = (await conn.execute(select(blobs.c.size).where(blobs.c.digest == digest))).scalar()
+                if known is None:
+                    await self.storage.move(path, blob_path(digest))
                 await conn.execute(pg_insert(blobs).values(digest=digest, size=size).on_conflict_do_nothing())
-                await conn.execute(
-                    pg_insert(repo_blobs).values(repository_id=rid, digest=digest).on_conflict_do_nothing()
-                )
+                await conn.execute(_link(rid, digest))
                 await conn.execute(delete(uploads).where(uploads.c.id == upload_id))
             await self._remove_upload_dir(upload_id)
             self._upload_locks.pop(upload_id, None)
@@ -307,6 +309,9 @@ class RegistryService:
             digest = compute_digest(body)
         async with self.engine.begin() as conn:
             rid = await self.ensure_repo(conn, name)
+            # GC safety (dtr.jobs.gc): shared locks on what this manifest needs and on itself,
+            # from the existence checks until commit.
+            await gc_locks.share(conn, blobs=parsed.blobs, manifests=[(rid, d) for d in (*parsed.manifests, digest)])
             await self._check_references(conn, rid, parsed)
             stmt = pg_insert(manifests).values(
                 repository_id=rid, digest=digest, media_type=parsed.media_type,
@@ -434,6 +439,13 @@ class RegistryService:
                 d["annotations"] = r.annotations
             out.append(d)
         return out
+
+
+def _link(rid: int, digest: str) -> Any:
+    """Link a blob into a repository; relinking renews the link, and so the blob's GC grace period."""
+    return (pg_insert(repo_blobs).values(repository_id=rid, digest=digest)
+            .on_conflict_do_update(index_elements=[repo_blobs.c.repository_id, repo_blobs.c.digest],
+                                   set_={"created_at": func.now()}))
 
 
 def _range_headers(name: str, upload_id: uuid.UUID, size: int) -> dict[str, str]:

@@ -1,0 +1,123 @@
+"""The job actions: name -> handler, parameter check and defaults. The one list of what can run."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from dtr.jobs.context import JobContext
+from dtr.jobs.schedule import ScheduleError, parse_duration
+
+Handler = Callable[[JobContext], Coroutine[Any, Any, dict[str, Any] | None]]
+
+
+class ParameterError(ValueError):
+    """A job's parameters are invalid; the message says which and why."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Action:
+    handler: Handler
+    #: Checks and normalises parameters (raises ParameterError).
+    check: Callable[[dict[str, Any]], dict[str, Any]]
+    description: str
+    max_attempts: int = 3
+
+
+def _only(params: dict[str, Any], allowed: set[str]) -> None:
+    unknown = set(params) - allowed
+    if unknown:
+        allowed_s = ", ".join(sorted(allowed)) or "none"
+        raise ParameterError(f"unknown parameter {sorted(unknown)[0]!r}; allowed: {allowed_s}")
+
+
+def duration_param(params: dict[str, Any], name: str) -> float | None:
+    """``params[name]`` as seconds (a number or a duration string like ``24h``), or None if absent."""
+    value = params.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise ParameterError(f"{name}: expected a duration like 24h or a number of seconds")
+    if isinstance(value, int | float):
+        if value < 0:
+            raise ParameterError(f"{name}: must not be negative")
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return parse_duration(value)
+        except ScheduleError as e:
+            raise ParameterError(f"{name}: {e}") from None
+    raise ParameterError(f"{name}: expected a duration like 24h or a number of seconds")
+
+
+def _bool_param(params: dict[str, Any], name: str) -> None:
+    if name in params and not isinstance(params[name], bool):
+        raise ParameterError(f"{name}: expected true or false")
+
+
+# -- noop ------------------------------------------------------------------------------------
+
+
+def _check_noop(params: dict[str, Any]) -> dict[str, Any]:
+    _only(params, {"seconds", "fail_attempts"})
+    duration_param(params, "seconds")
+    fail = params.get("fail_attempts", 0)
+    if not isinstance(fail, int) or isinstance(fail, bool) or fail < 0:
+        raise ParameterError("fail_attempts: expected a non-negative integer")
+    return params
+
+
+async def _noop(ctx: JobContext) -> dict[str, Any]:
+    """Sleep ``seconds`` reporting progress each second; fail the first ``fail_attempts`` attempts."""
+    seconds = duration_param(ctx.parameters, "seconds") or 0.0
+    ctx.log(f"noop on worker {ctx.worker_id}, attempt {ctx.attempt}: sleeping {seconds:g}s")
+    if ctx.attempt <= ctx.parameters.get("fail_attempts", 0):
+        raise RuntimeError(f"failing attempt {ctx.attempt} as asked")
+    waited = 0.0
+    while waited < seconds:
+        ctx.check_stop()
+        step = min(1.0, seconds - waited)
+        await asyncio.sleep(step)
+        waited += step
+        ctx.progress(int(waited), int(seconds), "sleeping")
+    ctx.log("noop done")
+    return {"worker": ctx.worker_id, "slept": seconds}
+
+
+def _registry() -> dict[str, Action]:
+    import dtr.jobs.cleanup as cleanup
+    import dtr.jobs.gc as gc
+    import dtr.jobs.pruning as pruning
+    import dtr.jobs.usage as usage
+
+    return {
+        "gc": Action(gc.run, gc.check_params, "online garbage collection of blobs and manifests"),
+        "upload_cleanup": Action(cleanup.run, cleanup.check_params, "delete abandoned uploads"),
+        "prune": Action(pruning.run, pruning.check_params, "apply tag pruning policies and tag limits"),
+        "usage": Action(usage.run, usage.check_params, "recount storage used per repository and namespace"),
+        "noop": Action(_noop, _check_noop, "sleep, reporting progress (checks the job system)", max_attempts=1),
+    }
+
+
+_ACTIONS: dict[str, Action] | None = None
+
+
+def actions() -> dict[str, Action]:
+    global _ACTIONS
+    if _ACTIONS is None:
+        _ACTIONS = _registry()
+    return _ACTIONS
+
+
+def check(action: str, parameters: Any) -> dict[str, Any]:
+    """Normalised parameters for ``action``; ParameterError if the action or a parameter is wrong."""
+    spec = actions().get(action)
+    if spec is None:
+        raise ParameterError(f"unknown action {action!r}; allowed: {', '.join(sorted(actions()))}")
+    if parameters is None:
+        parameters = {}
+    if not isinstance(parameters, dict):
+        raise ParameterError("parameters: expected an object")
+    return spec.check(dict(parameters))

@@ -1,0 +1,97 @@
+"""Abandoned uploads: rows untouched for ``upload_max_age`` and their storage (``/uploads/<id>``).
+
+Deleting the upload directory through the driver also aborts an object store's unfinished
+multipart upload. Rows are taken with ``FOR UPDATE SKIP LOCKED``, so a replica's cleanup never
+deletes the same upload twice; a client resuming a deleted upload gets BLOB_UPLOAD_UNKNOWN.
+Upload directories without a row (a crash between creating one and recording it) are deleted
+once their data is older than the same age.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+from sqlalchemy import text
+
+from dtr.jobs.actions import _only, duration_param
+from dtr.jobs.context import JobContext
+from dtr.storage.base import PathNotFoundError, StorageError
+
+BATCH = 500
+
+_TAKE = text("""
+DELETE FROM uploads WHERE id IN (
+    SELECT id FROM uploads WHERE updated_at < now() - make_interval(secs => :age)
+    ORDER BY updated_at LIMIT :limit FOR UPDATE SKIP LOCKED)
+RETURNING id, size
+""")
+
+
+def check_params(params: dict[str, Any]) -> dict[str, Any]:
+    _only(params, {"max_age"})
+    duration_param(params, "max_age")
+    return params
+
+
+async def run(ctx: JobContext) -> dict[str, Any]:
+    age = duration_param(ctx.parameters, "max_age")
+    if age is None:
+        age = ctx.config.jobs.upload_max_age
+    deleted = freed = 0
+    while True:
+        ctx.check_stop()
+        async with ctx.engine.begin() as conn:
+            rows = (await conn.execute(_TAKE, {"age": age, "limit": BATCH})).all()
+        for r in rows:
+            await _remove(ctx, r.id)
+            deleted += 1
+            freed += r.size
+            ctx.log(f"deleted abandoned upload {r.id} ({r.size} bytes)")
+        ctx.progress(deleted, None, "deleting abandoned uploads")
+        if len(rows) < BATCH:
+            break
+    orphans = await _orphans(ctx, age)
+    ctx.log(f"deleted {deleted} abandoned uploads ({freed} bytes) and {orphans} upload directories without a record")
+    return {"uploads": deleted, "bytes": freed, "orphan_dirs": orphans}
+
+
+async def _remove(ctx: JobContext, upload_id: uuid.UUID) -> None:
+    try:
+        await ctx.storage.delete(f"/uploads/{upload_id}")
+    except PathNotFoundError:
+        pass
+    except StorageError as e:
+        ctx.log(f"upload {upload_id}: could not delete its storage: {e}")
+
+
+async def _orphans(ctx: JobContext, age: float) -> int:
+    try:
+        dirs = await ctx.storage.list("/uploads")
+    except PathNotFoundError:
+        return 0
+    cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=age)
+    removed = 0
+    for path in dirs:
+        name = path.rsplit("/", 1)[-1]
+        try:
+            upload_id = uuid.UUID(name)
+        except ValueError:
+            continue
+        async with ctx.engine.connect() as conn:
+            known = (await conn.execute(text("SELECT 1 FROM uploads WHERE id = :id"), {"id": upload_id})).first()
+        if known:
+            continue
+        try:
+            info = await ctx.storage.stat(f"{path}/data")
+        except PathNotFoundError:
+            info = None
+        except StorageError:
+            continue
+        if info is not None and (info.modified is None or info.modified > cutoff):
+            continue
+        await _remove(ctx, upload_id)
+        removed += 1
+        ctx.log(f"deleted upload directory {name} (no upload record)")
+    return removed

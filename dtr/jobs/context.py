@@ -1,0 +1,61 @@
+"""What a running job sees: its parameters, the registry's resources, a log, progress, stop requests."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+import uuid
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from dtr.config import Config
+from dtr.storage.base import StorageDriver
+
+
+class JobStopped(Exception):
+    """Raised by ``JobContext.check_stop`` when the job was asked to stop (cancel, deadline, shutdown)."""
+
+
+class JobContext:
+    """Handed to a job's handler. Log lines and progress are written to the database in batches."""
+
+    def __init__(self, *, job_id: uuid.UUID, action: str, parameters: dict[str, Any], attempt: int,
+                 max_attempts: int, worker_id: str, engine: AsyncEngine, storage: StorageDriver,
+                 config: Config, first_line: int) -> None:
+        self.job_id, self.action, self.parameters = job_id, action, parameters
+        self.attempt, self.max_attempts, self.worker_id = attempt, max_attempts, worker_id
+        self.engine, self.storage, self.config = engine, storage, config
+        #: Set when the job should wrap up: cancel requested, deadline passed, or the process stops.
+        self.stopping = asyncio.Event()
+        self.stop_reason: str | None = None
+        self._lines: list[tuple[int, dt.datetime, str]] = []
+        self._next_line = first_line + 1
+        self._progress: dict[str, Any] | None = None
+        self._progress_dirty = False
+        self._progress_at = 0.0
+
+    def log(self, message: str) -> None:
+        """Append a line to the job's log (stored within about half a second, and at the end)."""
+        for part in message.splitlines() or [""]:
+            self._lines.append((self._next_line, dt.datetime.now(dt.UTC), part))
+            self._next_line += 1
+
+    def progress(self, done: int, total: int | None = None, message: str = "") -> None:
+        """Report progress (``done`` of ``total`` units); throttled to a few writes a second."""
+        self._progress = {"done": done, "total": total, "message": message}
+        self._progress_dirty = True
+        self._progress_at = time.monotonic()
+
+    def check_stop(self) -> None:
+        """Raise JobStopped if the job was asked to stop; long jobs call this between steps."""
+        if self.stopping.is_set():
+            raise JobStopped(self.stop_reason or "stop requested")
+
+    def take_pending(self) -> tuple[list[tuple[int, dt.datetime, str]], dict[str, Any] | None]:
+        """Lines not yet written and the progress if it changed (for the worker's flusher)."""
+        lines, self._lines = self._lines, []
+        progress = self._progress if self._progress_dirty else None
+        self._progress_dirty = False
+        return lines, progress

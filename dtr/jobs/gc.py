@@ -1,0 +1,368 @@
+"""Online garbage collection: delete the manifests and blobs nothing needs, while pushes go on.
+
+What is garbage (older than the grace period, measured from when it was created)
+- a manifest with no tag, not a child of another manifest in its repository, and - the
+  referrers policy - if it has a ``subject``, whose subject is gone from the repository: an
+  untagged referrer (signature, SBOM, ...) lives exactly as long as its subject;
+- a blob no manifest references, with no repository link (re)made within the grace period
+  (an upload or mount of an existing blob renews its link);
+- a repository's link to a blob no manifest of that repository references (it stops being
+  readable there; the bytes stay while another repository needs them).
+Deleting a tag or a repository through the API removes rows; the bytes are left to GC.
+
+Mark and sweep. The mark is set-based SQL over a snapshot and only chooses candidates. Each
+candidate is then swept under a lock and deleted only if a re-check in that same locked
+state still finds it unneeded, so a stale mark can never delete a needed object.
+
+Why the push race is impossible (not just unlikely). Keys (dtr.jobs.locks) name each blob
+digest and each (repository, manifest digest). Every writer that makes an object reachable
+takes the *shared* advisory lock on its key inside the transaction that checks the object
+exists and records the reference, and holds it until commit:
+- ``put_manifest`` locks the blobs and child manifests it references and the manifest itself,
+  then checks them and inserts the manifest, its references and its tag;
+- ``finish_upload`` locks the digest, then checks whether the blob row exists, moves the bytes
+  into place if not, and inserts the row and the link;
+- ``mount`` locks the digest, then checks the source link and inserts the new link.
+GC takes the *exclusive* lock (``pg_try_advisory_lock``, skipping busy keys until the next run)
+on a session of its own, then runs ``DELETE ... WHERE <still unneeded> RETURNING`` (a fresh
+READ COMMITTED snapshot taken after the lock), commits, deletes the bytes, and only then unlocks.
+So for one key either the writer's transaction commits first - GC's re-check sees its reference
+and keeps the object - or GC holds the key first - the writer waits until the row is gone and
+the bytes are deleted, then sees no object and fails cleanly (BLOB_UNKNOWN / MANIFEST_UNKNOWN,
+the client uploads again) or, for an upload, puts fresh bytes in place before the row. There
+is no third order: a reference is never recorded to a blob whose deletion is in progress, and
+a blob row never exists without its bytes. A crash between GC's commit and its byte delete
+leaves only unreferenced bytes (a leak, overwritten by the next upload of that digest), never
+a row without bytes. Only one GC runs at a time (a cluster-wide advisory lock).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from dtr.jobs import locks
+from dtr.jobs.actions import _bool_param, _only, duration_param
+from dtr.jobs.context import JobContext
+from dtr.registry.cache import CHANNEL
+from dtr.registry.names import blob_path
+from dtr.storage.base import PathNotFoundError, StorageError
+
+log = logging.getLogger("dtr.jobs.gc")
+
+#: Held for a whole run: one GC at a time in the cluster.
+GC_RUN_KEY = locks._key("gc-run")
+BATCH = 500
+_TRY_LOCK = text("SELECT k, pg_try_advisory_lock(k) AS ok FROM unnest(CAST(:keys AS bigint[])) AS k")
+PAGE = 2000
+DELETE_CONCURRENCY = 16
+
+
+def check_params(params: dict[str, Any]) -> dict[str, Any]:
+    _only(params, {"dry_run", "grace_period"})
+    _bool_param(params, "dry_run")
+    duration_param(params, "grace_period")
+    return params
+
+
+# -- the mark -------------------------------------------------------------------------------
+
+#: Manifests to keep: tagged or young, then (transitively) their children and their referrers.
+_LIVE = """
+WITH RECURSIVE live(id) AS (
+    SELECT m.id FROM manifests m
+    WHERE m.created_at >= :cutoff OR EXISTS (SELECT 1 FROM tags t WHERE t.manifest_id = m.id)
+  UNION
+    SELECT c.id FROM live l
+    JOIN manifests p ON p.id = l.id
+    JOIN manifests c ON c.repository_id = p.repository_id
+     AND (c.subject_digest = p.digest
+          OR c.digest IN (SELECT r.digest FROM manifest_references r
+                          WHERE r.manifest_id = p.id AND r.kind = 'manifest'))
+)
+"""
+
+_GARBAGE_MANIFESTS = text(_LIVE + """
+SELECT m.id, m.repository_id, m.digest, m.size, m.subject_digest IS NOT NULL AS is_referrer,
+       EXISTS (SELECT 1 FROM manifest_references r WHERE r.manifest_id = m.id AND r.kind = 'manifest') AS is_index,
+       repo.name AS repository
+FROM manifests m JOIN repositories repo ON repo.id = m.repository_id
+WHERE m.id NOT IN (SELECT id FROM live)
+ORDER BY is_referrer, is_index DESC, m.id
+""")
+
+
+def _garbage_blobs(dry_run: bool) -> Any:
+    """Blobs no manifest references (for a dry run: none but those in ``gc_dead``)."""
+    exclude = "AND NOT EXISTS (SELECT 1 FROM gc_dead d WHERE d.id = r.manifest_id)" if dry_run else ""
+    return text(f"""
+SELECT b.digest, b.size FROM blobs b
+WHERE b.digest > :after AND b.created_at < :cutoff
+  AND NOT EXISTS (SELECT 1 FROM manifest_references r WHERE r.digest = b.digest {exclude})
+  AND NOT EXISTS (SELECT 1 FROM repository_blobs l WHERE l.digest = b.digest AND l.created_at >= :cutoff)
+ORDER BY b.digest LIMIT :limit
+""")
+
+
+def _unused_links(dry_run: bool) -> Any:
+    """Links from a repository to a blob none of its manifests references (the blob itself kept)."""
+    exclude = "AND NOT EXISTS (SELECT 1 FROM gc_dead d WHERE d.id = m.id)" if dry_run else ""
+    exclude_blobs = "AND NOT EXISTS (SELECT 1 FROM gc_dead_blobs g WHERE g.digest = l.digest)" if dry_run else ""
+    return text(f"""
+SELECT l.repository_id, l.digest FROM repository_blobs l
+WHERE (l.repository_id, l.digest) > (:after_repo, :after_digest) AND l.created_at < :cutoff
+  AND NOT EXISTS (SELECT 1 FROM manifest_references r JOIN manifests m ON m.id = r.manifest_id
+                  WHERE r.digest = l.digest AND m.repository_id = l.repository_id {exclude})
+  {exclude_blobs}
+ORDER BY l.repository_id, l.digest LIMIT :limit
+""")
+
+
+# -- the sweep's re-checks (run after the locks are held) ------------------------------------
+
+_DELETE_MANIFESTS = text("""
+DELETE FROM manifests m
+WHERE m.id = ANY(:ids) AND m.created_at < :cutoff
+  AND NOT EXISTS (SELECT 1 FROM tags t WHERE t.manifest_id = m.id)
+  AND NOT EXISTS (SELECT 1 FROM manifest_references r JOIN manifests p ON p.id = r.manifest_id
+                  WHERE r.kind = 'manifest' AND r.digest = m.digest AND p.repository_id = m.repository_id)
+  AND (m.subject_digest IS NULL OR NOT EXISTS (
+        SELECT 1 FROM manifests s WHERE s.repository_id = m.repository_id AND s.digest = m.subject_digest))
+RETURNING m.id
+""")
+
+_DELETE_BLOBS = text("""
+DELETE FROM blobs b
+WHERE b.digest = ANY(:digests) AND b.created_at < :cutoff
+  AND NOT EXISTS (SELECT 1 FROM manifest_references r WHERE r.digest = b.digest)
+  AND NOT EXISTS (SELECT 1 FROM repository_blobs l WHERE l.digest = b.digest AND l.created_at >= :cutoff)
+RETURNING b.digest, b.size
+""")
+
+_DELETE_LINK = text("""
+DELETE FROM repository_blobs l
+WHERE l.repository_id = :repo AND l.digest = :digest AND l.created_at < :cutoff
+  AND NOT EXISTS (SELECT 1 FROM manifest_references r JOIN manifests m ON m.id = r.manifest_id
+                  WHERE r.digest = l.digest AND m.repository_id = l.repository_id)
+""")
+
+
+class _Totals:
+    def __init__(self) -> None:
+        self.manifests = self.manifest_bytes = self.blobs = self.blob_bytes = self.links = 0
+        self.skipped_busy = 0
+
+    def json(self, dry_run: bool, grace: float) -> dict[str, Any]:
+        return {"dry_run": dry_run, "grace_period": grace, "manifests": self.manifests,
+                "manifest_bytes": self.manifest_bytes, "blobs": self.blobs, "blob_bytes": self.blob_bytes,
+                "links": self.links, "bytes": self.manifest_bytes + self.blob_bytes,
+                "skipped_in_use": self.skipped_busy}
+
+
+@contextlib.asynccontextmanager
+async def _exclusive(conn: AsyncConnection, keys: Sequence[int]) -> AsyncIterator[set[int]]:
+    """Try the exclusive session lock on each key; yield the ones held; release them all after."""
+    acquired: set[int] = set()
+    try:
+        if keys:
+            rows = await conn.execute(_TRY_LOCK, {"keys": list(keys)})
+            acquired = {r.k for r in rows if r.ok}
+            await conn.commit()
+        yield acquired
+    finally:
+        try:
+            await conn.execute(text("SELECT pg_advisory_unlock_all()"))
+            await conn.commit()
+        except Exception:
+            await conn.invalidate()  # closing the session releases its locks
+            raise
+
+
+async def run(ctx: JobContext) -> dict[str, Any]:
+    dry_run = bool(ctx.parameters.get("dry_run", False))
+    grace = duration_param(ctx.parameters, "grace_period")
+    if grace is None:
+        grace = ctx.config.jobs.gc_grace_period
+    async with ctx.engine.connect() as run_lock:
+        while not (await run_lock.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": GC_RUN_KEY})).scalar():
+            ctx.log("another garbage collection is running; waiting for it")
+            for _ in range(10):
+                ctx.check_stop()
+                await asyncio.sleep(0.5)
+        await run_lock.commit()
+        try:
+            totals = await _collect(ctx, dry_run, grace)
+        finally:
+            await run_lock.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": GC_RUN_KEY})
+            await run_lock.commit()
+    if not dry_run:
+        from dtr.jobs import usage
+
+        await usage.recount(ctx.engine)
+    return totals.json(dry_run, grace)
+
+
+async def _collect(ctx: JobContext, dry_run: bool, grace: float) -> _Totals:
+    verb = "would delete" if dry_run else "deleted"
+    t = _Totals()
+    async with ctx.engine.connect() as conn:
+        cutoff = (await conn.execute(text("SELECT now() - make_interval(secs => :g)"), {"g": grace})).scalar_one()
+        ctx.log(f"garbage collection{' (dry run)' if dry_run else ''}: grace period {grace:g}s, "
+                f"collecting what is unneeded and older than {cutoff.isoformat()}")
+        ctx.progress(0, None, "marking manifests")
+        garbage = (await conn.execute(_GARBAGE_MANIFESTS, {"cutoff": cutoff})).all()
+        await conn.commit()
+    ctx.log(f"mark: {len(garbage)} unneeded manifests")
+    if dry_run:
+        await _dry_run(ctx, garbage, cutoff, t, verb)
+    else:
+        await _sweep(ctx, garbage, cutoff, t, verb)
+    ctx.log(f"{'dry run: would free' if dry_run else 'freed'} {t.manifests} manifests ({t.manifest_bytes} bytes), "
+            f"{t.blobs} blobs ({t.blob_bytes} bytes), {t.links} repository links; "
+            f"total {t.manifest_bytes + t.blob_bytes} bytes")
+    ctx.progress(t.manifests + t.blobs, t.manifests + t.blobs, "done")
+    return t
+
+
+async def _dry_run(ctx: JobContext, garbage: Sequence[Any], cutoff: Any, t: _Totals, verb: str) -> None:
+    """Count what a real run would free, in one snapshot, treating the marked manifests as gone."""
+    async with ctx.engine.connect() as conn:
+        await conn.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
+        await conn.execute(text("CREATE TEMP TABLE gc_dead (id bigint PRIMARY KEY) ON COMMIT DROP"))
+        await conn.execute(text("CREATE TEMP TABLE gc_dead_blobs (digest text PRIMARY KEY) ON COMMIT DROP"))
+        for m in garbage:
+            t.manifests += 1
+            t.manifest_bytes += m.size
+            ctx.log(f"{verb} manifest {m.repository}@{m.digest} ({m.size} bytes)")
+        if garbage:
+            await conn.execute(text("INSERT INTO gc_dead SELECT unnest(CAST(:ids AS bigint[]))"),
+                               {"ids": [m.id for m in garbage]})
+        after = ""
+        while page := (await conn.execute(_garbage_blobs(True), {"after": after, "cutoff": cutoff,
+                                                                  "limit": PAGE})).all():
+            ctx.check_stop()
+            after = page[-1].digest
+            for b in page:
+                t.blobs += 1
+                t.blob_bytes += b.size
+                ctx.log(f"{verb} blob {b.digest} ({b.size} bytes)")
+            await conn.execute(text("INSERT INTO gc_dead_blobs SELECT unnest(CAST(:d AS text[]))"),
+                               {"d": [b.digest for b in page]})
+            ctx.progress(t.blobs, None, "counting blobs")
+        key: tuple[int, str] = (0, "")
+        while page := (await conn.execute(_unused_links(True), {"after_repo": key[0], "after_digest": key[1],
+                                                                 "cutoff": cutoff, "limit": PAGE})).all():
+            key = (page[-1].repository_id, page[-1].digest)
+            t.links += len(page)
+        await conn.rollback()
+
+
+async def _sweep(ctx: JobContext, garbage: Sequence[Any], cutoff: Any, t: _Totals, verb: str) -> None:
+    # 1. manifests: parents before children, subjects before referrers; repeat while that frees more
+    pending = list(garbage)
+    while pending:
+        ctx.check_stop()
+        progressed: list[Any] = []
+        async with ctx.engine.connect() as conn:
+            for i in range(0, len(pending), BATCH):
+                progressed += await _sweep_manifests(conn, pending[i:i + BATCH], cutoff, t, ctx, verb)
+                ctx.progress(t.manifests, len(garbage), "sweeping manifests")
+        done = {m.id for m in progressed}
+        pending = [m for m in pending if m.id not in done]
+        if not progressed:
+            break
+    if pending:
+        t.skipped_busy += len(pending)
+        ctx.log(f"{len(pending)} manifests kept this time (in use by a push, or needed again)")
+    # 2. blobs, a page of candidates at a time
+    after = ""
+    async with ctx.engine.connect() as conn:
+        while True:
+            ctx.check_stop()
+            page = (await conn.execute(_garbage_blobs(False), {"after": after, "cutoff": cutoff,
+                                                               "limit": PAGE})).all()
+            await conn.commit()
+            if not page:
+                break
+            after = page[-1].digest
+            for i in range(0, len(page), BATCH):
+                await _sweep_blobs(conn, ctx, [b.digest for b in page[i:i + BATCH]], cutoff, t, verb)
+            ctx.progress(t.blobs, None, "sweeping blobs")
+        # 3. links no manifest of their repository needs
+        key: tuple[int, str] = (0, "")
+        while True:
+            ctx.check_stop()
+            page = (await conn.execute(_unused_links(False), {"after_repo": key[0], "after_digest": key[1],
+                                                              "cutoff": cutoff, "limit": PAGE})).all()
+            await conn.commit()
+            if not page:
+                break
+            key = (page[-1].repository_id, page[-1].digest)
+            await _sweep_links(conn, page, cutoff, t)
+
+
+async def _sweep_manifests(conn: AsyncConnection, batch: Sequence[Any], cutoff: Any, t: _Totals,
+                           ctx: JobContext, verb: str) -> list[Any]:
+    by_key = {locks.manifest_key(m.repository_id, m.digest): m for m in batch}
+    async with _exclusive(conn, list(by_key)) as held:
+        ids = [m.id for k, m in by_key.items() if k in held]
+        if not ids:
+            return []
+        deleted = set((await conn.execute(_DELETE_MANIFESTS, {"ids": ids, "cutoff": cutoff})).scalars())
+        gone = [m for m in batch if m.id in deleted]
+        for repo in sorted({m.repository for m in gone}):
+            await conn.execute(text("SELECT pg_notify(:ch, :repo)"), {"ch": CHANNEL, "repo": repo})
+        await conn.commit()
+    for m in gone:
+        t.manifests += 1
+        t.manifest_bytes += m.size
+        ctx.log(f"{verb} manifest {m.repository}@{m.digest} ({m.size} bytes)")
+    return gone
+
+
+async def _sweep_blobs(conn: AsyncConnection, ctx: JobContext, digests: Sequence[str], cutoff: Any,
+                       t: _Totals, verb: str) -> None:
+    by_key = {locks.blob_key(d): d for d in digests}
+    async with _exclusive(conn, list(by_key)) as held:
+        mine = [d for k, d in by_key.items() if k in held]
+        t.skipped_busy += len(digests) - len(mine)
+        if not mine:
+            return
+        rows = (await conn.execute(_DELETE_BLOBS, {"digests": mine, "cutoff": cutoff})).all()
+        await conn.commit()
+        # The rows are gone; the bytes go while the keys are still held (see the module docstring).
+        sem = asyncio.Semaphore(DELETE_CONCURRENCY)
+
+        async def drop(digest: str) -> None:
+            async with sem:
+                try:
+                    await ctx.storage.delete(blob_path(digest))
+                except PathNotFoundError:
+                    pass
+                except StorageError as e:
+                    ctx.log(f"blob {digest}: row deleted but its bytes could not be ({e}); they are left unused")
+
+        await asyncio.gather(*(drop(r.digest) for r in rows))
+    for r in rows:
+        t.blobs += 1
+        t.blob_bytes += r.size
+        ctx.log(f"{verb} blob {r.digest} ({r.size} bytes)")
+
+
+async def _sweep_links(conn: AsyncConnection, page: Sequence[Any], cutoff: Any, t: _Totals) -> None:
+    by_key: dict[int, list[Any]] = {}
+    for link in page:
+        by_key.setdefault(locks.blob_key(link.digest), []).append(link)
+    async with _exclusive(conn, list(by_key)) as held:
+        for k in held:
+            for link in by_key[k]:
+                res = await conn.execute(_DELETE_LINK, {"repo": link.repository_id, "digest": link.digest,
+                                                        "cutoff": cutoff})
+                t.links += res.rowcount
+        await conn.commit()

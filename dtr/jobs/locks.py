@@ -1,0 +1,37 @@
+"""Advisory-lock keys that make garbage collection safe while pushes go on (see dtr.jobs.gc).
+
+Writers that make a blob or manifest reachable take the *shared* transaction lock on its key
+(``share``) before they check it exists, and hold it until they commit. GC takes the
+*exclusive* lock on a key before it re-checks and deletes. Keys are 64 bits of a hash: a
+collision only makes two unrelated digests wait for each other, never skips a lock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+
+def _key(*parts: str) -> int:
+    h = hashlib.blake2b("\0".join(("dtr-gc", *parts)).encode(), digest_size=8).digest()
+    return int.from_bytes(h, "big", signed=True)
+
+
+def blob_key(digest: str) -> int:
+    return _key("blob", digest)
+
+
+def manifest_key(repository_id: int, digest: str) -> int:
+    return _key("manifest", str(repository_id), digest)
+
+
+async def share(conn: AsyncConnection, *, blobs: Iterable[str] = (),
+                manifests: Iterable[tuple[int, str]] = ()) -> None:
+    """Take the shared lock on each key until the transaction ends (sorted: no lock-order surprises)."""
+    keys = sorted({blob_key(d) for d in blobs} | {manifest_key(r, d) for r, d in manifests})
+    if keys:
+        await conn.execute(text("SELECT pg_advisory_xact_lock_shared(k) FROM unnest(CAST(:keys AS bigint[])) AS k"),
+                           {"keys": keys})

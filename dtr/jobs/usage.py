@@ -1,0 +1,76 @@
+"""Storage used per repository and per namespace, recounted by the ``usage`` job (and after GC).
+
+A repository uses the blobs linked into it (each counted once) and its manifests' bodies;
+``unique_bytes`` counts only blobs no other repository links (what deleting it would free).
+A namespace (the part of the name before the first ``/``) counts each blob once however many
+of its repositories share it; its ``unique_bytes`` only blobs linked from no other namespace.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from dtr.jobs.actions import _only
+from dtr.jobs.context import JobContext
+
+_RECOUNT = """
+WITH links AS (
+    SELECT r.name AS repo, split_part(r.name, '/', 1) AS ns, l.digest, b.size
+    FROM repository_blobs l JOIN repositories r ON r.id = l.repository_id JOIN blobs b ON b.digest = l.digest
+),
+repo_count AS (SELECT digest, count(*) AS n FROM links GROUP BY digest),
+ns_count AS (SELECT digest, count(DISTINCT ns) AS n FROM links GROUP BY digest),
+mani AS (
+    SELECT r.name AS repo, split_part(r.name, '/', 1) AS ns, count(m.id) AS n, coalesce(sum(m.size), 0) AS bytes
+    FROM repositories r LEFT JOIN manifests m ON m.repository_id = r.id GROUP BY r.name
+),
+per_repo AS (
+    SELECT mani.repo AS name, mani.n AS manifests, mani.bytes AS mbytes,
+           count(links.digest) AS blobs, coalesce(sum(links.size), 0) AS bbytes,
+           coalesce(sum(links.size) FILTER (WHERE rc.n = 1), 0) AS ubytes
+    FROM mani LEFT JOIN links ON links.repo = mani.repo LEFT JOIN repo_count rc ON rc.digest = links.digest
+    GROUP BY mani.repo, mani.n, mani.bytes
+),
+ns_blobs AS (SELECT DISTINCT ns, digest, size FROM links),
+per_ns AS (
+    SELECT m.ns AS name, sum(m.n) AS manifests, sum(m.bytes) AS mbytes,
+           (SELECT count(*) FROM ns_blobs nb WHERE nb.ns = m.ns) AS blobs,
+           (SELECT coalesce(sum(nb.size), 0) FROM ns_blobs nb WHERE nb.ns = m.ns) AS bbytes,
+           (SELECT coalesce(sum(nb.size), 0) FROM ns_blobs nb JOIN ns_count c ON c.digest = nb.digest
+             WHERE nb.ns = m.ns AND c.n = 1) AS ubytes
+    FROM mani m GROUP BY m.ns
+),
+fresh AS (
+    SELECT 'repository' AS scope, name, mbytes + bbytes AS bytes, mbytes + ubytes AS unique_bytes,
+           blobs, manifests
+    FROM per_repo
+    UNION ALL
+    SELECT 'namespace', name, mbytes + bbytes, mbytes + ubytes, blobs, manifests FROM per_ns
+),
+gone AS (DELETE FROM storage_usage u
+         WHERE NOT EXISTS (SELECT 1 FROM fresh f WHERE f.scope = u.scope AND f.name = u.name))
+INSERT INTO storage_usage (scope, name, bytes, unique_bytes, blobs, manifests, updated_at)
+SELECT scope, name, bytes, unique_bytes, blobs, manifests, now() FROM fresh
+ON CONFLICT (scope, name) DO UPDATE SET bytes = excluded.bytes, unique_bytes = excluded.unique_bytes,
+    blobs = excluded.blobs, manifests = excluded.manifests, updated_at = excluded.updated_at
+"""
+
+
+def check_params(params: dict[str, Any]) -> dict[str, Any]:
+    _only(params, set())
+    return params
+
+
+async def recount(engine: AsyncEngine) -> int:
+    """Rewrite ``storage_usage`` from the current metadata; returns the number of rows written."""
+    async with engine.begin() as conn:
+        return (await conn.execute(text(_RECOUNT))).rowcount
+
+
+async def run(ctx: JobContext) -> dict[str, Any]:
+    rows = await recount(ctx.engine)
+    ctx.log(f"storage usage recounted for {rows} repositories and namespaces")
+    return {"rows": rows}
