@@ -88,6 +88,8 @@ class DtrProcess:
         }
         if extra and "auth" in extra:
             del cfg["auth"]
+        if extra and set(extra.get("storage") or {}) - {"redirect", "max_concurrency"}:
+            del cfg["storage"]  # another driver section replaces the default filesystem one
         for key, value in (extra or {}).items():
             if isinstance(value, dict) and isinstance(cfg.get(key), dict):
                 cfg[key] = {**cfg[key], **value}
