@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(docker.io podman skopeo umoci docker-registry busybox-static slapd ldap-utils)
+APT_PACKAGES=(docker.io podman skopeo umoci docker-registry busybox-static slapd ldap-utils
+  swift swift-proxy swift-account swift-container swift-object memcached)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

@@ -16,6 +16,9 @@ _DRIVERS: dict[str, str] = {
     "nfs": "dtr.storage.nfs:NFSDriver",
     "azure": "dtr.storage.azure:AzureDriver",
     "gcs": "dtr.storage.gcs:GCSDriver",
+    "s3": "dtr.storage.s3:S3Driver",
+    "cleversafe": "dtr.storage.cleversafe:CleversafeDriver",
+    "swift": "dtr.storage.swift:SwiftDriver",
 }
 
 

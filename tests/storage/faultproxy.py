@@ -26,7 +26,7 @@ from aiohttp import web
 from tests.servers import free_port
 
 _HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-authorization",
-        "proxy-authenticate", "host", "content-length"}
+        "proxy-authenticate", "content-length"}
 
 
 @dataclasses.dataclass
@@ -125,7 +125,7 @@ class FaultProxy:
         if fault is not None and fault.kind == "delay":
             await asyncio.sleep(fault.seconds)
         headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP}
-        headers["Host"] = self.upstream.split("://", 1)[1]
+        # The Host header is kept as the client sent it: it is part of signed requests (SigV4, ...).
         body = await request.read() if request.body_exists else None
         if body is not None and "Content-Length" in request.headers:
             headers["Content-Length"] = str(len(body))
