@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Literal, cast
 from urllib.parse import urlsplit
 
-from sqlalchemy import Table, func, select, union_all, update
+from sqlalchemy import Table, func, literal, select, union_all, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -57,6 +57,7 @@ TOKEN_PREFIX = "dtrpat_"
 #: Site settings and their defaults (DTR's names).
 DEFAULT_SETTINGS: dict[str, Any] = {"createRepositoryOnPush": False}
 _SETTINGS_TTL = 5.0
+_BAD = "invalid username or password"
 _CREDENTIAL_CACHE_TTL = 60.0
 
 
@@ -158,7 +159,8 @@ class AuthService:
             raise AuthError(429, f"too many failed logins; try again in {int(wait) + 1} seconds", wait)
         principal, reason = await self._check(username, secret)
         if principal is None:
-            self.throttle.failure(username, address)
+            if reason == _BAD:  # a right password for an inactive account is no guess
+                self.throttle.failure(username, address)
             audit.record_soon(self.engine, "login_failed", username[:255], address, "account", username[:255],
                               {"reason": reason})
             raise AuthError(401, reason)
@@ -170,7 +172,7 @@ class AuthService:
         return principal
 
     async def _check(self, username: str, secret: str) -> tuple[Principal | None, str]:
-        bad = "invalid username or password"
+        bad = _BAD
         if not username or not secret or len(username) > 255:
             return None, bad
         async with self.engine.connect() as conn:
@@ -277,13 +279,13 @@ class AuthService:
             owner = (await conn.execute(select(org_members.c.is_admin).where(
                 org_members.c.org_id == ns_row.id, org_members.c.user_id == principal.id))).scalar()
             org_owner = bool(owner)
-            q_ns = (select(ns_team_access.c.access_level, func.true().label("ns"))
+            q_ns = (select(ns_team_access.c.access_level, literal(True).label("ns"))
                     .join(team_members, team_members.c.team_id == ns_team_access.c.team_id)
                     .where(ns_team_access.c.namespace_id == ns_row.id, team_members.c.user_id == principal.id))
             queries = [q_ns]
             if repo_row is not None:
                 queries.append(
-                    select(repo_team_access.c.access_level, func.false().label("ns"))
+                    select(repo_team_access.c.access_level, literal(False).label("ns"))
                     .join(team_members, team_members.c.team_id == repo_team_access.c.team_id)
                     .where(repo_team_access.c.repository_id == repo_row.id,
                            team_members.c.user_id == principal.id))
