@@ -23,11 +23,10 @@ def alembic_config(connection: Connection | None = None) -> AlembicConfig:
 
 
 def _upgrade(connection: Connection, revision: str) -> None:
-    connection.execute(text("SELECT pg_advisory_lock(:k)"), {"k": MIGRATION_LOCK})
-    try:
-        command.upgrade(alembic_config(connection), revision)
-    finally:
-        connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": MIGRATION_LOCK})
+    # A transaction-level lock: held until the migrations commit, so the next process waiting
+    # for it sees them done (a session lock released before the commit let it run them again).
+    connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATION_LOCK})
+    command.upgrade(alembic_config(connection), revision)
 
 
 async def upgrade(engine: AsyncEngine, revision: str = "heads") -> None:
