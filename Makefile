@@ -16,5 +16,7 @@ lint:
 	.venv/bin/ruff check dtr tests bench migrations
 	.venv/bin/mypy
 
+# dtr against the reference registry on this machine; results in bench/results/. BENCH_ARGS=--quick for a short run.
 bench:
-	.venv/bin/python bench/run.py
+	bench/install.sh
+	.venv/bin/python bench/run.py --skip-install $(BENCH_ARGS)

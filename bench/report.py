@@ -125,6 +125,9 @@ def write(results_dir: Path, stamp: str, meta: dict[str, Any], metrics: list[Met
         "- versions: " + ", ".join(f"{k} {val}" for k, val in v.items()),
         f"- command: `{meta['command']}`; {meta['rounds']} round(s), servers alternating; "
         f"figures are medians over rounds; MB = 10^6 bytes; wall time {meta['wall_seconds']:.0f} s",
+        "- dtr/ref is dtr's figure over the reference's: above 1 is better for rates (MB/s, req/s), worse for "
+        "times, latencies and sizes (s, ms, MB). The trivial handler is a no-work aiohttp+uvloop server: the "
+        "ceiling for request rates and the client's own limit for blob transfers.",
         f"- dtr auth: {meta['auth']}",
         "",
         table(metrics),

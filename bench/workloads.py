@@ -57,7 +57,7 @@ class Sizes:
     seed_concurrency: int = 32
 
 
-FULL = Sizes(blob=512 * MiB, chunks=100, wrk_seconds=8, image_layers=50, layer_size=4 * MiB, concurrent=50,
+FULL = Sizes(blob=512 * MiB, chunks=100, wrk_seconds=6, image_layers=50, layer_size=4 * MiB, concurrent=50,
              concurrent_size=20 * MiB, big_blob=2048 * MiB, listing=10_000)
 QUICK = Sizes(blob=64 * MiB, chunks=100, wrk_seconds=2, image_layers=50, layer_size=256 * 1024, concurrent=50,
               concurrent_size=2 * MiB, big_blob=256 * MiB, listing=1_000)
@@ -480,7 +480,7 @@ async def listings(ctx: Ctx) -> None:
     page = 100
     seed_tags = ctx.metric("7 listings", f"seed {n:,} tags (manifest PUTs, {s.seed_concurrency} at once)", "s",
                            False)
-    seed_repos = ctx.metric("7 listings", f"seed {n:,} repositories (2 mounts + manifest PUT each)", "s", False)
+    seed_repos = ctx.metric("7 listings", f"seed {n:,} repositories (one blob mount each)", "s", False)
     tag_page = ctx.metric("7 listings", f"tags/list page of {page} at {n:,} tags, median", "ms", False,
                           [Goal("dtr", None, "<", 20)])
     tag_p99 = ctx.metric("7 listings", f"tags/list page of {page} at {n:,} tags, p99", "ms", False)
@@ -492,7 +492,7 @@ async def listings(ctx: Ctx) -> None:
     targets = [ctx.dtr, ctx.reference]
     for t in order(targets, 0):
         reg = ctx.reg(t)
-        manifest, _, config, layer = await seed_small_image(reg, "bench/tags", "seed", "listing")
+        manifest, _, _, layer = await seed_small_image(reg, "bench/tags", "seed", "listing")
         t0 = time.perf_counter()
 
         async def put_tag(i: int, reg: Registry = reg, manifest: bytes = manifest) -> None:
@@ -502,12 +502,8 @@ async def listings(ctx: Ctx) -> None:
         seed_tags.add(t.name, time.perf_counter() - t0)
         t0 = time.perf_counter()
 
-        async def put_repo(i: int, reg: Registry = reg, manifest: bytes = manifest, config: bytes = config,
-                           layer: bytes = layer) -> None:
-            repo = f"catalog/r{i:05d}"
-            await reg.mount(repo, sha256(config), "bench/tags")
-            await reg.mount(repo, sha256(layer), "bench/tags")
-            await reg.put_manifest(repo, "latest", manifest)
+        async def put_repo(i: int, reg: Registry = reg, layer: bytes = layer) -> None:
+            await reg.mount(f"catalog/r{i:05d}", sha256(layer), "bench/tags")
 
         await _pool(n, s.seed_concurrency, put_repo)
         seed_repos.add(t.name, time.perf_counter() - t0)
@@ -531,10 +527,12 @@ async def listings(ctx: Ctx) -> None:
             cat_p99.add(t.name, _p99(times) * 1000)
             times, pages, entries = await _walk(ctx.session, reg, f"/v2/_catalog?n={n}")
             cat_all.add(t.name, sum(times) * 1000)
+            if entries < n:
+                cat_all.note(f"{t.name}: the catalog listed {entries} repositories, fewer than the {n} seeded.")
             if pages > 1:
                 cat_all.note(f"{t.name}: {pages} pages for n={n} ({entries} repositories).")
-            ctx.log(f"  round {rnd} {t.name}: tag page {tag_page.values.get(t.name, [0])[-1]:.1f} ms, "
-                    f"catalog page {cat_page.values[t.name][-1]:.1f} ms")
+            tag_ms = f"{tag_page.values[t.name][-1]:.1f} ms" if t.name in tag_page.values else "n/a"
+            ctx.log(f"  round {rnd} {t.name}: tag page {tag_ms}, catalog page {cat_page.values[t.name][-1]:.1f} ms")
     tag_page.note("Walks every page of n=100 following Link headers, timing each (aiohttp, keep-alive, "
                   "body read, JSON not parsed in the timing).")
     cat_all.note("The catalog also holds the few other bench/ repositories.")
