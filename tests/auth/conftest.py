@@ -6,22 +6,14 @@ tests/clients (re-exported here).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
 from tests.auth.client import Client
+from tests.auth.constants import auth_config
+from tests.auth.world import World, build_world
 from tests.clients.conftest import busybox, docker_engine, oci_layout, podman, skopeo, umoci, unique  # noqa: F401
 from tests.servers import DtrProcess, create_database
-
-ADMIN = "admin"
-ADMIN_PASSWORD = "Adm1n-pass-word"
-ADMIN_AUTH = (ADMIN, ADMIN_PASSWORD)
-PASSWORD = "Us3r-pass-word"
-
-
-def auth_config(**extra: Any) -> dict[str, Any]:
-    return {"auth": {"enabled": True, "admin_password": ADMIN_PASSWORD, **extra}}
 
 
 @pytest.fixture(scope="session")
@@ -36,3 +28,9 @@ def auth_dtr(pg_uri: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
 @pytest.fixture(scope="session")
 def client(auth_dtr: DtrProcess) -> Client:
     return Client(auth_dtr.url)
+
+
+@pytest.fixture(scope="session")
+def world(client: Client) -> World:
+    """An organisation with a private ``app`` and a public ``pub`` repository and a user per role."""
+    return build_world(client)

@@ -12,16 +12,11 @@ from collections.abc import Callable
 import pytest
 
 from tests.auth.client import Client, Response
-from tests.auth.conftest import ADMIN_AUTH
-from tests.auth.world import ROLES, World, build_world
+from tests.auth.constants import ADMIN_AUTH
+from tests.auth.world import ROLES, World
 
 DENIED = (401, 403, 404)
 ZERO = "sha256:" + "0" * 64
-
-
-@pytest.fixture(scope="module")
-def world(client: Client) -> World:
-    return build_world(client)
 
 
 def _token(client: Client, scope: str, who: tuple[str, str] | None) -> str | None:

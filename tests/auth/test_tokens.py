@@ -7,7 +7,7 @@ import json
 import uuid
 
 from tests.auth.client import Client
-from tests.auth.conftest import ADMIN_AUTH, PASSWORD
+from tests.auth.constants import ADMIN_AUTH, PASSWORD
 from tests.servers import DtrProcess
 
 

@@ -8,7 +8,7 @@ import json
 import uuid
 
 from tests.auth.client import Client
-from tests.auth.conftest import ADMIN_AUTH, PASSWORD
+from tests.auth.constants import ADMIN_AUTH, PASSWORD
 
 #: Roles a user may have on the organisation's private repository ``app``.
 ROLES = ("anonymous", "outsider", "inactive", "ro", "rw", "adm", "nsrw", "owner", "admin")
