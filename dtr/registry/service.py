@@ -419,15 +419,22 @@ class RegistryService:
             return names[:n], True
         return names, False
 
-    async def referrers(self, name: str, digest: str, artifact_type: str | None) -> list[dict[str, Any]]:
-        """Descriptors of the manifests in ``name`` whose subject is ``digest``."""
-        q = (select(manifests.c.media_type, manifests.c.digest, manifests.c.size, manifests.c.artifact_type,
-                    manifests.c.annotations)
+    async def referrers(self, name: str, digest: str, artifact_type: str | None, after: int = 0,
+                        limit: int | None = None) -> list[tuple[int, dict[str, Any]]]:
+        """(cursor, descriptor) of the manifests in ``name`` whose subject is ``digest``, in push order.
+
+        ``after`` is the cursor of the last descriptor already returned (pagination).
+        """
+        q = (select(manifests.c.id, manifests.c.media_type, manifests.c.digest, manifests.c.size,
+                    manifests.c.artifact_type, manifests.c.annotations)
              .select_from(manifests.join(repositories, repositories.c.id == manifests.c.repository_id))
-             .where(and_(repositories.c.name == name, manifests.c.subject_digest == digest))
+             .where(and_(repositories.c.name == name, manifests.c.subject_digest == digest,
+                         manifests.c.id > after))
              .order_by(manifests.c.id))
         if artifact_type is not None:
             q = q.where(manifests.c.artifact_type == artifact_type)
+        if limit is not None:
+            q = q.limit(limit)
         async with self.engine.connect() as conn:
             rows = (await conn.execute(q)).all()
         out = []
@@ -437,7 +444,7 @@ class RegistryService:
                 d["artifactType"] = r.artifact_type
             if r.annotations:
                 d["annotations"] = r.annotations
-            out.append(d)
+            out.append((int(r.id), d))
         return out
 
 

@@ -67,16 +67,21 @@ def _upload_headers(name: str, upload_id: uuid.UUID, size: int) -> dict[str, str
     }
 
 
+def _page_size(request: web.Request, cap: int) -> int | None:
+    """``n``, capped at ``cap`` (a Link header then says more follow)."""
+    raw_n = request.query.get("n")
+    if raw_n is None:
+        return None
+    if not _PAGE_SIZE.match(raw_n):
+        raise RegistryError(codes.PAGINATION_NUMBER_INVALID, detail={"n": raw_n[:32]},
+                            message="n must be a non-negative integer")
+    return min(int(raw_n), cap)
+
+
 def _page_params(request: web.Request, cap: int, last_is: Callable[[str], object],
                  last_code: ErrorCode) -> tuple[int | None, str | None]:
-    """``n`` (capped at ``cap``; a Link header then says more follow) and ``last`` (checked by ``last_is``)."""
-    raw_n = request.query.get("n")
-    n = None
-    if raw_n is not None:
-        if not _PAGE_SIZE.match(raw_n):
-            raise RegistryError(codes.PAGINATION_NUMBER_INVALID, detail={"n": raw_n[:32]},
-                                message="n must be a non-negative integer")
-        n = min(int(raw_n), cap)
+    """``n`` (see _page_size) and ``last`` (checked by ``last_is``)."""
+    n = _page_size(request, cap)
     last = request.query.get("last") or None
     if last is not None and not last_is(last):
         raise RegistryError(last_code, detail={"last": last[:256]},
@@ -359,12 +364,34 @@ async def referrers(request: web.Request, name: str, digest: str) -> web.Respons
     if request.method != "GET":
         raise _unsupported(request.method)
     check_digest(digest)
-    artifact_type = request.query.get("artifactType")
+    cfg = request.config_dict[CONFIG].registry
+    artifact_type = request.query.get("artifactType") or None
+    n = _page_size(request, cfg.max_page_size)
+    limit = cfg.max_page_size if n is None else n
+    raw_cursor = request.query.get("cursor", "0")
+    if not _PAGE_SIZE.match(raw_cursor) or int(raw_cursor) > 2**63 - 1:
+        raise RegistryError(codes.PAGINATION_NUMBER_INVALID, detail={"cursor": raw_cursor[:32]},
+                            message="cursor must come from a Link header")
     if artifact_type is not None and not is_media_type(artifact_type):
-        descriptors = []  # no stored manifest has such an artifactType: they are all checked on push
+        rows = []  # no stored manifest has such an artifactType: they are all checked on push
     else:
-        descriptors = await request.config_dict[REGISTRY].referrers(name, digest, artifact_type)
-    headers = {"OCI-Filters-Applied": "artifactType"} if artifact_type is not None else None
+        rows = await request.config_dict[REGISTRY].referrers(name, digest, artifact_type, int(raw_cursor),
+                                                             limit + 1)
+    # A page holds at most ``limit`` descriptors and stays within the manifest size limit; a
+    # Link header (rel="next") then leads on, as the spec requires when one index cannot hold all.
+    descriptors: list[dict[str, Any]] = []
+    size, cursor = 100, None
+    for i, (row_cursor, d) in enumerate(rows):
+        size += len(json.dumps(d)) + 2
+        if i == limit or (descriptors and size > cfg.max_manifest_size):
+            break
+        descriptors.append(d)
+        cursor = row_cursor
+    headers = {"OCI-Filters-Applied": "artifactType"} if artifact_type is not None else {}
+    if len(descriptors) < len(rows) and cursor is not None:
+        query = {"cursor": str(cursor), **({"n": str(n)} if n is not None else {}),
+                 **({"artifactType": artifact_type} if artifact_type else {})}
+        headers["Link"] = f'</v2/{name}/referrers/{digest}?{urlencode(query)}>; rel="next"'
     index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": descriptors}
     resp = _json(index, headers=headers)
     resp.content_type = OCI_INDEX

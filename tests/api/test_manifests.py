@@ -411,3 +411,11 @@ async def test_accept_negotiation_for_lists(reg: Registry, repo_name: str) -> No
     assert status == 404 and json.loads(body)["errors"][0]["code"] == "MANIFEST_UNKNOWN"
     status, _, body = await get(reg, repo_name, "index", OCI_INDEX)
     assert status == 200 and body == index
+
+
+async def test_manifests_are_per_repository(reg: Registry, repo_name: str) -> None:
+    digest, _ = await reg.image(repo_name, "t")
+    other = repo_name + "-other"
+    await reg.image(other, "t")
+    status, _, body = await get(reg, other, digest)
+    assert status == 404 and json.loads(body)["errors"][0]["code"] == "MANIFEST_UNKNOWN"

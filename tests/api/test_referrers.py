@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+
+import aiohttp
 
 from tests.api.helpers import (
     DOCKER_MANIFEST,
@@ -14,6 +17,7 @@ from tests.api.helpers import (
     dumps,
     error_codes,
 )
+from tests.servers import DtrProcess
 
 SBOM = "application/vnd.example.sbom.v1"
 SIG = "application/vnd.example.signature.v1"
@@ -135,3 +139,57 @@ async def test_docker_manifest_subject_is_ignored(reg: Registry, repo_name: str)
     d, _ = await reg.image(repo_name, None, DOCKER_MANIFEST, subject=descriptor(OCI_MANIFEST, img_body))
     _, _, index = await referrers(reg, repo_name, img)
     assert d not in [m["digest"] for m in index["manifests"]]
+
+
+async def test_referrers_pages_follow_link(reg: Registry, repo_name: str) -> None:
+    """When one index cannot hold every descriptor, a Link header (rel="next") leads to the rest."""
+    img, img_body = await reg.image(repo_name, "img")
+    subject = descriptor(OCI_MANIFEST, img_body)
+    pushed = [(await reg.artifact(repo_name, subject, SBOM if i % 2 else SIG))[0] for i in range(5)]
+    for artifact_type, expected in ((None, pushed), (SIG, pushed[0::2])):
+        seen: list[str] = []
+        params = {"n": "2", **({"artifactType": artifact_type} if artifact_type else {})}
+        async with reg.http.get(reg.url(f"/v2/{repo_name}/referrers/{img}"), params=params) as r:
+            page = await r.json()
+            link = r.headers.get("Link")
+        while True:
+            assert r.status == 200 and r.headers["Content-Type"] == OCI_INDEX
+            assert len(page["manifests"]) <= 2
+            seen += [d["digest"] for d in page["manifests"]]
+            if link is None:
+                break
+            assert link.endswith('>; rel="next"')
+            async with reg.http.get(reg.url(link[1:link.index(">")])) as r:
+                page = await r.json()
+                link = r.headers.get("Link")
+                if artifact_type:
+                    assert r.headers["OCI-Filters-Applied"] == "artifactType"
+        assert seen == expected
+
+
+async def test_referrers_bad_paging_parameters(reg: Registry, repo_name: str) -> None:
+    img, _ = await reg.image(repo_name, "img")
+    for query in ("n=-1", "n=x", "cursor=abc", "cursor=99999999999999999999999"):
+        async with reg.http.get(reg.url(f"/v2/{repo_name}/referrers/{img}?{query}")) as r:
+            assert r.status == 400, query
+            await error_codes(r)
+
+
+async def test_referrers_page_stays_within_the_manifest_size_limit(
+        dtr_factory: Callable[..., DtrProcess], http: aiohttp.ClientSession) -> None:
+    """Each page is an index a client can take: no larger than the registry's manifest limit."""
+    small = dtr_factory({"registry": {"max_manifest_size": 4096}})
+    reg = Registry(http, small.url)
+    img, img_body = await reg.image("r/paged", "img")
+    subject = descriptor(OCI_MANIFEST, img_body)
+    pushed = [(await reg.artifact("r/paged", subject, SBOM, {"pad": str(i) * 1200}))[0] for i in range(6)]
+    seen: list[str] = []
+    path: str | None = f"/v2/r/paged/referrers/{img}"
+    while path:
+        async with reg.http.get(reg.url(path)) as r:
+            body = await r.read()
+            link = r.headers.get("Link")
+        assert len(body) <= 4096
+        seen += [d["digest"] for d in json.loads(body)["manifests"]]
+        path = link[1:link.index(">")] if link else None
+    assert seen == pushed
