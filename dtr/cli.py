@@ -166,6 +166,9 @@ def build_parser() -> argparse.ArgumentParser:
     from dtr.accounts.cli import add_commands as add_account_commands
 
     add_account_commands(sub, common)
+    from dtr.jobs.cli import add_commands as add_job_commands
+
+    add_job_commands(sub, common)
     return p
 
 

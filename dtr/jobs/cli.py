@@ -1,0 +1,251 @@
+"""``dtr jobs list|run|cancel|logs`` and ``dtr gc``: the job queue from the admin's shell.
+
+The commands talk to the database named in the config (as ``dtr users`` does), not to the
+HTTP API: an admin on the box has the config, needs no token, and the running cluster's
+workers pick the job up from the same queue whichever replica is up. ``dtr gc`` queues a GC
+job, follows its log with a progress bar and exits when it ends (0 when done).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import shutil
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any, TextIO
+
+import yaml
+
+from dtr.config import Config, load_config
+
+POLL = 0.5
+#: How long a job may wait before the CLI says no worker seems able to run it.
+IDLE_WARNING = 15.0
+
+
+async def _with_service(cfg: Config, work: Callable[[Any], Awaitable[int]]) -> int:
+    from dtr.db.engine import Database
+    from dtr.jobs.service import JobService
+
+    db = await Database.open(cfg)
+    try:
+        return await work(JobService(db.engine, cfg.jobs.stop_timeout, cfg.jobs.worker_timeout))
+    finally:
+        await db.close()
+
+
+def _run(args: argparse.Namespace, work: Callable[[Any], Awaitable[int]]) -> int:
+    return asyncio.run(_with_service(load_config(args.config), work))
+
+
+def _job_id(raw: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(raw)
+    except ValueError:
+        raise SystemExit(f"dtr: {raw!r} is not a job id") from None
+
+
+class _Bar:
+    """A one-line progress bar on a terminal; occasional plain lines otherwise."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out, self.tty, self.shown, self.last_plain = out, out.isatty(), False, 0.0
+
+    def show(self, progress: dict[str, Any] | None) -> None:
+        if not progress:
+            return
+        done, total, msg = progress.get("done", 0), progress.get("total"), progress.get("message", "")
+        if total:
+            frac = min(done / total, 1.0)
+            width = max(10, min(40, shutil.get_terminal_size().columns - 40))
+            fill = int(frac * width)
+            text = f"[{'#' * fill}{'.' * (width - fill)}] {frac:4.0%} {msg} {done}/{total}"
+        else:
+            text = f"{msg} {done}"
+        if self.tty:
+            self.out.write("\r\033[K" + text)
+            self.shown = True
+        elif time.monotonic() - self.last_plain > 5:
+            self.out.write(text + "\n")
+            self.last_plain = time.monotonic()
+        self.out.flush()
+
+    def clear(self) -> None:
+        if self.shown:
+            self.out.write("\r\033[K")
+            self.out.flush()
+            self.shown = False
+
+
+async def follow(service: Any, job_id: uuid.UUID, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+    """Print the job's log as it grows, with a progress bar, until it ends; 0 if it ended done."""
+    bar = _Bar(err)
+    after = 0
+    waiting_since = time.monotonic()
+    warned = False
+    while True:
+        job = await service.get(job_id)
+        lines = await service.logs(job_id, after)
+        if lines:
+            bar.clear()
+            for line in lines:
+                out.write(line["data"] + "\n")
+                after = line["lineNum"]
+            out.flush()
+        ended = job["status"] in ("done", "error", "cancel") or (
+            job["status"] == "worker_dead" and job["attempt"] > job["retries"])
+        if ended and not lines:
+            bar.clear()
+            summary = f"job {job['id']} ({job['action']}): {job['status']}"
+            if job.get("error"):
+                summary += f": {job['error']}"
+            err.write(summary + "\n")
+            if job.get("result"):
+                out.write(json.dumps(job["result"], indent=2) + "\n")
+            return 0 if job["status"] == "done" else 1
+        bar.show(job.get("progress"))
+        if job["status"] == "waiting" and not warned and time.monotonic() - waiting_since > IDLE_WARNING:
+            workers = [w for w in await service.workers()
+                       if w["status"] == "running" and w["capacityMap"].get(job["action"], 0) > 0]
+            if not workers:
+                bar.clear()
+                err.write(f"no running dtr process runs {job['action']} jobs; the job stays queued until one does\n")
+            warned = True
+        if job["status"] != "waiting":
+            waiting_since = time.monotonic()
+        await asyncio.sleep(POLL)
+
+
+def _print_jobs(jobs: list[dict[str, Any]], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(jobs, indent=2))
+        return
+    print(f"{'ID':36}  {'ACTION':14}  {'STATUS':14}  {'TRY':>3}  {'WORKER':12}  CREATED")
+    for j in jobs:
+        print(f"{j['id']:36}  {j['action']:14}  {j['status']:14}  {j['attempt']:>3}  {j['workerID'] or '-':12}  "
+              f"{j['createdAt']}")
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    async def work(service: Any) -> int:
+        _print_jobs(await service.list_jobs(action=args.action, status=args.status, limit=args.limit), args.json)
+        return 0
+
+    return _run(args, work)
+
+
+def _parameters(pairs: list[str]) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"dtr: parameters are KEY=VALUE, got {pair!r}")
+        params[key] = yaml.safe_load(value) if value else ""
+    return params
+
+
+async def _queue_and_follow(service: Any, action: str, params: dict[str, Any], args: argparse.Namespace) -> int:
+    from dtr.jobs.actions import ParameterError
+
+    try:
+        job = await service.queue(action, params, retries=getattr(args, "retries", None),
+                                  deadline=getattr(args, "deadline", None))
+    except ParameterError as e:
+        print(f"dtr: {e}", file=sys.stderr)
+        return 2
+    print(f"queued {action} job {job['id']}", file=sys.stderr)
+    if not args.follow:
+        print(job["id"])
+        return 0
+    try:
+        return await follow(service, uuid.UUID(job["id"]))
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        print(f"\nstopped following; the job goes on (dtr jobs cancel {job['id']} stops it)", file=sys.stderr)
+        return 130
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    return _run(args, lambda service: _queue_and_follow(service, args.action, _parameters(args.parameters), args))
+
+
+def cmd_gc(args: argparse.Namespace) -> int:
+    params: dict[str, Any] = {"dry_run": args.dry_run}
+    if args.grace_period is not None:
+        params["grace_period"] = args.grace_period
+    return _run(args, lambda service: _queue_and_follow(service, "gc", params, args))
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    from dtr.jobs.service import NotFound
+
+    async def work(service: Any) -> int:
+        try:
+            job = await service.cancel(_job_id(args.id))
+        except NotFound:
+            print(f"dtr: no job {args.id}", file=sys.stderr)
+            return 1
+        print(f"job {job['id']}: {job['status']}")
+        return 0
+
+    return _run(args, work)
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    from dtr.jobs.service import NotFound
+
+    async def work(service: Any) -> int:
+        job_id = _job_id(args.id)
+        try:
+            if args.follow:
+                return await follow(service, job_id)
+            after = 0
+            while lines := await service.logs(job_id, after):
+                for line in lines:
+                    print(line["data"])
+                after = lines[-1]["lineNum"]
+            return 0
+        except NotFound:
+            print(f"dtr: no job {args.id}", file=sys.stderr)
+            return 1
+
+    try:
+        return _run(args, work)
+    except KeyboardInterrupt:
+        return 130
+
+
+def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
+    """Add ``jobs`` and ``gc`` to the ``dtr`` command."""
+    from dtr.jobs.actions import actions
+
+    jobs = sub.add_parser("jobs", help="the job queue").add_subparsers(dest="jobs_command", required=True)
+    p = jobs.add_parser("list", help="recent jobs, newest first", parents=[common])
+    p.add_argument("--action")
+    p.add_argument("--status", help="comma-separated: waiting,running,done,error,cancel_request,cancel,worker_dead")
+    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_list)
+    p = jobs.add_parser("run", help="queue a job (KEY=VALUE parameters)", parents=[common])
+    p.add_argument("action", choices=sorted(actions()))
+    p.add_argument("parameters", nargs="*", metavar="KEY=VALUE")
+    p.add_argument("--retries", type=int)
+    p.add_argument("--deadline", type=float, help="seconds an attempt may run")
+    p.add_argument("--follow", "-f", action="store_true", help="print its log until it ends")
+    p.set_defaults(func=cmd_run)
+    p = jobs.add_parser("cancel", help="cancel a job", parents=[common])
+    p.add_argument("id")
+    p.set_defaults(func=cmd_cancel)
+    p = jobs.add_parser("logs", help="print a job's log", parents=[common])
+    p.add_argument("id")
+    p.add_argument("--follow", "-f", action="store_true", help="keep printing until the job ends")
+    p.set_defaults(func=cmd_logs)
+    p = sub.add_parser("gc", help="garbage-collect unneeded blobs and manifests (online)", parents=[common])
+    p.add_argument("--dry-run", action="store_true", help="report what would be freed; delete nothing")
+    p.add_argument("--grace-period", metavar="DURATION",
+                   help="only collect what is older than this (e.g. 24h; default: jobs.gc_grace_period)")
+    p.add_argument("--no-follow", dest="follow", action="store_false", help="queue the job and exit")
+    p.set_defaults(func=cmd_gc)
