@@ -6,7 +6,7 @@ Fixtures:
 - ``reference_registry``: Go distribution 2.8 (``docker-registry serve``) on a free port.
 - ``busybox``: the static busybox that images are built from.
 - ``unique``: a fresh label; put it in an image so its layer differs from every other test's.
-- ``oci_layout``: build an OCI layout image (umoci) from a busybox rootfs with given content.
+- ``oci_layout``: build a two-layer OCI layout image (umoci) from a busybox rootfs with given content.
 A missing binary fails the test with the apt-get line that installs it.
 """
 
@@ -105,15 +105,20 @@ def unique() -> str:
 
 @pytest.fixture
 def oci_layout(umoci: Umoci, busybox: str, tmp_path: Path) -> Callable[..., Path]:
-    """``make(tag, content, arch="amd64", layout=None)``: an image ``layout:tag`` whose /id.txt is ``content``."""
+    """``make(tag, content, arch="amd64", layout=None)``: an OCI layout image ``layout:tag`` of two layers.
+
+    The first holds busybox, /base.txt and a placeholder /id.txt; the second writes ``content`` to
+    /id.txt and deletes /base.txt (a whiteout), so layer order and whiteouts show in the result.
+    """
     count = 0
 
     def make(tag: str, content: str, arch: str = "amd64", layout: Path | None = None) -> Path:
         nonlocal count
         count += 1
         layout = layout or tmp_path / "layout"
-        rootfs = make_rootfs(tmp_path / f"rootfs{count}", content, busybox)
-        umoci.build(layout, tag, rootfs, arch)
+        rootfs = make_rootfs(tmp_path / f"rootfs{count}", f"base layer of {content}", busybox)
+        (rootfs / "base.txt").write_text("deleted by the top layer\n")
+        umoci.build(layout, tag, rootfs, arch, top={"id.txt": content, "base.txt": None})
         return layout
 
     return make

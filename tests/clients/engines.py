@@ -91,7 +91,7 @@ def make_rootfs(dest: Path, content: str, busybox: str = "/usr/bin/busybox") -> 
     """A minimal rootfs: static busybox as /bin/sh and /bin/cat, and ``content`` in /id.txt."""
     (dest / "bin").mkdir(parents=True)
     shutil.copy2(busybox, dest / "bin" / "busybox")
-    for applet in ("sh", "cat", "ls"):
+    for applet in ("sh", "cat", "ls", "test"):
         (dest / "bin" / applet).symlink_to("busybox")
     (dest / "id.txt").write_text(content)
     return dest
@@ -111,7 +111,7 @@ def read_layer_file(layer: Path, name: str) -> bytes:
     """A file's bytes from a (possibly gzipped) layer tarball."""
     with tarfile.open(layer, "r:*") as tar:
         for member in tar.getmembers():
-            if member.name.lstrip("./") == name:
+            if member.name.removeprefix("./").lstrip("/") == name:
                 f = tar.extractfile(member)
                 assert f is not None
                 return f.read()
@@ -198,8 +198,8 @@ class DockerEngine:
         data: list[dict[str, Any]] = json.loads(self.docker("image", "inspect", ref).stdout)
         return data[0]
 
-    def run_cat(self, ref: str, path: str) -> str:
-        return self.docker("run", "--rm", "--network", "none", ref, "cat", path).stdout
+    def run_sh(self, ref: str, script: str) -> str:
+        return self.docker("run", "--rm", "--network", "none", ref, "/bin/sh", "-c", script).stdout
 
     def remove(self, ref: str) -> None:
         """Remove the image and every tag of it, so the next pull really downloads."""
@@ -226,9 +226,6 @@ class Podman:
     def podman(self, *args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess[str]:
         return run([*self.base, *args], env=self.env, check=check, timeout=timeout)
 
-    def import_image(self, tar: Path, ref: str) -> str:
-        return self.podman("import", "-q", "-c", 'CMD ["/bin/sh"]', str(tar), ref).stdout.strip()
-
     def push(self, ref: str) -> str:
         digestfile = self.dir / "tmp" / "push.digest"
         self.podman("push", "--tls-verify=false", "--digestfile", str(digestfile), ref)
@@ -242,9 +239,13 @@ class Podman:
         data: list[dict[str, Any]] = json.loads(self.podman("image", "inspect", ref).stdout)
         return data[0]
 
-    def run_cat(self, ref: str, path: str) -> str:
+    def run_sh(self, ref: str, script: str) -> str:
         return self.podman("run", "--rm", "--network", "none", "--ulimit", "nofile=1024:1024",
-                           "--ulimit", "nproc=1024:1024", ref, "cat", path).stdout
+                           "--ulimit", "nproc=1024:1024", ref, "/bin/sh", "-c", script).stdout
+
+    def storage_ref(self, ref: str) -> str:
+        """``ref`` in this podman's image store, as a containers-storage transport name (for skopeo)."""
+        return f"containers-storage:[vfs@{self.dir / 'root'}+{self.dir / 'run'}]{ref}"
 
     def remove(self, ref: str) -> None:
         self.podman("rmi", "-f", self.inspect(ref)["Id"])
@@ -284,8 +285,10 @@ class Umoci:
     def umoci(self, *args: str) -> subprocess.CompletedProcess[str]:
         return run([self.binary, *args])
 
-    def build(self, layout: Path, tag: str, rootfs: Path, arch: str = "amd64") -> None:
-        """Image ``layout:tag`` with ``rootfs`` as its one layer (layout created if missing).
+    def build(self, layout: Path, tag: str, rootfs: Path, arch: str = "amd64",
+              top: dict[str, str | None] | None = None) -> None:
+        """Image ``layout:tag`` with ``rootfs`` as its first layer (layout created if missing) and, with
+        ``top``, a second layer that writes (text) or deletes (None, a whiteout) the files it names.
 
         unpack + repack, not ``umoci insert``: umoci 0.4.7's insert writes a tar without its padding
         and end-of-archive blocks.
@@ -297,7 +300,15 @@ class Umoci:
         self.umoci("new", "--image", image)
         self.umoci("unpack", "--image", image, str(bundle))
         shutil.copytree(rootfs, bundle / "rootfs", symlinks=True, dirs_exist_ok=True)
-        self.umoci("repack", "--image", image, str(bundle))
+        self.umoci("repack", "--refresh-bundle", "--image", image, str(bundle))
+        if top:
+            for name, text in top.items():
+                path = bundle / "rootfs" / name
+                if text is None:
+                    path.unlink()
+                else:
+                    path.write_text(text)
+            self.umoci("repack", "--image", image, str(bundle))
         shutil.rmtree(bundle)
         self.umoci("config", "--image", image, "--config.cmd", "/bin/sh", "--os", "linux",
                    "--architecture", arch)

@@ -34,6 +34,8 @@ from tests.clients.engines import (
 from tests.servers import DtrProcess
 
 CLIENTS = ["docker", "podman", "skopeo"]
+#: Run in pulled images: the top layer's /id.txt, and /base.txt gone (deleted by the top layer).
+CHECK_SCRIPT = "cat /id.txt; test -e /base.txt || echo whiteout honoured"
 
 
 class Clients:
@@ -43,19 +45,21 @@ class Clients:
         self.oci_layout, self.busybox, self.tmp = oci_layout, busybox, tmp_path
 
     def push(self, client: str, ref: str, content: str) -> str:
-        """Build a one-layer image holding ``content`` in /id.txt, push it with ``client``; returns the
-        manifest digest the client reports. The local copy is removed, so a later pull downloads."""
+        """Build a two-layer image (``oci_layout``) with ``content`` in /id.txt, load it into ``client``
+        and push it from there; returns the manifest digest the client reports. The local copy is
+        removed, so a later pull downloads."""
+        layout = self.oci_layout("push", content)
         if client == "docker":
-            self.docker.import_image(rootfs_tar(self.tmp / "docker-build", content, self.busybox), ref)
+            self.skopeo.copy(f"oci:{layout}:push", f"docker-daemon:{ref}",
+                             "--dest-daemon-host", f"unix://{self.docker.socket}")
             digest, _ = self.docker.push(ref)
             self.docker.remove(ref)
             return digest
         if client == "podman":
-            self.podman.import_image(rootfs_tar(self.tmp / "podman-build", content, self.busybox), ref)
+            self.skopeo.copy(f"oci:{layout}:push", self.podman.storage_ref(ref))
             digest = self.podman.push(ref)
             self.podman.remove(ref)
             return digest
-        layout = self.oci_layout("push", content)
         return self.skopeo.copy(f"oci:{layout}:push", f"docker://{ref}")
 
     def pull_and_check(self, client: str, ref: str, digest: str, manifest: dict[str, Any],
@@ -68,7 +72,7 @@ class Clients:
             assert info["Id"] == config_digest
             assert info["RootFS"]["Layers"] == config["rootfs"]["diff_ids"]
             assert any(d.endswith(f"@{digest}") for d in info["RepoDigests"]), info["RepoDigests"]
-            assert self.docker.run_cat(ref, "/id.txt") == content
+            assert self.docker.run_sh(ref, CHECK_SCRIPT) == content + "whiteout honoured\n"
             self.docker.remove(ref)
         elif client == "podman":
             image_id = self.podman.pull(ref)
@@ -76,15 +80,17 @@ class Clients:
             info = self.podman.inspect(ref)
             assert info["Digest"] == digest
             assert info["RootFS"]["Layers"] == config["rootfs"]["diff_ids"]
-            assert self.podman.run_cat(ref, "/id.txt") == content
+            assert self.podman.run_sh(ref, CHECK_SCRIPT) == content + "whiteout honoured\n"
             self.podman.remove(ref)
         else:
             out = self.tmp / f"pulled-{uuid.uuid4().hex[:8]}"
             assert self.skopeo.copy(f"docker://{ref}", f"dir:{out}") == digest
             pulled = verify_dir_image(out, digest)
             assert pulled == manifest
-            layer = out / manifest["layers"][0]["digest"].split(":")[1]
-            assert read_layer_file(layer, "id.txt").decode() == content
+            assert len(manifest["layers"]) == 2
+            top = out / manifest["layers"][-1]["digest"].split(":")[1]
+            assert read_layer_file(top, "id.txt").decode() == content
+            assert read_layer_file(top, ".wh.base.txt") == b""
 
 
 @pytest.fixture
@@ -139,13 +145,13 @@ def test_multi_arch_index(dtr: DtrProcess, clients: Clients, oci_layout: Callabl
         for desc in [{"digest": child_digest}, manifest["config"], *manifest["layers"]]:
             path = blobs / desc["digest"].split(":")[1]
             assert f"sha256:{hashlib.sha256(path.read_bytes()).hexdigest()}" == desc["digest"]
-        layer = blobs / manifest["layers"][0]["digest"].split(":")[1]
+        layer = blobs / manifest["layers"][-1]["digest"].split(":")[1]
         assert read_layer_file(layer, "id.txt").decode() == contents[arch]
 
     # docker picks this machine's platform and runs it.
     assert clients.docker.pull(ref) == index_digest
     assert clients.docker.inspect(ref)["Id"] == children["amd64"][1]["config"]["digest"]
-    assert clients.docker.run_cat(ref, "/id.txt") == contents["amd64"]
+    assert clients.docker.run_sh(ref, CHECK_SCRIPT) == contents["amd64"] + "whiteout honoured\n"
     clients.docker.remove(ref)
     # podman picks the platform it is asked for.
     image_id = clients.podman.pull(ref, "--arch", "arm64")
