@@ -11,6 +11,10 @@ import time
 from pathlib import Path
 
 PY_SPY = str(Path(sys.executable).parent / "py-spy")
+#: Frames on every stack of a thread (interpreter start, event loop entry, thread start): left out of
+#: the inclusive table, where they would only say "100%".
+_ROOTS = ("<frozen runpy>", "threading.py", "asyncio/runners.py", "dtr/__main__.py", "dtr/cli.py",
+          "concurrent/futures/thread.py")
 _FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>[^()]*?)(?::(?P<line>\d+))?\)$")
 
 
@@ -78,7 +82,7 @@ def hot_spots(raw: Path, top: int = 20) -> str:
         total += n
         own[frames[-1][0]] += n
         pkg[_package(frames[-1][1])] += n
-        for name in {name for name, _ in frames}:
+        for name in {name for name, file in frames if not _short(file).startswith(_ROOTS)}:
             incl[name] += n
     if total == 0:
         return "(no samples)\n"
@@ -90,5 +94,10 @@ def hot_spots(raw: Path, top: int = 20) -> str:
         f"{total} samples (busy threads only).", "",
         "Own time (the frame on top of the stack):", "", "| % | function |", "|---|---|", *rows(own, top), "",
         "Own time by package:", "", "| % | package |", "|---|---|", *rows(pkg, 12), "",
-        "Inclusive (on the stack):", "", "| % | function |", "|---|---|", *rows(incl, top), "",
+        "Inclusive (on the stack; interpreter, event-loop and thread-start frames left out):", "",
+        "| % | function |", "|---|---|", *rows(incl, top), "",
+        "Reading: own time in `Runner.run (asyncio/runners.py)` is the event loop itself, i.e. C code py-spy "
+        "cannot see into (uvloop, aiohttp's C HTTP parser, asyncpg's protocol); own time in "
+        "`_worker`/`_WorkItem.run` (concurrent/futures/thread.py) is thread-pool hand-off plus C calls made from "
+        "pool threads (os.write, hashlib's update, fsync).", "",
     ])

@@ -412,6 +412,8 @@ async def peak_rss(ctx: Ctx) -> None:
                             [Goal("dtr", None, "<", 150)])
         rss_out = ctx.metric("6 peak RSS", f"streaming {_mb(size)} out (pull)", "MB", False,
                              [Goal("dtr", None, "<", 150)])
+        grow_in = ctx.metric("6 peak RSS", f"growth over the idle RSS, {_mb(size)} in", "MB", False)
+        grow_out = ctx.metric("6 peak RSS", f"growth over the idle RSS, {_mb(size)} out", "MB", False)
         tput_in = ctx.metric("6 peak RSS", f"push throughput, {_mb(size)}", "MB/s", True)
         tput_out = ctx.metric("6 peak RSS", f"pull throughput, {_mb(size)}", "MB/s", True)
         for t in order([ctx.dtr, ctx.reference], 0):
@@ -429,10 +431,11 @@ async def peak_rss(ctx: Ctx) -> None:
 
             peak, before, secs = await _peak(t.pid, push)
             rss_in.add(t.name, peak)
+            grow_in.add(t.name, peak - before)
             tput_in.add(t.name, size / secs / MB)
-            rss_in.note(f"{t.name}: {before:.0f} MB before.")
             peak, before, secs = await _peak(t.pid, pull)
             rss_out.add(t.name, peak)
+            grow_out.add(t.name, peak - before)
             tput_out.add(t.name, size / secs / MB)
             ctx.log(f"  {t.name}: peak RSS {rss_in.values[t.name][-1]:.0f} MB in, {peak:.0f} MB out")
         rss_in.note("Peak = max(VmHWM after resetting it via /proc/PID/clear_refs, VmRSS sampled every 10 ms) "
