@@ -153,8 +153,16 @@ def parse_manifest(body: bytes, content_type: str | None) -> ParsedManifest:
         raise _invalid("Docker schema 1 manifests are not supported; push schema 2 or OCI")
     if media_type not in SUPPORTED:
         raise _invalid(f"unsupported manifest media type {media_type!r}; supported: {', '.join(SUPPORTED)}")
-    if doc.get("schemaVersion") != 2:
+    version = doc.get("schemaVersion")
+    if type(version) is not int or version != 2:
         raise _invalid("schemaVersion must be 2")
+    if body_type is None and media_type in (DOCKER_MANIFEST, DOCKER_LIST):
+        raise _invalid(f"mediaType is required in a Docker manifest ({media_type})")
+    # Ambiguous documents (CVE-2021-41190): a manifest is never also an index, nor the other way round.
+    if media_type in IMAGE_TYPES and "manifests" in doc:
+        raise _invalid(f"a {media_type} must not have a manifests field")
+    if media_type in INDEX_TYPES and ("config" in doc or "layers" in doc):
+        raise _invalid(f"a {media_type} must not have config or layers fields")
 
     subject = None
     if "subject" in doc and media_type in (OCI_MANIFEST, OCI_INDEX):

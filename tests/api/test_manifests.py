@@ -139,6 +139,16 @@ async def test_oci_manifest_without_media_type_field(reg: Registry, repo_name: s
     assert status == 200 and headers["Content-Type"] == OCI_MANIFEST and got == body
 
 
+async def test_docker_manifests_need_their_media_type_field(reg: Registry, repo_name: str) -> None:
+    config = os.urandom(10)
+    await reg.push_blob(repo_name, config)
+    body = dumps({"schemaVersion": 2, "config": descriptor(DOCKER_CONFIG, config), "layers": []})
+    async with reg.http.put(reg.url(f"/v2/{repo_name}/manifests/t"), data=body,
+                            headers={"Content-Type": DOCKER_MANIFEST}) as r:
+        assert r.status == 400
+        assert "mediaType is required" in (await r.json())["errors"][0]["message"]
+
+
 async def test_content_type_must_match_media_type(reg: Registry, repo_name: str) -> None:
     _, body = await reg.image(repo_name)
     for ct in (DOCKER_MANIFEST, OCI_INDEX, "application/json"):
@@ -229,6 +239,11 @@ async def test_foreign_layers_need_not_be_present(reg: Registry, repo_name: str)
     ({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "subject": {"mediaType": OCI_MANIFEST},
       "config": {"mediaType": OCI_CONFIG, "digest": EMPTY_DIGEST, "size": 2}, "layers": []}, "subject"),
     ([1, 2, 3], "object"),
+    ({"schemaVersion": 2.0, "mediaType": OCI_INDEX, "manifests": []}, "schemaVersion"),
+    ({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [],
+      "config": {"mediaType": OCI_CONFIG, "digest": EMPTY_DIGEST, "size": 2}}, "config"),
+    ({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "manifests": [],
+      "config": {"mediaType": OCI_CONFIG, "digest": EMPTY_DIGEST, "size": 2}, "layers": []}, "manifests"),
 ])
 async def test_invalid_manifests(reg: Registry, repo_name: str, doc: Any, why: str) -> None:
     await reg.push_blob(repo_name, EMPTY_BYTES)
