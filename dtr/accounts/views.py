@@ -794,7 +794,7 @@ async def docs(request: web.Request) -> web.Response:
                                             "default": {"description": 'error: {"errors": [{"code", "message"}]}'}}}
         if params:
             op["parameters"] = params
-        paths.setdefault("/api/v0" + path, {})[route.method.lower()] = op
+        paths.setdefault(path, {})[route.method.lower()] = op
     return _json({"openapi": "3.0.3", "info": {"title": "dtr API", "version": "v0"},
                   "components": {"securitySchemes": {"basic": {"type": "http", "scheme": "basic"},
                                                      "bearer": {"type": "http", "scheme": "bearer"}}},

@@ -98,8 +98,9 @@ class AuthService:
         self.throttle = LoginThrottle(a.failed_login_threshold, a.failed_login_address_threshold,
                                       a.failed_login_window, a.lockout_base, a.lockout_max)
         self._settings: tuple[float, dict[str, Any]] | None = None
-        #: sha256(user NUL secret) -> (principal, expiry): API calls with Basic auth skip argon2.
-        self._credentials: dict[bytes, tuple[Principal, float]] = {}
+        #: sha256(user NUL password) -> (principal, credential generation, expiry): API calls with
+        #: Basic auth skip argon2 (a password change or deactivation anywhere ends the entry).
+        self._credentials: dict[bytes, tuple[Principal, int, float]] = {}
         self.directory: Any = None
         if self.cfg.ldap is not None:
             from dtr.auth.ldap import Directory
@@ -149,10 +150,11 @@ class AuthService:
 
         Failures are audited and slow down later attempts for the user and the address.
         """
+        cache = cache and not secret.startswith(TOKEN_PREFIX)  # token checks are cheap and revocable
         ckey = hashlib.sha256(f"{username}\0{secret}".encode()).digest() if cache else b""
         if cache:
             hit = self._credentials.get(ckey)
-            if hit is not None and hit[1] > time.monotonic():
+            if hit is not None and hit[2] > time.monotonic() and await self._current(hit[0], hit[1]):
                 return hit[0]
         wait = self.throttle.retry_after(username, address)
         if wait > 0:
@@ -168,8 +170,17 @@ class AuthService:
         if cache:
             if len(self._credentials) > 4096:
                 self._credentials.clear()
-            self._credentials[ckey] = (principal, time.monotonic() + _CREDENTIAL_CACHE_TTL)
+            self._credentials[ckey] = (principal, await self.generation(principal),
+                                       time.monotonic() + _CREDENTIAL_CACHE_TTL)
         return principal
+
+    async def _current(self, principal: Principal, generation: int) -> bool:
+        """Whether a cached login still holds: same credential generation, still active."""
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(accounts.c.credential_gen, accounts.c.is_active, accounts.c.is_admin)
+                                      .where(accounts.c.id == principal.id))).first()
+        return row is not None and row.credential_gen == generation and row.is_active and \
+            row.is_admin == principal.is_admin
 
     async def _check(self, username: str, secret: str) -> tuple[Principal | None, str]:
         bad = _BAD
