@@ -399,8 +399,8 @@ class DriverSuite:
         """The backend did the work but the answer was lost: a retry must not corrupt anything."""
         fd, proxy = faulty_driver.driver, faulty_driver.proxy
         data = data_of(2 * self.part_size + 3, 14)
-        w = await fd.writer("/f/lost")
-        await w.write(data[: self.part_size + 1])
+        await write_chunks(fd, "/f/lost", data[: self.part_size + 1], commit=False)
+        w = await fd.writer("/f/lost", append=True)
         proxy.add(Fault("reset", when="after", times=2))
         try:
             await w.write(data[self.part_size + 1:])
