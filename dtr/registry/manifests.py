@@ -58,7 +58,7 @@ def _invalid(message: str, detail: Any = None) -> RegistryError:
 
 
 def is_media_type(value: Any) -> bool:
-    return isinstance(value, str) and MEDIA_TYPE_RE.match(value) is not None
+    return isinstance(value, str) and MEDIA_TYPE_RE.fullmatch(value) is not None
 
 
 def _media_type(value: Any, where: str) -> str:

@@ -23,7 +23,7 @@ ALGORITHMS: dict[str, int] = {"sha256": 64, "sha512": 128}
 
 def is_name(name: str) -> bool:
     """A repository name per the spec's grammar, at most MAX_NAME characters."""
-    return len(name) <= MAX_NAME and NAME_RE.match(name) is not None
+    return len(name) <= MAX_NAME and NAME_RE.fullmatch(name) is not None
 
 
 def check_name(name: str) -> str:
@@ -40,7 +40,7 @@ def is_digest(ref: str) -> bool:
 
 def check_digest(digest: str, code: Any = codes.DIGEST_INVALID) -> str:
     """Return ``digest`` when it is a well-formed sha256/sha512 digest, else raise ``code``."""
-    if not DIGEST_RE.match(digest):
+    if not DIGEST_RE.fullmatch(digest):
         raise RegistryError(code, detail={"digest": digest[:200]}, message="invalid digest")
     algo, _, hexpart = digest.partition(":")
     if algo not in ALGORITHMS:
@@ -61,7 +61,7 @@ def is_valid_digest(digest: str) -> bool:
 
 
 def check_tag(tag: str) -> str:
-    if not TAG_RE.match(tag):
+    if not TAG_RE.fullmatch(tag):
         raise RegistryError(codes.MANIFEST_INVALID, detail={"tag": tag[:200]}, message="invalid tag")
     return tag
 

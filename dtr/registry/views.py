@@ -72,7 +72,7 @@ def _page_size(request: web.Request, cap: int) -> int | None:
     raw_n = request.query.get("n")
     if raw_n is None:
         return None
-    if not _PAGE_SIZE.match(raw_n):
+    if not _PAGE_SIZE.fullmatch(raw_n):
         raise RegistryError(codes.PAGINATION_NUMBER_INVALID, detail={"n": raw_n[:32]},
                             message="n must be a non-negative integer")
     return min(int(raw_n), cap)
@@ -117,7 +117,7 @@ async def catalog(request: web.Request) -> web.Response:
 
 
 async def tags_list(request: web.Request, name: str, _: str) -> web.Response:
-    n, last = _page_params(request, request.config_dict[CONFIG].registry.max_page_size, TAG_RE.match,
+    n, last = _page_params(request, request.config_dict[CONFIG].registry.max_page_size, TAG_RE.fullmatch,
                            codes.TAG_INVALID)
     names, more = await request.config_dict[REGISTRY].list_tags(name, n, last)
     headers = {"Link": _link(f"/v2/{name}/tags/list", n, names[-1])} if more and names else None
@@ -342,7 +342,7 @@ def _content_range(request: web.Request) -> tuple[int | None, int | None]:
     raw = request.headers.get("Content-Range")
     if raw is None:
         return None, None
-    m = _CONTENT_RANGE.match(raw.strip())
+    m = _CONTENT_RANGE.fullmatch(raw.strip())
     if not m:
         raise RegistryError(codes.BLOB_UPLOAD_INVALID, detail={"Content-Range": raw[:64]},
                             message="Content-Range must be <start>-<end> (inclusive byte offsets)")
@@ -369,7 +369,7 @@ async def referrers(request: web.Request, name: str, digest: str) -> web.Respons
     n = _page_size(request, cfg.max_page_size)
     limit = cfg.max_page_size if n is None else n
     raw_cursor = request.query.get("cursor", "0")
-    if not _PAGE_SIZE.match(raw_cursor) or int(raw_cursor) > 2**63 - 1:
+    if not _PAGE_SIZE.fullmatch(raw_cursor) or int(raw_cursor) > 2**63 - 1:
         raise RegistryError(codes.PAGINATION_NUMBER_INVALID, detail={"cursor": raw_cursor[:32]},
                             message="cursor must come from a Link header")
     if artifact_type is not None and not is_media_type(artifact_type):
@@ -406,12 +406,12 @@ def _unsupported(method: str) -> RegistryError:
 
 
 _ROUTES: list[tuple[re.Pattern[str], frozenset[str], Handler]] = [
-    (re.compile(r"^(.+)/tags/(list)$"), frozenset({"GET"}), tags_list),
-    (re.compile(r"^(.+)/manifests/([^/]+)$"), frozenset({"GET", "HEAD", "PUT", "DELETE"}), manifest),
-    (re.compile(r"^(.+)/blobs/uploads/?()$"), frozenset({"POST"}), start_upload),
-    (re.compile(r"^(.+)/blobs/uploads/([^/]+)$"), frozenset({"GET", "PATCH", "PUT", "DELETE"}), upload),
-    (re.compile(r"^(.+)/blobs/([^/]+)$"), frozenset({"GET", "HEAD", "DELETE"}), blob),
-    (re.compile(r"^(.+)/referrers/([^/]+)$"), frozenset({"GET"}), referrers),
+    (re.compile(r"^(.+)/tags/(list)$", re.DOTALL), frozenset({"GET"}), tags_list),
+    (re.compile(r"^(.+)/manifests/([^/]+)$", re.DOTALL), frozenset({"GET", "HEAD", "PUT", "DELETE"}), manifest),
+    (re.compile(r"^(.+)/blobs/uploads/?()$", re.DOTALL), frozenset({"POST"}), start_upload),
+    (re.compile(r"^(.+)/blobs/uploads/([^/]+)$", re.DOTALL), frozenset({"GET", "PATCH", "PUT", "DELETE"}), upload),
+    (re.compile(r"^(.+)/blobs/([^/]+)$", re.DOTALL), frozenset({"GET", "HEAD", "DELETE"}), blob),
+    (re.compile(r"^(.+)/referrers/([^/]+)$", re.DOTALL), frozenset({"GET"}), referrers),
 ]
 
 
@@ -424,7 +424,7 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
             raise _unsupported(request.method)
         return await catalog(request)
     for pattern, methods, handler in _ROUTES:
-        m = pattern.match(tail)
+        m = pattern.fullmatch(tail)
         if m is None:
             continue
         name = _repo(request, m.group(1))
@@ -461,5 +461,5 @@ def create_registry_app() -> web.Application:
     from dtr.auth.middleware import registry_auth
 
     app = web.Application(middlewares=[errors_middleware, registry_auth], client_max_size=0)
-    app.router.add_route("*", "/{tail:.*}", dispatch)
+    app.router.add_route("*", "/{tail:(?s:.*)}", dispatch)  # (?s): a newline in a path is still ours to refuse
     return app

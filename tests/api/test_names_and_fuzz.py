@@ -52,6 +52,11 @@ TRAVERSALS = [
     "/v2/a/tags/list%00",
     "/v2/a/manifests/x%00y",
     "/v2/" + "a/" * 300 + "tags/list",
+    "/v2/a%0A/blobs/uploads/",
+    "/v2/a%0A/manifests/latest",
+    "/v2/a/manifests/latest%0A",
+    "/v2/a/blobs/sha256:" + "0" * 64 + "%0A",
+    "/v2/a/tags/list%0A",
 ]
 
 
@@ -60,6 +65,20 @@ async def test_path_tricks_are_client_errors(reg: Registry, path: str) -> None:
     for method in ("GET", "HEAD", "PUT", "DELETE", "PATCH", "POST"):
         async with reg.http.request(method, URL(reg.base + path, encoded=True), data=b"{}") as r:
             assert 300 <= r.status < 500, (method, path, r.status)
+
+
+async def test_trailing_newlines_are_not_part_of_any_grammar(reg: Registry, repo_name: str) -> None:
+    """``$`` in a regular expression matches before a final newline: names, tags and digests must not."""
+    _, body = await reg.image(repo_name, "t")
+    async with reg.http.post(URL(reg.url(f"/v2/{repo_name}%0A/blobs/uploads/"), encoded=True)) as r:
+        assert r.status == 400 and await error_codes(r) == ["NAME_INVALID"]
+    async with reg.http.put(URL(reg.url(f"/v2/{repo_name}/manifests/t%0A"), encoded=True), data=body,
+                            headers={"Content-Type": OCI_MANIFEST}) as r:
+        assert r.status == 400
+    async with reg.http.get(reg.url(f"/v2/{repo_name}/tags/list")) as r:
+        assert (await r.json())["tags"] == ["t"]
+    async with reg.http.get(reg.url("/v2/_catalog")) as r:
+        assert not [n for n in (await r.json())["repositories"] if "\n" in n]
 
 
 async def test_malformed_manifest_bodies(reg: Registry, repo_name: str) -> None:
