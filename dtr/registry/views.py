@@ -144,8 +144,7 @@ class _Accept:
                 if not mt:
                     continue
                 self.any = False
-                zero = any(p.replace(" ", "").lower() in ("q=0", "q=0.0", "q=0.00", "q=0.000") for p in params)
-                (self.refused if zero else self.allowed).add(mt.lower())
+                (self.refused if any(_is_q_zero(p) for p in params) else self.allowed).add(mt.lower())
 
     def __call__(self, media_type: str) -> bool:
         mt = media_type.lower()
@@ -154,6 +153,14 @@ class _Accept:
         if self.any or mt in self.allowed:
             return True
         return "*/*" in self.allowed or f"{mt.split('/')[0]}/*" in self.allowed
+
+
+def _is_q_zero(param: str) -> bool:
+    key, _, value = param.partition("=")
+    try:
+        return key.strip().lower() == "q" and float(value) == 0
+    except ValueError:
+        return False
 
 
 async def _negotiate(request: web.Request, name: str, reference: str, m: StoredManifest) -> StoredManifest:
