@@ -8,6 +8,7 @@ ldap3 is synchronous: every call runs in a worker thread. A search binds as the 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import ssl
@@ -42,6 +43,11 @@ def _first(entry: dict[str, Any], attr: str) -> str:
     return str(value or "")
 
 
+def _close(conn: ldap3.Connection) -> None:
+    with contextlib.suppress(LDAPException, OSError):
+        conn.unbind()
+
+
 class Directory:
     def __init__(self, cfg: LDAPConfig) -> None:
         self.cfg = cfg
@@ -51,14 +57,14 @@ class Directory:
         tls = ldap3.Tls(validate=ssl.CERT_REQUIRED if cfg.verify_tls else ssl.CERT_NONE,
                         ca_certs_file=cfg.ca_file, version=ssl.PROTOCOL_TLS_CLIENT)
         self._server = ldap3.Server(cfg.url, use_ssl=cfg.url.startswith("ldaps://"), tls=tls,
-                                    connect_timeout=cfg.timeout, get_info=ldap3.NONE)
+                                    connect_timeout=max(1, int(cfg.timeout)), get_info=ldap3.NONE)
 
     # -- connections --------------------------------------------------------------------------
 
     def _bind(self, dn: str, password: str | None) -> ldap3.Connection | None:
         """A connection bound as ``dn`` (anonymous when empty), or None if the directory says no."""
         conn = ldap3.Connection(self._server, user=dn or None, password=password if dn else None,
-                                auto_bind=ldap3.AUTO_BIND_NONE, receive_timeout=self.cfg.timeout,
+                                auto_bind=ldap3.AUTO_BIND_NONE, receive_timeout=max(1, int(self.cfg.timeout)),
                                 raise_exceptions=False, read_only=True)
         try:
             conn.open()
@@ -66,10 +72,10 @@ class Directory:
                 raise DirectoryError(f"StartTLS with {self.cfg.url} failed: {conn.result.get('description')}")
             if conn.bind():
                 return conn
-        except LDAPException as e:
-            conn.unbind()
+        except (LDAPException, OSError) as e:
+            _close(conn)
             raise DirectoryError(f"cannot talk to {self.cfg.url}: {type(e).__name__}: {e}") from None
-        conn.unbind()
+        _close(conn)
         return None
 
     def _service(self) -> ldap3.Connection:
@@ -145,7 +151,9 @@ class Directory:
             return await asyncio.to_thread(self.login_blocking, username, password)
         except DirectoryError as e:
             log.warning("LDAP login unavailable: %s", e)
-            return None
+        except Exception as e:  # a directory problem must fail the login, not the server
+            log.warning("LDAP login failed: %s", type(e).__name__)
+        return None
 
     async def users(self, extra_filter: str = "") -> list[DirectoryUser]:
         return await asyncio.to_thread(self.users_blocking, extra_filter)

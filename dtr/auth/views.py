@@ -13,7 +13,9 @@ import base64
 import binascii
 import datetime as dt
 import json
+import logging
 import re
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -23,6 +25,7 @@ from dtr.auth.access import ANONYMOUS, Principal
 from dtr.auth.service import AuthError, AuthService
 from dtr.keys import AUTH
 
+log = logging.getLogger("dtr.auth")
 _SCOPE = re.compile(r"^([a-z0-9]+)(?:\([a-z0-9]+\))?:(.+):([a-z*]+(?:,[a-z*]+)*)$")
 _MAX_SCOPES = 32
 
@@ -136,6 +139,20 @@ async def token_post(request: web.Request) -> web.Response:
     return await _answer(request, auth, principal, scopes, offline, oauth=True, via=grant)
 
 
+def _json_errors(handler: Callable[[web.Request], Awaitable[web.Response]]
+                 ) -> Callable[[web.Request], Awaitable[web.Response]]:
+    async def wrapped(request: web.Request) -> web.Response:
+        try:
+            return await handler(request)
+        except web.HTTPException:
+            raise
+        except Exception:
+            log.exception("unhandled error on %s /auth/token", request.method)
+            return _error(500, "UNKNOWN", "internal error; see the server log")
+
+    return wrapped
+
+
 def add_routes(app: web.Application) -> None:
-    app.router.add_get("/auth/token", token_get)
-    app.router.add_post("/auth/token", token_post)
+    app.router.add_get("/auth/token", _json_errors(token_get))
+    app.router.add_post("/auth/token", _json_errors(token_post))
