@@ -42,6 +42,25 @@ _PIPELINE = ("catch_errors gatekeeper healthcheck proxy_logging cache listing_fo
              "copy slo dlo versioned_writes symlink proxy_logging proxy-server")
 
 
+class _S3Target:
+    url: str
+    access_key: str
+    secret_key: str
+    region: str
+
+    def make_bucket(self, name: str) -> str:
+        """Create bucket ``name`` if it is not there yet; returns the name."""
+        import contextlib
+
+        import boto3
+
+        s3 = boto3.client("s3", endpoint_url=self.url, aws_access_key_id=self.access_key,
+                          aws_secret_access_key=self.secret_key, region_name=self.region)
+        with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou, s3.exceptions.BucketAlreadyExists):
+            s3.create_bucket(Bucket=name)
+        return name
+
+
 def _wait_http(url: str, procs: list[subprocess.Popen[bytes]], log: Path, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -80,7 +99,7 @@ def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
             p.wait()
 
 
-class SwiftAIO:
+class SwiftAIO(_S3Target):
     access_key = "test:tester"
     secret_key = "testing"
     user = "test:tester"
@@ -185,7 +204,7 @@ class SwiftAIO:
         _stop(self.procs)
 
 
-class Moto:
+class Moto(_S3Target):
     access_key = "moto-access"
     secret_key = "moto-secret"
     region = "us-east-1"

@@ -24,6 +24,7 @@ import pytest
 
 from tests.clients.engines import APT, Skopeo, Umoci, sha256_file
 from tests.servers import DtrProcess, require_binary
+from tests.storage.servers import SwiftAIO
 from tests.storage.servers_azure_gcs import (
     AZURE_ACCOUNT,
     AZURE_CONTAINER,
@@ -32,6 +33,8 @@ from tests.storage.servers_azure_gcs import (
     Azurite,
     FakeGCS,
 )
+
+BACKENDS = ["azure", "gcs", "nfs", "s3-swift", "s3-moto", "cleversafe", "swift"]
 
 LAYER_MIB = 32
 
@@ -47,6 +50,19 @@ def _storage(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> di
         keyfile: Path = request.getfixturevalue("gcs_keyfile")
         section = {"gcs": {"bucket": GCS_BUCKET, "endpoint": fake.url, "keyfile": str(keyfile),
                            "rootdirectory": root, "querysession": False, "chunksize": 1 << 20}}
+    elif backend in ("s3-swift", "s3-moto", "cleversafe"):
+        server: Any = request.getfixturevalue("moto_server" if backend == "s3-moto" else "swift_server")
+        params = {"bucket": server.make_bucket("dtr-registry"), "region": server.region, "regionendpoint": server.url,
+                  "forcepathstyle": True, "accesskey": server.access_key, "secretkey": server.secret_key,
+                  "rootdirectory": root, "chunksize": 5 << 20}
+        if backend == "s3-swift":
+            params["deletecontentmd5"] = True
+        section = {backend.split("-")[0]: params}
+    elif backend == "swift":
+        swift: SwiftAIO = request.getfixturevalue("swift_server")
+        section = {"swift": {"authurl": swift.auth_url, "username": swift.user, "password": swift.key,
+                             "container": "dtr-registry", "prefix": root, "secretkey": "registry-tempurl-key",
+                             "chunksize": 5 << 20}}
     else:
         section = {"nfs": {"rootdirectory": str(tmp_path / "nfs")}}
     return {**section, "redirect": True}
@@ -75,7 +91,7 @@ def skopeo(tmp_path_factory: pytest.TempPathFactory) -> Skopeo:
     return Skopeo(tmp_path_factory.mktemp("skopeo"), require_binary("skopeo", f"{APT} skopeo"))
 
 
-@pytest.mark.parametrize("backend", ["azure", "gcs", "nfs"])
+@pytest.mark.parametrize("backend", BACKENDS)
 async def test_push_pull_on_backend(backend: str, request: pytest.FixtureRequest, tmp_path: Path,
                                     dtr_factory: Callable[..., DtrProcess], image: tuple[Path, str, int],
                                     skopeo: Skopeo) -> None:

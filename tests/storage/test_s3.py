@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
-import boto3
 import pytest
 
 from dtr.config import ConfigError
@@ -21,22 +19,15 @@ from tests.storage.suite import DriverSuite, Faulty, MiB, data_of, write_chunks
 BUCKET = "dtr-test"
 
 
-def make_bucket(server: Any) -> None:
-    s3 = boto3.client("s3", endpoint_url=server.url, aws_access_key_id=server.access_key,
-                      aws_secret_access_key=server.secret_key, region_name=server.region)
-    with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
-        s3.create_bucket(Bucket=BUCKET)
-
-
 @pytest.fixture(scope="session")
 def swift_s3(swift_server: SwiftAIO) -> Iterator[SwiftAIO]:
-    make_bucket(swift_server)
+    swift_server.make_bucket(BUCKET)
     yield swift_server
 
 
 @pytest.fixture(scope="session")
 def moto_s3(moto_server: Moto) -> Iterator[Moto]:
-    make_bucket(moto_server)
+    moto_server.make_bucket(BUCKET)
     yield moto_server
 
 
