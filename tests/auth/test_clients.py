@@ -6,6 +6,7 @@ password fails the login with 401; a personal access token works as the password
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -15,6 +16,14 @@ from tests.auth.constants import ADMIN_AUTH
 from tests.auth.world import World
 from tests.clients.engines import DOCKER_CLI, DockerEngine, Podman, Skopeo, rootfs_tar, run
 from tests.servers import DtrProcess
+
+
+def _docker(engine: DockerEngine, *args: str) -> str:
+    return engine.docker(*args).stdout
+
+
+def _docker_rmi(engine: DockerEngine, ref: str) -> None:
+    engine.docker("rmi", "-f", _docker(engine, "image", "inspect", "-f", "{{.Id}}", ref).strip())
 
 
 def _docker_login(engine: DockerEngine, host: str, user: str, secret: str) -> tuple[int, str]:
@@ -34,16 +43,19 @@ def test_docker_login_push_pull_by_level(docker_engine: DockerEngine, auth_dtr: 
     assert rc == 0 and "Login Succeeded" in out, out
     tag = uuid.uuid4().hex[:8]
     ref = f"{host}/{world.app}:docker-{tag}"
-    docker_engine.import_image(rootfs_tar(tmp_path, f"docker {tag}", busybox), ref)
-    digest, _ = docker_engine.push(ref)
-    docker_engine.remove(ref)
-    assert docker_engine.pull(ref) == digest
-    assert docker_engine.run_cat(ref, "/id.txt") == f"docker {tag}"
+    _docker(docker_engine, "import", "-c", 'CMD ["/bin/sh"]', str(rootfs_tar(tmp_path, f"docker {tag}", busybox)),
+            ref)
+    m = re.search(r"digest: (sha256:[0-9a-f]{64})", _docker(docker_engine, "push", ref))
+    assert m
+    digest = m.group(1)
+    _docker_rmi(docker_engine, ref)
+    assert digest in _docker(docker_engine, "pull", ref)
+    assert _docker(docker_engine, "run", "--rm", "--network", "none", ref, "cat", "/id.txt") == f"docker {tag}"
     # read-only: pull yes, push denied with DTR's reason.
     rc, out = _docker_login(docker_engine, host, ro[0], ro[1])
     assert rc == 0, out
-    docker_engine.remove(ref)
-    assert docker_engine.pull(ref) == digest
+    _docker_rmi(docker_engine, ref)
+    assert digest in _docker(docker_engine, "pull", ref)
     ref2 = f"{host}/{world.app}:ro-{tag}"
     docker_engine.docker("tag", ref, ref2)
     p = docker_engine.docker("push", ref2, check=False)
@@ -52,7 +64,7 @@ def test_docker_login_push_pull_by_level(docker_engine: DockerEngine, auth_dtr: 
     token = client.api("POST", "/api_tokens", rw, {"tokenLabel": "docker"}, expect=201).json()["token"]
     rc, out = _docker_login(docker_engine, host, rw[0], token)
     assert rc == 0, out
-    docker_engine.push(ref2)
+    _docker(docker_engine, "push", ref2)
     # Logged out: the private repository is closed, the public one is open.
     docker_engine.docker("logout", host)
     p = docker_engine.docker("pull", ref, check=False)
@@ -76,13 +88,15 @@ def test_podman_login_push_pull_by_level(podman: Podman, auth_dtr: DtrProcess, w
     assert rc == 0 and "Login Succeeded" in out, out
     tag = uuid.uuid4().hex[:8]
     ref = f"{host}/{world.app}:podman-{tag}"
-    podman.import_image(rootfs_tar(tmp_path, f"podman {tag}", busybox), ref)
-    podman.push(ref)
+    podman.podman("import", "-q", "-c", 'CMD ["/bin/sh"]', str(rootfs_tar(tmp_path, f"podman {tag}", busybox)), ref)
+    podman.podman("push", "--tls-verify=false", ref)
     rc, out = login(ro[0], ro[1])
     assert rc == 0, out
-    podman.remove(ref)
-    podman.pull(ref)
-    assert podman.run_cat(ref, "/id.txt") == f"podman {tag}"
+    podman.podman("rmi", "-f", ref)
+    podman.podman("pull", "-q", "--tls-verify=false", ref)
+    out = podman.podman("run", "--rm", "--network", "none", "--ulimit", "nofile=1024:1024", "--ulimit",
+                        "nproc=1024:1024", ref, "cat", "/id.txt").stdout
+    assert out == f"podman {tag}"
     p = podman.podman("push", "--tls-verify=false", ref, f"docker://{host}/{world.app}:ro-{tag}", check=False)
     assert p.returncode != 0 and "denied" in p.stderr.lower(), p.stderr
 
