@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import dtr.accounts.models  # noqa: F401  (registers the tables)
-import dtr.jobs.models  # noqa: F401
+import dtr.accounts.models
+import dtr.jobs.models
 import dtr.registry.models  # noqa: F401
 from dtr.db.base import Base
 
