@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+# Imported for their side effect: each registers its tables on Base.metadata.
 import dtr.accounts.models
 import dtr.jobs.models
 import dtr.registry.models  # noqa: F401
