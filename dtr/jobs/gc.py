@@ -79,12 +79,17 @@ WITH RECURSIVE live(id) AS (
     SELECT m.id FROM manifests m
     WHERE m.created_at >= :cutoff OR EXISTS (SELECT 1 FROM tags t WHERE t.manifest_id = m.id)
   UNION
-    SELECT c.id FROM live l
-    JOIN manifests p ON p.id = l.id
-    JOIN manifests c ON c.repository_id = p.repository_id
-     AND (c.subject_digest = p.digest
-          OR c.digest IN (SELECT r.digest FROM manifest_references r
-                          WHERE r.manifest_id = p.id AND r.kind = 'manifest'))
+    SELECT e.id FROM live l
+    CROSS JOIN LATERAL (
+        SELECT c.id FROM manifest_references r
+        JOIN manifests p ON p.id = r.manifest_id
+        JOIN manifests c ON c.repository_id = p.repository_id AND c.digest = r.digest
+        WHERE r.manifest_id = l.id AND r.kind = 'manifest'
+      UNION ALL
+        SELECT f.id FROM manifests p
+        JOIN manifests f ON f.repository_id = p.repository_id AND f.subject_digest = p.digest
+        WHERE p.id = l.id
+    ) e
 )
 """
 
@@ -93,7 +98,7 @@ SELECT m.id, m.repository_id, m.digest, m.size, m.subject_digest IS NOT NULL AS 
        EXISTS (SELECT 1 FROM manifest_references r WHERE r.manifest_id = m.id AND r.kind = 'manifest') AS is_index,
        repo.name AS repository
 FROM manifests m JOIN repositories repo ON repo.id = m.repository_id
-WHERE m.id NOT IN (SELECT id FROM live)
+WHERE NOT EXISTS (SELECT 1 FROM live WHERE live.id = m.id)
 ORDER BY is_referrer, is_index DESC, m.id
 """)
 
