@@ -1,17 +1,16 @@
 """The S3 driver (aioboto3): objects are keys under ``rootdirectory`` in ``bucket``.
 
-Resumable writes: bytes go to an S3 multipart upload on the object's own key in parts of
-``chunksize`` (growing every 1000 parts so 10,000 parts reach far; S3's minimum is 5 MiB).
-What is left below a part when a writer closes is kept in a small hidden *writer-state object*
+Resumable writes (``dtr.storage.parts.PartWriter``): bytes go to an S3 multipart upload on the
+object's own key in parts of ``chunksize`` (growing every 1000 parts so 10,000 parts reach far;
+S3's minimum is 5 MiB). What is left below a part when a writer closes is kept in a small hidden *writer-state object*
 beside the key (``dir/.name.dtr-writer``) whose metadata names the upload and how many parts
 precede it, so a writer resumes in any process or replica and nothing stays in memory between
 requests. The state object is the marker of an unfinished write: ``writer(append=True)`` reads
 it, lists the upload's parts, and continues. ``commit`` sends the remainder as the last part and
 completes the upload (or PUTs a small object), then drops the state; ``cancel`` aborts both.
 
-Crash safety: parts are uploaded in order; if a writer dies after uploading parts but before
-closing, the state object is older than the parts, its bytes are already in the first newer
-part, and resumption uses the contiguous parts only. Every request is idempotent and retried by
+Crash safety: see ``dtr.storage.parts`` (a writer that died after sending parts but before
+saving resumes from the contiguous parts alone). Every request is idempotent and retried by
 botocore (standard mode) on 5xx, throttling, resets and timeouts; reads resume at the offset
 reached, pinned to the object's ETag. Hidden names (a component starting with ``.``, which no
 storage path can have) never show in ``list``/``walk``/``stat``.
@@ -38,6 +37,7 @@ from dtr.storage.base import (
     StorageDriver,
     StorageError,
 )
+from dtr.storage.parts import Part, PartWriter
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -485,7 +485,7 @@ class S3Driver(StorageDriver):
         if not append:
             for upload in await self._uploads_on(key, path):
                 await self._abort(key, upload)
-            return _S3Writer(self, path, None, [], bytearray())
+            return _S3Writer(self, path, None, [], bytearray(), dirty=True)
         state = await self._head(state_key, path)
         if state is None:
             raise PathNotFoundError("no unfinished write to resume", path=path)
@@ -541,105 +541,79 @@ class S3Driver(StorageDriver):
         await self._stack.aclose()
 
 
-class _S3Writer(FileWriter):
-    def __init__(self, d: S3Driver, path: str, upload_id: str | None, parts: list[tuple[int, str, int]],
-                 buf: bytearray | None, *, tail_size: int = 0, dirty: bool | None = None, done: int = -1) -> None:
-        self._d, self._path, self._key = d, path, d._key(path)
-        self._upload, self._parts = upload_id, parts
-        #: Bytes not yet in a part; None until loaded from the state object (``tail_size`` bytes).
-        self._buf, self._tail_size = buf, tail_size
-        self._dirty = (buf is not None and upload_id is None and not parts) if dirty is None else dirty
+class _S3Writer(PartWriter):
+    """Parts of an S3 multipart upload on the object's key; the remainder in the writer-state object."""
+
+    def __init__(self, d: S3Driver, path: str, upload_id: str | None, parts: builtins.list[Part],
+                 buf: bytearray | None, *, tail_size: int = 0, dirty: bool = False, done: int = -1) -> None:
+        super().__init__(path, parts, buf, tail_size=tail_size, dirty=dirty)
+        self._d, self._key, self._upload = d, d._key(path), upload_id
+        #: >= 0: the upload was completed already (a commit whose reply was lost); the object's size.
         self._done = done
-        self._closed = False
-        self._size = (done if done >= 0 else
-                      sum(p[2] for p in parts) + (len(buf) if buf is not None else tail_size))
+        if done >= 0:
+            self._size = done
+        self._create = asyncio.Lock()
 
-    @property
-    def size(self) -> int:
-        return self._size
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise StorageError("writer is closed", path=self._path)
-        if self._done >= 0:
-            raise StorageError("the write was already committed", path=self._path)
-
-    async def _load(self) -> bytearray:
-        if self._buf is None:
-            self._buf = bytearray()
-            if self._tail_size:
-                self._buf += await self._d.get_content(self._d._path_of(self._d._state_key(self._path)))
-                if len(self._buf) != self._tail_size:
-                    raise StorageError("writer state changed while resuming", path=self._path)
-        return self._buf
+    def part_size(self, number: int) -> int:
+        return self._d.part_size(number)
 
     async def write(self, data: bytes | bytearray | memoryview) -> None:
-        self._check_open()
-        if not len(data):
-            return
-        buf = await self._load()
-        buf += data
-        self._size += len(data)
-        self._dirty = True
-        while len(buf) >= (n := self._d.part_size(len(self._parts) + 1)):
-            await self._upload_part(memoryview(buf)[:n].tobytes())
-            del buf[:n]
+        if self._done >= 0:
+            raise StorageError("the write was already committed", path=self.path)
+        await super().write(data)
 
-    async def _upload_part(self, data: bytes) -> None:
-        d, number = self._d, len(self._parts) + 1
+    async def _upload_id(self) -> str:
+        async with self._create:
+            if self._upload is None:
+                d = self._d
+                up = await d._call(self.path, lambda s3: s3.create_multipart_upload(
+                    Bucket=d.p.bucket, Key=self._key, **d._put_args()))
+                self._upload = up["UploadId"]
+            return self._upload
+
+    async def send_part(self, number: int, data: bytes) -> Part:
         if number > MAX_PARTS:
-            err = StorageError(f"object too large: more than {MAX_PARTS} parts", path=self._path)
+            err = StorageError(f"object too large: more than {MAX_PARTS} parts", path=self.path)
             err.retryable = False
             raise err
-        if self._upload is None:
-            up = await d._call(self._path, lambda s3: s3.create_multipart_upload(
-                Bucket=d.p.bucket, Key=self._key, **d._put_args()))
-            self._upload = up["UploadId"]
-        r = await d._call(self._path, lambda s3: s3.upload_part(
-            Bucket=d.p.bucket, Key=self._key, UploadId=self._upload, PartNumber=number, Body=data))
-        self._parts.append((number, r["ETag"], len(data)))
+        d, upload = self._d, await self._upload_id()
+        r = await d._call(self.path, lambda s3: s3.upload_part(
+            Bucket=d.p.bucket, Key=self._key, UploadId=upload, PartNumber=number, Body=data))
+        return (number, r["ETag"], len(data))
 
-    async def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        if not self._dirty or self._done >= 0:
-            return
-        d, buf = self._d, await self._load()
-        meta = {"upload": self._upload or "", "parts": str(len(self._parts))}
-        state_key = d._state_key(self._path)
-        await d._call(self._path, lambda s3: s3.put_object(Bucket=d.p.bucket, Key=state_key, Body=bytes(buf),
-                                                           Metadata=meta, **d._put_args()))
+    async def load_tail(self) -> bytes:
+        return await self._d.get_content(self._d._path_of(self._d._state_key(self.path)))
 
-    async def commit(self) -> None:
+    async def save(self, tail: bytes, parts: int) -> None:
         if self._done >= 0:
-            self._closed = True
-            await self._drop_state()
             return
-        self._check_open()
-        d, buf = self._d, await self._load()
-        if self._upload is None or not self._parts:
-            await d.put_content(self._path, bytes(buf))
-            if self._upload is not None:
-                await d._abort(self._key, self._upload)
-        else:
-            if buf:
-                await self._upload_part(bytes(buf))
-                buf.clear()
-            parts = [{"PartNumber": n, "ETag": etag} for n, etag, _ in self._parts]
-            await d._complete(self._path, self._key, self._upload, parts, self._size)
-        self._closed = True
+        d, state_key = self._d, self._d._state_key(self.path)
+        meta = {"upload": self._upload or "", "parts": str(parts)}
+        await d._call(self.path, lambda s3: s3.put_object(Bucket=d.p.bucket, Key=state_key, Body=tail,
+                                                          Metadata=meta, **d._put_args()))
+
+    async def finish(self, parts: builtins.list[Part], rest: bytes) -> None:
+        d = self._d
+        if self._done < 0:
+            if not parts:
+                await d.put_content(self.path, rest)
+                if self._upload is not None:
+                    await d._abort(self._key, self._upload)
+            else:
+                if rest:
+                    parts = [*parts, await self.send_part(len(parts) + 1, rest)]
+                await d._complete(self.path, self._key, self._upload or "",
+                                  [{"PartNumber": n, "ETag": etag} for n, etag, _ in parts], self._size)
         await self._drop_state()
 
-    async def cancel(self) -> None:
-        self._closed = True
+    async def discard(self) -> None:
         if self._upload is not None:
             await self._d._abort(self._key, self._upload)
         await self._drop_state()
 
     async def _drop_state(self) -> None:
         d = self._d
-        await d._call(self._path, lambda s3: s3.delete_object(Bucket=d.p.bucket, Key=d._state_key(self._path)))
+        await d._call(self.path, lambda s3: s3.delete_object(Bucket=d.p.bucket, Key=d._state_key(self.path)))
 
 
 def _add_content_md5(request: Any, **_: Any) -> None:

@@ -42,6 +42,7 @@ from dtr.storage.base import (
     StorageDriver,
     StorageError,
 )
+from dtr.storage.parts import Part, PartWriter
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -413,96 +414,67 @@ class SwiftDriver(StorageDriver):
             return _SwiftWriter(self, path, seg_set, segs, bytearray(), dirty=True)
         return _SwiftWriter(self, path, seg_set, segs, None, tail_size=tail)
 
-    async def _segment_list(self, seg_set: str, path: str) -> builtins.list[tuple[str, str, int]]:
-        """(name, etag, size) of the contiguous segments 1..n of ``seg_set``."""
+    async def _segment_list(self, seg_set: str, path: str) -> builtins.list[Part]:
+        """(number, etag, size) of the contiguous segments 1..n of ``seg_set``."""
         prefix = self._segments(seg_set)
         found = {}
         for i in await self._listing(prefix, path):
             with contextlib.suppress(ValueError):
-                found[int(i["name"][len(prefix):])] = (i["name"], i["hash"], int(i["bytes"]))
-        segs, n = [], 1
-        while n in found:
-            segs.append(found[n])
-            n += 1
+                found[int(i["name"][len(prefix):])] = (i["hash"], int(i["bytes"]))
+        segs: builtins.list[Part] = []
+        while (n := len(segs) + 1) in found:
+            segs.append((n, *found[n]))
         return segs
+
+    def _segment(self, seg_set: str, number: int) -> str:
+        return f"{self._segments(seg_set)}{number:08d}"
 
     async def close(self) -> None:
         self._pool.shutdown(wait=False)
 
 
-class _SwiftWriter(FileWriter):
-    def __init__(self, d: SwiftDriver, path: str, seg_set: str, segs: list[tuple[str, str, int]],
-                 buf: bytearray | None, *, tail_size: int = 0, dirty: bool = False) -> None:
-        self._d, self._path, self._set, self._segs = d, path, seg_set, segs
-        self._buf, self._tail_size, self._dirty = buf, tail_size, dirty
-        self._closed = False
-        self._size = sum(s[2] for s in segs) + (len(buf) if buf is not None else tail_size)
+class _SwiftWriter(PartWriter):
+    """Segments under a hidden segment set; the remainder in the writer-state object; SLO on commit."""
 
-    @property
-    def size(self) -> int:
-        return self._size
+    def __init__(self, d: SwiftDriver, path: str, seg_set: str, segs: builtins.list[Part], buf: bytearray | None,
+                 *, tail_size: int = 0, dirty: bool = False) -> None:
+        super().__init__(path, segs, buf, tail_size=tail_size, dirty=dirty)
+        self._d, self._set = d, seg_set
 
-    async def _load(self) -> bytearray:
-        if self._buf is None:
-            self._buf = bytearray()
-            if self._tail_size:
-                self._buf += await self._d.get_content(self._d._path_of(self._d._state_key(self._path)))
-                if len(self._buf) != self._tail_size:
-                    raise StorageError("writer state changed while resuming", path=self._path)
-        return self._buf
+    def part_size(self, number: int) -> int:
+        return self._d.segment_size(number)
 
-    async def write(self, data: bytes | bytearray | memoryview) -> None:
-        if self._closed:
-            raise StorageError("writer is closed", path=self._path)
-        if not len(data):
-            return
-        buf = await self._load()
-        buf += data
-        self._size += len(data)
-        self._dirty = True
-        while len(buf) >= (n := self._d.segment_size(len(self._segs) + 1)):
-            await self._put_segment(memoryview(buf)[:n].tobytes())
-            del buf[:n]
+    async def send_part(self, number: int, data: bytes) -> Part:
+        etag = await self._d._put(self.path, self._d._segment(self._set, number), data)
+        return (number, etag, len(data))
 
-    async def _put_segment(self, data: bytes) -> None:
+    async def load_tail(self) -> bytes:
+        return await self._d.get_content(self._d._path_of(self._d._state_key(self.path)))
+
+    async def save(self, tail: bytes, parts: int) -> None:
+        headers = {"X-Object-Meta-Segments": self._set, "X-Object-Meta-Parts": str(parts)}
+        await self._d._put(self.path, self._d._state_key(self.path), tail, headers=headers)
+
+    async def finish(self, parts: builtins.list[Part], rest: bytes) -> None:
         d = self._d
-        name = f"{d._segments(self._set)}{len(self._segs) + 1:08d}"
-        etag = await d._put(self._path, name, data)
-        self._segs.append((name, etag, len(data)))
-
-    async def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        if not self._dirty:
-            return
-        d, buf = self._d, await self._load()
-        headers = {"X-Object-Meta-Segments": self._set, "X-Object-Meta-Parts": str(len(self._segs))}
-        await d._put(self._path, d._state_key(self._path), bytes(buf), headers=headers)
-
-    async def commit(self) -> None:
-        if self._closed:
-            raise StorageError("writer is closed", path=self._path)
-        d, buf = self._d, await self._load()
-        if not self._segs:
-            await d.put_content(self._path, bytes(buf))
+        if not parts:
+            await d.put_content(self.path, rest)
         else:
-            if buf:
-                await self._put_segment(bytes(buf))
-                buf.clear()
-            manifest = json.dumps([{"path": f"/{d.p.container}/{name}", "etag": etag, "size_bytes": size}
-                                   for name, etag, size in self._segs]).encode()
-            await d._put(self._path, d._key(self._path), manifest, query_string="multipart-manifest=put")
-        self._closed = True
-        with contextlib.suppress(PathNotFoundError):
-            await d._run(self._path, lambda c: c.delete_object(d.p.container, d._state_key(self._path)))
+            if rest:
+                parts = [*parts, await self.send_part(len(parts) + 1, rest)]
+            manifest = json.dumps([{"path": f"/{d.p.container}/{d._segment(self._set, n)}", "etag": etag,
+                                    "size_bytes": size} for n, etag, size in parts]).encode()
+            await d._put(self.path, d._key(self.path), manifest, query_string="multipart-manifest=put")
+        await self._drop_state()
 
-    async def cancel(self) -> None:
-        self._closed = True
+    async def discard(self) -> None:
+        await self._d._drop_segments(self._set, self.path)
+        await self._drop_state()
+
+    async def _drop_state(self) -> None:
         d = self._d
-        await d._drop_segments(self._set, self._path)
         with contextlib.suppress(PathNotFoundError):
-            await d._run(self._path, lambda c: c.delete_object(d.p.container, d._state_key(self._path)))
+            await d._run(self.path, lambda c: c.delete_object(d.p.container, d._state_key(self.path)))
 
 
 def _mtime(headers: dict[str, str]) -> Any:
