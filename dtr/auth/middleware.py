@@ -53,7 +53,8 @@ async def registry_auth(request: web.Request, handler: Handler) -> web.StreamRes
     m = _REPO_PATH.match(tail)
     name = m.group(1) if m else None
     if name is not None:
-        action = _ACTION.get(request.method, "push")
+        # Anything on an upload (status, cancel included) is part of pushing.
+        action = "push" if "/blobs/uploads" in tail else _ACTION.get(request.method, "push")
         type_, scope = "repository", f"repository:{name}:{'pull,push' if action == 'push' else action}"
     elif tail == "_catalog":
         type_, name, action, scope = "registry", "catalog", "*", "registry:catalog:*"

@@ -206,6 +206,19 @@ def test_cross_repository_mount_needs_pull_on_the_source(client: Client, world: 
     assert r.status == 202
 
 
+def test_uploads_need_push_even_to_read_or_cancel(client: Client, world: World) -> None:
+    rw, ro = world.users["rw"], world.users["ro"]
+    r = _v2(client, rw, "POST", f"{world.app}/blobs/uploads/", f"repository:{world.app}:pull,push")
+    location = r.headers["Location"]
+    pull_only = client.bearer([f"repository:{world.app}:pull"], ro)
+    for method in ("GET", "DELETE"):
+        r = client.request(method, location, bearer=pull_only)
+        assert r.status == 403, (method, r.status)
+    push = client.bearer([f"repository:{world.app}:pull,push"], rw)
+    assert client.request("GET", location, bearer=push).status == 204
+    assert client.request("DELETE", location, bearer=push).status == 204
+
+
 def test_repository_listing_shows_only_what_one_may_see(client: Client, world: World) -> None:
     def names(who: tuple[str, str] | None) -> set[str]:
         r = client.api("GET", f"/repositories/{world.org}?pageSize=1000", who, expect=200)
