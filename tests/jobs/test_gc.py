@@ -162,3 +162,19 @@ async def test_gc_in_a_loop_during_concurrent_pushes_never_breaks_an_image(
         for proc in (a, b):
             await pulls_whole(http, proc.url, repo, tag, body)
     print("gc race:", stats)
+
+
+async def test_deleting_a_repository_leaves_its_bytes_to_gc(cluster, http: aiohttp.ClientSession) -> None:
+    (a,) = cluster(1)
+    u = a.url
+    shared, own = os.urandom(2000), os.urandom(3000)
+    kept = await push_image(http, u, "acme/kept", "v1", os.urandom(10), [shared])
+    config = os.urandom(20)
+    await push_image(http, u, "acme/gone", "v1", config, [shared, own])
+    async with http.delete(f"{u}/api/v0/repositories/acme/gone") as r:
+        assert r.status == 204, await r.text()
+    freed = (await _gc(http, u, grace_period=0))["result"]
+    assert freed["blobs"] == 2 and freed["blob_bytes"] == len(own) + len(config)
+    await pulls_whole(http, u, "acme/kept", "v1", kept)
+    usage = (await api(http, "GET", f"{u}/api/v0/usage/repositories?namespace=acme"))["repositories"]
+    assert [r["name"] for r in usage] == ["acme/kept"]

@@ -125,3 +125,16 @@ async def test_cron_fires_once_across_two_processes(cluster, http: aiohttp.Clien
     assert {c["action"] for c in crons} >= {"noop", "upload_cleanup", "prune", "usage"}
     err = await api(http, "PUT", f"{a.url}/api/v0/crons/noop", {"schedule": "* * * * *"}, expect=400)
     assert "6 fields" in err["errors"][0]["message"]
+
+
+async def test_a_stopping_process_hands_its_job_back(cluster, http: aiohttp.ClientSession) -> None:
+    a, b = cluster(2, jobs={"capacity": {"noop": 1}})
+    job = await api(http, "POST", f"{a.url}/api/v0/jobs", {"action": "noop", "parameters": {"seconds": 8}})
+    running = await wait_job(http, a.url, job["id"], statuses=("running",))
+    owner, other = (a, b) if running["workerID"] == await _worker_of(http, a) else (b, a)
+    owner.stop()  # SIGTERM: the job is asked to stop and goes back to the queue
+    final = await wait_job(http, other.url, job["id"], within=60)
+    assert final["status"] == "done" and final["workerID"] == await _worker_of(http, other)
+    assert final["attempt"] == 1  # a shutdown does not use up an attempt
+    logs = [x["data"] for x in await api(http, "GET", f"{other.url}/api/v0/jobs/{job['id']}/logs")]
+    assert "handed back to the queue" in logs
