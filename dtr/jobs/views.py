@@ -33,10 +33,10 @@ FOLLOW_POLL = 0.5
 
 
 def require_admin(request: web.Request) -> None:
-    """Refuse anyone but a site admin.
+    """Refuse anyone but a site admin (everyone passes when ``auth.enabled`` is false)."""
+    from dtr.auth.api import require_admin as check
 
-    TODO(dtr.auth): placeholder until the accounts/auth module's admin check is wired in here.
-    """
+    check(request)
 
 
 def _service(request: web.Request) -> JobService:

@@ -249,3 +249,9 @@ def test_paging(client: Client, world: World) -> None:
     r = client.api("GET", "/accounts?pageSize=3&filter=users", ADMIN_AUTH, expect=200)
     assert len(r.json()["accounts"]) == 3 and "X-Next-Page-Start" in r.headers
     assert client.api("GET", "/accounts?pageSize=0", ADMIN_AUTH).status == 400
+
+
+def test_other_domains_under_api_v0_require_a_site_admin(client: Client, world: World) -> None:
+    assert client.api("GET", "/jobs").status == 401
+    assert client.api("GET", "/jobs", world.users["owner"]).status == 403
+    assert client.api("GET", "/jobs", ADMIN_AUTH).status == 200
