@@ -22,7 +22,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.clients.engines import APT, Skopeo, Umoci, sha256_file
+from tests.clients.conftest import busybox, docker_engine  # noqa: F401  (session fixtures)
+from tests.clients.engines import APT, DockerEngine, Skopeo, Umoci, access_log, rootfs_tar, sha256_file
 from tests.servers import DtrProcess, require_binary
 from tests.storage.servers import SwiftAIO
 from tests.storage.servers_azure_gcs import (
@@ -162,3 +163,23 @@ async def test_push_pull_on_backend(backend: str, request: pytest.FixtureRequest
             assert r.status == 404
         async with http.get(f"{dtr.url}/v2/backends/{backend}/blobs/{digest}") as r:
             assert r.status == 200  # still linked in the first repository
+
+
+@pytest.mark.parametrize("backend", ["s3-swift", "swift"])
+def test_docker_and_skopeo_follow_redirects(backend: str, request: pytest.FixtureRequest, tmp_path: Path,
+                                            dtr_factory: Callable[..., DtrProcess], skopeo: Skopeo) -> None:
+    """docker pull and skopeo copy fetch layers from the presigned / temp URL dtr redirects them to."""
+    engine: DockerEngine = request.getfixturevalue("docker_engine")
+    busybox_bin: str = request.getfixturevalue("busybox")
+    dtr = dtr_factory({"storage": _storage(backend, request, tmp_path)})
+    ref = f"{dtr.host}/redirect/{backend}:1"
+    content = f"redirected {backend} {uuid.uuid4().hex}\n"
+    engine.import_image(rootfs_tar(tmp_path / "build", content, busybox_bin), ref)
+    digest, _ = engine.push(ref)
+    engine.remove(ref)
+    assert engine.pull(ref) == digest
+    assert engine.run_sh(ref, "cat /id.txt") == content
+    engine.remove(ref)
+    assert skopeo.copy(f"docker://{ref}", f"dir:{tmp_path / 'pulled'}") == digest
+    blob_gets = [r for r in access_log(dtr.log_path) if r["method"] == "GET" and "/blobs/sha256:" in r["path"]]
+    assert len(blob_gets) >= 4 and {r["status"] for r in blob_gets} == {307}, blob_gets
