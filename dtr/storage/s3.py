@@ -84,7 +84,8 @@ class S3Params:
     maxconnections: int = 64
     useragent: str = ""
     #: Send Content-MD5 on DeleteObjects (botocore >= 1.36 sends a CRC instead, which some
-    #: S3-compatible stores such as Swift's s3api and older Cleversafe/IBM COS refuse).
+    #: S3-compatible stores such as Swift's s3api and older Cleversafe/IBM COS refuse). Without
+    #: it the driver switches to Content-MD5 after the first such refusal.
     deletecontentmd5: bool = False
     #: Lifetime of presigned redirect URLs, in seconds.
     redirectexpiry: int = 1200
@@ -153,6 +154,7 @@ class S3Driver(StorageDriver):
         self._client: Any = None
         self._stack = contextlib.AsyncExitStack()
         self._lock = asyncio.Lock()
+        self._md5_hooked = False
 
     # -- client ----------------------------------------------------------------------------
 
@@ -195,6 +197,7 @@ class S3Driver(StorageDriver):
                 ))
                 if p.deletecontentmd5:
                     client.meta.events.register("before-sign.s3.DeleteObjects", _add_content_md5)
+                    self._md5_hooked = True
                 self._client = client
         return self._client
 
@@ -425,11 +428,24 @@ class S3Driver(StorageDriver):
             raise PathNotFoundError("not found", path=path)
         for i in range(0, len(keys), 1000):
             batch = keys[i:i + 1000]
-            resp = await self._call(path, lambda s3, b=batch: s3.delete_objects(  # type: ignore[misc]
-                Bucket=self.p.bucket, Delete={"Objects": [{"Key": k} for k in b], "Quiet": True}))
+            try:
+                resp = await self._delete_batch(path, batch)
+            except StorageError as e:
+                if self._md5_hooked or "Content-MD5" not in str(e):
+                    raise
+                # A store that insists on Content-MD5 (Swift s3api, Cleversafe): send it from now on.
+                log.warning("s3 DeleteObjects needs Content-MD5 here; sending it (set deletecontentmd5: true)")
+                (await self._s3()).meta.events.register("before-sign.s3.DeleteObjects", _add_content_md5)
+                self._md5_hooked = True
+                resp = await self._delete_batch(path, batch)
             errors = [e for e in resp.get("Errors", []) if e.get("Code") != "NoSuchKey"]
             if errors:
                 raise StorageError(f"delete failed for {len(errors)} keys: {errors[0]}", path=path)
+
+    async def _delete_batch(self, path: str, keys: builtins.list[str]) -> dict[str, Any]:
+        resp: dict[str, Any] = await self._call(path, lambda s3: s3.delete_objects(
+            Bucket=self.p.bucket, Delete={"Objects": [{"Key": k} for k in keys], "Quiet": True}))
+        return resp
 
     async def _abort_uploads(self, key: str, prefix: str, path: str) -> int:
         """Abort the multipart uploads on ``key`` and under ``prefix``; returns how many."""

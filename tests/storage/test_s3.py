@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from dtr.config import ConfigError
+from dtr.storage.base import PathNotFoundError
 from dtr.storage.cleversafe import CleversafeDriver, CleversafeParams
 from dtr.storage.s3 import S3Driver, S3Params
 from dtr.storage.wrapper import StorageWrapper
@@ -106,6 +107,18 @@ class TestS3Swift(S3Suite):
     @pytest.fixture
     def server(self, swift_s3: SwiftAIO) -> SwiftAIO:
         return swift_s3
+
+    async def test_delete_objects_content_md5_detected(self, swift_s3: SwiftAIO, root: str) -> None:
+        """Without deletecontentmd5 the driver switches to Content-MD5 when the store asks for it."""
+        d = self.make(swift_s3, root, deletecontentmd5=False)
+        try:
+            await d.put_content("/md5/a", b"a")
+            await d.put_content("/md5/b", b"b")
+            await d.delete("/md5")
+            with pytest.raises(PathNotFoundError):
+                await d.list("/md5")
+        finally:
+            await d.close()
 
 
 class TestS3Moto(S3Suite):
