@@ -287,6 +287,14 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         if isinstance(value, int | float) and not isinstance(value, bool):
             return str(value)
         raise ConfigError(f"{key}: got {value!r}, expected a string")
+    if origin in (tuple, list):
+        # A YAML list, or a comma-separated string (as environment overrides give).
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{key}: got {value!r}, expected a list")
+        items = [_coerce(v, get_args(tp)[0], f"{key}[{i}]") for i, v in enumerate(value)]
+        return tuple(items) if origin is tuple else items
     raise ConfigError(f"{key}: unsupported type {tp!r}")  # pragma: no cover - schema bug
 
 

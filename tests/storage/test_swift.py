@@ -86,3 +86,17 @@ def test_params() -> None:
     assert SwiftParams(authurl="http://h/auth/v1.0", username="u", password="p", container="c").auth_version == "1"
     with pytest.raises(ConfigError, match="chunksize"):
         SwiftParams(authurl="x", username="u", password="p", container="c", chunksize=10)
+
+
+def test_config_builds_swift_driver() -> None:
+    from dtr.config import StorageConfig
+    from dtr.storage.factory import create_driver, validate_params
+
+    params = {"authurl": "http://127.0.0.1:1/auth/v1.0", "username": "u", "password": "p", "container": "c",
+              "tempurlmethods": ["GET", "HEAD"]}
+    validate_params(StorageConfig("swift", params))
+    assert create_driver(StorageConfig("swift", params)).name == "swift"
+    with pytest.raises(ConfigError, match=r"tempurlmethods"):
+        validate_params(StorageConfig("swift", {**params, "tempurlmethods": ["FETCH"]}))
+    with pytest.raises(ConfigError, match=r"storage\.swift\.tempurlmethods\[0\]"):
+        validate_params(StorageConfig("swift", {**params, "tempurlmethods": [{"get": 1}]}))
