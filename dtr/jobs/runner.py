@@ -80,6 +80,8 @@ class JobWorker:
         self._closing = False
         self._last_heartbeat_ok = time.monotonic()
         self._wake = asyncio.Event()
+        #: Worker ids this process gave up (its lease lapsed); their jobs were stopped here.
+        self._retired: list[str] = []
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -122,7 +124,7 @@ class JobWorker:
                 await self._reap_dead_workers()
                 await self._fire_crons()
                 await self._check_cancel_requests()
-                if not self._closing:
+                if not self._closing and not self._retired:
                     await self._claim()
                 if time.monotonic() - last_housekeeping > HOUSEKEEPING_INTERVAL:
                     last_housekeeping = time.monotonic()
@@ -139,16 +141,17 @@ class JobWorker:
         while True:
             await asyncio.sleep(self.cfg.heartbeat_interval)
             try:
+                if self._retired:
+                    await self._rejoin()
+                    continue
                 async with self.engine.begin() as conn:
                     alive = (await conn.execute(
                         update(workers).where(workers.c.id == self.id, workers.c.status == "running")
                         .values(heartbeat_at=func.now()).returning(workers.c.id))).first()
                 if alive is None:
-                    log.error("this worker was declared dead by another; stopping its jobs and re-registering",
+                    log.error("this worker was declared dead by another; stopping its jobs and re-joining",
                               extra={"worker": self.id})
-                    self._fence()
-                    self.id = uuid.uuid4().hex[:12]
-                    await self._register()
+                    self._retire()
                 else:
                     self._last_heartbeat_ok = time.monotonic()
             except asyncio.CancelledError:
@@ -156,8 +159,26 @@ class JobWorker:
             except Exception as e:
                 log.warning("heartbeat failed: %s", e, extra={"worker": self.id})
             # The lease: past the timeout others may take our jobs over, so stop them first.
-            if time.monotonic() - self._last_heartbeat_ok > self.cfg.worker_timeout - self.cfg.heartbeat_interval:
-                self._fence()
+            if not self._retired and \
+                    time.monotonic() - self._last_heartbeat_ok > self.cfg.worker_timeout - self.cfg.heartbeat_interval:
+                log.error("cannot renew this worker's heartbeat; stopping its jobs", extra={"worker": self.id})
+                self._retire()
+
+    def _retire(self) -> None:
+        """Stop our jobs and give up this worker id; until ``_rejoin`` succeeds nothing is claimed."""
+        self._fence()
+        self._retired.append(self.id)
+        self.id = uuid.uuid4().hex[:12]
+
+    async def _rejoin(self) -> None:
+        """Declare the retired ids dead (their jobs are then picked up again) and register anew."""
+        async with self.engine.begin() as conn:
+            await conn.execute(update(workers).where(workers.c.id.in_(self._retired), workers.c.status == "running")
+                               .values(status="dead"))
+        await self._register()
+        log.warning("worker re-joined as %s", self.id, extra={"retired": list(self._retired)})
+        self._retired.clear()
+        self._wake.set()
 
     def _fence(self) -> None:
         for r in list(self._running.values()):
@@ -211,9 +232,11 @@ class JobWorker:
                     .with_for_update(skip_locked=True))
             last_line = (select(func.coalesce(func.max(job_logs.c.line), 0))
                          .where(job_logs.c.job_id == jobs.c.id).scalar_subquery())
+            # Only under a live identity: a worker declared dead claims nothing until it re-joins.
+            me_alive = select(workers.c.id).where(workers.c.id == self.id, workers.c.status == "running").exists()
             async with self.engine.begin() as conn:
                 rows = (await conn.execute(
-                    update(jobs).where(jobs.c.id.in_(pick.scalar_subquery()))
+                    update(jobs).where(jobs.c.id.in_(pick.scalar_subquery()), me_alive)
                     .values(status="running", worker_id=self.id, attempt=jobs.c.attempt + 1,
                             started_at=func.now(), ended_at=None, dedupe_key=None, error=None)
                     .returning(jobs, last_line.label("last_line")))).all()

@@ -138,3 +138,28 @@ async def test_a_stopping_process_hands_its_job_back(cluster, http: aiohttp.Clie
     assert final["attempt"] == 1  # a shutdown does not use up an attempt
     logs = [x["data"] for x in await api(http, "GET", f"{other.url}/api/v0/jobs/{job['id']}/logs")]
     assert "handed back to the queue" in logs
+
+
+async def test_a_worker_declared_dead_stops_its_job_and_rejoins(cluster, http: aiohttp.ClientSession) -> None:
+    """Fencing: a worker that finds itself declared dead (as after a long stall) stops the job it
+    holds instead of finishing it alongside whoever takes it over; the job is then run again."""
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from dtr.db.engine import asyncpg_url
+
+    (a,) = cluster(1)
+    job = await api(http, "POST", f"{a.url}/api/v0/jobs",
+                    {"action": "noop", "parameters": {"seconds": 4}, "retries": 1})
+    first = await wait_job(http, a.url, job["id"], statuses=("running",))
+    engine = create_async_engine(asyncpg_url(a.config["database"]["url"]))
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text("UPDATE job_workers SET status = 'dead' WHERE id = :w"), {"w": first["workerID"]})
+    finally:
+        await engine.dispose()
+    final = await wait_job(http, a.url, job["id"], within=60)
+    assert final["status"] == "done" and final["attempt"] == 2
+    assert final["workerID"] != first["workerID"]
+    logs = [x["data"] for x in await api(http, "GET", f"{a.url}/api/v0/jobs/{job['id']}/logs")]
+    assert sum(line == "noop done" for line in logs) == 1  # the first attempt never finished
