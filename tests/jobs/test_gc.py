@@ -123,7 +123,9 @@ async def test_gc_in_a_loop_during_concurrent_pushes_never_breaks_an_image(
             tag = f"p{n}-{i}"
             layers = [rng.choice(bases), os.urandom(512)]
             config = os.urandom(64)
-            for _attempt in range(20):
+            # Liveness is not what this test is about (with grace period 0 GC may win many times in a
+            # row on a loaded machine); integrity is: every refusal is clean, every success whole.
+            for _attempt in range(200):
                 for blob in (config, *layers):
                     await push_blob(http, base, repo, blob, mount_from=f"race/r{rng.randrange(4)}")
                 status, info = await put_manifest(http, base, repo, tag, image(config, layers))
@@ -149,6 +151,7 @@ async def test_gc_in_a_loop_during_concurrent_pushes_never_breaks_an_image(
             job = await _gc(http, (a, b)[stats["gc_runs"] % 2].url, grace_period=0)
             stats["gc_runs"] += 1
             stats["freed_blobs"] += job["result"]["blobs"]
+            await asyncio.sleep(random.random() / 10)  # let pushes through between runs
 
     gc_task = asyncio.create_task(collector())
     try:
