@@ -10,11 +10,11 @@ from dtr.api.app import create_api_app
 from dtr.auth.setup import setup_auth
 from dtr.config import Config
 from dtr.db.engine import Database
-from dtr.jobs.runner import jobs_running, on_response_prepare
+from dtr.jobs.runner import jobs_running
 from dtr.keys import CONFIG, DATABASE, REGISTRY, STORAGE
 from dtr.ops import views as ops
 from dtr.registry.service import RegistryService
-from dtr.registry.views import API_VERSION, create_registry_app
+from dtr.registry.views import add_registry_routes
 from dtr.storage.factory import create_driver
 
 
@@ -33,11 +33,6 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         await storage.close()
 
 
-async def _api_version(request: web.Request, response: web.StreamResponse) -> None:
-    if request.path.startswith("/v2"):
-        response.headers.update(API_VERSION)
-
-
 async def _v2_redirect(request: web.Request) -> web.Response:
     raise web.HTTPMovedPermanently("/v2/")
 
@@ -47,11 +42,9 @@ def create_app(config: Config) -> web.Application:
     app[CONFIG] = config
     app.cleanup_ctx.append(_resources)
     setup_auth(app)
-    app.on_response_prepare.append(_api_version)
-    app.on_response_prepare.append(on_response_prepare)
     app.router.add_get("/_ping", ops.ping)
     app.router.add_get("/metrics", ops.metrics)
     app.router.add_get("/v2", _v2_redirect)
-    app.add_subapp("/v2/", create_registry_app())
+    add_registry_routes(app)
     app.add_subapp("/api/v0/", create_api_app())
     return app

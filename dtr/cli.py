@@ -20,15 +20,12 @@ def _load(args: argparse.Namespace) -> Config:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from dtr.ops.logs import setup_logging
+    from dtr.ops.runtime import install_uvloop, tune_malloc
 
     cfg = _load(args)
     setup_logging(cfg.log.level, cfg.log.format)
-    try:
-        import uvloop
-
-        uvloop.install()
-    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
-        pass
+    tune_malloc()
+    install_uvloop()
     asyncio.run(_serve(cfg))
     return 0
 
@@ -40,7 +37,7 @@ async def _serve(cfg: Config) -> None:
     from aiohttp import web
 
     from dtr.app import create_app
-    from dtr.ops.logs import AccessLogger
+    from dtr.ops.logs import ACCESS_LINES, AccessLogger
     from dtr.ops.views import IN_FLIGHT
     from dtr.tls import server_ssl_context
 
@@ -70,6 +67,7 @@ async def _serve(cfg: Config) -> None:
             log.warning("drain timeout: cutting off requests still in flight", extra={"in_flight": IN_FLIGHT.count})
     finally:
         await runner.cleanup()
+        ACCESS_LINES.flush()
     log.info("dtr stopped")
 
 

