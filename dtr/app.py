@@ -24,7 +24,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     db = await Database.open(cfg)
     app[STORAGE] = storage
     app[DATABASE] = db
-    app[REGISTRY] = service = RegistryService(db.engine, storage)
+    app[REGISTRY] = service = RegistryService(db.engine, storage, renew_links_after=cfg.jobs.gc_grace_period / 2)
     try:
         async with service.cache.running(db.url), jobs_running(app):
             yield

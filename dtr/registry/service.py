@@ -58,9 +58,13 @@ class _HashState:
 
 class RegistryService:
     def __init__(self, engine: AsyncEngine, storage: StorageDriver,
-                 cache: ManifestCache[StoredManifest] | None = None) -> None:
+                 cache: ManifestCache[StoredManifest] | None = None, renew_links_after: float = 43200.0) -> None:
         self.engine = engine
         self.storage = storage
+        #: A blob link checked (HEAD/GET) when older than this many seconds is renewed, so a
+        #: client that finds a blob and skips its upload does not lose it to GC before its
+        #: manifest arrives (half the GC grace period).
+        self.renew_links_after = renew_links_after
         self.cache: ManifestCache[StoredManifest] = cache or ManifestCache()
         #: Subscribers told (repository, tag) when a manifest is served by tag (GET or HEAD),
         #: and when one is pushed to a tag; they must not block (queue work, don't do it).
@@ -95,15 +99,25 @@ class RegistryService:
     # -- blobs ----------------------------------------------------------------------------
 
     async def blob_size(self, name: str, digest: str) -> int | None:
-        """Size of ``digest`` if repository ``name`` may read it, else None."""
+        """Size of ``digest`` if repository ``name`` may read it, else None; renews a stale link."""
+        stale = repo_blobs.c.created_at < func.now() - func.make_interval(0, 0, 0, 0, 0, 0, self.renew_links_after)
         q = (
-            select(blobs.c.size)
+            select(blobs.c.size, repo_blobs.c.repository_id, stale.label("stale"))
             .select_from(repo_blobs.join(repositories, repositories.c.id == repo_blobs.c.repository_id)
                          .join(blobs, blobs.c.digest == repo_blobs.c.digest))
             .where(repositories.c.name == name, repo_blobs.c.digest == digest)
         )
         async with self.engine.connect() as conn:
-            return (await conn.execute(q)).scalar()
+            row = (await conn.execute(q)).first()
+            if row is None or not row.stale:
+                return row.size if row is not None else None
+            renewed = await conn.execute(
+                update(repo_blobs).where(repo_blobs.c.repository_id == row.repository_id,
+                                         repo_blobs.c.digest == digest)
+                .values(created_at=func.now()).returning(repo_blobs.c.digest))
+            found = renewed.first() is not None
+            await conn.commit()
+            return row.size if found else None  # collected in between: gone
 
     async def delete_blob(self, name: str, digest: str) -> None:
         """Unlink the blob from the repository; the bytes stay for garbage collection."""

@@ -181,3 +181,23 @@ async def test_deleting_a_repository_leaves_its_bytes_to_gc(cluster, http: aioht
     await pulls_whole(http, u, "acme/kept", "v1", kept)
     usage = (await api(http, "GET", f"{u}/api/v0/usage/repositories?namespace=acme"))["repositories"]
     assert [r["name"] for r in usage] == ["acme/kept"]
+
+
+async def test_a_blob_found_by_head_survives_gc_until_its_manifest_arrives(
+        cluster, http: aiohttp.ClientSession) -> None:
+    """Docker HEADs a layer and skips its upload when it exists: that check renews the blob's
+    link, so GC (grace period 2 s) does not take it before the manifest that needs it."""
+    (a,) = cluster(1, jobs={"gc_grace_period": 2})
+    u, repo = a.url, "renew/app"
+    layer, config = os.urandom(1234), os.urandom(99)
+    await push_blob(http, u, repo, layer)
+    await push_blob(http, u, repo, config)
+    await asyncio.sleep(1.5)  # older than half the grace period: the next check renews the links
+    for blob in (layer, config):
+        async with http.head(f"{u}/v2/{repo}/blobs/{digest(blob)}") as r:
+            assert r.status == 200
+    await asyncio.sleep(0.8)  # past the grace period since the push, not since the check
+    result = (await _gc(http, u, grace_period="2s"))["result"]
+    assert result["blobs"] == 0, result
+    assert (await put_manifest(http, u, repo, "v1", image(config, [layer])))[0] == 201
+    await pulls_whole(http, u, repo, "v1", image(config, [layer]))
