@@ -66,6 +66,12 @@ class _Running:
     cutoff: asyncio.TimerHandle | None = None
 
 
+_READY_ACTIONS = text(
+    "SELECT DISTINCT action FROM jobs WHERE run_after <= now() "
+    "AND (status = 'waiting' OR (status = 'worker_dead' AND attempt < max_attempts))"
+)
+
+
 class JobWorker:
     """Runs jobs for one process; ``start``/``stop`` from the app's cleanup context."""
 
@@ -223,7 +229,15 @@ class JobWorker:
         return {a: n - used.get(a, 0) for a, n in self.capacity.items() if n - used.get(a, 0) > 0}
 
     async def _claim(self) -> None:
-        for action, free in self._free().items():
+        free_slots = self._free()
+        if not free_slots:
+            return
+        # One cheap query says which actions have work; most polls end here.
+        async with self.engine.connect() as conn:
+            ready = set((await conn.execute(_READY_ACTIONS)).scalars())
+        for action, free in free_slots.items():
+            if action not in ready:
+                continue
             pick = (select(jobs.c.id)
                     .where(jobs.c.action == action, jobs.c.run_after <= func.now(),
                            or_(jobs.c.status == "waiting",

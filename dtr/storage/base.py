@@ -73,7 +73,8 @@ class FileWriter(abc.ABC):
     def size(self) -> int: ...
 
     @abc.abstractmethod
-    async def write(self, data: bytes | bytearray | memoryview) -> None: ...
+    async def write(self, data: bytes | bytearray | memoryview) -> None:
+        """Append ``data``; the caller reuses its buffer afterwards, so keep no reference to it."""
 
     @abc.abstractmethod
     async def commit(self) -> None: ...
