@@ -38,6 +38,7 @@ async def _serve(cfg: Config) -> None:
 
     from dtr.app import create_app
     from dtr.ops.logs import ACCESS_LINES, AccessLogger
+    from dtr.ops.runtime import trim_memory_periodically
     from dtr.ops.views import IN_FLIGHT
     from dtr.tls import server_ssl_context
 
@@ -50,6 +51,7 @@ async def _serve(cfg: Config) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    trimmer = asyncio.create_task(trim_memory_periodically())
     try:
         site = web.TCPSite(runner, cfg.http.host, cfg.http.port, ssl_context=ssl_ctx)
         await site.start()
@@ -66,6 +68,7 @@ async def _serve(cfg: Config) -> None:
         except TimeoutError:
             log.warning("drain timeout: cutting off requests still in flight", extra={"in_flight": IN_FLIGHT.count})
     finally:
+        trimmer.cancel()
         await runner.cleanup()
         ACCESS_LINES.flush()
     log.info("dtr stopped")

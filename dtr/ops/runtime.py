@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import ctypes.util
 import logging
@@ -23,6 +24,18 @@ def tune_malloc() -> None:
         libc.mallopt(_M_ARENA_MAX, 4)
     except (OSError, AttributeError) as e:  # not glibc: nothing to tune
         log.debug("malloc tuning unavailable: %s", e)
+
+
+async def trim_memory_periodically(interval: float = 10.0) -> None:
+    """Give freed heap memory back to the OS every ``interval`` seconds (glibc ``malloc_trim``):
+    after a burst of concurrent uploads RSS falls back instead of staying at the peak."""
+    name = ctypes.util.find_library("c")
+    trim = getattr(ctypes.CDLL(name), "malloc_trim", None) if name else None
+    if trim is None:
+        return
+    while True:
+        await asyncio.sleep(interval)
+        trim(0)
 
 
 def install_uvloop() -> None:
