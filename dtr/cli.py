@@ -39,6 +39,7 @@ async def _serve(cfg: Config) -> None:
     from dtr.app import create_app
     from dtr.ops.logs import ACCESS_LINES, AccessLogger
     from dtr.ops.runtime import trim_memory_periodically
+    from dtr.ops.tasks import background
     from dtr.ops.views import IN_FLIGHT
     from dtr.tls import server_ssl_context
 
@@ -51,13 +52,13 @@ async def _serve(cfg: Config) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    trimmer = asyncio.create_task(trim_memory_periodically())
     try:
         site = web.TCPSite(runner, cfg.http.host, cfg.http.port, ssl_context=ssl_ctx)
         await site.start()
         log.info("dtr serving", extra={"addr": cfg.http.addr, "data_dir": cfg.data_dir,
                                        "storage": cfg.storage_config.driver, "tls": bool(ssl_ctx)})
-        await stop.wait()
+        async with background(trim_memory_periodically()):
+            await stop.wait()
         # Stop accepting, then let requests in flight (uploads above all) finish before closing.
         await site.stop()
         log.info("dtr stopping: draining requests in flight",
@@ -68,7 +69,6 @@ async def _serve(cfg: Config) -> None:
         except TimeoutError:
             log.warning("drain timeout: cutting off requests still in flight", extra={"in_flight": IN_FLIGHT.count})
     finally:
-        trimmer.cancel()
         await runner.cleanup()
         ACCESS_LINES.flush()
     log.info("dtr stopped")

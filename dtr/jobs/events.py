@@ -18,6 +18,8 @@ from collections.abc import AsyncIterator
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from dtr.ops.tasks import background
+
 log = logging.getLogger("dtr.jobs.events")
 
 FLUSH_INTERVAL = 5.0
@@ -82,13 +84,10 @@ class RegistryEvents:
                 except Exception as e:
                     log.warning("recording tag pulls failed: %s", e)
 
-        task = asyncio.create_task(loop())
         try:
-            yield
+            async with background(loop()):
+                yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
             with contextlib.suppress(Exception):
                 await self.flush()
             if self._tasks:

@@ -14,11 +14,12 @@ import asyncio
 import contextlib
 import logging
 from collections import OrderedDict
-from collections.abc import AsyncIterator
 from typing import Any, Generic, TypeVar
 
 import asyncpg
 from sqlalchemy.engine import make_url
+
+from dtr.ops.tasks import background
 
 log = logging.getLogger("dtr.registry.cache")
 
@@ -98,15 +99,9 @@ class ManifestCache(Generic[V]):
             await asyncio.sleep(delay)
             delay = min(delay * 2, 10)
 
-    @contextlib.asynccontextmanager
-    async def running(self, dsn: str) -> AsyncIterator[None]:
-        task = asyncio.create_task(self.run(dsn))
-        try:
-            yield
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+    def running(self, dsn: str) -> contextlib.AbstractAsyncContextManager[asyncio.Task[Any]]:
+        """Listen for invalidations for the life of the ``async with`` block."""
+        return background(self.run(dsn))
 
 
 def _connect_args(dsn: str) -> dict[str, Any]:
