@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(docker.io podman skopeo umoci docker-registry busybox-static slapd ldap-utils
-  swift swift-proxy swift-account swift-container swift-object memcached)
+  swift swift-proxy swift-account swift-container swift-object memcached
+  python3-keystone python3-keystonemiddleware)  # Keystone v3 for the swift driver (not the `keystone` service package)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

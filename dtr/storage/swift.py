@@ -114,7 +114,12 @@ class SwiftParams:
 
 
 def _status(e: BaseException) -> int:
-    return int(getattr(e, "http_status", 0) or 0)
+    # swiftclient re-raises keystoneclient's errors (a v2.0/v3 401, say) without their status
+    for err in (e, e.__context__):
+        status = int(getattr(err, "http_status", 0) or 0)
+        if status:
+            return status
+    return 0
 
 
 def _fail(e: BaseException, path: str) -> NoReturn:

@@ -3,6 +3,8 @@
 - ``swift_server``: Swift all-in-one with s3api (``tests.storage.servers.SwiftAIO``): the target
   for the s3, cleversafe and swift drivers.
 - ``moto_server``: moto's S3 server, a second S3 target.
+- ``keystone_swift``: a real Keystone (v3) and a second Swift proxy on ``swift_server``'s storage
+  that authenticates through it (``tests.storage.keystone.KeystoneSwift``).
 - ``fault_proxy_factory``: ``await fault_proxy_factory(upstream_url)`` gives the session's
   ``FaultProxy`` for that upstream (started on first use); faults are cleared for each test.
 """
@@ -14,6 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 import pytest
 
 from tests.storage.faultproxy import FaultProxy
+from tests.storage.keystone import KeystoneSwift
 from tests.storage.servers import Moto, SwiftAIO
 from tests.storage.servers_azure_gcs import (  # noqa: F401  (session fixtures: Azurite, GCS emulators)
     azurite,
@@ -27,6 +30,13 @@ from tests.storage.servers_azure_gcs import (  # noqa: F401  (session fixtures: 
 @pytest.fixture(scope="session")
 def swift_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SwiftAIO]:
     server = SwiftAIO(tmp_path_factory.mktemp("swift")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def keystone_swift(swift_server: SwiftAIO, tmp_path_factory: pytest.TempPathFactory) -> Iterator[KeystoneSwift]:
+    server = KeystoneSwift.start(swift_server, tmp_path_factory.mktemp("keystone"))
     yield server
     server.stop()
 
