@@ -77,20 +77,16 @@ provider = fernet
 password_hash_rounds = 4
 """)
         owner = ["--keystone-user", _user(), "--keystone-group", _group()]
-        for args in (["db_sync"], ["fernet_setup", *owner], ["credential_setup", *owner],
-                     ["bootstrap", "--bootstrap-password", self.admin_password, "--bootstrap-region-id", "RegionOne",
-                      *(a for kind in ("admin", "internal", "public")
-                        for a in (f"--bootstrap-{kind}-url", self.auth_url))]):
-            with open(self.log, "ab") as log:
-                r = subprocess.run([manage, "--config-file", str(self.conf), *args], stdout=log,
-                                   stderr=subprocess.STDOUT)
-            if r.returncode:
-                raise RuntimeError(f"keystone-manage {args[0]} exited with {r.returncode}:\n{_tail(self.log)}")
-            if args[0] == "db_sync":
-                # WAL: an idle read transaction on one pooled connection must not keep a write on
-                # another from committing ("database is locked"); the mode stays with the file.
-                with contextlib.closing(sqlite3.connect(self.workdir / "keystone.db")) as db:
-                    db.execute("PRAGMA journal_mode=WAL")
+        bootstrap = ["bootstrap", "--bootstrap-password", self.admin_password, "--bootstrap-region-id", "RegionOne",
+                     *(a for kind in ("admin", "internal", "public")
+                       for a in (f"--bootstrap-{kind}-url", self.auth_url))]
+        # The key repositories need no database: set them up while the schema is created.
+        self._manage(manage, ["db_sync"], ["fernet_setup", *owner], ["credential_setup", *owner])
+        # WAL: an idle read transaction on one pooled connection must not keep a write on another
+        # from committing ("database is locked"); the mode stays with the file.
+        with contextlib.closing(sqlite3.connect(self.workdir / "keystone.db")) as db:
+            db.execute("PRAGMA journal_mode=WAL")
+        self._manage(manage, bootstrap)
         env = {**os.environ, "OS_KEYSTONE_CONFIG_DIR": str(self.workdir), "OS_KEYSTONE_CONFIG_FILES": self.conf.name}
         with open(self.log, "ab") as log:
             self.procs.append(subprocess.Popen([PYTHON, "-c", _SERVE, str(self.port)], env=env, stdout=log,
@@ -104,6 +100,15 @@ password_hash_rounds = 4
 
     def stop(self) -> None:
         _stop(self.procs)
+
+    def _manage(self, manage: str, *commands: list[str]) -> None:
+        """Run ``keystone-manage`` commands side by side; fail with the log if one fails."""
+        with open(self.log, "ab") as log:
+            procs = [subprocess.Popen([manage, "--config-file", str(self.conf), *args], stdout=log,
+                                      stderr=subprocess.STDOUT) for args in commands]
+        failed = [(args[0], p.wait()) for args, p in zip(commands, procs, strict=True) if p.wait()]
+        if failed:
+            raise RuntimeError(f"keystone-manage failed (command, exit status): {failed}:\n{_tail(self.log)}")
 
     def _request(self, method: str, path: str, body: dict[str, Any] | None = None,
                  token: str | None = None) -> tuple[dict[str, Any], str]:
@@ -122,8 +127,9 @@ password_hash_rounds = 4
             "scope": {"project": {"name": "admin", "domain": {"id": "default"}}}}})
         return token
 
-    def add_swift(self, swift_url: str, username: str, password: str, project: str) -> None:
-        """Create ``project`` and ``username`` (role ``member``) and the ``object-store`` service."""
+    def add_swift(self, swift_url: str, username: str, password: str, project: str) -> str:
+        """Create ``project`` and ``username`` (role ``member``) and the ``object-store`` service;
+        returns the project's id."""
         token = self._admin_token()
 
         def call(method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -138,6 +144,7 @@ password_hash_rounds = 4
             "service"]["id"]
         self._regions.add("RegionOne")
         self.add_swift_region("RegionOne", swift_url)
+        return str(project_id)
 
     def add_swift_region(self, region: str, swift_url: str) -> None:
         """Catalogue ``object-store`` endpoints at ``swift_url`` in ``region`` (created if new)."""
@@ -215,7 +222,8 @@ class KeystoneSwiftProxy:
 
 @dataclasses.dataclass
 class KeystoneSwift:
-    """Swift behind Keystone: the driver's ``authurl``, ``username``, ``password``, ``tenant``, ``domain``."""
+    """Swift behind Keystone: the driver's ``authurl``, ``username``, ``password``, ``tenant``, ``domain``
+    (or ``tenantid``, ``domainid``)."""
 
     keystone: Keystone
     proxy: KeystoneSwiftProxy
@@ -224,6 +232,8 @@ class KeystoneSwift:
     password: str = "dtr-swift-secret"
     project: str = "dtr"
     domain: str = "Default"
+    domain_id: str = "default"
+    project_id: str = ""
     _regions: dict[str, str] = dataclasses.field(default_factory=dict)
 
     @classmethod
@@ -232,7 +242,7 @@ class KeystoneSwift:
         try:
             proxy = KeystoneSwiftProxy(swift, keystone)
             ks = cls(keystone, proxy, keystone.auth_url)
-            keystone.add_swift(proxy.url, ks.username, ks.password, ks.project)
+            ks.project_id = keystone.add_swift(proxy.url, ks.username, ks.password, ks.project)
             proxy.start()
         except BaseException:
             keystone.stop()

@@ -72,6 +72,19 @@ class TestSwiftKeystone(DriverSuite):
         url, _ = await inner._run("/", lambda c: c.get_auth())
         assert url.startswith(f"{keystone_swift.proxy.url}/v1/AUTH_") and not url.endswith("AUTH_dtr")
 
+    async def test_ids_instead_of_names(self, keystone_swift: KeystoneSwift, root: str,
+                                        driver: StorageWrapper) -> None:
+        """Project and domains given by id reach the same account as by name."""
+        ks = keystone_swift
+        d = StorageWrapper(SwiftDriver(SwiftParams(
+            authurl=ks.auth_url, username=ks.username, password=ks.password, tenantid=ks.project_id,
+            domainid=ks.domain_id, tenantdomainid=ks.domain_id, container=CONTAINER, prefix=root)))
+        try:
+            await d.put_content("/by/ids", b"ids")
+            assert await driver.get_content("/by/ids") == b"ids"
+        finally:
+            await d.close()
+
     async def test_wrong_password_is_a_clear_final_error(self, keystone_swift: KeystoneSwift, root: str) -> None:
         d = self.make(keystone_swift, root, password="wrong", maxretries=0)
         try:
