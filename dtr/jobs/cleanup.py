@@ -17,6 +17,7 @@ from sqlalchemy import text
 
 from dtr.jobs.actions import _only, duration_param
 from dtr.jobs.context import JobContext
+from dtr.registry.names import upload_path
 from dtr.storage.base import PathNotFoundError, StorageError
 
 BATCH = 500
@@ -45,16 +46,26 @@ async def run(ctx: JobContext) -> dict[str, Any]:
         async with ctx.engine.begin() as conn:
             rows = (await conn.execute(_TAKE, {"age": age, "limit": BATCH})).all()
         for r in rows:
+            size = await _stored_size(ctx, r.id, r.size)
             await _remove(ctx, r.id)
             deleted += 1
-            freed += r.size
-            ctx.log(f"deleted abandoned upload {r.id} ({r.size} bytes)")
+            freed += size
+            ctx.log(f"deleted abandoned upload {r.id} ({size} bytes)")
         ctx.progress(deleted, None, "deleting abandoned uploads")
         if len(rows) < BATCH:
             break
     orphans = await _orphans(ctx, age)
     ctx.log(f"deleted {deleted} abandoned uploads ({freed} bytes) and {orphans} upload directories without a record")
     return {"uploads": deleted, "bytes": freed, "orphan_dirs": orphans}
+
+
+async def _stored_size(ctx: JobContext, upload_id: uuid.UUID, recorded: int) -> int:
+    """The upload's bytes as storage has them (the row's size is refreshed only now and then);
+    the recorded size where the backend cannot stat an unfinished write."""
+    try:
+        return (await ctx.storage.stat(upload_path(str(upload_id)))).size
+    except StorageError:
+        return recorded
 
 
 async def _remove(ctx: JobContext, upload_id: uuid.UUID) -> None:

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import dataclasses
 import hashlib
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, cast
@@ -26,7 +27,7 @@ from dtr.registry.errors import RegistryError, codes
 from dtr.registry.manifests import ParsedManifest, parse_manifest
 from dtr.registry.models import Blob, Manifest, ManifestReference, Repository, RepositoryBlob, Tag, Upload
 from dtr.registry.names import blob_path, check_digest, compute_digest, is_digest, upload_path
-from dtr.storage.base import PathNotFoundError, StorageDriver
+from dtr.storage.base import FileWriter, PathNotFoundError, StorageDriver
 
 repositories = cast(Table, Repository.__table__)
 blobs = cast(Table, Blob.__table__)
@@ -38,6 +39,8 @@ uploads = cast(Table, Upload.__table__)
 
 #: Request bodies are written to storage in pieces of this size.
 WRITE_CHUNK = 2 << 20
+#: Seconds between refreshes of an upload row's size and updated_at while chunks arrive.
+UPLOAD_TOUCH_INTERVAL = 10.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,6 +76,9 @@ class RegistryService:
         #: upload id -> running sha256 of its bytes; a miss means rehash from storage at the end.
         self._hashes: dict[uuid.UUID, _HashState] = {}
         self._upload_locks: dict[uuid.UUID, asyncio.Lock] = {}
+        #: upload id -> its repository, once checked; and when its row was last refreshed.
+        self._upload_repo: dict[uuid.UUID, str] = {}
+        self._upload_touched: dict[uuid.UUID, float] = {}
 
     # -- repositories ---------------------------------------------------------------------
 
@@ -156,11 +162,19 @@ class RegistryService:
             rid = await self.ensure_repo(conn, name)
             await conn.execute(insert(uploads).values(id=upload_id, repository_id=rid, size=0))
         self._hashes[upload_id] = _HashState(0, hashlib.sha256())
+        self._upload_repo[upload_id] = name
+        self._upload_touched[upload_id] = time.monotonic()
         return upload_id
 
-    async def _upload_row(self, name: str, upload_id: uuid.UUID) -> Any:
+    async def _check_upload(self, name: str, upload_id: uuid.UUID) -> None:
+        """BLOB_UPLOAD_UNKNOWN unless the upload exists in repository ``name``.
+
+        An upload's repository never changes, so a positive answer is remembered; an upload
+        removed by another replica shows up as its missing bytes when the writer is opened."""
+        if self._upload_repo.get(upload_id) == name:
+            return
         q = (
-            select(uploads.c.id, uploads.c.size)
+            select(uploads.c.id)
             .select_from(uploads.join(repositories, repositories.c.id == uploads.c.repository_id))
             .where(uploads.c.id == upload_id, repositories.c.name == name)
         )
@@ -168,7 +182,21 @@ class RegistryService:
             row = (await conn.execute(q)).first()
         if row is None:
             raise RegistryError(codes.BLOB_UPLOAD_UNKNOWN, detail={"uuid": str(upload_id)})
-        return row
+        self._upload_repo[upload_id] = name
+
+    async def _open_upload(self, upload_id: uuid.UUID) -> FileWriter:
+        """The upload's writer, resumed; BLOB_UPLOAD_UNKNOWN when its bytes are gone."""
+        try:
+            return await self.storage.writer(upload_path(str(upload_id)), append=True)
+        except PathNotFoundError:
+            self._forget_upload(upload_id)
+            raise RegistryError(codes.BLOB_UPLOAD_UNKNOWN, detail={"uuid": str(upload_id)}) from None
+
+    def _forget_upload(self, upload_id: uuid.UUID) -> None:
+        self._hashes.pop(upload_id, None)
+        self._upload_locks.pop(upload_id, None)
+        self._upload_repo.pop(upload_id, None)
+        self._upload_touched.pop(upload_id, None)
 
     def _lock(self, upload_id: uuid.UUID) -> asyncio.Lock:
         lock = self._upload_locks.get(upload_id)
@@ -178,11 +206,8 @@ class RegistryService:
 
     async def upload_size(self, name: str, upload_id: uuid.UUID) -> int:
         """Bytes the upload holds, as storage has them (the truth after any crash)."""
-        await self._upload_row(name, upload_id)
-        try:
-            writer = await self.storage.writer(upload_path(str(upload_id)), append=True)
-        except PathNotFoundError:
-            raise RegistryError(codes.BLOB_UPLOAD_UNKNOWN, detail={"uuid": str(upload_id)}) from None
+        await self._check_upload(name, upload_id)
+        writer = await self._open_upload(upload_id)
         size = writer.size
         await writer.close()
         return size
@@ -194,12 +219,9 @@ class RegistryService:
         Returns the upload's new size. An out-of-order or overlapping chunk raises RANGE_INVALID
         with the current ``Range``; a body cut off keeps what arrived, so the upload resumes.
         """
-        await self._upload_row(name, upload_id)
+        await self._check_upload(name, upload_id)
         async with self._lock(upload_id):
-            try:
-                writer = await self.storage.writer(upload_path(str(upload_id)), append=True)
-            except PathNotFoundError:
-                raise RegistryError(codes.BLOB_UPLOAD_UNKNOWN, detail={"uuid": str(upload_id)}) from None
+            writer = await self._open_upload(upload_id)
             try:
                 if start is not None and start != writer.size:
                     raise RegistryError(
@@ -216,10 +238,14 @@ class RegistryService:
                     raise RegistryError(codes.SIZE_INVALID, detail={"expected": length, "received": written})
             finally:
                 await writer.close()
-            async with self.engine.begin() as conn:
-                await conn.execute(
-                    update(uploads).where(uploads.c.id == upload_id).values(size=writer.size, updated_at=func.now())
-                )
+            # The row's size and updated_at are bookkeeping (storage holds the truth) that tells
+            # cleanup the upload is alive: refreshed now and then, not on every chunk.
+            now = time.monotonic()
+            if now - self._upload_touched.get(upload_id, 0.0) >= UPLOAD_TOUCH_INTERVAL:
+                self._upload_touched[upload_id] = now
+                async with self.engine.begin() as conn:
+                    await conn.execute(update(uploads).where(uploads.c.id == upload_id)
+                                       .values(size=writer.size, updated_at=func.now()))
             return writer.size
 
     async def finish_upload(self, name: str, upload_id: uuid.UUID, digest: str,
@@ -231,10 +257,10 @@ class RegistryService:
         if body is not None:
             await self.append(name, upload_id, body)
         else:
-            await self._upload_row(name, upload_id)
+            await self._check_upload(name, upload_id)
         path = upload_path(str(upload_id))
         async with self._lock(upload_id):
-            writer = await self.storage.writer(path, append=True)
+            writer = await self._open_upload(upload_id)
             size = writer.size
             await writer.commit()
             state = self._hashes.pop(upload_id, None)
@@ -259,16 +285,15 @@ class RegistryService:
                 await conn.execute(_link(rid, digest))
                 await conn.execute(delete(uploads).where(uploads.c.id == upload_id))
             await self._remove_upload_dir(upload_id)
-            self._upload_locks.pop(upload_id, None)
+            self._forget_upload(upload_id)
             return size
 
     async def cancel_upload(self, name: str, upload_id: uuid.UUID) -> None:
-        await self._upload_row(name, upload_id)
+        await self._check_upload(name, upload_id)
         await self._drop_upload(upload_id)
 
     async def _drop_upload(self, upload_id: uuid.UUID) -> None:
-        self._hashes.pop(upload_id, None)
-        self._upload_locks.pop(upload_id, None)
+        self._forget_upload(upload_id)
         async with self.engine.begin() as conn:
             await conn.execute(delete(uploads).where(uploads.c.id == upload_id))
         await self._remove_upload_dir(upload_id)
