@@ -33,10 +33,11 @@ INSTALL_KEYSTONE = ("apt-get install -y python3-keystone python3-keystonemiddlew
 PYTHON = "/usr/bin/python3"  # Debian's Python, where keystone and keystonemiddleware are installed
 
 _SERVE = """
-import sys, wsgiref.simple_server as wss
+import socketserver, sys, wsgiref.simple_server as wss
 port = int(sys.argv[1]); del sys.argv[1:]  # oslo.config parses sys.argv
 from keystone.server.wsgi import initialize_public_application
-class Server(wss.WSGIServer):  # one request at a time: threads make sqlite report "database is locked"
+class Server(socketserver.ThreadingMixIn, wss.WSGIServer):
+    daemon_threads = True
     request_queue_size = 128
 class Quiet(wss.WSGIRequestHandler):
     def log_message(self, *args): pass
