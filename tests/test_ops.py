@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import shutil
 import signal
 import ssl
 import subprocess
@@ -113,3 +114,21 @@ async def test_sigterm_lets_an_upload_in_flight_finish(dtr_factory, http: aiohtt
     digest = "sha256:" + hashlib.sha256(data).hexdigest()
     async with http.put(f"{server.url}{location}?digest={digest}") as r:
         assert r.status == 201, await r.text()
+
+
+async def test_ping_says_503_and_why_when_storage_fails(dtr_factory, http: aiohttp.ClientSession) -> None:  # type: ignore[no-untyped-def]
+    server: DtrProcess = dtr_factory()
+    async with http.get(f"{server.url}/_ping") as r:
+        assert r.status == 200
+    root = Path(server.config["storage"]["filesystem"]["rootdirectory"])
+
+    def break_storage() -> None:
+        shutil.rmtree(root)
+        root.write_text("not a directory any more")
+
+    await asyncio.to_thread(break_storage)
+    async with http.get(f"{server.url}/_ping") as r:
+        assert r.status == 503
+        body = await r.json()
+    assert body["status"] == "unavailable"
+    assert "storage" in body["errors"] and "database" not in body["errors"]
