@@ -41,7 +41,7 @@ from dtr.jobs import actions
 from dtr.jobs.context import JobContext, JobStopped
 from dtr.jobs.events import RegistryEvents
 from dtr.jobs.schedule import Schedule, ScheduleError
-from dtr.jobs.service import FINAL, JobService, append_log, crons, job_logs, jobs, workers
+from dtr.jobs.service import FINAL, JobService, append_log, crons, insert_log_lines, job_logs, jobs, workers
 from dtr.keys import CONFIG, DATABASE, JOB_EVENTS, JOB_WORKER, REGISTRY, STORAGE
 from dtr.storage.base import StorageDriver
 
@@ -204,18 +204,19 @@ class JobWorker:
                 log.warning("writing job logs failed: %s", e)
 
     async def _flush(self, running: list[_Running]) -> None:
-        batch: list[dict[str, Any]] = []
+        batch: dict[uuid.UUID, list[tuple[dt.datetime, str]]] = {}
         progress: list[tuple[uuid.UUID, dict[str, Any]]] = []
         for r in running:
             lines, prog = r.ctx.take_pending()
-            batch += [{"job_id": r.ctx.job_id, "line": n, "time": t, "data": d} for n, t, d in lines]
+            if lines:
+                batch[r.ctx.job_id] = [(t, d) for _n, t, d in lines]
             if prog is not None:
                 progress.append((r.ctx.job_id, prog))
         if not batch and not progress:
             return
         async with self.engine.begin() as conn:
-            if batch:
-                await conn.execute(insert(job_logs), batch)
+            for job_id, job_lines in batch.items():
+                await insert_log_lines(conn, job_id, job_lines)
             for job_id, prog in progress:
                 await conn.execute(update(jobs).where(jobs.c.id == job_id, jobs.c.worker_id == self.id)
                                    .values(progress=prog))
@@ -347,8 +348,7 @@ class JobWorker:
                                                         jobs.c.status.in_(("running", "cancel_request")))
                                      .values(**values))
             if res.rowcount and lines:
-                await conn.execute(insert(job_logs), [{"job_id": ctx.job_id, "line": n, "time": t, "data": d}
-                                                      for n, t, d in lines])
+                await insert_log_lines(conn, ctx.job_id, [(t, d) for _n, t, d in lines])
 
     async def _check_cancel_requests(self) -> None:
         if not self._running:

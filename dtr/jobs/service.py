@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Sequence
 from typing import Any, cast
 
 from sqlalchemy import Table, and_, delete, func, insert, or_, select, update
@@ -207,7 +208,21 @@ class JobService:
         } for r in rows]
 
 
+async def insert_log_lines(conn: AsyncConnection, job_id: uuid.UUID, lines: Sequence[tuple[dt.datetime, str]]) -> None:
+    """Append lines to a job's log, numbered on from its last line.
+
+    Every writer (the job's worker, the API, another worker) goes through here: a per-job
+    transaction lock makes the numbering gapless and committed in order, so a follower reading
+    ``line > last seen`` never skips a line."""
+    if not lines:
+        return
+    await conn.execute(select(func.pg_advisory_xact_lock(func.hashtext(str(job_id)))))
+    last = (await conn.execute(select(func.coalesce(func.max(job_logs.c.line), 0))
+                               .where(job_logs.c.job_id == job_id))).scalar_one()
+    await conn.execute(insert(job_logs), [{"job_id": job_id, "line": last + i, "time": t, "data": d}
+                                          for i, (t, d) in enumerate(lines, 1)])
+
+
 async def append_log(conn: AsyncConnection, job_id: uuid.UUID, message: str) -> None:
     """One log line written outside the job's own context (by the API or another worker)."""
-    nxt = select(func.coalesce(func.max(job_logs.c.line), 0) + 1).where(job_logs.c.job_id == job_id).scalar_subquery()
-    await conn.execute(insert(job_logs).values(job_id=job_id, line=nxt, time=func.now(), data=message))
+    await insert_log_lines(conn, job_id, [(dt.datetime.now(dt.UTC), message)])
