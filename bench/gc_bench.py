@@ -73,7 +73,7 @@ async def seed(db: Database, root: Path, n: int, repos: int) -> None:
 
 async def timed(db: Database, cfg: Config, storage: Any, params: dict[str, Any]) -> tuple[float, dict[str, Any], int]:
     ctx = JobContext(job_id=uuid.uuid4(), action="gc", parameters=params, attempt=1, max_attempts=1,
-                     worker_id="bench", engine=db.engine, storage=storage, config=cfg, first_line=0)
+                     worker_id="bench", engine=db.engine, storage=storage, config=cfg)
     start = time.perf_counter()
     result = await gc.run(ctx)
     lines, _ = ctx.take_pending()

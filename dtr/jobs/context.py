@@ -23,24 +23,22 @@ class JobContext:
 
     def __init__(self, *, job_id: uuid.UUID, action: str, parameters: dict[str, Any], attempt: int,
                  max_attempts: int, worker_id: str, engine: AsyncEngine, storage: StorageDriver,
-                 config: Config, first_line: int) -> None:
+                 config: Config) -> None:
         self.job_id, self.action, self.parameters = job_id, action, parameters
         self.attempt, self.max_attempts, self.worker_id = attempt, max_attempts, worker_id
         self.engine, self.storage, self.config = engine, storage, config
         #: Set when the job should wrap up: cancel requested, deadline passed, or the process stops.
         self.stopping = asyncio.Event()
         self.stop_reason: str | None = None
-        self._lines: list[tuple[int, dt.datetime, str]] = []
-        self._next_line = first_line + 1
+        self._lines: list[tuple[dt.datetime, str]] = []
         self._progress: dict[str, Any] | None = None
         self._progress_dirty = False
         self._progress_at = 0.0
 
     def log(self, message: str) -> None:
         """Append a line to the job's log (stored within about half a second, and at the end)."""
-        for part in message.splitlines() or [""]:
-            self._lines.append((self._next_line, dt.datetime.now(dt.UTC), part))
-            self._next_line += 1
+        now = dt.datetime.now(dt.UTC)
+        self._lines.extend((now, part) for part in message.splitlines() or [""])
 
     def progress(self, done: int, total: int | None = None, message: str = "") -> None:
         """Report progress (``done`` of ``total`` units); throttled to a few writes a second."""
@@ -53,7 +51,7 @@ class JobContext:
         if self.stopping.is_set():
             raise JobStopped(self.stop_reason or "stop requested")
 
-    def take_pending(self) -> tuple[list[tuple[int, dt.datetime, str]], dict[str, Any] | None]:
+    def take_pending(self) -> tuple[list[tuple[dt.datetime, str]], dict[str, Any] | None]:
         """Lines not yet written and the progress if it changed (for the worker's flusher)."""
         lines, self._lines = self._lines, []
         progress = self._progress if self._progress_dirty else None

@@ -41,7 +41,7 @@ from dtr.jobs import actions
 from dtr.jobs.context import JobContext, JobStopped
 from dtr.jobs.events import RegistryEvents
 from dtr.jobs.schedule import Schedule, ScheduleError
-from dtr.jobs.service import FINAL, JobService, append_log, crons, insert_log_lines, job_logs, jobs, workers
+from dtr.jobs.service import FINAL, JobService, append_log, crons, insert_log_lines, jobs, workers
 from dtr.keys import CONFIG, DATABASE, JOB_EVENTS, JOB_WORKER, REGISTRY, STORAGE
 from dtr.storage.base import StorageDriver
 
@@ -209,7 +209,7 @@ class JobWorker:
         for r in running:
             lines, prog = r.ctx.take_pending()
             if lines:
-                batch[r.ctx.job_id] = [(t, d) for _n, t, d in lines]
+                batch[r.ctx.job_id] = lines
             if prog is not None:
                 progress.append((r.ctx.job_id, prog))
         if not batch and not progress:
@@ -245,8 +245,6 @@ class JobWorker:
                                and_(jobs.c.status == "worker_dead", jobs.c.attempt < jobs.c.max_attempts)))
                     .order_by(jobs.c.run_after, jobs.c.created_at).limit(free)
                     .with_for_update(skip_locked=True))
-            last_line = (select(func.coalesce(func.max(job_logs.c.line), 0))
-                         .where(job_logs.c.job_id == jobs.c.id).scalar_subquery())
             # Only under a live identity: a worker declared dead claims nothing until it re-joins.
             me_alive = select(workers.c.id).where(workers.c.id == self.id, workers.c.status == "running").exists()
             async with self.engine.begin() as conn:
@@ -254,14 +252,14 @@ class JobWorker:
                     update(jobs).where(jobs.c.id.in_(pick.scalar_subquery()), me_alive)
                     .values(status="running", worker_id=self.id, attempt=jobs.c.attempt + 1,
                             started_at=func.now(), ended_at=None, dedupe_key=None, error=None)
-                    .returning(jobs, last_line.label("last_line")))).all()
+                    .returning(jobs))).all()
             for row in rows:
                 self._launch(row)
 
     def _launch(self, row: Any) -> None:
         ctx = JobContext(job_id=row.id, action=row.action, parameters=row.parameters or {}, attempt=row.attempt,
                          max_attempts=row.max_attempts, worker_id=self.id, engine=self.engine,
-                         storage=self.storage, config=self.config, first_line=row.last_line)
+                         storage=self.storage, config=self.config)
         ctx.log(f"{row.action} job {row.id}: attempt {row.attempt} of {row.max_attempts} on worker {self.id}")
         handler = actions.actions()[row.action].handler
         task: asyncio.Task[dict[str, Any] | None] = asyncio.create_task(handler(ctx), name=f"job-{row.id}")
@@ -348,7 +346,7 @@ class JobWorker:
                                                         jobs.c.status.in_(("running", "cancel_request")))
                                      .values(**values))
             if res.rowcount and lines:
-                await insert_log_lines(conn, ctx.job_id, [(t, d) for _n, t, d in lines])
+                await insert_log_lines(conn, ctx.job_id, lines)
 
     async def _check_cancel_requests(self) -> None:
         if not self._running:

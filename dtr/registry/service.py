@@ -26,7 +26,7 @@ from dtr.registry.cache import CHANNEL, ManifestCache
 from dtr.registry.errors import RegistryError, codes
 from dtr.registry.manifests import ParsedManifest, parse_manifest
 from dtr.registry.models import Blob, Manifest, ManifestReference, Repository, RepositoryBlob, Tag, Upload
-from dtr.registry.names import blob_path, check_digest, compute_digest, is_digest, upload_path
+from dtr.registry.names import blob_path, compute_digest, is_digest, upload_path
 from dtr.storage.base import FileWriter, PathNotFoundError, StorageDriver
 
 repositories = cast(Table, Repository.__table__)
@@ -39,6 +39,8 @@ uploads = cast(Table, Upload.__table__)
 
 #: Request bodies are written to storage in pieces of this size.
 WRITE_CHUNK = 2 << 20
+#: Uploads whose running hash and repository this process remembers at most.
+MAX_TRACKED_UPLOADS = 10_000
 #: Seconds between refreshes of an upload row's size and updated_at while chunks arrive.
 UPLOAD_TOUCH_INTERVAL = 10.0
 
@@ -161,6 +163,10 @@ class RegistryService:
         async with self.engine.begin() as conn:
             rid = await self.ensure_repo(conn, name)
             await conn.execute(insert(uploads).values(id=upload_id, repository_id=rid, size=0))
+        if len(self._upload_repo) >= MAX_TRACKED_UPLOADS:
+            # Abandoned uploads never finish: forget the oldest (a later chunk just rehashes).
+            for old in list(self._upload_repo)[: MAX_TRACKED_UPLOADS // 10]:
+                self._forget_upload(old)
         self._hashes[upload_id] = _HashState(0, hashlib.sha256())
         self._upload_repo[upload_id] = name
         self._upload_touched[upload_id] = time.monotonic()
@@ -558,6 +564,3 @@ async def _pump(body: AsyncIterator[bytes], writer: Any, state: _HashState | Non
             written += buffered
     return written
 
-
-# Re-exported for the views.
-__all__ = ["RegistryService", "StoredManifest", "blob_path", "check_digest"]
