@@ -41,6 +41,7 @@ from dtr.storage.base import (
     StorageDriver,
     StorageError,
 )
+from dtr.storage.keys import ObjectKeys
 
 #: Digits in a block id: ids must have one length per blob; 10 digits outlast Azure's block limits.
 BLOCK_ID_DIGITS = 10
@@ -179,7 +180,7 @@ class AzureDriver(StorageDriver):
 
     def __init__(self, params: AzureParams) -> None:
         self.params = params
-        self._root = params.rootdirectory.strip("/")
+        self._keys = ObjectKeys(params.rootdirectory)
         self._container: ContainerClient | None = None
         self._ensured = False
 
@@ -212,20 +213,8 @@ class AzureDriver(StorageDriver):
             self._ensured = True
         return cc
 
-    def _name(self, path: str) -> str:
-        rel = path.lstrip("/")
-        return f"{self._root}/{rel}".strip("/") if self._root else rel
-
-    def _prefix(self, path: str) -> str:
-        """The blob-name prefix of everything under the directory ``path``."""
-        name = self._name(path)
-        return f"{name}/" if name else ""
-
-    def _path(self, name: str) -> str:
-        return "/" + name[len(self._root) + 1:] if self._root else "/" + name
-
     async def _blob(self, path: str) -> BlobClient:
-        return (await self._cc()).get_blob_client(self._name(path))
+        return (await self._cc()).get_blob_client(self._keys.key(path))
 
     # -- interface ------------------------------------------------------------------------
 
@@ -259,7 +248,7 @@ class AzureDriver(StorageDriver):
 
     async def writer(self, path: str, append: bool = False) -> FileWriter:
         cc = await self._cc()
-        name = self._name(path)
+        name = self._keys.key(path)
         blob, marker = cc.get_blob_client(name), cc.get_blob_client(name + MARKER_SUFFIX)
         with _errors(path):
             if not append:
@@ -281,10 +270,10 @@ class AzureDriver(StorageDriver):
     async def stat(self, path: str) -> FileInfo:
         cc = await self._cc()
         with contextlib.suppress(PathNotFoundError), _errors(path):
-            props = await cc.get_blob_client(self._name(path)).get_blob_properties()
+            props = await cc.get_blob_client(self._keys.key(path)).get_blob_properties()
             return FileInfo(path, props.size, False, props.last_modified)
         with _errors(path):
-            async for item in cc.list_blobs(name_starts_with=self._prefix(path)):
+            async for item in cc.list_blobs(name_starts_with=self._keys.dir(path)):
                 if not is_marker(item.name):
                     return FileInfo(path, 0, True)
         raise PathNotFoundError("not found", path=path)
@@ -293,9 +282,9 @@ class AzureDriver(StorageDriver):
         cc = await self._cc()
         out = []
         with _errors(path):
-            async for item in cc.walk_blobs(name_starts_with=self._prefix(path), delimiter="/"):
+            async for item in cc.walk_blobs(name_starts_with=self._keys.dir(path), delimiter="/"):
                 if not is_marker(item.name):
-                    out.append(self._path(item.name.rstrip("/")))
+                    out.append(self._keys.path(item.name.rstrip("/")))
         if not out and path != "/":
             raise PathNotFoundError("not found", path=path)
         return sorted(out)
@@ -303,13 +292,13 @@ class AzureDriver(StorageDriver):
     async def walk(self, path: str) -> AsyncIterator[FileInfo]:
         cc = await self._cc()
         with _errors(path):
-            async for props in cc.list_blobs(name_starts_with=self._prefix(path)):
+            async for props in cc.list_blobs(name_starts_with=self._keys.dir(path)):
                 if not is_marker(props.name):
-                    yield FileInfo(self._path(props.name), props.size, False, props.last_modified)
+                    yield FileInfo(self._keys.path(props.name), props.size, False, props.last_modified)
 
     async def move(self, src: str, dst: str) -> None:
         cc = await self._cc()
-        source, target = cc.get_blob_client(self._name(src)), cc.get_blob_client(self._name(dst))
+        source, target = cc.get_blob_client(self._keys.key(src)), cc.get_blob_client(self._keys.key(dst))
         with _errors(src):
             result = await target.start_copy_from_url(source.url)
         status = result.get("copy_status")
@@ -328,7 +317,7 @@ class AzureDriver(StorageDriver):
 
     async def delete(self, path: str) -> None:
         cc = await self._cc()
-        name = self._name(path)
+        name = self._keys.key(path)
         with _errors(path):
             names = [b.name async for b in cc.list_blobs(name_starts_with=name)
                      if not name or b.name in (name, name + MARKER_SUFFIX) or b.name.startswith(name + "/")]
@@ -348,7 +337,7 @@ class AzureDriver(StorageDriver):
         key = getattr(cc.credential, "account_key", None)
         if not key or method not in ("GET", "HEAD"):
             return None
-        blob = cc.get_blob_client(self._name(path))
+        blob = cc.get_blob_client(self._keys.key(path))
         now = dt.datetime.now(dt.UTC)
         sas = generate_blob_sas(
             cc.account_name or "", cc.container_name, blob.blob_name, account_key=key,

@@ -50,6 +50,7 @@ from dtr.storage.base import (
     StorageDriver,
     StorageError,
 )
+from dtr.storage.keys import ObjectKeys
 
 T = TypeVar("T")
 
@@ -281,7 +282,7 @@ class GCSDriver(StorageDriver):
 
     def __init__(self, params: GCSParams) -> None:
         self.params = params
-        self._root = params.rootdirectory.strip("/")
+        self._keys = ObjectKeys(params.rootdirectory)
         if params.keyfile:
             from google.oauth2 import service_account
 
@@ -334,19 +335,8 @@ class GCSDriver(StorageDriver):
             time.sleep(self.params.retry_delay * (attempt + 1))
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _name(self, path: str) -> str:
-        rel = path.lstrip("/")
-        return f"{self._root}/{rel}".strip("/") if self._root else rel
-
-    def _prefix(self, path: str) -> str:
-        name = self._name(path)
-        return f"{name}/" if name else ""
-
-    def _path(self, name: str) -> str:
-        return "/" + name[len(self._root) + 1:] if self._root else "/" + name
-
     def _blob(self, path: str) -> storage.Blob:
-        return self.bucket.blob(self._name(path))
+        return self.bucket.blob(self._keys.key(path))
 
     # -- interface ------------------------------------------------------------------------
 
@@ -363,7 +353,8 @@ class GCSDriver(StorageDriver):
     async def reader(self, path: str, offset: int = 0) -> AsyncIterator[bytes]:  # type: ignore[override]
         if offset < 0:
             raise InvalidOffsetError(f"negative offset {offset}", path=path)
-        url = f"{self.base}/download/storage/v1/b/{self.params.bucket}/o/{quote(self._name(path), safe='')}?alt=media"
+        name = quote(self._keys.key(path), safe="")
+        url = f"{self.base}/download/storage/v1/b/{self.params.bucket}/o/{name}?alt=media"
         headers = {"Range": f"bytes={offset}-"} if offset else {}
         resp = await self.run(path, functools.partial(self.request, "GET", url, headers=headers, stream=True))
         try:
@@ -393,7 +384,7 @@ class GCSDriver(StorageDriver):
             resp.close()
 
     async def writer(self, path: str, append: bool = False) -> FileWriter:
-        name = self._name(path)
+        name = self._keys.key(path)
         if not append:
             return _ResumableWriter(self, path, name, "", 0, b"")
 
@@ -411,13 +402,13 @@ class GCSDriver(StorageDriver):
         return await self.run(path, _load)
 
     async def stat(self, path: str) -> FileInfo:
-        name = self._name(path)
+        name = self._keys.key(path)
 
         def _stat() -> FileInfo:
             blob = self.bucket.get_blob(name, retry=self.retry, timeout=self.params.timeout)
             if blob is not None:
                 return FileInfo(path, int(blob.size or 0), False, blob.updated)
-            for b in self.client.list_blobs(self.bucket, prefix=self._prefix(path), retry=self.retry,
+            for b in self.client.list_blobs(self.bucket, prefix=self._keys.dir(path), retry=self.retry,
                                             timeout=self.params.timeout):
                 if not is_side(b.name):
                     return FileInfo(path, 0, True)
@@ -427,10 +418,10 @@ class GCSDriver(StorageDriver):
 
     async def list(self, path: str) -> list[str]:
         def _list() -> list[str]:
-            it = self.client.list_blobs(self.bucket, prefix=self._prefix(path), delimiter="/", retry=self.retry,
+            it = self.client.list_blobs(self.bucket, prefix=self._keys.dir(path), delimiter="/", retry=self.retry,
                                         timeout=self.params.timeout)
-            out = [self._path(b.name) for b in it if not is_side(b.name)]
-            out += [self._path(p.rstrip("/")) for p in it.prefixes]
+            out = [self._keys.path(b.name) for b in it if not is_side(b.name)]
+            out += [self._keys.path(p.rstrip("/")) for p in it.prefixes]
             return sorted(out)
 
         out = await self.run(path, _list)
@@ -440,8 +431,8 @@ class GCSDriver(StorageDriver):
 
     async def walk(self, path: str) -> AsyncIterator[FileInfo]:
         def _all() -> list[FileInfo]:
-            return [FileInfo(self._path(b.name), int(b.size or 0), False, b.updated)
-                    for b in self.client.list_blobs(self.bucket, prefix=self._prefix(path), retry=self.retry,
+            return [FileInfo(self._keys.path(b.name), int(b.size or 0), False, b.updated)
+                    for b in self.client.list_blobs(self.bucket, prefix=self._keys.dir(path), retry=self.retry,
                                                     timeout=self.params.timeout)
                     if not is_side(b.name)]
 
@@ -463,7 +454,7 @@ class GCSDriver(StorageDriver):
         await self.run(src, _move)
 
     async def delete(self, path: str) -> None:
-        name = self._name(path)
+        name = self._keys.key(path)
 
         def _names() -> list[str]:
             return [b.name for b in self.client.list_blobs(self.bucket, prefix=name, retry=self.retry,

@@ -37,6 +37,7 @@ from dtr.storage.base import (
     StorageDriver,
     StorageError,
 )
+from dtr.storage.keys import ObjectKeys
 from dtr.storage.parts import Part, PartWriter
 
 log = logging.getLogger(__name__)
@@ -149,8 +150,8 @@ class S3Driver(StorageDriver):
 
     def __init__(self, params: S3Params) -> None:
         self.p = params
-        root = params.rootdirectory.strip("/")
-        self.prefix = f"{root}/" if root else ""
+        self.keys = ObjectKeys(params.rootdirectory)
+        self.prefix = self.keys.prefix
         self._client: Any = None
         self._stack = contextlib.AsyncExitStack()
         self._lock = asyncio.Lock()
@@ -210,15 +211,9 @@ class S3Driver(StorageDriver):
         except Exception as e:
             _fail(e, path, what)
 
-    def _key(self, path: str) -> str:
-        return self.prefix + path.lstrip("/") if path != "/" else self.prefix.rstrip("/")
-
-    def _dir(self, path: str) -> str:
-        return self.prefix if path == "/" else self._key(path) + "/"
-
     def _state_key(self, path: str) -> str:
         head, _, name = path.rpartition("/")
-        return self._key(f"{head}/.{name}{STATE_SUFFIX}" if head else f"/.{name}{STATE_SUFFIX}")
+        return self.keys.key(f"{head}/.{name}{STATE_SUFFIX}" if head else f"/.{name}{STATE_SUFFIX}")
 
     def _put_args(self) -> dict[str, Any]:
         args: dict[str, Any] = {}
@@ -232,14 +227,11 @@ class S3Driver(StorageDriver):
             args["ACL"] = self.p.objectacl
         return args
 
-    def _path_of(self, key: str) -> str:
-        return "/" + key[len(self.prefix):]
-
     # -- whole objects ---------------------------------------------------------------------
 
     async def get_content(self, path: str) -> bytes:
         async def get(s3: Any) -> bytes:
-            resp = await s3.get_object(Bucket=self.p.bucket, Key=self._key(path))
+            resp = await s3.get_object(Bucket=self.p.bucket, Key=self.keys.key(path))
             async with resp["Body"] as body:
                 data: bytes = await body.read()
                 return data
@@ -247,13 +239,13 @@ class S3Driver(StorageDriver):
         return await self._call(path, get)
 
     async def put_content(self, path: str, data: bytes) -> None:
-        await self._call(path, lambda s3: s3.put_object(Bucket=self.p.bucket, Key=self._key(path), Body=bytes(data),
+        await self._call(path, lambda s3: s3.put_object(Bucket=self.p.bucket, Key=self.keys.key(path), Body=bytes(data),
                                                         **self._put_args()))
 
     async def reader(self, path: str, offset: int = 0) -> AsyncIterator[bytes]:  # type: ignore[override]
         if offset < 0:
             raise InvalidOffsetError(f"negative offset {offset}", path=path)
-        key, pos, etag, attempt = self._key(path), offset, "", 0
+        key, pos, etag, attempt = self.keys.key(path), offset, "", 0
         while True:
             args: dict[str, Any] = {"Bucket": self.p.bucket, "Key": key}
             if pos > 0:
@@ -302,7 +294,7 @@ class S3Driver(StorageDriver):
         if op is None:
             return None
         url: str = await self._call(path, lambda s3: s3.generate_presigned_url(
-            op, Params={"Bucket": self.p.bucket, "Key": self._key(path)}, ExpiresIn=self.p.redirectexpiry))
+            op, Params={"Bucket": self.p.bucket, "Key": self.keys.key(path)}, ExpiresIn=self.p.redirectexpiry))
         return url
 
     # -- namespace -------------------------------------------------------------------------
@@ -335,17 +327,17 @@ class S3Driver(StorageDriver):
 
     async def stat(self, path: str) -> FileInfo:
         if path != "/":
-            head = await self._head(self._key(path), path)
+            head = await self._head(self.keys.key(path), path)
             if head is not None:
                 return FileInfo(path, int(head["ContentLength"]), False, head.get("LastModified"))
-        page = await self._call(path, lambda s3: s3.list_objects_v2(Bucket=self.p.bucket, Prefix=self._dir(path),
+        page = await self._call(path, lambda s3: s3.list_objects_v2(Bucket=self.p.bucket, Prefix=self.keys.dir(path),
                                                                     MaxKeys=1))
         if page.get("Contents") or path == "/":
             return FileInfo(path, 0, True)
         raise PathNotFoundError("not found", path=path)
 
     async def list(self, path: str) -> list[str]:
-        prefix, base = self._dir(path), path.rstrip("/")
+        prefix, base = self.keys.dir(path), path.rstrip("/")
         out: set[str] = set()
         seen = False
         async for page in self._keys(prefix, path, "/"):
@@ -359,10 +351,10 @@ class S3Driver(StorageDriver):
 
     async def walk(self, path: str) -> AsyncIterator[FileInfo]:
         seen = False
-        async for page in self._keys(self._dir(path), path):
+        async for page in self._keys(self.keys.dir(path), path):
             for o in page.get("Contents", []):
                 seen = True
-                p = self._path_of(o["Key"])
+                p = self.keys.path(o["Key"])
                 if any(part.startswith(".") or not part for part in p[1:].split("/")):
                     continue
                 yield FileInfo(p, int(o["Size"]), False, o.get("LastModified"))
@@ -370,20 +362,21 @@ class S3Driver(StorageDriver):
             raise PathNotFoundError("not found", path=path)
 
     async def move(self, src: str, dst: str) -> None:
-        head = await self._head(self._key(src), src)
+        head = await self._head(self.keys.key(src), src)
         if head is None:
             raise PathNotFoundError("not found", path=src)
         size = int(head["ContentLength"])
         if size <= self.p.multipartcopythresholdsize:
             await self._call(src, lambda s3: s3.copy_object(
-                Bucket=self.p.bucket, Key=self._key(dst), CopySource={"Bucket": self.p.bucket, "Key": self._key(src)},
+                Bucket=self.p.bucket, Key=self.keys.key(dst),
+                CopySource={"Bucket": self.p.bucket, "Key": self.keys.key(src)},
                 MetadataDirective="REPLACE", **self._put_args()))
         else:
             await self._multipart_copy(src, dst, size)
-        await self._call(src, lambda s3: s3.delete_object(Bucket=self.p.bucket, Key=self._key(src)))
+        await self._call(src, lambda s3: s3.delete_object(Bucket=self.p.bucket, Key=self.keys.key(src)))
 
     async def _multipart_copy(self, src: str, dst: str, size: int) -> None:
-        key, chunk = self._key(dst), self.p.multipartcopychunksize
+        key, chunk = self.keys.key(dst), self.p.multipartcopychunksize
         if size > chunk * MAX_PARTS:
             chunk = -(-size // MAX_PARTS)
         up = await self._call(dst, lambda s3: s3.create_multipart_upload(Bucket=self.p.bucket, Key=key,
@@ -397,7 +390,7 @@ class S3Driver(StorageDriver):
             async with sem:
                 r = await self._call(dst, lambda s3: s3.upload_part_copy(
                     Bucket=self.p.bucket, Key=key, UploadId=upload_id, PartNumber=n,
-                    CopySource={"Bucket": self.p.bucket, "Key": self._key(src)},
+                    CopySource={"Bucket": self.p.bucket, "Key": self.keys.key(src)},
                     CopySourceRange=f"bytes={start}-{end}"))
             return {"PartNumber": n, "ETag": r["CopyPartResult"]["ETag"]}
 
@@ -410,7 +403,7 @@ class S3Driver(StorageDriver):
             raise
 
     async def delete(self, path: str) -> None:
-        key, prefix = self._key(path), self._dir(path)
+        key, prefix = self.keys.key(path), self.keys.dir(path)
         keys: list[str] = []
         if path != "/":
             if await self._head(key, path) is not None:
@@ -478,7 +471,7 @@ class S3Driver(StorageDriver):
             await s3.abort_multipart_upload(Bucket=self.p.bucket, Key=key, UploadId=upload_id)
         except Exception as e:
             if not _is_not_found(e):
-                _fail(e, self._path_of(key))
+                _fail(e, self.keys.path(key))
 
     async def _complete(self, path: str, key: str, upload_id: str, parts: builtins.list[dict[str, Any]],
                         size: int) -> None:
@@ -497,7 +490,7 @@ class S3Driver(StorageDriver):
     # -- writers ---------------------------------------------------------------------------
 
     async def writer(self, path: str, append: bool = False) -> FileWriter:
-        key, state_key = self._key(path), self._state_key(path)
+        key, state_key = self.keys.key(path), self._state_key(path)
         if not append:
             for upload in await self._uploads_on(key, path):
                 await self._abort(key, upload)
@@ -535,7 +528,7 @@ class S3Driver(StorageDriver):
             try:
                 page = await s3.list_parts(**args)
             except Exception as e:
-                _fail(e, self._path_of(key))
+                _fail(e, self.keys.path(key))
             for p in page.get("Parts", []):
                 found[int(p["PartNumber"])] = (p["ETag"], int(p["Size"]))
             if not page.get("IsTruncated"):
@@ -563,7 +556,7 @@ class _S3Writer(PartWriter):
     def __init__(self, d: S3Driver, path: str, upload_id: str | None, parts: builtins.list[Part],
                  buf: bytearray | None, *, tail_size: int = 0, dirty: bool = False, done: int = -1) -> None:
         super().__init__(path, parts, buf, tail_size=tail_size, dirty=dirty)
-        self._d, self._key, self._upload = d, d._key(path), upload_id
+        self._d, self._key, self._upload = d, d.keys.key(path), upload_id
         #: >= 0: the upload was completed already (a commit whose reply was lost); the object's size.
         self._done = done
         if done >= 0:
@@ -598,7 +591,7 @@ class _S3Writer(PartWriter):
         return (number, r["ETag"], len(data))
 
     async def load_tail(self) -> bytes:
-        return await self._d.get_content(self._d._path_of(self._d._state_key(self.path)))
+        return await self._d.get_content(self._d.keys.path(self._d._state_key(self.path)))
 
     async def save(self, tail: bytes, parts: int) -> None:
         if self._done >= 0:

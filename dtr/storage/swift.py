@@ -42,6 +42,7 @@ from dtr.storage.base import (
     StorageDriver,
     StorageError,
 )
+from dtr.storage.keys import ObjectKeys
 from dtr.storage.parts import Part, PartWriter
 
 log = logging.getLogger(__name__)
@@ -142,8 +143,8 @@ class SwiftDriver(StorageDriver):
 
     def __init__(self, params: SwiftParams) -> None:
         self.p = params
-        root = params.prefix.strip("/")
-        self.prefix = f"{root}/" if root else ""
+        self.keys = ObjectKeys(params.prefix)
+        self.prefix = self.keys.prefix
         self._pool = ThreadPoolExecutor(params.maxthreads, thread_name_prefix="dtr-swift")
         self._local = threading.local()
         self._ready: asyncio.Future[None] | None = None
@@ -197,21 +198,12 @@ class SwiftDriver(StorageDriver):
                 self._ready = None
             raise
 
-    def _key(self, path: str) -> str:
-        return self.prefix + path.lstrip("/") if path != "/" else self.prefix.rstrip("/")
-
-    def _dir(self, path: str) -> str:
-        return self.prefix if path == "/" else self._key(path) + "/"
-
     def _state_key(self, path: str) -> str:
         head, _, name = path.rpartition("/")
-        return self._key(f"{head}/.{name}{STATE_SUFFIX}")
+        return self.keys.key(f"{head}/.{name}{STATE_SUFFIX}")
 
     def _segments(self, seg_set: str) -> str:
         return f"{self.prefix}{SEGMENTS}/{seg_set}/"
-
-    def _path_of(self, key: str) -> str:
-        return "/" + key[len(self.prefix):]
 
     async def _head(self, key: str, path: str) -> dict[str, str] | None:
         try:
@@ -234,16 +226,16 @@ class SwiftDriver(StorageDriver):
     # -- whole objects ---------------------------------------------------------------------
 
     async def get_content(self, path: str) -> bytes:
-        _, body = await self._run(path, lambda c: c.get_object(self.p.container, self._key(path)))
+        _, body = await self._run(path, lambda c: c.get_object(self.p.container, self.keys.key(path)))
         return bytes(body)
 
     async def put_content(self, path: str, data: bytes) -> None:
-        await self._put(path, self._key(path), data)
+        await self._put(path, self.keys.key(path), data)
 
     async def reader(self, path: str, offset: int = 0) -> AsyncIterator[bytes]:  # type: ignore[override]
         if offset < 0:
             raise InvalidOffsetError(f"negative offset {offset}", path=path)
-        key, pos, etag, attempt = self._key(path), offset, "", 0
+        key, pos, etag, attempt = self.keys.key(path), offset, "", 0
         loop = asyncio.get_running_loop()
         while True:
             headers = {"Range": f"bytes={pos}-"} if pos else {}
@@ -285,17 +277,17 @@ class SwiftDriver(StorageDriver):
 
     async def stat(self, path: str) -> FileInfo:
         if path != "/":
-            head = await self._head(self._key(path), path)
+            head = await self._head(self.keys.key(path), path)
             if head is not None:
                 return FileInfo(path, int(head.get("content-length", 0)), False, _mtime(head))
-        _, items = await self._run(path, lambda c: c.get_container(self.p.container, prefix=self._dir(path),
+        _, items = await self._run(path, lambda c: c.get_container(self.p.container, prefix=self.keys.dir(path),
                                                                    limit=1))
         if items or path == "/":
             return FileInfo(path, 0, True)
         raise PathNotFoundError("not found", path=path)
 
     async def list(self, path: str) -> builtins.list[str]:
-        prefix, base = self._dir(path), path.rstrip("/")
+        prefix, base = self.keys.dir(path), path.rstrip("/")
         items = await self._listing(prefix, path, "/")
         names = [(i.get("subdir") or i["name"])[len(prefix):].rstrip("/") for i in items]
         if not names and path != "/":
@@ -303,17 +295,17 @@ class SwiftDriver(StorageDriver):
         return sorted(f"{base}/{n}" for n in names if n and not n.startswith("."))
 
     async def walk(self, path: str) -> AsyncIterator[FileInfo]:
-        items = await self._listing(self._dir(path), path)
+        items = await self._listing(self.keys.dir(path), path)
         if not items and path != "/":
             raise PathNotFoundError("not found", path=path)
         for i in items:
-            p = self._path_of(i["name"])
+            p = self.keys.path(i["name"])
             if any(part.startswith(".") or not part for part in p[1:].split("/")):
                 continue
             yield FileInfo(p, int(i["bytes"]), False, _listing_mtime(i))
 
     async def move(self, src: str, dst: str) -> None:
-        skey, dkey = self._key(src), self._key(dst)
+        skey, dkey = self.keys.key(src), self.keys.key(dst)
         head = await self._head(skey, src)
         if head is None:
             raise PathNotFoundError("not found", path=src)
@@ -327,8 +319,8 @@ class SwiftDriver(StorageDriver):
         await self._run(src, lambda c: c.delete_object(self.p.container, skey))
 
     async def delete(self, path: str) -> None:
-        items = [] if path == "/" else [{"name": n} for n in (self._key(path), self._state_key(path))]
-        items += await self._listing(self._dir(path), path)
+        items = [] if path == "/" else [{"name": n} for n in (self.keys.key(path), self._state_key(path))]
+        items += await self._listing(self.keys.dir(path), path)
         found = await asyncio.gather(*(self._delete_one(i["name"], path) for i in items))
         if not any(found):
             raise PathNotFoundError("not found", path=path)
@@ -370,7 +362,7 @@ class SwiftDriver(StorageDriver):
 
         storage_url: str = await self._raw(path, lambda c: c.url or c.get_auth()[0])
         parts = urlsplit(storage_url)
-        obj_path = f"{parts.path}/{quote(self.p.container)}/{quote(self._key(path))}"
+        obj_path = f"{parts.path}/{quote(self.p.container)}/{quote(self.keys.key(path))}"
         signed = generate_temp_url(obj_path, self.p.redirectexpiry, key, method.upper())
         return f"{parts.scheme}://{parts.netloc}{signed}"
 
@@ -454,7 +446,7 @@ class _SwiftWriter(PartWriter):
         return (number, etag, len(data))
 
     async def load_tail(self) -> bytes:
-        return await self._d.get_content(self._d._path_of(self._d._state_key(self.path)))
+        return await self._d.get_content(self._d.keys.path(self._d._state_key(self.path)))
 
     async def save(self, tail: bytes, parts: int) -> None:
         headers = {"X-Object-Meta-Segments": self._set, "X-Object-Meta-Parts": str(parts)}
@@ -469,7 +461,7 @@ class _SwiftWriter(PartWriter):
                 parts = [*parts, await self.send_part(len(parts) + 1, rest)]
             manifest = json.dumps([{"path": f"/{d.p.container}/{d._segment(self._set, n)}", "etag": etag,
                                     "size_bytes": size} for n, etag, size in parts]).encode()
-            await d._put(self.path, d._key(self.path), manifest, query_string="multipart-manifest=put")
+            await d._put(self.path, d.keys.key(self.path), manifest, query_string="multipart-manifest=put")
         await self._drop_state()
 
     async def discard(self) -> None:

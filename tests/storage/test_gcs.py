@@ -85,7 +85,7 @@ class TestGCSResumable(DriverSuite):
         w = await driver.writer("/lost/data")
         await w.write(data[:CHUNK + 10])
         await w.close()  # sends one chunk, keeps 10 bytes in the side object
-        side = inner.bucket.get_blob(inner._name("/lost/data") + "~upload")
+        side = inner.bucket.get_blob(inner._keys.key("/lost/data") + "~upload")
         stale_meta, stale_tail = dict(side.metadata), side.download_as_bytes()
         w = await driver.writer("/lost/data", append=True)
         await w.write(data[CHUNK + 10:2 * CHUNK + 20])

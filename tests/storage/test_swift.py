@@ -52,7 +52,7 @@ class TestSwift(DriverSuite):
         await write_chunks(driver, "/uploads/x/data", data)
         await driver.put_content("/uploads/x/startedat", b"now")
         inner: Any = driver.driver
-        head = await inner._head(inner._key("/uploads/x/data"), "/")
+        head = await inner._head(inner.keys.key("/uploads/x/data"), "/")
         assert head["x-static-large-object"].lower() == "true"
         await driver.move("/uploads/x/data", "/blobs/b/data")
         await driver.delete("/uploads")
