@@ -33,6 +33,19 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def stop_processes(*procs: subprocess.Popen[bytes] | None, timeout: float = 10) -> None:
+    """SIGTERM every process still running, wait up to ``timeout`` s each, then SIGKILL."""
+    live = [p for p in procs if p is not None and p.poll() is None]
+    for p in live:
+        p.terminate()
+    for p in live:
+        try:
+            p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
 def require_binary(name: str, install: str) -> str:
     """The path of ``name``, or a failure that says how to install it (never a silent skip)."""
     import pytest
@@ -134,12 +147,7 @@ class DtrProcess:
             self.proc.wait()
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        stop_processes(self.proc, timeout=15)
 
     def __enter__(self) -> DtrProcess:
         return self.start()

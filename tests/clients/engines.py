@@ -23,6 +23,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from tests.servers import stop_processes
+
 APT = "apt-get install -y"
 #: Debian's docker client, not a newer one that may be earlier in PATH.
 DOCKER_CLI = "/usr/bin/docker"
@@ -386,13 +388,7 @@ class ReferenceRegistry:
         raise RuntimeError(f"registry did not answer within {timeout}s")
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_processes(self.proc)
 
 
 # -- a synchronous /v2 reader ----------------------------------------------------------------

@@ -25,8 +25,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from tests.servers import free_port, require_binary
-from tests.storage.servers import SwiftAIO, _stop, _tail, _wait_http
+from tests.servers import free_port, require_binary, stop_processes
+from tests.storage.servers import SwiftAIO, _tail, _wait_http
 
 INSTALL_KEYSTONE = ("apt-get install -y python3-keystone python3-keystonemiddleware "
                     "(or scripts/install-test-deps.sh)")
@@ -92,15 +92,11 @@ password_hash_rounds = 4
         with open(self.log, "ab") as log:
             self.procs.append(subprocess.Popen([PYTHON, "-c", _SERVE, str(self.port)], env=env, stdout=log,
                                                stderr=subprocess.STDOUT))
-        try:
-            _wait_http(self.auth_url, self.procs, self.log)
-        except BaseException:
-            self.stop()
-            raise
+        _wait_http(self.auth_url, self.procs, self.log)
         return self
 
     def stop(self) -> None:
-        _stop(self.procs)
+        stop_processes(*self.procs)
 
     def _manage(self, manage: str, *commands: list[str]) -> None:
         """Run ``keystone-manage`` commands side by side; fail with the log if one fails."""
@@ -210,15 +206,11 @@ class KeystoneSwiftProxy:
         with open(self.log, "ab") as log:
             self.procs.append(subprocess.Popen(["/usr/bin/swift-proxy-server", str(path)], stdout=log,
                                                stderr=subprocess.STDOUT))
-        try:
-            _wait_http(f"{self.url}/healthcheck", self.procs, self.log)
-        except BaseException:
-            self.stop()
-            raise
+        _wait_http(f"{self.url}/healthcheck", self.procs, self.log)
         return self
 
     def stop(self) -> None:
-        _stop(self.procs)
+        stop_processes(*self.procs)
 
 
 @dataclasses.dataclass

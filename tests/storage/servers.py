@@ -19,7 +19,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from tests.servers import free_port
+from tests.servers import free_port, stop_processes
 
 INSTALL_SWIFT = ("apt-get install -y swift swift-proxy swift-account swift-container swift-object memcached "
                  "(or scripts/install-test-deps.sh)")
@@ -62,6 +62,15 @@ class _S3Target:
 
 
 def _wait_http(url: str, procs: list[subprocess.Popen[bytes]], log: Path, timeout: float = 60) -> None:
+    """Return once ``url`` answers below 500; otherwise stop ``procs`` and raise with the log's tail."""
+    try:
+        _poll_http(url, procs, log, timeout)
+    except BaseException:
+        stop_processes(*procs)
+        raise
+
+
+def _poll_http(url: str, procs: list[subprocess.Popen[bytes]], log: Path, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for p in procs:
@@ -85,18 +94,6 @@ def _tail(log: Path, n: int = 40) -> str:
         return "\n".join(log.read_text(errors="replace").splitlines()[-n:])
     except OSError:
         return ""
-
-
-def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
-    for p in procs:
-        if p.poll() is None:
-            p.terminate()
-    for p in procs:
-        try:
-            p.wait(10)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
 
 
 class SwiftAIO(_S3Target):
@@ -191,17 +188,13 @@ class SwiftAIO(_S3Target):
                                                    stdout=log, stderr=subprocess.STDOUT))
         finally:
             log.close()
-        try:
-            for port in ports.values():
-                _wait_http(f"http://127.0.0.1:{port}/recon/version", self.procs, self.log)
-            _wait_http(f"{self.url}/healthcheck", self.procs, self.log)
-        except BaseException:
-            self.stop()
-            raise
+        for port in ports.values():
+            _wait_http(f"http://127.0.0.1:{port}/recon/version", self.procs, self.log)
+        _wait_http(f"{self.url}/healthcheck", self.procs, self.log)
         return self
 
     def stop(self) -> None:
-        _stop(self.procs)
+        stop_processes(*self.procs)
 
 
 class Moto(_S3Target):
@@ -224,15 +217,11 @@ class Moto(_S3Target):
         with open(self.log, "ab") as log:
             self.procs.append(subprocess.Popen([str(binary), "-H", "127.0.0.1", "-p", str(self.port)],
                                                stdout=log, stderr=subprocess.STDOUT))
-        try:
-            _wait_http(f"{self.url}/moto-api/", self.procs, self.log)
-        except BaseException:
-            self.stop()
-            raise
+        _wait_http(f"{self.url}/moto-api/", self.procs, self.log)
         return self
 
     def stop(self) -> None:
-        _stop(self.procs)
+        stop_processes(*self.procs)
 
 
 def _user() -> str:
