@@ -38,10 +38,6 @@ class ManifestCache(Generic[V]):
         self._generation = 0
         self._task: asyncio.Task[None] | None = None
 
-    @property
-    def enabled(self) -> bool:
-        return self._listening
-
     def get(self, repo: str, reference: str) -> V | None:
         if not self._listening:
             return None

@@ -233,7 +233,7 @@ class RegistryService:
                     raise RegistryError(
                         codes.RANGE_INVALID,
                         detail={"expected_start": writer.size, "got_start": start},
-                        headers=_range_headers(name, upload_id, writer.size),
+                        headers=upload_headers(name, upload_id, writer.size),
                     )
                 state = self._hashes.get(upload_id)
                 if state is not None and state.size != writer.size:
@@ -507,8 +507,8 @@ def _link(rid: int, digest: str) -> Any:
                                    set_={"created_at": func.now()}))
 
 
-def _range_headers(name: str, upload_id: uuid.UUID, size: int) -> dict[str, str]:
-    """Where an upload stands: what a 416 answers so the client can resume."""
+def upload_headers(name: str, upload_id: uuid.UUID, size: int) -> dict[str, str]:
+    """Where an upload stands (Location, Range, Docker-Upload-UUID): how a client resumes it."""
     return {"Location": f"/v2/{name}/blobs/uploads/{upload_id}", "Range": f"0-{max(size - 1, 0)}",
             "Docker-Upload-UUID": str(upload_id)}
 

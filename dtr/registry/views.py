@@ -32,7 +32,7 @@ from dtr.registry.names import (
     is_name,
     is_valid_digest,
 )
-from dtr.registry.service import StoredManifest
+from dtr.registry.service import StoredManifest, upload_headers
 from dtr.storage.base import StorageError
 
 log = logging.getLogger("dtr.registry")
@@ -59,14 +59,6 @@ def _upload_id(raw: str) -> uuid.UUID:
 
 def _body(request: web.Request) -> AsyncIterator[bytes]:
     return request.content.iter_any()
-
-
-def _upload_headers(name: str, upload_id: uuid.UUID, size: int) -> dict[str, str]:
-    return {
-        "Location": f"/v2/{name}/blobs/uploads/{upload_id}",
-        "Range": f"0-{max(size - 1, 0)}",
-        "Docker-Upload-UUID": str(upload_id),
-    }
 
 
 def _page_size(request: web.Request, cap: int) -> int | None:
@@ -322,7 +314,7 @@ async def start_upload(request: web.Request, name: str, _: str) -> web.Response:
         await svc.finish_upload(name, upload_id, digest, _body(request))
         return web.Response(status=201, headers={"Location": f"/v2/{name}/blobs/{digest}",
                                                  "Docker-Content-Digest": digest})
-    return web.Response(status=202, headers=_upload_headers(name, upload_id, 0))
+    return web.Response(status=202, headers=upload_headers(name, upload_id, 0))
 
 
 async def upload(request: web.Request, name: str, raw_id: str) -> web.Response:
@@ -331,11 +323,11 @@ async def upload(request: web.Request, name: str, raw_id: str) -> web.Response:
     method = request.method
     if method == "GET":
         size = await svc.upload_size(name, upload_id)
-        return web.Response(status=204, headers=_upload_headers(name, upload_id, size))
+        return web.Response(status=204, headers=upload_headers(name, upload_id, size))
     if method == "PATCH":
         start, length = _content_range(request)
         size = await svc.append(name, upload_id, _body(request), start, length)
-        return web.Response(status=202, headers=_upload_headers(name, upload_id, size))
+        return web.Response(status=202, headers=upload_headers(name, upload_id, size))
     if method == "PUT":
         digest = request.query.get("digest")
         if digest is None:
