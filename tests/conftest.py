@@ -23,6 +23,22 @@ import pytest
 from tests.servers import DtrProcess, create_database, start_postgres
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    DtrProcess.started_in_test.clear()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """A failed test's report carries the recent log lines (access lines left out) of the dtr
+    processes it started: what the server said is usually what explains the failure."""
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    if report.when == "call" and report.failed:
+        for proc in DtrProcess.started_in_test:
+            report.sections.append((f"dtr log {proc.url}", proc.log_tail(60, access=False)))
+
+
 @pytest.fixture(scope="session")
 def pg_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     # One directory for every xdist worker of this run: the server is started once and shared.

@@ -84,6 +84,9 @@ def create_database(base_uri: str, name: str | None = None) -> str:
 class DtrProcess:
     """``dtr serve`` in a subprocess; ``kill()`` is a real SIGKILL, ``start()`` restarts it."""
 
+    #: Processes started during the current test (its failure report shows their logs).
+    started_in_test: list[DtrProcess] = []
+
     def __init__(self, workdir: Path, database_url: str, extra: dict[str, Any] | None = None,
                  port: int | None = None) -> None:
         self.workdir = workdir
@@ -123,6 +126,8 @@ class DtrProcess:
             stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT,
         )
         log.close()
+        if self not in DtrProcess.started_in_test:
+            DtrProcess.started_in_test.append(self)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -136,11 +141,15 @@ class DtrProcess:
             time.sleep(0.1)
         raise RuntimeError(f"dtr did not answer /_ping within {timeout}s:\n{self.log_tail()}")
 
-    def log_tail(self, n: int = 40) -> str:
+    def log_tail(self, n: int = 40, access: bool = True) -> str:
+        """The last ``n`` log lines (without the per-request access lines unless ``access``)."""
         try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+            lines = self.log_path.read_text(errors="replace").splitlines()
         except OSError:
             return ""
+        if not access:
+            lines = [x for x in lines if '"logger": "dtr.access"' not in x]
+        return "\n".join(lines[-n:])
 
     def kill(self) -> None:
         """SIGKILL: no cleanup, as in a crash."""

@@ -51,6 +51,12 @@ class JobContext:
         if self.stopping.is_set():
             raise JobStopped(self.stop_reason or "stop requested")
 
+    def put_back(self, lines: list[tuple[dt.datetime, str]], progress: dict[str, Any] | None) -> None:
+        """Return what ``take_pending`` gave when writing it failed (newer progress wins)."""
+        self._lines[:0] = lines
+        if progress is not None and not self._progress_dirty:
+            self._progress, self._progress_dirty = progress, True
+
     def take_pending(self) -> tuple[list[tuple[dt.datetime, str]], dict[str, Any] | None]:
         """Lines not yet written and the progress if it changed (for the worker's flusher)."""
         lines, self._lines = self._lines, []

@@ -34,6 +34,7 @@ from typing import Any
 
 from aiohttp import web
 from sqlalchemy import and_, delete, func, insert, not_, or_, select, text, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dtr.config import Config
@@ -41,7 +42,7 @@ from dtr.jobs import actions
 from dtr.jobs.context import JobContext, JobStopped
 from dtr.jobs.events import RegistryEvents
 from dtr.jobs.schedule import Schedule, ScheduleError
-from dtr.jobs.service import FINAL, JobService, append_log, crons, insert_log_lines, jobs, workers
+from dtr.jobs.service import FINAL, JobService, append_log, crons, insert_log_lines, jobs, lock_job, workers
 from dtr.keys import CONFIG, DATABASE, JOB_EVENTS, JOB_WORKER, REGISTRY, STORAGE
 from dtr.storage.base import StorageDriver
 
@@ -54,6 +55,8 @@ DEFAULT_CRONS = {
     "usage": "0 */10 * * * *",
 }
 FLUSH_INTERVAL = 0.5
+#: Tries at writing a job's end before giving up (backing off up to 5 s between them).
+FINISH_ATTEMPTS = 6
 HOUSEKEEPING_INTERVAL = 600.0
 
 
@@ -214,12 +217,21 @@ class JobWorker:
                 progress.append((r.ctx.job_id, prog))
         if not batch and not progress:
             return
-        async with self.engine.begin() as conn:
-            for job_id, job_lines in batch.items():
-                await insert_log_lines(conn, job_id, job_lines)
-            for job_id, prog in progress:
-                await conn.execute(update(jobs).where(jobs.c.id == job_id, jobs.c.worker_id == self.id)
-                                   .values(progress=prog))
+        try:
+            async with self.engine.begin() as conn:
+                for job_id in sorted(set(batch) | {j for j, _ in progress}, key=str):
+                    await lock_job(conn, job_id)
+                for job_id, job_lines in batch.items():
+                    await insert_log_lines(conn, job_id, job_lines)
+                for job_id, prog in progress:
+                    await conn.execute(update(jobs).where(jobs.c.id == job_id, jobs.c.worker_id == self.id)
+                                       .values(progress=prog))
+        except Exception:
+            # Not written: give it back to the jobs so the next flush (or their end) writes it.
+            prog_of = dict(progress)
+            for r in running:
+                r.ctx.put_back(batch.get(r.ctx.job_id, []), prog_of.get(r.ctx.job_id))
+            raise
 
     # -- claiming and running -------------------------------------------------------------
 
@@ -274,9 +286,14 @@ class JobWorker:
             return
         r.ctx.stop_reason = reason
         r.ctx.stopping.set()
-        r.ctx.log({"cancel": "cancel requested: stopping",
-                   "deadline": f"deadline of {deadline:g}s passed: stopping",
-                   "shutdown": "this dtr process is stopping: handing the job back"}.get(reason, reason))
+        if reason == "cancel":
+            r.ctx.log("cancel requested: stopping")
+        elif reason == "deadline":
+            r.ctx.log(f"deadline of {deadline:g}s passed: stopping")
+        elif reason == "shutdown":
+            r.ctx.log("this dtr process is stopping: handing the job back")
+        else:
+            r.ctx.log(reason)
         r.cutoff = asyncio.get_running_loop().call_later(r.stop_timeout, r.task.cancel)
 
     async def _supervise(self, r: _Running, deadline: float | None) -> None:
@@ -341,12 +358,24 @@ class JobWorker:
         lines, progress = ctx.take_pending()
         if progress is not None:
             values["progress"] = progress
-        async with self.engine.begin() as conn:
-            res = await conn.execute(update(jobs).where(jobs.c.id == ctx.job_id, jobs.c.worker_id == self.id,
-                                                        jobs.c.status.in_(("running", "cancel_request")))
-                                     .values(**values))
-            if res.rowcount and lines:
-                await insert_log_lines(conn, ctx.job_id, lines)
+        # A lost final write would leave the job "running" on a live worker for good, so a
+        # transient failure (a deadlock victim, a dropped connection) is retried.
+        for attempt in range(1, FINISH_ATTEMPTS + 1):
+            try:
+                async with self.engine.begin() as conn:
+                    await lock_job(conn, ctx.job_id)
+                    res = await conn.execute(
+                        update(jobs).where(jobs.c.id == ctx.job_id, jobs.c.worker_id == self.id,
+                                           jobs.c.status.in_(("running", "cancel_request")))
+                        .values(**values))
+                    if res.rowcount and lines:
+                        await insert_log_lines(conn, ctx.job_id, lines)
+                return
+            except (DBAPIError, OSError) as e:
+                if attempt == FINISH_ATTEMPTS:
+                    raise
+                log.warning("recording the end of job %s failed (%s); retrying", ctx.job_id, e)
+                await asyncio.sleep(min(0.2 * 2 ** attempt, 5.0))
 
     async def _check_cancel_requests(self) -> None:
         if not self._running:
@@ -368,12 +397,18 @@ class JobWorker:
             dead = list((await conn.execute(
                 update(workers).where(workers.c.status == "running", workers.c.heartbeat_at < func.now() - timeout)
                 .values(status="dead").returning(workers.c.id))).scalars())
-            alive = select(workers.c.id).where(workers.c.status == "running")
-            orphaned = (await conn.execute(
-                select(jobs.c.id, jobs.c.status, jobs.c.worker_id, jobs.c.attempt, jobs.c.max_attempts)
-                .where(jobs.c.status.in_(("running", "cancel_request")), not_(jobs.c.worker_id.in_(alive)))
-                .with_for_update(skip_locked=True))).all()
-            for j in orphaned:
+        alive = select(workers.c.id).where(workers.c.status == "running")
+        orphan = and_(jobs.c.status.in_(("running", "cancel_request")), not_(jobs.c.worker_id.in_(alive)))
+        async with self.engine.connect() as conn:
+            orphan_ids = list((await conn.execute(select(jobs.c.id).where(orphan))).scalars())
+        for job_id in orphan_ids:
+            async with self.engine.begin() as conn:
+                await lock_job(conn, job_id)  # before the row lock: the order rule of lock_job
+                j = (await conn.execute(
+                    select(jobs.c.id, jobs.c.status, jobs.c.worker_id, jobs.c.attempt, jobs.c.max_attempts)
+                    .where(jobs.c.id == job_id, orphan).with_for_update(skip_locked=True))).first()
+                if j is None:
+                    continue
                 if j.status == "cancel_request":
                     await conn.execute(update(jobs).where(jobs.c.id == j.id)
                                        .values(status="cancel", ended_at=func.now()))

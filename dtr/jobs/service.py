@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, delete, func, insert, or_, select, update
+from sqlalchemy import Table, and_, delete, func, insert, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -121,6 +121,7 @@ class JobService:
     async def cancel(self, job_id: uuid.UUID) -> dict[str, Any]:
         """Waiting jobs become ``cancel`` now; running ones ``cancel_request`` (their worker stops them)."""
         async with self.engine.begin() as conn:
+            await lock_job(conn, job_id)
             row = (await conn.execute(select(jobs.c.status).where(jobs.c.id == job_id).with_for_update())).first()
             if row is None:
                 raise NotFound(str(job_id))
@@ -208,15 +209,28 @@ class JobService:
         } for r in rows]
 
 
+#: The two-key form of advisory locks, with this class, keeps job locks apart from dtr.jobs.locks' keys.
+_JOB_LOCK = text("SELECT pg_advisory_xact_lock(1785684514, hashtext(:id))")
+
+
+async def lock_job(conn: AsyncConnection, job_id: uuid.UUID) -> None:
+    """Take the job's lock until the transaction ends.
+
+    The order rule that keeps job writers free of deadlocks: a transaction that writes a job's
+    row (status, progress) and its log takes this lock first, before any row lock on the job
+    (``FOR UPDATE``, ``UPDATE``); several jobs' locks are taken in ``str(job_id)`` order."""
+    await conn.execute(_JOB_LOCK, {"id": str(job_id)})
+
+
 async def insert_log_lines(conn: AsyncConnection, job_id: uuid.UUID, lines: Sequence[tuple[dt.datetime, str]]) -> None:
     """Append lines to a job's log, numbered on from its last line.
 
-    Every writer (the job's worker, the API, another worker) goes through here: a per-job
-    transaction lock makes the numbering gapless and committed in order, so a follower reading
+    Every writer (the job's worker, the API, another worker) goes through here: the job's lock
+    (``lock_job``) makes the numbering gapless and committed in order, so a follower reading
     ``line > last seen`` never skips a line."""
     if not lines:
         return
-    await conn.execute(select(func.pg_advisory_xact_lock(func.hashtext(str(job_id)))))
+    await lock_job(conn, job_id)
     last = (await conn.execute(select(func.coalesce(func.max(job_logs.c.line), 0))
                                .where(job_logs.c.job_id == job_id))).scalar_one()
     await conn.execute(insert(job_logs), [{"job_id": job_id, "line": last + i, "time": t, "data": d}

@@ -57,5 +57,8 @@ async def wait_job(http: aiohttp.ClientSession, base: str, job_id: str, within: 
         job = await api(http, "GET", f"{base}/api/v0/jobs/{job_id}")
         if job["status"] in statuses:
             return dict(job)
-        assert time.monotonic() < deadline, f"job {job_id} still {job['status']} after {within}s"
+        if time.monotonic() >= deadline:
+            logs = await api(http, "GET", f"{base}/api/v0/jobs/{job_id}/logs?limit=10000")
+            tail = "\n".join(str(x["data"]) for x in logs[-30:])
+            raise AssertionError(f"job {job_id} still {job['status']} after {within}s:\n{job}\nlast log lines:\n{tail}")
         await asyncio.sleep(0.2)

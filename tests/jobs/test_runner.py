@@ -82,6 +82,8 @@ async def test_cancel_deadline_and_stop_timeout(cluster, http: aiohttp.ClientSes
     assert cancelled["status"] in ("cancel_request", "cancel")
     final = await wait_job(http, a.url, job["id"])
     assert final["status"] == "cancel"
+    logs = [x["data"] for x in await api(http, "GET", f"{a.url}/api/v0/jobs/{job['id']}/logs")]
+    assert "cancel requested: stopping" in logs and logs[-1] == "cancelled", logs
     job = await api(http, "POST", f"{a.url}/api/v0/jobs",
                     {"action": "noop", "parameters": {"seconds": 30}, "deadline": 1})
     final = await wait_job(http, a.url, job["id"])
@@ -163,3 +165,22 @@ async def test_a_worker_declared_dead_stops_its_job_and_rejoins(cluster, http: a
     assert final["workerID"] != first["workerID"]
     logs = [x["data"] for x in await api(http, "GET", f"{a.url}/api/v0/jobs/{job['id']}/logs")]
     assert sum(line == "noop done" for line in logs) == 1  # the first attempt never finished
+
+
+async def test_status_and_log_writers_never_deadlock(cluster, http: aiohttp.ClientSession) -> None:
+    """A job's end, its log flushes, cancel requests and progress all write the job's row and
+    log at once; they take the job's lock in one order, so none is a deadlock victim (a lost
+    final write would leave the job "running" for good)."""
+    (a,) = cluster(1, jobs={"capacity": {"noop": 16}})
+    ids = [(await api(http, "POST", f"{a.url}/api/v0/jobs", {"action": "noop", "parameters": {"seconds": s}}))["id"]
+           for s in (0.2, 0.3, 0.5, 1) * 25]
+
+    async def cancel_some() -> None:
+        for i in ids[1::3]:
+            await api(http, "POST", f"{a.url}/api/v0/jobs/{i}/cancel")
+            await asyncio.sleep(0.05)
+
+    await cancel_some()
+    done = [await wait_job(http, a.url, i, within=90) for i in ids]
+    assert {j["status"] for j in done} <= {"done", "cancel"}
+    assert "deadlock detected" not in a.log_tail(100000), a.log_tail(20, access=False)
