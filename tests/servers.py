@@ -142,13 +142,13 @@ class DtrProcess:
         raise RuntimeError(f"dtr did not answer /_ping within {timeout}s:\n{self.log_tail()}")
 
     def log_tail(self, n: int = 40, access: bool = True) -> str:
-        """The last ``n`` log lines (without the per-request access lines unless ``access``)."""
+        """The last ``n`` log lines (without access and migration lines unless ``access``)."""
         try:
             lines = self.log_path.read_text(errors="replace").splitlines()
         except OSError:
             return ""
         if not access:
-            lines = [x for x in lines if '"logger": "dtr.access"' not in x]
+            lines = [x for x in lines if '"logger": "dtr.access"' not in x and '"logger": "alembic.' not in x]
         return "\n".join(lines[-n:])
 
     def kill(self) -> None:

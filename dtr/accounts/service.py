@@ -83,7 +83,7 @@ def repo_json(row: Any, namespace_type: str) -> dict[str, Any]:
     return {"id": row.id, "namespace": namespace, "namespaceType": namespace_type, "name": name,
             "fullName": row.name, "shortDescription": row.short_description or "",
             "longDescription": row.long_description or "", "visibility": row.visibility or "private",
-            "status": "ok", "createdAt": iso(row.created_at)}
+            "immutableTags": bool(row.immutable_tags), "status": "ok", "createdAt": iso(row.created_at)}
 
 
 def token_json(row: Any, username: str) -> dict[str, Any]:
@@ -252,7 +252,8 @@ async def remove_team_member(conn: AsyncConnection, team_id: int, user_id: int) 
 
 
 def _repo_select() -> Any:
-    return (select(repositories.c.id, repositories.c.name, repositories.c.created_at, repo_meta.c.visibility,
+    return (select(repositories.c.id, repositories.c.name, repositories.c.created_at, repositories.c.immutable_tags,
+                   repo_meta.c.visibility,
                    repo_meta.c.short_description, repo_meta.c.long_description)
             .select_from(repositories.outerjoin(repo_meta, repo_meta.c.repository_id == repositories.c.id)))
 
@@ -293,19 +294,26 @@ async def list_repositories(conn: AsyncConnection, p: Principal, namespace: str 
     return list((await conn.execute(q)).all())
 
 
-async def create_repository(conn: AsyncConnection, full_name: str, meta: dict[str, Any]) -> Any:
-    rid = (await conn.execute(pg_insert(repositories).values(name=full_name).on_conflict_do_nothing()
-                              .returning(repositories.c.id))).scalar()
+async def create_repository(conn: AsyncConnection, full_name: str, meta: dict[str, Any],
+                            immutable_tags: bool = False) -> Any:
+    rid = (await conn.execute(pg_insert(repositories).values(name=full_name, immutable_tags=immutable_tags)
+                              .on_conflict_do_nothing().returning(repositories.c.id))).scalar()
     if rid is None:
         raise Conflict(f"repository {full_name!r} exists")
     await conn.execute(pg_insert(repo_meta).values(repository_id=rid, **meta))
     return await get_repository(conn, full_name)
 
 
-async def update_repository(conn: AsyncConnection, repo_id: int, meta: dict[str, Any]) -> None:
-    stmt = pg_insert(repo_meta).values(repository_id=repo_id, **meta)
-    await conn.execute(stmt.on_conflict_do_update(index_elements=[repo_meta.c.repository_id],
-                                                  set_={**meta, "updated_at": func.now()}))
+async def update_repository(conn: AsyncConnection, repo_id: int, meta: dict[str, Any],
+                            immutable_tags: bool | None = None) -> None:
+    """Change the ``repository_meta`` columns in ``meta``, and immutability unless None."""
+    if meta:
+        stmt = pg_insert(repo_meta).values(repository_id=repo_id, **meta)
+        await conn.execute(stmt.on_conflict_do_update(index_elements=[repo_meta.c.repository_id],
+                                                      set_={**meta, "updated_at": func.now()}))
+    if immutable_tags is not None:
+        await conn.execute(update(repositories).where(repositories.c.id == repo_id)
+                           .values(immutable_tags=immutable_tags))
 
 
 async def delete_repository(conn: AsyncConnection, repo_id: int, full_name: str) -> None:

@@ -470,6 +470,13 @@ def _meta(body: dict[str, Any], partial: bool) -> dict[str, Any]:
     return meta
 
 
+def _immutable_tags(body: dict[str, Any]) -> bool | None:
+    value = body.get("immutableTags")
+    if value is not None and not isinstance(value, bool):
+        raise APIError(400, "INVALID_PARAMETER", "immutableTags must be true or false")
+    return value
+
+
 async def list_all_repositories(request: web.Request) -> web.Response:
     """Repositories the caller may see, by name."""
     start, size = _page(request)
@@ -493,7 +500,7 @@ async def list_namespace_repositories(request: web.Request) -> web.Response:
 
 
 async def create_repository(request: web.Request) -> web.Response:
-    """``{name, visibility, shortDescription, longDescription}`` in the namespace."""
+    """``{name, visibility, shortDescription, longDescription, immutableTags}`` in the namespace."""
     p = require_user(request)
     body = await _body(request)
     namespace = request.match_info["namespace"]
@@ -508,6 +515,7 @@ async def create_repository(request: web.Request) -> web.Response:
     except RegistryError:
         raise bad from None
     meta = _meta(body, partial=False)
+    immutable = bool(_immutable_tags(body))
     async with _engine(request).begin() as conn:
         ns_type = await _namespace_type(conn, namespace)
         if ns_type == "none":
@@ -519,7 +527,7 @@ async def create_repository(request: web.Request) -> web.Response:
                 raise APIError(409, "CONFLICT", f"repository {full!r} exists")
             if not decide(p, facts, Action.CREATE):
                 raise APIError(403, "FORBIDDEN", f"you may not create repositories in namespace {namespace}")
-        row = await svc.create_repository(conn, full, meta)
+        row = await svc.create_repository(conn, full, meta, immutable)
     _changed(request, "repo_create", "repository", full, {"visibility": meta["visibility"]})
     return _json(svc.repo_json(row, ns_type), 201)
 
@@ -532,17 +540,17 @@ async def get_repository(request: web.Request) -> web.Response:
 
 
 async def update_repository(request: web.Request) -> web.Response:
-    """Change visibility and descriptions (repository admins)."""
+    """Change visibility, descriptions and immutableTags (repository admins)."""
     body = await _body(request)
     meta = _meta(body, partial=True)
+    immutable = _immutable_tags(body)
     async with _engine(request).begin() as conn:
         row = await _repo_for(request, conn, Action.ADMIN)
-        if meta:
-            await svc.update_repository(conn, row.id, meta)
+        await svc.update_repository(conn, row.id, meta, immutable)
         row = await svc.get_repository(conn, row.name)
         ns_type = await _namespace_type(conn, request.match_info["namespace"])
     _changed(request, "repo_update", "repository", row.name,
-             {k: v for k, v in body.items() if k == "visibility"})
+             {k: v for k, v in body.items() if k in ("visibility", "immutableTags")})
     return _json(svc.repo_json(row, ns_type))
 
 

@@ -36,7 +36,7 @@ _QUEUE_PRUNE = text("""
 INSERT INTO jobs (id, action, parameters, max_attempts, stop_timeout, dedupe_key)
 SELECT :id, 'prune', jsonb_build_object('repository', r.name), 1, 30, 'prune:' || r.name
 FROM repositories r LEFT JOIN repository_pruning s ON s.repository_id = r.id
-WHERE r.name = :repo AND coalesce(s.immutable, false) = false
+WHERE r.name = :repo AND NOT r.immutable_tags
   AND (s.tag_limit IS NOT NULL OR EXISTS (SELECT 1 FROM pruning_policies p WHERE p.repository_id = r.id AND p.enabled))
 ON CONFLICT (dedupe_key) WHERE status = 'waiting' AND dedupe_key IS NOT NULL DO NOTHING
 """)

@@ -116,14 +116,12 @@ class PruningPolicy(Base):
 
 
 class RepositoryPruning(Base):
-    """Per repository: a tag limit (oldest tags beyond it are pruned) and immutability."""
+    """Per repository: a tag limit (oldest tags beyond it are pruned)."""
 
     __tablename__ = "repository_pruning"
 
     repository_id: Mapped[int] = mapped_column(ForeignKey("repositories.id", ondelete="CASCADE"), primary_key=True)
     tag_limit: Mapped[int | None] = mapped_column(Integer)
-    #: Immutable tags are never pruned.
-    immutable: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
 
 
 class TagPull(Base):

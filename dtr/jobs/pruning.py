@@ -176,7 +176,7 @@ def check_params(params: dict[str, Any]) -> dict[str, Any]:
 
 
 _REPOS = text("""
-SELECT r.id, r.name, coalesce(s.tag_limit, NULL) AS tag_limit, coalesce(s.immutable, false) AS immutable
+SELECT r.id, r.name, s.tag_limit, r.immutable_tags AS immutable
 FROM repositories r LEFT JOIN repository_pruning s ON s.repository_id = r.id
 WHERE (s.tag_limit IS NOT NULL OR EXISTS (SELECT 1 FROM pruning_policies p WHERE p.repository_id = r.id AND p.enabled))
   AND (CAST(:repo AS text) IS NULL OR r.name = :repo)

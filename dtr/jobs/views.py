@@ -357,9 +357,8 @@ async def test_policy(request: web.Request) -> web.Response:
     async with request.config_dict[DATABASE].engine.connect() as conn:
         rid = await _repo_id(conn, request)
         tags, policies, now = await pruning.load(conn, rid)
-        settings = (await conn.execute(text("SELECT tag_limit, immutable FROM repository_pruning "
-                                            "WHERE repository_id = :r"), {"r": rid})).first()
-    limit, immutable = (settings.tag_limit, settings.immutable) if settings else (None, False)
+        settings = (await conn.execute(_SETTINGS, {"r": rid})).one()
+    limit, immutable = settings.tag_limit, settings.immutable
     if posted is not None:
         verdict = pruning.evaluate(tags, [_as_enabled(posted)], None, immutable, now)
     else:
@@ -390,14 +389,19 @@ async def repo_pruning(request: web.Request) -> web.Response:
             if not isinstance(immutable, bool):
                 raise APIError(400, "INVALID_SETTINGS", "immutableTags: expected true or false")
             await conn.execute(text(
-                "INSERT INTO repository_pruning (repository_id, tag_limit, immutable) VALUES (:r, :l, :i) "
-                "ON CONFLICT (repository_id) DO UPDATE SET tag_limit = :l, immutable = :i"),
-                {"r": rid, "l": limit, "i": immutable})
-        row = (await conn.execute(text("SELECT tag_limit, immutable FROM repository_pruning WHERE repository_id = :r"),
-                                  {"r": rid})).first()
+                "INSERT INTO repository_pruning (repository_id, tag_limit) VALUES (:r, :l) "
+                "ON CONFLICT (repository_id) DO UPDATE SET tag_limit = :l"), {"r": rid, "l": limit})
+            await conn.execute(text("UPDATE repositories SET immutable_tags = :i WHERE id = :r"),
+                               {"r": rid, "i": immutable})
+        row = (await conn.execute(_SETTINGS, {"r": rid})).one()
     if request.method == "PUT":
         await _queue_prune(request)
-    return _json({"tagLimit": row.tag_limit if row else None, "immutableTags": bool(row and row.immutable)})
+    return _json({"tagLimit": row.tag_limit, "immutableTags": row.immutable})
+
+
+#: A repository's tag limit and immutability (``immutable_tags`` belongs to the registry).
+_SETTINGS = text("SELECT s.tag_limit, r.immutable_tags AS immutable FROM repositories r "
+                 "LEFT JOIN repository_pruning s ON s.repository_id = r.id WHERE r.id = :r")
 
 
 def register(app: web.Application) -> None:

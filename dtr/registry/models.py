@@ -11,11 +11,13 @@ import uuid
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     ForeignKey,
     Index,
     LargeBinary,
     String,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
@@ -29,6 +31,8 @@ class Repository(Base):
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     name: Mapped[str] = mapped_column(String(255, collation="C"), unique=True)
     created_at: Mapped[dt.datetime] = utcnow_column()
+    #: DTR's immutableTags: a tag, once pushed, is never moved or deleted (nor pruned).
+    immutable_tags: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
 
 
 class Blob(Base):

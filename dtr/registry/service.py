@@ -377,17 +377,29 @@ class RegistryService:
                 mid = (await conn.execute(select(manifests.c.id).where(
                     manifests.c.repository_id == rid, manifests.c.digest == digest))).scalar_one()
             if not is_digest(reference):
-                await conn.execute(
-                    pg_insert(tags).values(repository_id=rid, name=reference, manifest_id=mid)
-                    .on_conflict_do_update(index_elements=[tags.c.repository_id, tags.c.name],
-                                           set_={"manifest_id": mid, "updated_at": func.now()})
-                )
+                await self._tag(conn, rid, name, reference, mid)
                 await self._changed(conn, name)
         self.cache.invalidate(name)
         if not is_digest(reference):
             for pushed in self.tag_pushed:
                 pushed(name, reference)
         return digest, parsed
+
+    async def _tag(self, conn: AsyncConnection, rid: int, name: str, tag: str, mid: int) -> None:
+        """Point ``tag`` at manifest ``mid``; in a repository with immutable tags, only a new tag
+        (or the same manifest again) is accepted, else DENIED and the transaction rolls back."""
+        insert_tag = pg_insert(tags).values(repository_id=rid, name=tag, manifest_id=mid)
+        immutable = (await conn.execute(select(repositories.c.immutable_tags)
+                                        .where(repositories.c.id == rid))).scalar()
+        if not immutable:
+            await conn.execute(insert_tag.on_conflict_do_update(index_elements=[tags.c.repository_id, tags.c.name],
+                                                                set_={"manifest_id": mid, "updated_at": func.now()}))
+            return
+        await conn.execute(insert_tag.on_conflict_do_nothing())
+        current = (await conn.execute(select(tags.c.manifest_id).where(
+            tags.c.repository_id == rid, tags.c.name == tag))).scalar()
+        if current != mid:
+            raise _immutable(name, tag)
 
     async def _check_references(self, conn: AsyncConnection, rid: int, parsed: ParsedManifest) -> None:
         if parsed.blobs:
@@ -410,6 +422,16 @@ class RegistryService:
         """
         async with self.engine.begin() as conn:
             rid = await self.require_repo(conn, name)
+            if (await conn.execute(select(repositories.c.immutable_tags).where(repositories.c.id == rid))).scalar():
+                tagged = select(tags.c.name).where(tags.c.repository_id == rid)
+                if is_digest(reference):
+                    tagged = tagged.join(manifests, manifests.c.id == tags.c.manifest_id).where(
+                        manifests.c.digest == reference)
+                else:
+                    tagged = tagged.where(tags.c.name == reference)
+                tag = (await conn.execute(tagged.order_by(tags.c.name).limit(1))).scalar()
+                if tag is not None:
+                    raise _immutable(name, tag)
             if is_digest(reference):
                 digest = (await conn.execute(
                     delete(manifests).where(manifests.c.repository_id == rid, manifests.c.digest == reference)
@@ -511,6 +533,12 @@ def upload_headers(name: str, upload_id: uuid.UUID, size: int) -> dict[str, str]
     """Where an upload stands (Location, Range, Docker-Upload-UUID): how a client resumes it."""
     return {"Location": f"/v2/{name}/blobs/uploads/{upload_id}", "Range": f"0-{max(size - 1, 0)}",
             "Docker-Upload-UUID": str(upload_id)}
+
+
+def _immutable(name: str, tag: str) -> RegistryError:
+    return RegistryError(codes.DENIED, detail={"tag": tag},
+                         message=f"tag {tag} in {name} is immutable: it cannot be moved or deleted "
+                                 f"(push a new tag, or turn off immutableTags on the repository)")
 
 
 def _unknown_references(missing: Sequence[str], kind: str) -> RegistryError:
