@@ -1,6 +1,7 @@
 """Online garbage collection: delete the manifests and blobs nothing needs, while pushes go on.
 
-What is garbage (older than the grace period, measured from when it was created)
+What is garbage (older than the grace period, measured from when it was created; a manifest
+pushed again, or a blob link found by HEAD/GET, is renewed once past half that period)
 - a manifest with no tag, not a child of another manifest in its repository, and - the
   referrers policy - if it has a ``subject``, whose subject is gone from the repository: an
   untagged referrer (signature, SBOM, ...) lives exactly as long as its subject;

@@ -108,9 +108,8 @@ class RegistryService:
 
     async def blob_size(self, name: str, digest: str) -> int | None:
         """Size of ``digest`` if repository ``name`` may read it, else None; renews a stale link."""
-        stale = repo_blobs.c.created_at < func.now() - func.make_interval(0, 0, 0, 0, 0, 0, self.renew_links_after)
         q = (
-            select(blobs.c.size, repo_blobs.c.repository_id, stale.label("stale"))
+            select(blobs.c.size, repo_blobs.c.repository_id, self._stale(repo_blobs.c.created_at).label("stale"))
             .select_from(repo_blobs.join(repositories, repositories.c.id == repo_blobs.c.repository_id)
                          .join(blobs, blobs.c.digest == repo_blobs.c.digest))
             .where(repositories.c.name == name, repo_blobs.c.digest == digest)
@@ -374,8 +373,7 @@ class RegistryService:
                 if rows:
                     await conn.execute(insert(refs), rows)
             else:
-                mid = (await conn.execute(select(manifests.c.id).where(
-                    manifests.c.repository_id == rid, manifests.c.digest == digest))).scalar_one()
+                mid = await self._renew_manifest(conn, rid, digest)
             if not is_digest(reference):
                 await self._tag(conn, rid, name, reference, mid)
                 await self._changed(conn, name)
@@ -384,6 +382,19 @@ class RegistryService:
             for pushed in self.tag_pushed:
                 pushed(name, reference)
         return digest, parsed
+
+    async def _renew_manifest(self, conn: AsyncConnection, rid: int, digest: str) -> int:
+        """The id of a manifest pushed again; renewed (as a checked blob link is) when older than
+        ``renew_links_after``, so GC's grace period starts over for a client that re-pushes it
+        untagged, as a child of an index about to follow."""
+        row = (await conn.execute(select(manifests.c.id, self._stale(manifests.c.created_at).label("stale")).where(
+            manifests.c.repository_id == rid, manifests.c.digest == digest))).one()
+        if row.stale:
+            await conn.execute(update(manifests).where(manifests.c.id == row.id).values(created_at=func.now()))
+        return int(row.id)
+
+    def _stale(self, created_at: Any) -> Any:
+        return created_at < func.now() - func.make_interval(0, 0, 0, 0, 0, 0, self.renew_links_after)
 
     async def _tag(self, conn: AsyncConnection, rid: int, name: str, tag: str, mid: int) -> None:
         """Point ``tag`` at manifest ``mid``; in a repository with immutable tags, only a new tag

@@ -201,3 +201,21 @@ async def test_a_blob_found_by_head_survives_gc_until_its_manifest_arrives(
     assert result["blobs"] == 0, result
     assert (await put_manifest(http, u, repo, "v1", image(config, [layer])))[0] == 201
     await pulls_whole(http, u, repo, "v1", image(config, [layer]))
+
+
+async def test_a_manifest_pushed_again_survives_gc_until_its_index_arrives(
+        cluster, http: aiohttp.ClientSession) -> None:
+    """A client re-pushes an untagged child manifest before the index that needs it: the re-push
+    renews the manifest, so GC (grace period 2 s) does not take it in between."""
+    (a,) = cluster(1, jobs={"gc_grace_period": 2})
+    u, repo = a.url, "renew/multi"
+    cfg = os.urandom(77)
+    child = await push_image(http, u, repo, digest(image(cfg, [])), cfg, [])
+    await asyncio.sleep(1.5)
+    assert (await put_manifest(http, u, repo, digest(child), child))[0] == 201
+    await asyncio.sleep(0.8)
+    result = (await _gc(http, u, grace_period="2s"))["result"]
+    assert result["manifests"] == 0, result
+    idx = index([child])
+    assert (await put_manifest(http, u, repo, "v1", idx, OCI_INDEX))[0] == 201
+    await pulls_whole(http, u, repo, "v1", idx)
