@@ -15,7 +15,7 @@ from tests.servers import DtrProcess, create_database
 
 #: Fast heartbeats and polling: a killed worker is found dead within a few seconds.
 FAST_JOBS: dict[str, Any] = {
-    "poll_interval": 0.2, "heartbeat_interval": 0.5, "worker_timeout": 3, "retry_backoff": 0.5,
+    "poll_interval": 0.2, "heartbeat_interval": 0.5, "worker_timeout": 5, "retry_backoff": 0.5,
     "stop_timeout": 2,
 }
 
