@@ -139,6 +139,28 @@ class TestS3Moto(S3Suite):
         finally:
             await d.close()
 
+    async def test_server_side_encryption_with_a_kms_key(self, moto_s3: Moto, root: str) -> None:
+        """SSE-KMS: every object (small puts, multipart uploads, copies) names the configured key."""
+        import aioboto3
+
+        session = aioboto3.Session(aws_access_key_id=moto_s3.access_key, aws_secret_access_key=moto_s3.secret_key,
+                                   region_name=moto_s3.region)
+        async with session.client("kms", endpoint_url=moto_s3.url) as kms:
+            key_id = (await kms.create_key(Description="dtr test"))["KeyMetadata"]["KeyId"]
+        d = self.make(moto_s3, root, encrypt=True, keyid=key_id)
+        try:
+            await write_chunks(d, "/kms/small", b"secret bytes")
+            await write_chunks(d, "/kms/big", data_of(self.part_size + 1, 33))
+            await d.move("/kms/big", "/kms/moved")
+            assert await d.get_content("/kms/small") == b"secret bytes"
+            s3 = await d.driver._s3()  # type: ignore[attr-defined]
+            for name in ("small", "moved"):
+                head = await s3.head_object(Bucket=BUCKET, Key=f"{root.strip('/')}/kms/{name}")
+                assert head["ServerSideEncryption"] == "aws:kms", name
+                assert key_id in head["SSEKMSKeyId"], (name, head["SSEKMSKeyId"])
+        finally:
+            await d.close()
+
     async def test_storage_class(self, moto_s3: Moto, root: str) -> None:
         d = self.make(moto_s3, root, storageclass="REDUCED_REDUNDANCY")
         try:
