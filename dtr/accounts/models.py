@@ -151,3 +151,14 @@ class AuditEvent(Base):
         Index("ix_audit_events_actor", "actor", "at"),
         Index("ix_audit_events_type", "type", "at"),
     )
+
+
+class LoginFailure(Base):
+    """Failed logins of one user (``u:NAME``) or client address (``a:ADDR``), for dtr.auth.throttle."""
+
+    __tablename__ = "login_failures"
+
+    key: Mapped[str] = mapped_column(String(320), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer)
+    first_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    last_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))

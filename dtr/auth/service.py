@@ -95,7 +95,7 @@ class AuthService:
         self.signer = TokenSigner(key, self.cfg.issuer, self.service, self.cfg.token_ttl,
                                   self.cfg.refresh_token_ttl)
         a = self.cfg
-        self.throttle = LoginThrottle(a.failed_login_threshold, a.failed_login_address_threshold,
+        self.throttle = LoginThrottle(engine, a.failed_login_threshold, a.failed_login_address_threshold,
                                       a.failed_login_window, a.lockout_base, a.lockout_max)
         self._settings: tuple[float, dict[str, Any]] | None = None
         #: sha256(user NUL password) -> (principal, credential generation, expiry): API calls with
@@ -156,17 +156,17 @@ class AuthService:
             hit = self._credentials.get(ckey)
             if hit is not None and hit[2] > time.monotonic() and await self._current(hit[0], hit[1]):
                 return hit[0]
-        wait = self.throttle.retry_after(username, address)
+        wait = await self.throttle.retry_after(username, address)
         if wait > 0:
             raise AuthError(429, f"too many failed logins; try again in {int(wait) + 1} seconds", wait)
         principal, reason = await self._check(username, secret)
         if principal is None:
             if reason == _BAD:  # a right password for an inactive account is no guess
-                self.throttle.failure(username, address)
+                await self.throttle.failure(username, address)
             audit.record_soon(self.engine, "login_failed", username[:255], address, "account", username[:255],
                               {"reason": reason})
             raise AuthError(401, reason)
-        self.throttle.success(username)
+        await self.throttle.success(username)
         if cache:
             if len(self._credentials) > 4096:
                 self._credentials.clear()

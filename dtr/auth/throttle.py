@@ -1,57 +1,78 @@
-"""Slowing down password guessing, per user and per client address (in process memory).
+"""Slowing down password guessing, per user and per client address, across every replica.
 
-After ``threshold`` failures within ``window`` seconds, attempts for that key are refused for
-``base * 2**(failures - threshold)`` seconds (at most ``max_delay``) after the last failure.
-A successful login clears the user's failures, not the address's.
+Failures are counted in Postgres (``login_failures``), so a client spreading its guesses over
+the replicas behind a load balancer gets no more tries than against one. After ``threshold``
+failures within ``window`` seconds of a key's first failure, attempts for that key are refused
+for ``base * 2**(failures - threshold)`` seconds (at most ``max_delay``) after the last failure;
+refused attempts are not checked, so they neither count nor extend the lock. A successful login
+clears the user's failures, not the address's. Keys idle past the window are deleted now and then.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
+import itertools
 
-_MAX_KEYS = 100_000
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+_RECENT = text("""
+SELECT key, failures, extract(epoch FROM last_at - now()) AS last_ago FROM login_failures
+WHERE key = ANY(CAST(:keys AS text[])) AND first_at > now() - make_interval(secs => :window)
+""")
+
+_FAILED = text("""
+INSERT INTO login_failures (key, failures, first_at, last_at)
+SELECT k, 1, now(), now() FROM unnest(CAST(:keys AS text[])) AS k
+ON CONFLICT (key) DO UPDATE SET
+    failures = CASE WHEN login_failures.first_at > now() - make_interval(secs => :window)
+                    THEN login_failures.failures + 1 ELSE 1 END,
+    first_at = CASE WHEN login_failures.first_at > now() - make_interval(secs => :window)
+                    THEN login_failures.first_at ELSE now() END,
+    last_at = now()
+""")
+
+_FORGET = text("DELETE FROM login_failures WHERE last_at < now() - make_interval(secs => :age)")
+
+#: Every this many failures in a process, keys idle past the window (and any lock) are deleted.
+_CLEANUP_EVERY = 100
+
+
+def _user(name: str) -> str:
+    return f"u:{name[:300]}"  # longer names never log in; their failures still count, under one key
+
+
+def _address(address: str) -> str:
+    return f"a:{address[:300]}"
 
 
 class LoginThrottle:
-    def __init__(self, user_threshold: int, address_threshold: int, window: float, base: float,
-                 max_delay: float, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, engine: AsyncEngine, user_threshold: int, address_threshold: int, window: float,
+                 base: float, max_delay: float) -> None:
+        self.engine = engine
         self.user_threshold, self.address_threshold = user_threshold, address_threshold
-        self.window, self.base, self.max_delay, self.clock = window, base, max_delay, clock
-        self._failures: dict[str, list[float]] = {}
+        self.window, self.base, self.max_delay = window, base, max_delay
+        self._failures = itertools.count(1)
 
-    def _recent(self, key: str, now: float) -> list[float]:
-        times = self._failures.get(key)
-        if not times:
-            return []
-        while times and times[0] < now - self.window:
-            times.pop(0)
-        if not times:
-            del self._failures[key]
-        return times
-
-    def retry_after(self, user: str, address: str) -> float:
+    async def retry_after(self, user: str, address: str) -> float:
         """Seconds until ``user`` may try again from ``address`` (0: now)."""
-        now = self.clock()
+        thresholds = {_user(user): self.user_threshold, _address(address): self.address_threshold}
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(_RECENT, {"keys": list(thresholds), "window": self.window})).all()
         wait = 0.0
-        for key, threshold in ((f"u:{user}", self.user_threshold), (f"a:{address}", self.address_threshold)):
-            times = self._recent(key, now)
-            if len(times) >= threshold:
-                lock = min(self.base * 2 ** (len(times) - threshold), self.max_delay)
-                wait = max(wait, times[-1] + lock - now)
+        for row in rows:
+            threshold = thresholds[row.key]
+            if row.failures >= threshold:
+                lock = min(self.base * 2 ** min(row.failures - threshold, 32), self.max_delay)
+                wait = max(wait, float(row.last_ago) + lock)
         return wait
 
-    def failure(self, user: str, address: str) -> None:
-        now = self.clock()
-        if len(self._failures) > _MAX_KEYS:
-            for key in list(self._failures):
-                self._recent(key, now)
-            if len(self._failures) > _MAX_KEYS:
-                self._failures.clear()
-        for key in (f"u:{user}", f"a:{address}"):
-            times = self._failures.setdefault(key, [])
-            times.append(now)
-            del times[:-64]
+    async def failure(self, user: str, address: str) -> None:
+        async with self.engine.begin() as conn:
+            # Sorted keys: two replicas recording failures for the same pair cannot deadlock.
+            await conn.execute(_FAILED, {"keys": sorted((_user(user), _address(address))), "window": self.window})
+            if next(self._failures) % _CLEANUP_EVERY == 0:
+                await conn.execute(_FORGET, {"age": self.window + self.max_delay})
 
-    def success(self, user: str) -> None:
-        self._failures.pop(f"u:{user}", None)
+    async def success(self, user: str) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(text("DELETE FROM login_failures WHERE key = :k"), {"k": _user(user)})

@@ -92,6 +92,24 @@ def test_repeated_failures_are_slowed_down(dtr_factory: Callable[..., DtrProcess
     assert c.token([], ("bystander", PASSWORD)).status == 429
 
 
+def test_failures_count_across_replicas(dtr_factory: Callable[..., DtrProcess], tmp_path: Path) -> None:
+    """Guesses spread over two replicas of one database are throttled as if sent to one."""
+    extra = auth_config(failed_login_threshold=4, failed_login_address_threshold=1000, lockout_base=60)
+    a = dtr_factory(extra)
+    b = DtrProcess(tmp_path / "replica", a.config["database"]["url"], extra).start()
+    try:
+        ca, cb = Client(a.url), Client(b.url)
+        ca.api("POST", "/accounts", ADMIN_AUTH, {"name": "spread", "password": PASSWORD}, expect=201)
+        for c in (ca, cb, ca, cb):
+            assert c.token([], ("spread", "guess-guess")).status == 401
+        for c in (ca, cb):
+            r = c.token([], ("spread", PASSWORD))
+            assert r.status == 429 and "too many failed logins" in r.error_message, (r.status, r.error_message)
+            assert 50 < int(r.headers["Retry-After"]) <= 61
+    finally:
+        b.stop()
+
+
 def _signing_key(proc: DtrProcess) -> ec.EllipticCurvePrivateKey:
     key = serialization.load_pem_private_key((proc.data_dir / "auth" / "token-signing.pem").read_bytes(), None)
     assert isinstance(key, ec.EllipticCurvePrivateKey)
