@@ -23,6 +23,10 @@ from tests.jobs.oci import (
     put_manifest,
 )
 
+#: Renewal tests: a 6 s grace period; renewed at 3.5 s, collected at 6.3 s after the push. A
+#: stall only ages the push further; the renewal keeps a 3 s margin before it would expire.
+GRACE, RENEW_AFTER, PAST_GRACE = 6, 3.5, 2.8
+
 
 async def _gc(http: aiohttp.ClientSession, base: str, **params: object) -> dict:  # type: ignore[type-arg]
     job = await api(http, "POST", f"{base}/api/v0/jobs", {"action": "gc", "parameters": params})
@@ -186,18 +190,18 @@ async def test_deleting_a_repository_leaves_its_bytes_to_gc(cluster, http: aioht
 async def test_a_blob_found_by_head_survives_gc_until_its_manifest_arrives(
         cluster, http: aiohttp.ClientSession) -> None:
     """Docker HEADs a layer and skips its upload when it exists: that check renews the blob's
-    link, so GC (grace period 2 s) does not take it before the manifest that needs it."""
-    (a,) = cluster(1, jobs={"gc_grace_period": 2})
+    link, so GC (grace period GRACE) does not take it before the manifest that needs it."""
+    (a,) = cluster(1, jobs={"gc_grace_period": GRACE})
     u, repo = a.url, "renew/app"
     layer, config = os.urandom(1234), os.urandom(99)
     await push_blob(http, u, repo, layer)
     await push_blob(http, u, repo, config)
-    await asyncio.sleep(1.5)  # older than half the grace period: the next check renews the links
+    await asyncio.sleep(RENEW_AFTER)  # older than half the grace period: the next check renews the links
     for blob in (layer, config):
         async with http.head(f"{u}/v2/{repo}/blobs/{digest(blob)}") as r:
             assert r.status == 200
-    await asyncio.sleep(0.8)  # past the grace period since the push, not since the check
-    result = (await _gc(http, u, grace_period="2s"))["result"]
+    await asyncio.sleep(PAST_GRACE)  # past the grace period since the push, not since the check
+    result = (await _gc(http, u, grace_period=GRACE))["result"]
     assert result["blobs"] == 0, result
     assert (await put_manifest(http, u, repo, "v1", image(config, [layer])))[0] == 201
     await pulls_whole(http, u, repo, "v1", image(config, [layer]))
@@ -206,15 +210,15 @@ async def test_a_blob_found_by_head_survives_gc_until_its_manifest_arrives(
 async def test_a_manifest_pushed_again_survives_gc_until_its_index_arrives(
         cluster, http: aiohttp.ClientSession) -> None:
     """A client re-pushes an untagged child manifest before the index that needs it: the re-push
-    renews the manifest, so GC (grace period 2 s) does not take it in between."""
-    (a,) = cluster(1, jobs={"gc_grace_period": 2})
+    renews the manifest, so GC (grace period GRACE) does not take it in between."""
+    (a,) = cluster(1, jobs={"gc_grace_period": GRACE})
     u, repo = a.url, "renew/multi"
     cfg = os.urandom(77)
     child = await push_image(http, u, repo, digest(image(cfg, [])), cfg, [])
-    await asyncio.sleep(1.5)
+    await asyncio.sleep(RENEW_AFTER)
     assert (await put_manifest(http, u, repo, digest(child), child))[0] == 201
-    await asyncio.sleep(0.8)
-    result = (await _gc(http, u, grace_period="2s"))["result"]
+    await asyncio.sleep(PAST_GRACE)
+    result = (await _gc(http, u, grace_period=GRACE))["result"]
     assert result["manifests"] == 0, result
     idx = index([child])
     assert (await put_manifest(http, u, repo, "v1", idx, OCI_INDEX))[0] == 201
