@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import jwt
 import pytest
@@ -20,6 +21,16 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from tests.auth.client import Client
 from tests.auth.constants import ADMIN_AUTH, PASSWORD, auth_config
 from tests.servers import ROOT, DtrProcess
+
+
+def _events_once(c: Client, query: str, count: int, within: float = 20) -> list[dict[str, Any]]:
+    """The events at ``query`` once there are ``count`` of them (they are written off the request path)."""
+    deadline = time.monotonic() + within
+    while True:
+        events: list[dict[str, Any]] = c.api("GET", query, ADMIN_AUTH, expect=200).json()["events"]
+        if len(events) >= count or time.monotonic() > deadline:
+            return events
+        time.sleep(0.1)
 
 
 def dtr_cli(proc: DtrProcess, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
@@ -82,8 +93,7 @@ def test_repeated_failures_are_slowed_down(dtr_factory: Callable[..., DtrProcess
     assert r.status == 429 and int(r.headers["Retry-After"]) > 0 and "too many failed logins" in r.error_message
     assert c.api("GET", "/accounts/me", ("victim", PASSWORD)).status == 429
     assert c.token([], ("bystander", PASSWORD)).status == 200
-    time.sleep(0.5)  # events are written off the request path
-    events = c.api("GET", "/events?type=login_failed&pageSize=100", ADMIN_AUTH).json()["events"]
+    events = _events_once(c, "/events?type=login_failed&pageSize=100", 3)
     assert [e["actor"] for e in events] == ["victim"] * 3
     assert all(e["clientAddress"] == "127.0.0.1" for e in events)
     # Per client address: failures spread over many names lock the address out too.
@@ -148,10 +158,8 @@ def test_audit_events_record_changes_pushes_and_logins(client: Client, world: ob
     token = client.bearer([f"repository:{world.org}/{name}:delete"], owner)
     assert client.request("DELETE", f"/v2/{world.org}/{name}/manifests/{digest}", bearer=token).status == 202
     client.api("DELETE", f"/repositories/{world.org}/{name}", owner, expect=204)
-    time.sleep(0.5)  # events are written off the request path
     full = f"{world.org}/{name}"
-    r = client.api("GET", f"/events?object={full}&pageSize=50", ADMIN_AUTH, expect=200)
-    events = r.json()["events"]
+    events = _events_once(client, f"/events?object={full}&pageSize=50", 5)
     types = [e["type"] for e in reversed(events)]
     assert types == ["repo_create", "repo_team_access_set", "push", "delete_manifest", "repo_delete"], types
     assert {e["actor"] for e in events} == {owner[0]}

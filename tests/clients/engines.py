@@ -437,8 +437,8 @@ class V2:
 def access_log(path: Path) -> Iterator[dict[str, Any]]:
     """dtr's JSON access-log lines (``msg == "request"``).
 
-    dtr writes access lines in batches, at most 0.2 s after the request: wait that out first."""
-    time.sleep(0.5)
+    dtr writes access lines in batches, 0.2 s after the request on an idle server: wait that out (with margin)."""
+    time.sleep(1.0)
     for line in path.read_text(errors="replace").splitlines():
         with contextlib.suppress(ValueError):
             rec = json.loads(line)
