@@ -356,7 +356,7 @@ class RegistryService:
         else:
             digest = compute_digest(body)
         async with self.engine.begin() as conn:
-            rid = await self.ensure_repo(conn, name)
+            rid, immutable = await self._manifest_repo(conn, name)
             # GC safety (dtr.jobs.gc): shared locks on what this manifest needs and on itself,
             # from the existence checks until commit.
             await gc_locks.share(conn, blobs=parsed.blobs, manifests=[(rid, d) for d in (*parsed.manifests, digest)])
@@ -375,7 +375,7 @@ class RegistryService:
             else:
                 mid = await self._renew_manifest(conn, rid, digest)
             if not is_digest(reference):
-                await self._tag(conn, rid, name, reference, mid)
+                await self._tag(conn, rid, name, reference, mid, immutable)
                 await self._changed(conn, name)
         self.cache.invalidate(name)
         if not is_digest(reference):
@@ -396,12 +396,18 @@ class RegistryService:
     def _stale(self, created_at: Any) -> Any:
         return created_at < func.now() - func.make_interval(0, 0, 0, 0, 0, 0, self.renew_links_after)
 
-    async def _tag(self, conn: AsyncConnection, rid: int, name: str, tag: str, mid: int) -> None:
+    async def _manifest_repo(self, conn: AsyncConnection, name: str) -> tuple[int, bool]:
+        """The repository's id (created if missing) and whether its tags are immutable."""
+        row = (await conn.execute(select(repositories.c.id, repositories.c.immutable_tags)
+                                  .where(repositories.c.name == name))).first()
+        if row is not None:
+            return int(row.id), bool(row.immutable_tags)
+        return await self.ensure_repo(conn, name), False
+
+    async def _tag(self, conn: AsyncConnection, rid: int, name: str, tag: str, mid: int, immutable: bool) -> None:
         """Point ``tag`` at manifest ``mid``; in a repository with immutable tags, only a new tag
         (or the same manifest again) is accepted, else DENIED and the transaction rolls back."""
         insert_tag = pg_insert(tags).values(repository_id=rid, name=tag, manifest_id=mid)
-        immutable = (await conn.execute(select(repositories.c.immutable_tags)
-                                        .where(repositories.c.id == rid))).scalar()
         if not immutable:
             await conn.execute(insert_tag.on_conflict_do_update(index_elements=[tags.c.repository_id, tags.c.name],
                                                                 set_={"manifest_id": mid, "updated_at": func.now()}))
