@@ -132,3 +132,27 @@ async def test_ping_says_503_and_why_when_storage_fails(dtr_factory, http: aioht
         body = await r.json()
     assert body["status"] == "unavailable"
     assert "storage" in body["errors"] and "database" not in body["errors"]
+
+
+@pytest.mark.parametrize("value", ["/v2/a/b/manifests/latest", 'quo"te\\back', "ünï/cödé", "\x01\x1f\x7f\n",
+                                   "\ud800", "", None])
+async def test_access_lines_are_the_json_of_their_fields(value: str | None) -> None:
+    """The access line is assembled by hand for speed: it must be exactly ``json.dumps`` of its
+    fields, whatever a client puts in the path or the request id."""
+    import logging
+
+    from aiohttp import web
+    from aiohttp.test_utils import make_mocked_request
+
+    from dtr.ops import logs
+
+    assert logs._json_str(value) == json.dumps(value)
+    req = make_mocked_request("GET", "/v2/a/b/tags/list")
+    req["request_id"] = value
+    req["repository"] = "a/b"
+    logs.AccessLogger(logging.getLogger("test.access"), "").log(req, web.Response(body=b"12345"), 0.012345)
+    line = logs.ACCESS_LINES._lines.pop()
+    entry = json.loads(line)
+    assert line == json.dumps(entry)
+    assert (entry["request_id"], entry["path"], entry["repository"], entry["status"], entry["bytes"],
+            entry["bytes_in"], entry["duration_ms"]) == (value, "/v2/a/b/tags/list", "a/b", 200, 0, 0, 12.35)
