@@ -3,24 +3,64 @@
 from __future__ import annotations
 
 import asyncio
+import bisect
 import itertools
 import os
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterator
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
 from sqlalchemy import text
 
 from dtr.keys import DATABASE, STORAGE
 
-REQUESTS = Counter("dtr_http_requests_total", "HTTP requests", ["method", "area", "status"])
-LATENCY = Histogram(
-    "dtr_http_request_seconds", "HTTP request latency", ["method", "area"],
-    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5, 30),
-)
 PING_TIMEOUT = 5.0
+
+
+class RequestMetrics(Collector):
+    """``dtr_http_requests_total`` and ``dtr_http_request_seconds``, counted in plain Python.
+
+    Every request is observed on the event loop (one thread, so no locks); the Prometheus
+    families are built only when ``/metrics`` is read. prometheus_client's own Counter and
+    Histogram, with a lock per increment, cost ~5% of a manifest GET."""
+
+    BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0, 30.0)
+    _LE = (*map(repr, BUCKETS), "+Inf")
+
+    def __init__(self) -> None:
+        self._counts: dict[tuple[str, str, str], int] = {}
+        #: (method, area) -> counts per bucket (not cumulative; the last is +Inf), then the sum
+        self._latency: dict[tuple[str, str], list[float]] = {}
+
+    def observe(self, method: str, area: str, status: str, seconds: float) -> None:
+        key = (method, area, status)
+        self._counts[key] = self._counts.get(key, 0) + 1
+        h = self._latency.get((method, area))
+        if h is None:
+            h = self._latency[(method, area)] = [0.0] * (len(self.BUCKETS) + 2)
+        h[bisect.bisect_left(self.BUCKETS, seconds)] += 1
+        h[-1] += seconds
+
+    def collect(self) -> Iterator[Metric]:
+        requests = CounterMetricFamily("dtr_http_requests", "HTTP requests", labels=["method", "area", "status"])
+        for key, n in self._counts.items():
+            requests.add_metric(list(key), n)
+        yield requests
+        latency = HistogramMetricFamily("dtr_http_request_seconds", "HTTP request latency", labels=["method", "area"])
+        for (method, area), h in self._latency.items():
+            buckets, total = [], 0
+            for le, count in zip(self._LE, h[:-1], strict=True):
+                total += int(count)
+                buckets.append((le, total))
+            latency.add_metric([method, area], buckets, sum_value=h[-1])
+        yield latency
+
+
+REQUEST_METRICS = RequestMetrics()
+REGISTRY.register(REQUEST_METRICS)
 
 
 class InFlight:
@@ -61,17 +101,7 @@ def _area(path: str) -> str:
 _RID_PREFIX = os.urandom(4).hex()
 _rid_counter = itertools.count(1)
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-#: (method, area, status) -> the metric children, so a request does not pay for labels().
-_children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
-
-
-def _observe(method: str, path: str, status: int, seconds: float) -> None:
-    key = (method if method in _METHODS else "OTHER", _area(path), str(status))
-    pair = _children.get(key)
-    if pair is None:
-        pair = _children[key] = (REQUESTS.labels(*key), LATENCY.labels(key[0], key[1]))
-    pair[0].inc()
-    pair[1].observe(seconds)
+_observe_request = REQUEST_METRICS.observe
 
 
 @web.middleware
@@ -94,7 +124,9 @@ async def request_middleware(
         raise
     finally:
         IN_FLIGHT.leave()
-        _observe(request.method, request.path, status, time.perf_counter() - start)
+        method = request.method
+        _observe_request(method if method in _METHODS else "OTHER", _area(request.path), str(status),
+                         time.perf_counter() - start)
 
 
 async def ping(request: web.Request) -> web.Response:
