@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import time
 import uuid
@@ -51,6 +52,16 @@ class StoredManifest:
     media_type: str
     payload: bytes
     subject: str | None
+
+    @functools.cached_property
+    def headers(self) -> dict[str, str]:
+        """The headers of a GET or HEAD answering with this manifest (built once per cached manifest;
+        aiohttp copies them into each response)."""
+        h = {"Docker-Content-Digest": self.digest, "ETag": f'"{self.digest}"', "Content-Type": self.media_type,
+             "Content-Length": str(len(self.payload))}
+        if self.subject:
+            h["OCI-Subject"] = self.subject
+        return h
 
 
 @dataclasses.dataclass

@@ -206,10 +206,7 @@ async def manifest(request: web.Request, name: str, reference: str) -> web.Strea
     method = request.method
     if method in ("GET", "HEAD"):
         m = await _negotiate(request, name, reference, await svc.get_manifest(name, reference))
-        headers = {"Docker-Content-Digest": m.digest, "ETag": f'"{m.digest}"',
-                   "Content-Type": m.media_type, "Content-Length": str(len(m.payload))}
-        if m.subject:
-            headers["OCI-Subject"] = m.subject
+        headers = m.headers
         if not is_digest(reference):
             for pulled in svc.tag_pulled:
                 pulled(name, reference)
