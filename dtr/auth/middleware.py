@@ -46,7 +46,7 @@ def _bearer(request: web.Request) -> str | None:
 
 @web.middleware
 async def registry_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
-    auth = request.config_dict[AUTH]
+    auth = request.app[AUTH]  # /v2 is a root-app route (dtr.registry.views.add_registry_routes)
     if auth is None:
         return await handler(request)
     tail = request.match_info.get("tail", "")

@@ -103,17 +103,17 @@ async def base(request: web.Request) -> web.Response:
 
 
 async def catalog(request: web.Request) -> web.Response:
-    cfg = request.config_dict[CONFIG]
+    cfg = request.app[CONFIG]
     n, last = _page_params(request, cfg.registry.max_page_size, is_name, codes.NAME_INVALID)
-    names, more = await request.config_dict[REGISTRY].catalog(n if n is not None else cfg.registry.max_page_size, last)
+    names, more = await request.app[REGISTRY].catalog(n if n is not None else cfg.registry.max_page_size, last)
     headers = {"Link": _link("/v2/_catalog", n, names[-1])} if more and names else None
     return _json({"repositories": names}, headers=headers)
 
 
 async def tags_list(request: web.Request, name: str, _: str) -> web.Response:
-    n, last = _page_params(request, request.config_dict[CONFIG].registry.max_page_size, TAG_RE.fullmatch,
+    n, last = _page_params(request, request.app[CONFIG].registry.max_page_size, TAG_RE.fullmatch,
                            codes.TAG_INVALID)
-    names, more = await request.config_dict[REGISTRY].list_tags(name, n, last)
+    names, more = await request.app[REGISTRY].list_tags(name, n, last)
     headers = {"Link": _link(f"/v2/{name}/tags/list", n, names[-1])} if more and names else None
     return _json({"name": name, "tags": names}, headers=headers)
 
@@ -176,7 +176,7 @@ async def _negotiate(request: web.Request, name: str, reference: str, m: StoredM
     if m.media_type == DOCKER_LIST:
         if is_digest(reference):
             return m
-        child = await request.config_dict[REGISTRY].platform_child(name, m, accepts)
+        child = await request.app[REGISTRY].platform_child(name, m, accepts)
         if child is not None:
             return child
     raise RegistryError(codes.MANIFEST_UNKNOWN, detail={"reference": reference, "mediaType": m.media_type},
@@ -201,7 +201,7 @@ async def _read_manifest(request: web.Request, limit: int) -> bytes:
 
 
 async def manifest(request: web.Request, name: str, reference: str) -> web.StreamResponse:
-    svc = request.config_dict[REGISTRY]
+    svc = request.app[REGISTRY]
     _check_reference(reference)
     method = request.method
     if method in ("GET", "HEAD"):
@@ -214,7 +214,7 @@ async def manifest(request: web.Request, name: str, reference: str) -> web.Strea
             return web.Response(headers=headers)
         return web.Response(body=m.payload, headers=headers)
     if method == "PUT":
-        body = await _read_manifest(request, request.config_dict[CONFIG].registry.max_manifest_size)
+        body = await _read_manifest(request, request.app[CONFIG].registry.max_manifest_size)
         digest, parsed = await svc.put_manifest(name, reference, body, request.headers.get("Content-Type"))
         headers = {"Location": f"/v2/{name}/manifests/{digest}", "Docker-Content-Digest": digest}
         if parsed.subject:
@@ -231,7 +231,7 @@ async def manifest(request: web.Request, name: str, reference: str) -> web.Strea
 
 async def blob(request: web.Request, name: str, digest: str) -> web.StreamResponse:
     check_digest(digest)
-    svc = request.config_dict[REGISTRY]
+    svc = request.app[REGISTRY]
     if request.method == "DELETE":
         await svc.delete_blob(name, digest)
         return web.Response(status=202, headers={"Docker-Content-Digest": digest})
@@ -242,12 +242,12 @@ async def blob(request: web.Request, name: str, digest: str) -> web.StreamRespon
         raise RegistryError(codes.BLOB_UNKNOWN, detail={"digest": digest})
     headers = {"Docker-Content-Digest": digest, "ETag": f'"{digest}"', "Accept-Ranges": "bytes",
                "Content-Type": "application/octet-stream", "Cache-Control": "max-age=31536000"}
-    storage = request.config_dict[STORAGE]
+    storage = request.app[STORAGE]
     path = blob_path(digest)
     if request.method == "HEAD":
         headers["Content-Length"] = str(size)
         return web.Response(headers=headers)
-    if request.config_dict[CONFIG].storage_config.redirect:
+    if request.app[CONFIG].storage_config.redirect:
         url = await storage.redirect_url(path)
         if url:
             raise web.HTTPTemporaryRedirect(url, headers=headers)
@@ -277,7 +277,7 @@ async def _stream_blob(request: web.Request, path: str, size: int, headers: dict
     resp.content_length = end - start + 1
     await resp.prepare(request)
     remaining = end - start + 1
-    async for chunk in request.config_dict[STORAGE].reader(path, start):
+    async for chunk in request.app[STORAGE].reader(path, start):
         if len(chunk) > remaining:
             chunk = chunk[:remaining]
         await resp.write(chunk)
@@ -294,7 +294,7 @@ async def _stream_blob(request: web.Request, path: str, size: int, headers: dict
 async def start_upload(request: web.Request, name: str, _: str) -> web.Response:
     if request.method != "POST":
         raise _unsupported(request.method)
-    svc = request.config_dict[REGISTRY]
+    svc = request.app[REGISTRY]
     mount = request.query.get("mount")
     source = request.query.get("from") or None
     # A mount that cannot happen (malformed or unknown digest or source) falls back to an upload
@@ -315,7 +315,7 @@ async def start_upload(request: web.Request, name: str, _: str) -> web.Response:
 
 
 async def upload(request: web.Request, name: str, raw_id: str) -> web.Response:
-    svc = request.config_dict[REGISTRY]
+    svc = request.app[REGISTRY]
     upload_id = _upload_id(raw_id)
     method = request.method
     if method == "GET":
@@ -371,7 +371,7 @@ async def referrers(request: web.Request, name: str, digest: str) -> web.Respons
     if request.method != "GET":
         raise _unsupported(request.method)
     check_digest(digest)
-    cfg = request.config_dict[CONFIG].registry
+    cfg = request.app[CONFIG].registry
     artifact_type = request.query.get("artifactType") or None
     n = _page_size(request, cfg.max_page_size)
     limit = cfg.max_page_size if n is None else n
@@ -382,7 +382,7 @@ async def referrers(request: web.Request, name: str, digest: str) -> web.Respons
     if artifact_type is not None and not is_media_type(artifact_type):
         rows = []  # no stored manifest has such an artifactType: they are all checked on push
     else:
-        rows = await request.config_dict[REGISTRY].referrers(name, digest, artifact_type, int(raw_cursor),
+        rows = await request.app[REGISTRY].referrers(name, digest, artifact_type, int(raw_cursor),
                                                              limit + 1)
     # A page holds at most ``limit`` descriptors and stays within the manifest size limit; a
     # Link header (rel="next") then leads on, as the spec requires when one index cannot hold all.
@@ -447,7 +447,9 @@ async def handle_v2(request: web.Request) -> web.StreamResponse:
 
     A bug is logged and answered as UNKNOWN, never as HTML. Every answer carries
     ``Docker-Distribution-API-Version`` (streamed ones set it themselves). One plain handler
-    rather than a sub-app with middlewares: this is the hottest path in dtr.
+    rather than a sub-app with middlewares: this is the hottest path in dtr. Being a route of
+    the root application, its handlers read resources from ``request.app`` (a dict lookup)
+    rather than ``request.config_dict`` (a chain of mappings built per request).
     """
     try:
         resp = await registry_auth(request, dispatch)
