@@ -14,6 +14,8 @@ from collections.abc import Iterable
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+_SHARE = text("SELECT pg_advisory_xact_lock_shared(k) FROM unnest(CAST(:keys AS bigint[])) AS k")
+
 
 def _key(*parts: str) -> int:
     h = hashlib.blake2b("\0".join(("dtr-gc", *parts)).encode(), digest_size=8).digest()
@@ -33,5 +35,4 @@ async def share(conn: AsyncConnection, *, blobs: Iterable[str] = (),
     """Take the shared lock on each key until the transaction ends (sorted: no lock-order surprises)."""
     keys = sorted({blob_key(d) for d in blobs} | {manifest_key(r, d) for r, d in manifests})
     if keys:
-        await conn.execute(text("SELECT pg_advisory_xact_lock_shared(k) FROM unnest(CAST(:keys AS bigint[])) AS k"),
-                           {"keys": keys})
+        await conn.execute(_SHARE, {"keys": keys})
