@@ -47,9 +47,22 @@ MAX_TRACKED_UPLOADS = 10_000
 UPLOAD_TOUCH_INTERVAL = 10.0
 
 
-# -- the manifest-push statements, built once (SQLAlchemy's statement building and cache-key
-# generation were half of the CPU time of a manifest PUT) ---------------------------------
+# -- hot statements, built once (SQLAlchemy's statement building and cache-key generation
+# were half of the CPU time of a manifest PUT) ---------------------------------------------
 
+_REPOSITORY_ID = text("SELECT id FROM repositories WHERE name = :name")
+_CREATE_REPOSITORY = text("INSERT INTO repositories (name) VALUES (:name) ON CONFLICT DO NOTHING RETURNING id")
+#: Link a blob into a repository; relinking renews the link, and so the blob's GC grace period.
+_LINK = text("INSERT INTO repository_blobs (repository_id, digest) VALUES (:rid, :digest) "
+             "ON CONFLICT (repository_id, digest) DO UPDATE SET created_at = now()")
+_BLOB_LINK = text("SELECT b.size, l.repository_id, extract(epoch FROM now() - l.created_at) AS age "
+                  "FROM repository_blobs l JOIN repositories r ON r.id = l.repository_id "
+                  "JOIN blobs b ON b.digest = l.digest WHERE r.name = :name AND l.digest = :digest")
+_RENEW_LINK = text("UPDATE repository_blobs SET created_at = now() WHERE repository_id = :rid AND digest = :digest "
+                   "RETURNING digest")
+_LINKED_IN = text("SELECT 1 FROM repository_blobs l JOIN repositories r ON r.id = l.repository_id "
+                  "WHERE r.name = :name AND l.digest = :digest")
+_LINKED_ANYWHERE = text("SELECT 1 FROM repository_blobs WHERE digest = :digest LIMIT 1")
 _REPOSITORY = text("SELECT id, immutable_tags FROM repositories WHERE name = :name")
 _LINKED_BLOBS = text("SELECT digest FROM repository_blobs WHERE repository_id = :rid "
                      "AND digest = ANY(CAST(:digests AS text[]))")
@@ -123,14 +136,13 @@ class RegistryService:
     # -- repositories ---------------------------------------------------------------------
 
     async def repo_id(self, conn: AsyncConnection, name: str) -> int | None:
-        return (await conn.execute(select(repositories.c.id).where(repositories.c.name == name))).scalar()
+        return (await conn.execute(_REPOSITORY_ID, {"name": name})).scalar()
 
     async def ensure_repo(self, conn: AsyncConnection, name: str) -> int:
         rid = await self.repo_id(conn, name)
         if rid is not None:
             return rid
-        stmt = pg_insert(repositories).values(name=name).on_conflict_do_nothing().returning(repositories.c.id)
-        rid = (await conn.execute(stmt)).scalar()
+        rid = (await conn.execute(_CREATE_REPOSITORY, {"name": name})).scalar()
         if rid is None:  # lost a race with another creator
             rid = await self.repo_id(conn, name)
         assert rid is not None
@@ -146,20 +158,11 @@ class RegistryService:
 
     async def blob_size(self, name: str, digest: str) -> int | None:
         """Size of ``digest`` if repository ``name`` may read it, else None; renews a stale link."""
-        q = (
-            select(blobs.c.size, repo_blobs.c.repository_id, self._stale(repo_blobs.c.created_at).label("stale"))
-            .select_from(repo_blobs.join(repositories, repositories.c.id == repo_blobs.c.repository_id)
-                         .join(blobs, blobs.c.digest == repo_blobs.c.digest))
-            .where(repositories.c.name == name, repo_blobs.c.digest == digest)
-        )
         async with self.engine.connect() as conn:
-            row = (await conn.execute(q)).first()
-            if row is None or not row.stale:
+            row = (await conn.execute(_BLOB_LINK, {"name": name, "digest": digest})).first()
+            if row is None or row.age <= self.renew_links_after:
                 return row.size if row is not None else None
-            renewed = await conn.execute(
-                update(repo_blobs).where(repo_blobs.c.repository_id == row.repository_id,
-                                         repo_blobs.c.digest == digest)
-                .values(created_at=func.now()).returning(repo_blobs.c.digest))
+            renewed = await conn.execute(_RENEW_LINK, {"rid": row.repository_id, "digest": digest})
             found = renewed.first() is not None
             await conn.commit()
             return row.size if found else None  # collected in between: gone
@@ -179,16 +182,14 @@ class RegistryService:
         async with self.engine.begin() as conn:
             # GC safety (dtr.jobs.gc): the blob's shared lock from the check until the link commits.
             await gc_locks.share(conn, blobs=[digest])
-            q = select(repo_blobs.c.digest).where(repo_blobs.c.digest == digest)
             if source is not None:
-                src = await self.repo_id(conn, source)
-                if src is None:
-                    return False
-                q = q.where(repo_blobs.c.repository_id == src)
-            if (await conn.execute(q.limit(1))).scalar() is None:
+                found = (await conn.execute(_LINKED_IN, {"name": source, "digest": digest})).scalar()
+            else:
+                found = (await conn.execute(_LINKED_ANYWHERE, {"digest": digest})).scalar()
+            if found is None:
                 return False
             rid = await self.ensure_repo(conn, name)
-            await conn.execute(_link(rid, digest))
+            await conn.execute(_LINK, {"rid": rid, "digest": digest})
             return True
 
     # -- uploads --------------------------------------------------------------------------
@@ -325,7 +326,7 @@ class RegistryService:
                 if known is None:
                     await self.storage.move(path, blob_path(digest))
                 await conn.execute(pg_insert(blobs).values(digest=digest, size=size).on_conflict_do_nothing())
-                await conn.execute(_link(rid, digest))
+                await conn.execute(_LINK, {"rid": rid, "digest": digest})
                 await conn.execute(delete(uploads).where(uploads.c.id == upload_id))
             await self._remove_upload_dir(upload_id)
             self._forget_upload(upload_id)
@@ -427,9 +428,6 @@ class RegistryService:
         if row.age > self.renew_links_after:
             await conn.execute(_RENEW_MANIFEST, {"id": row.id})
         return int(row.id)
-
-    def _stale(self, created_at: Any) -> Any:
-        return created_at < func.now() - func.make_interval(0, 0, 0, 0, 0, 0, self.renew_links_after)
 
     async def _manifest_repo(self, conn: AsyncConnection, name: str) -> tuple[int, bool]:
         """The repository's id (created if missing) and whether its tags are immutable."""
@@ -568,13 +566,6 @@ class RegistryService:
                 d["annotations"] = r.annotations
             out.append((int(r.id), d))
         return out
-
-
-def _link(rid: int, digest: str) -> Any:
-    """Link a blob into a repository; relinking renews the link, and so the blob's GC grace period."""
-    return (pg_insert(repo_blobs).values(repository_id=rid, digest=digest)
-            .on_conflict_do_update(index_elements=[repo_blobs.c.repository_id, repo_blobs.c.digest],
-                                   set_={"created_at": func.now()}))
 
 
 def upload_headers(name: str, upload_id: uuid.UUID, size: int) -> dict[str, str]:
