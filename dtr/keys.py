@@ -24,3 +24,7 @@ AUTH: web.AppKey[AuthService | None] = web.AppKey("auth")
 #: The job worker of this process (``None`` when ``jobs.worker`` is false).
 JOB_WORKER: web.AppKey[JobWorker | None] = web.AppKey("job_worker")
 JOB_EVENTS: web.AppKey[RegistryEvents] = web.AppKey("job_events")
+
+#: Per request: its id (``X-Request-Id``) and the repository it is about, for the access line.
+REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id", str)
+REPOSITORY: web.RequestKey[str] = web.RequestKey("repository", str)

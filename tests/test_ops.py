@@ -144,12 +144,13 @@ async def test_access_lines_are_the_json_of_their_fields(value: str | None) -> N
     from aiohttp import web
     from aiohttp.test_utils import make_mocked_request
 
+    from dtr.keys import REPOSITORY, REQUEST_ID
     from dtr.ops import logs
 
     assert logs._json_str(value) == json.dumps(value)
     req = make_mocked_request("GET", "/v2/a/b/tags/list")
-    req["request_id"] = value
-    req["repository"] = "a/b"
+    req[REQUEST_ID] = value  # type: ignore[assignment]  # hostile values, None included
+    req[REPOSITORY] = "a/b"
     logs.AccessLogger(logging.getLogger("test.access"), "").log(req, web.Response(body=b"12345"), 0.012345)
     line = logs.ACCESS_LINES._lines.pop()
     entry = json.loads(line)

@@ -17,6 +17,8 @@ from typing import Any
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
+from dtr.keys import REPOSITORY, REQUEST_ID
+
 _RESERVED = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 
 
@@ -125,8 +127,8 @@ class AccessLogger(AbstractAccessLogger):
             return
         ACCESS_LINES.append(
             f'{{"time": "{_timestamp()}", "level": "info", "logger": "dtr.access", "msg": "request", '
-            f'"request_id": {_json_str(request.get("request_id"))}, "method": {_json_str(request.method)}, '
-            f'"path": {_json_str(request.path)}, "repository": {_json_str(request.get("repository"))}, '
+            f'"request_id": {_json_str(request.get(REQUEST_ID))}, "method": {_json_str(request.method)}, '
+            f'"path": {_json_str(request.path)}, "repository": {_json_str(request.get(REPOSITORY))}, '
             f'"status": {response.status}, "bytes_in": {request.content_length or 0}, '
             f'"bytes": {response.body_length}, "duration_ms": {round(time * 1000, 2)}, '
             f'"remote": {_json_str(request.remote)}}}')
@@ -135,8 +137,8 @@ class AccessLogger(AbstractAccessLogger):
     def _log_text(request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
         entry = {
             "time": _timestamp(), "level": "info", "logger": "dtr.access", "msg": "request",
-            "request_id": request.get("request_id"), "method": request.method, "path": request.path,
-            "repository": request.get("repository"), "status": response.status,
+            "request_id": request.get(REQUEST_ID), "method": request.method, "path": request.path,
+            "repository": request.get(REPOSITORY), "status": response.status,
             "bytes_in": request.content_length or 0, "bytes": response.body_length,
             "duration_ms": round(time * 1000, 2), "remote": request.remote,
         }

@@ -15,7 +15,7 @@ from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, M
 from prometheus_client.registry import Collector
 from sqlalchemy import text
 
-from dtr.keys import DATABASE, STORAGE
+from dtr.keys import DATABASE, REQUEST_ID, STORAGE
 
 PING_TIMEOUT = 5.0
 
@@ -110,7 +110,7 @@ async def request_middleware(
 ) -> web.StreamResponse:
     """Give each request an id (``X-Request-Id``) and count it."""
     rid = request.headers.get("X-Request-Id", "")[:64] or f"{_RID_PREFIX}{next(_rid_counter):08x}"
-    request["request_id"] = rid
+    request[REQUEST_ID] = rid
     start = time.perf_counter()
     status = 500
     IN_FLIGHT.enter()

@@ -19,7 +19,7 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from dtr.auth.middleware import registry_auth
-from dtr.keys import CONFIG, REGISTRY, STORAGE
+from dtr.keys import CONFIG, REGISTRY, REPOSITORY, STORAGE
 from dtr.registry.errors import ErrorCode, RegistryError, codes
 from dtr.registry.manifests import DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, is_media_type
 from dtr.registry.names import (
@@ -46,7 +46,7 @@ _PAGE_SIZE = re.compile(r"^[0-9]{1,64}$")
 
 
 def _repo(request: web.Request, name: str) -> str:
-    request["repository"] = name
+    request[REPOSITORY] = name
     return check_name(name)
 
 
