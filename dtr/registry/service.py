@@ -55,13 +55,15 @@ _CREATE_REPOSITORY = text("INSERT INTO repositories (name) VALUES (:name) ON CON
 #: Link a blob into a repository; relinking renews the link, and so the blob's GC grace period.
 _LINK = text("INSERT INTO repository_blobs (repository_id, digest) VALUES (:rid, :digest) "
              "ON CONFLICT (repository_id, digest) DO UPDATE SET created_at = now()")
+#: The repository's id as a scalar subquery: the link is then one primary-key lookup, never a scan
+#: of every repository linking a popular digest (a join lets the planner pick that on fresh stats).
+_REPO_OF_NAME = "(SELECT id FROM repositories WHERE name = :name)"
 _BLOB_LINK = text("SELECT b.size, l.repository_id, extract(epoch FROM now() - l.created_at) AS age "
-                  "FROM repository_blobs l JOIN repositories r ON r.id = l.repository_id "
-                  "JOIN blobs b ON b.digest = l.digest WHERE r.name = :name AND l.digest = :digest")
+                  "FROM repository_blobs l JOIN blobs b ON b.digest = l.digest "
+                  f"WHERE l.repository_id = {_REPO_OF_NAME} AND l.digest = :digest")
 _RENEW_LINK = text("UPDATE repository_blobs SET created_at = now() WHERE repository_id = :rid AND digest = :digest "
                    "RETURNING digest")
-_LINKED_IN = text("SELECT 1 FROM repository_blobs l JOIN repositories r ON r.id = l.repository_id "
-                  "WHERE r.name = :name AND l.digest = :digest")
+_LINKED_IN = text(f"SELECT 1 FROM repository_blobs WHERE repository_id = {_REPO_OF_NAME} AND digest = :digest")
 _LINKED_ANYWHERE = text("SELECT 1 FROM repository_blobs WHERE digest = :digest LIMIT 1")
 _REPOSITORY = text("SELECT id, immutable_tags FROM repositories WHERE name = :name")
 _LINKED_BLOBS = text("SELECT digest FROM repository_blobs WHERE repository_id = :rid "
