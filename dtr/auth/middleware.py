@@ -1,4 +1,5 @@
-"""Bearer-token authorisation of ``/v2/`` (the registry sub-app's one hook).
+"""Bearer-token authorisation of ``/v2/``: ``registry_auth`` wraps the registry's dispatch
+(called by ``dtr.registry.views.handle_v2``, not installed as an aiohttp middleware).
 
 Hot path: a valid token costs a dict lookup (verified tokens are memoised) and no database
 round-trip. Without a token, or with one that does not cover the request, the answer is the
@@ -44,7 +45,6 @@ def _bearer(request: web.Request) -> str | None:
     return None
 
 
-@web.middleware
 async def registry_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
     auth = request.app[AUTH]  # /v2 is a root-app route (dtr.registry.views.add_registry_routes)
     if auth is None:

@@ -156,7 +156,7 @@ class AuthService:
             hit = self._credentials.get(ckey)
             if hit is not None and hit[2] > time.monotonic() and await self._current(hit[0], hit[1]):
                 return hit[0]
-        wait = await self.throttle.retry_after(username, address)
+        wait, failed_before = await self.throttle.retry_after(username, address)
         if wait > 0:
             raise AuthError(429, f"too many failed logins; try again in {int(wait) + 1} seconds", wait)
         principal, reason = await self._check(username, secret)
@@ -166,7 +166,8 @@ class AuthService:
             audit.record_soon(self.engine, "login_failed", username[:255], address, "account", username[:255],
                               {"reason": reason})
             raise AuthError(401, reason)
-        await self.throttle.success(username)
+        if failed_before:
+            await self.throttle.success(username)
         if cache:
             if len(self._credentials) > 4096:
                 self._credentials.clear()

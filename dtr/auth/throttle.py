@@ -53,8 +53,9 @@ class LoginThrottle:
         self.window, self.base, self.max_delay = window, base, max_delay
         self._failures = itertools.count(1)
 
-    async def retry_after(self, user: str, address: str) -> float:
-        """Seconds until ``user`` may try again from ``address`` (0: now)."""
+    async def retry_after(self, user: str, address: str) -> tuple[float, bool]:
+        """Seconds until ``user`` may try again from ``address`` (0: now), and whether ``user`` has
+        failures on record (only then does a success need to clear them)."""
         thresholds = {_user(user): self.user_threshold, _address(address): self.address_threshold}
         async with self.engine.connect() as conn:
             rows = (await conn.execute(_RECENT, {"keys": list(thresholds), "window": self.window})).all()
@@ -64,7 +65,7 @@ class LoginThrottle:
             if row.failures >= threshold:
                 lock = min(self.base * 2 ** min(row.failures - threshold, 32), self.max_delay)
                 wait = max(wait, float(row.last_ago) + lock)
-        return wait
+        return wait, _user(user) in {row.key for row in rows}
 
     async def failure(self, user: str, address: str) -> None:
         async with self.engine.begin() as conn:

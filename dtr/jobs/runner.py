@@ -69,6 +69,10 @@ class _Running:
     cutoff: asyncio.TimerHandle | None = None
 
 
+#: Jobs marked running on a worker that is no longer running (dead or stopped).
+_ORPHAN = and_(jobs.c.status.in_(("running", "cancel_request")),
+               not_(jobs.c.worker_id.in_(select(workers.c.id).where(workers.c.status == "running"))))
+
 _READY_ACTIONS = text(
     "SELECT DISTINCT action FROM jobs WHERE run_after <= now() "
     "AND (status = 'waiting' OR (status = 'worker_dead' AND attempt < max_attempts))"
@@ -397,16 +401,13 @@ class JobWorker:
             dead = list((await conn.execute(
                 update(workers).where(workers.c.status == "running", workers.c.heartbeat_at < func.now() - timeout)
                 .values(status="dead").returning(workers.c.id))).scalars())
-        alive = select(workers.c.id).where(workers.c.status == "running")
-        orphan = and_(jobs.c.status.in_(("running", "cancel_request")), not_(jobs.c.worker_id.in_(alive)))
-        async with self.engine.connect() as conn:
-            orphan_ids = list((await conn.execute(select(jobs.c.id).where(orphan))).scalars())
+            orphan_ids = list((await conn.execute(select(jobs.c.id).where(_ORPHAN))).scalars())
         for job_id in orphan_ids:
             async with self.engine.begin() as conn:
                 await lock_job(conn, job_id)  # before the row lock: the order rule of lock_job
                 j = (await conn.execute(
                     select(jobs.c.id, jobs.c.status, jobs.c.worker_id, jobs.c.attempt, jobs.c.max_attempts)
-                    .where(jobs.c.id == job_id, orphan).with_for_update(skip_locked=True))).first()
+                    .where(jobs.c.id == job_id, _ORPHAN).with_for_update(skip_locked=True))).first()
                 if j is None:
                     continue
                 if j.status == "cancel_request":

@@ -225,12 +225,11 @@ async def lock_job(conn: AsyncConnection, job_id: uuid.UUID) -> None:
 async def insert_log_lines(conn: AsyncConnection, job_id: uuid.UUID, lines: Sequence[tuple[dt.datetime, str]]) -> None:
     """Append lines to a job's log, numbered on from its last line.
 
-    Every writer (the job's worker, the API, another worker) goes through here: the job's lock
-    (``lock_job``) makes the numbering gapless and committed in order, so a follower reading
-    ``line > last seen`` never skips a line."""
+    Every writer (the job's worker, the API, another worker) goes through here, holding the
+    job's lock (``lock_job``, taken first by the caller's transaction): that makes the numbering
+    gapless and committed in order, so a follower reading ``line > last seen`` never skips a line."""
     if not lines:
         return
-    await lock_job(conn, job_id)
     last = (await conn.execute(select(func.coalesce(func.max(job_logs.c.line), 0))
                                .where(job_logs.c.job_id == job_id))).scalar_one()
     await conn.execute(insert(job_logs), [{"job_id": job_id, "line": last + i, "time": t, "data": d}

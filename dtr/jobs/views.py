@@ -24,19 +24,13 @@ from aiohttp import web
 from sqlalchemy import text
 
 from dtr.api.app import APIError, read_json
+from dtr.auth.api import require_admin
 from dtr.jobs import actions, pruning
 from dtr.jobs.schedule import ScheduleError
 from dtr.jobs.service import FINAL, STATUSES, JobService, NotFound
 from dtr.keys import CONFIG, DATABASE
 
 FOLLOW_POLL = 0.5
-
-
-def require_admin(request: web.Request) -> None:
-    """Refuse anyone but a site admin (everyone passes when ``auth.enabled`` is false)."""
-    from dtr.auth.api import require_admin as check
-
-    check(request)
 
 
 def _service(request: web.Request) -> JobService:

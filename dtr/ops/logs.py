@@ -112,6 +112,11 @@ def _json_str(value: str | None) -> str:
     return f'"{value}"' if _PLAIN.fullmatch(value) else json.dumps(value)
 
 
+#: The fields of an access line after its time, level, logger and msg, in the order ``log`` gives them.
+_ACCESS_FIELDS = ("request_id", "method", "path", "repository", "status", "bytes_in", "bytes", "duration_ms",
+                  "remote")
+
+
 class AccessLogger(AbstractAccessLogger):
     """One JSON line per request: ``request_id, method, path, repository, status, bytes_in,
     bytes, duration_ms, remote`` (or a text line with ``log.format: text``).
@@ -122,27 +127,19 @@ class AccessLogger(AbstractAccessLogger):
     json_format = True
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        at = _timestamp()
+        values = (request.get(REQUEST_ID), request.method, request.path, request.get(REPOSITORY), response.status,
+                  request.content_length or 0, response.body_length, round(time * 1000, 2), request.remote)
         if not self.json_format:
-            self._log_text(request, response, time)
+            ACCESS_LINES.append(f"time={at} level=info logger=dtr.access msg=request "
+                                + " ".join(f"{k}={v}" for k, v in zip(_ACCESS_FIELDS, values, strict=True)))
             return
+        rid, method, path, repo, status, bytes_in, sent, ms, remote = values
         ACCESS_LINES.append(
-            f'{{"time": "{_timestamp()}", "level": "info", "logger": "dtr.access", "msg": "request", '
-            f'"request_id": {_json_str(request.get(REQUEST_ID))}, "method": {_json_str(request.method)}, '
-            f'"path": {_json_str(request.path)}, "repository": {_json_str(request.get(REPOSITORY))}, '
-            f'"status": {response.status}, "bytes_in": {request.content_length or 0}, '
-            f'"bytes": {response.body_length}, "duration_ms": {round(time * 1000, 2)}, '
-            f'"remote": {_json_str(request.remote)}}}')
-
-    @staticmethod
-    def _log_text(request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
-        entry = {
-            "time": _timestamp(), "level": "info", "logger": "dtr.access", "msg": "request",
-            "request_id": request.get(REQUEST_ID), "method": request.method, "path": request.path,
-            "repository": request.get(REPOSITORY), "status": response.status,
-            "bytes_in": request.content_length or 0, "bytes": response.body_length,
-            "duration_ms": round(time * 1000, 2), "remote": request.remote,
-        }
-        ACCESS_LINES.append(" ".join(f"{k}={v}" for k, v in entry.items()))
+            f'{{"time": "{at}", "level": "info", "logger": "dtr.access", "msg": "request", '
+            f'"request_id": {_json_str(rid)}, "method": {_json_str(method)}, "path": {_json_str(path)}, '
+            f'"repository": {_json_str(repo)}, "status": {status}, "bytes_in": {bytes_in}, "bytes": {sent}, '
+            f'"duration_ms": {ms}, "remote": {_json_str(remote)}}}')
 
     @property
     def enabled(self) -> bool:

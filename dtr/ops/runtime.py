@@ -4,33 +4,35 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
-import ctypes.util
 import logging
+from typing import Any
 
 log = logging.getLogger("dtr.runtime")
 
 _M_ARENA_MAX = -8
 
 
+def _libc_function(name: str) -> Any:
+    """``name`` from the C library already loaded in this process (glibc), or None elsewhere.
+    (``CDLL(None)`` looks in the process itself: no ``find_library``, which runs ``ldconfig``.)"""
+    return getattr(ctypes.CDLL(None), name, None)
+
+
 def tune_malloc() -> None:
     """Keep RSS down under many I/O threads: they share a few malloc arenas instead of one each.
     (A fixed low mmap threshold would return streaming buffers to the OS too, but the page
     faults of fresh mappings halved push throughput: measured, so not done.)"""
-    name = ctypes.util.find_library("c")
-    if name is None:
+    mallopt = _libc_function("mallopt")
+    if mallopt is None:  # not glibc: nothing to tune
+        log.debug("malloc tuning unavailable")
         return
-    try:
-        libc = ctypes.CDLL(name)
-        libc.mallopt(_M_ARENA_MAX, 4)
-    except (OSError, AttributeError) as e:  # not glibc: nothing to tune
-        log.debug("malloc tuning unavailable: %s", e)
+    mallopt(_M_ARENA_MAX, 4)
 
 
 async def trim_memory_periodically(interval: float = 10.0) -> None:
     """Give freed heap memory back to the OS every ``interval`` seconds (glibc ``malloc_trim``):
     after a burst of concurrent uploads RSS falls back instead of staying at the peak."""
-    name = ctypes.util.find_library("c")
-    trim = getattr(ctypes.CDLL(name), "malloc_trim", None) if name else None
+    trim = _libc_function("malloc_trim")
     if trim is None:
         return
     while True:

@@ -142,8 +142,9 @@ class RegistryService:
 
     async def ensure_repo(self, conn: AsyncConnection, name: str) -> int:
         rid = await self.repo_id(conn, name)
-        if rid is not None:
-            return rid
+        return rid if rid is not None else await self._create_repo(conn, name)
+
+    async def _create_repo(self, conn: AsyncConnection, name: str) -> int:
         rid = (await conn.execute(_CREATE_REPOSITORY, {"name": name})).scalar()
         if rid is None:  # lost a race with another creator
             rid = await self.repo_id(conn, name)
@@ -397,7 +398,7 @@ class RegistryService:
         else:
             digest = compute_digest(body)
         async with self.engine.begin() as conn:
-            rid, immutable = await self._manifest_repo(conn, name)
+            rid, immutable = await self._manifest_repo(conn, name, create=True)
             # GC safety (dtr.jobs.gc): shared locks on what this manifest needs and on itself,
             # from the existence checks until commit.
             await gc_locks.share(conn, blobs=parsed.blobs, manifests=[(rid, d) for d in (*parsed.manifests, digest)])
@@ -431,12 +432,15 @@ class RegistryService:
             await conn.execute(_RENEW_MANIFEST, {"id": row.id})
         return int(row.id)
 
-    async def _manifest_repo(self, conn: AsyncConnection, name: str) -> tuple[int, bool]:
-        """The repository's id (created if missing) and whether its tags are immutable."""
+    async def _manifest_repo(self, conn: AsyncConnection, name: str, create: bool) -> tuple[int, bool]:
+        """The repository's id and whether its tags are immutable; created if missing and
+        ``create``, else NAME_UNKNOWN."""
         row = (await conn.execute(_REPOSITORY, {"name": name})).first()
         if row is not None:
             return int(row.id), bool(row.immutable_tags)
-        return await self.ensure_repo(conn, name), False
+        if not create:
+            raise RegistryError(codes.NAME_UNKNOWN, detail={"name": name})
+        return await self._create_repo(conn, name), False
 
     async def _tag(self, conn: AsyncConnection, rid: int, name: str, tag: str, mid: int, immutable: bool) -> None:
         """Point ``tag`` at manifest ``mid``; in a repository with immutable tags, only a new tag
@@ -469,8 +473,8 @@ class RegistryService:
         Returns the digest of the manifest deleted or untagged.
         """
         async with self.engine.begin() as conn:
-            rid = await self.require_repo(conn, name)
-            if (await conn.execute(select(repositories.c.immutable_tags).where(repositories.c.id == rid))).scalar():
+            rid, immutable = await self._manifest_repo(conn, name, create=False)
+            if immutable:
                 tagged = select(tags.c.name).where(tags.c.repository_id == rid)
                 if is_digest(reference):
                     tagged = tagged.join(manifests, manifests.c.id == tags.c.manifest_id).where(

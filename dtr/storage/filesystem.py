@@ -85,9 +85,11 @@ class _FileWriter(FileWriter):
     async def commit(self) -> None:
         await self._settle()
         await self._d._run(os.fsync, self._fd)
+        self._unsynced = 0  # just synced: nothing for close() to flush in the background
         await self.close()
 
     async def cancel(self) -> None:
+        self._unsynced = 0  # about to be deleted: not worth a flush
         await self.close()
         await self._d._run(self._file.unlink, True)
 

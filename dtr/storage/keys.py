@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+#: Suffix of the hidden object where a resumable writer keeps its state beside its path.
+STATE_SUFFIX = ".dtr-writer"
+
 
 class ObjectKeys:
     """``/a/b`` <-> ``<root>/a/b``; ``/`` is the root itself. Paths are already checked (wrapper.py)."""
@@ -18,6 +21,11 @@ class ObjectKeys:
     def dir(self, path: str) -> str:
         """The name prefix of everything under the directory ``path``."""
         return self.prefix if path == "/" else self.key(path) + "/"
+
+    def state_key(self, path: str) -> str:
+        """The hidden object ``<dir>/.<name>.dtr-writer`` holding a resumable writer's state for ``path``."""
+        head, _, name = path.rpartition("/")
+        return self.key(f"{head}/.{name}{STATE_SUFFIX}")
 
     def path(self, key: str) -> str:
         """The storage path of the object name ``key`` (which starts with ``prefix``)."""

@@ -48,7 +48,6 @@ MIN_PART = 5 * MiB
 MAX_PART = 5 * 1024 * MiB
 MAX_PARTS = 10_000
 READ_CHUNK = MiB
-STATE_SUFFIX = ".dtr-writer"
 _NOT_FOUND = {"NoSuchKey", "404", "NotFound", "NoSuchUpload"}
 
 
@@ -210,10 +209,6 @@ class S3Driver(StorageDriver):
             raise
         except Exception as e:
             _fail(e, path, what)
-
-    def _state_key(self, path: str) -> str:
-        head, _, name = path.rpartition("/")
-        return self.keys.key(f"{head}/.{name}{STATE_SUFFIX}" if head else f"/.{name}{STATE_SUFFIX}")
 
     def _put_args(self) -> dict[str, Any]:
         args: dict[str, Any] = {}
@@ -408,9 +403,9 @@ class S3Driver(StorageDriver):
         if path != "/":
             if await self._head(key, path) is not None:
                 keys.append(key)
-            state = await self._head(self._state_key(path), path)
+            state = await self._head(self.keys.state_key(path), path)
             if state is not None:
-                keys.append(self._state_key(path))
+                keys.append(self.keys.state_key(path))
                 with contextlib.suppress(PathNotFoundError):
                     if upload := state.get("Metadata", {}).get("upload"):
                         await self._abort(key, upload)
@@ -490,7 +485,7 @@ class S3Driver(StorageDriver):
     # -- writers ---------------------------------------------------------------------------
 
     async def writer(self, path: str, append: bool = False) -> FileWriter:
-        key, state_key = self.keys.key(path), self._state_key(path)
+        key, state_key = self.keys.key(path), self.keys.state_key(path)
         if not append:
             for upload in await self._uploads_on(key, path):
                 await self._abort(key, upload)
@@ -591,12 +586,10 @@ class _S3Writer(PartWriter):
         return (number, r["ETag"], len(data))
 
     async def load_tail(self) -> bytes:
-        return await self._d.get_content(self._d.keys.path(self._d._state_key(self.path)))
+        return await self._d.get_content(self._d.keys.path(self._d.keys.state_key(self.path)))
 
     async def save(self, tail: bytes, parts: int) -> None:
-        if self._done >= 0:
-            return
-        d, state_key = self._d, self._d._state_key(self.path)
+        d, state_key = self._d, self._d.keys.state_key(self.path)
         meta = {"upload": self._upload or "", "parts": str(parts)}
         await d._call(self.path, lambda s3: s3.put_object(Bucket=d.p.bucket, Key=state_key, Body=tail,
                                                           Metadata=meta, **d._put_args()))
@@ -622,7 +615,7 @@ class _S3Writer(PartWriter):
 
     async def _drop_state(self) -> None:
         d = self._d
-        await d._call(self.path, lambda s3: s3.delete_object(Bucket=d.p.bucket, Key=d._state_key(self.path)))
+        await d._call(self.path, lambda s3: s3.delete_object(Bucket=d.p.bucket, Key=d.keys.state_key(self.path)))
 
 
 def _add_content_md5(request: Any, **_: Any) -> None:

@@ -42,7 +42,7 @@ from dtr.storage.base import (
     StorageDriver,
     StorageError,
 )
-from dtr.storage.keys import ObjectKeys
+from dtr.storage.keys import STATE_SUFFIX, ObjectKeys
 from dtr.storage.parts import Part, PartWriter
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,6 @@ T = TypeVar("T")
 
 MiB = 1 << 20
 READ_CHUNK = MiB
-STATE_SUFFIX = ".dtr-writer"
 SEGMENTS = ".dtr-segments"
 MAX_SEGMENT = 5 * 1024 * MiB
 
@@ -198,10 +197,6 @@ class SwiftDriver(StorageDriver):
                 self._ready = None
             raise
 
-    def _state_key(self, path: str) -> str:
-        head, _, name = path.rpartition("/")
-        return self.keys.key(f"{head}/.{name}{STATE_SUFFIX}")
-
     def _segments(self, seg_set: str) -> str:
         return f"{self.prefix}{SEGMENTS}/{seg_set}/"
 
@@ -319,7 +314,7 @@ class SwiftDriver(StorageDriver):
         await self._run(src, lambda c: c.delete_object(self.p.container, skey))
 
     async def delete(self, path: str) -> None:
-        items = [] if path == "/" else [{"name": n} for n in (self.keys.key(path), self._state_key(path))]
+        items = [] if path == "/" else [{"name": n} for n in (self.keys.key(path), self.keys.state_key(path))]
         items += await self._listing(self.keys.dir(path), path)
         found = await asyncio.gather(*(self._delete_one(i["name"], path) for i in items))
         if not any(found):
@@ -394,7 +389,7 @@ class SwiftDriver(StorageDriver):
         return min(self.p.chunksize * (1 + (number - 1) // 100), MAX_SEGMENT)
 
     async def writer(self, path: str, append: bool = False) -> FileWriter:
-        state = await self._head(self._state_key(path), path)
+        state = await self._head(self.keys.state_key(path), path)
         if not append:
             if state is not None and (old := state.get("x-object-meta-segments")):
                 await self._drop_segments(old, path)
@@ -446,11 +441,11 @@ class _SwiftWriter(PartWriter):
         return (number, etag, len(data))
 
     async def load_tail(self) -> bytes:
-        return await self._d.get_content(self._d.keys.path(self._d._state_key(self.path)))
+        return await self._d.get_content(self._d.keys.path(self._d.keys.state_key(self.path)))
 
     async def save(self, tail: bytes, parts: int) -> None:
         headers = {"X-Object-Meta-Segments": self._set, "X-Object-Meta-Parts": str(parts)}
-        await self._d._put(self.path, self._d._state_key(self.path), tail, headers=headers)
+        await self._d._put(self.path, self._d.keys.state_key(self.path), tail, headers=headers)
 
     async def finish(self, parts: builtins.list[Part], rest: bytes) -> None:
         d = self._d
@@ -471,7 +466,7 @@ class _SwiftWriter(PartWriter):
     async def _drop_state(self) -> None:
         d = self._d
         with contextlib.suppress(PathNotFoundError):
-            await d._run(self.path, lambda c: c.delete_object(d.p.container, d._state_key(self.path)))
+            await d._run(self.path, lambda c: c.delete_object(d.p.container, d.keys.state_key(self.path)))
 
 
 def _mtime(headers: dict[str, str]) -> Any:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import os
-import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -16,7 +15,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from tests.servers import free_port, stop_processes
+from tests.servers import free_port, require_binary, stop_processes
 
 SUFFIX = "dc=example,dc=org"
 ROOT_DN = f"cn=admin,{SUFFIX}"
@@ -122,8 +121,7 @@ access to * by users read by * none
 
     def _ldap(self, tool: str, *args: str, input: str | None = None, check: bool = True
               ) -> subprocess.CompletedProcess[str]:
-        binary = shutil.which(tool)
-        assert binary, f"{tool} missing: {INSTALL}"
+        binary = require_binary(tool, INSTALL)
         p = subprocess.run([binary, "-H", self.url, *args], input=input, capture_output=True, text=True, timeout=30,
                            env={**os.environ, "LDAPNOINIT": "1"})
         if check and p.returncode != 0:

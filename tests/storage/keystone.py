@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.servers import free_port, require_binary, stop_processes
-from tests.storage.servers import SwiftAIO, _tail, _wait_http
+from tests.storage.servers import SwiftAIO, _tail, _user, _wait_http
 
 INSTALL_KEYSTONE = ("apt-get install -y python3-keystone python3-keystonemiddleware "
                     "(or scripts/install-test-deps.sh)")
@@ -253,12 +253,6 @@ class KeystoneSwift:
     def stop(self) -> None:
         self.proxy.stop()
         self.keystone.stop()
-
-
-def _user() -> str:
-    import pwd
-
-    return pwd.getpwuid(os.geteuid()).pw_name
 
 
 def _group() -> str:
