@@ -73,10 +73,11 @@ class _Running:
 _ORPHAN = and_(jobs.c.status.in_(("running", "cancel_request")),
                not_(jobs.c.worker_id.in_(select(workers.c.id).where(workers.c.status == "running"))))
 
-_READY_ACTIONS = text(
-    "SELECT DISTINCT action FROM jobs WHERE run_after <= now() "
-    "AND (status = 'waiting' OR (status = 'worker_dead' AND attempt < max_attempts))"
-)
+#: Jobs a worker may claim now: waiting, or left by a dead worker with attempts to spare.
+_CLAIMABLE = and_(jobs.c.run_after <= func.now(),
+                  or_(jobs.c.status == "waiting",
+                      and_(jobs.c.status == "worker_dead", jobs.c.attempt < jobs.c.max_attempts)))
+_READY_ACTIONS = select(jobs.c.action).distinct().where(_CLAIMABLE)
 
 
 class JobWorker:
@@ -255,10 +256,7 @@ class JobWorker:
         for action, free in free_slots.items():
             if action not in ready:
                 continue
-            pick = (select(jobs.c.id)
-                    .where(jobs.c.action == action, jobs.c.run_after <= func.now(),
-                           or_(jobs.c.status == "waiting",
-                               and_(jobs.c.status == "worker_dead", jobs.c.attempt < jobs.c.max_attempts)))
+            pick = (select(jobs.c.id).where(jobs.c.action == action, _CLAIMABLE)
                     .order_by(jobs.c.run_after, jobs.c.created_at).limit(free)
                     .with_for_update(skip_locked=True))
             # Only under a live identity: a worker declared dead claims nothing until it re-joins.

@@ -218,7 +218,9 @@ async def lock_job(conn: AsyncConnection, job_id: uuid.UUID) -> None:
 
     The order rule that keeps job writers free of deadlocks: a transaction that writes a job's
     row (status, progress) and its log takes this lock first, before any row lock on the job
-    (``FOR UPDATE``, ``UPDATE``); several jobs' locks are taken in ``str(job_id)`` order."""
+    (``FOR UPDATE``, ``UPDATE``); several jobs' locks are taken in ``str(job_id)`` order. The
+    claim (``UPDATE ... WHERE id IN (... SKIP LOCKED)``) is the one exception: it writes no log,
+    skips rows others hold and waits on no advisory lock, so it cannot close a cycle."""
     await conn.execute(_JOB_LOCK, {"id": str(job_id)})
 
 

@@ -27,6 +27,15 @@ Part = tuple[int, str, int]
 IN_FLIGHT = 2
 
 
+
+def contiguous(found: dict[int, tuple[str, int]]) -> list[Part]:
+    """The run of parts 1..n in ``found`` (number -> (etag, size)): only that run counts after a
+    crash; a later part is written again on the way."""
+    parts: list[Part] = []
+    while (n := len(parts) + 1) in found:
+        parts.append((n, *found[n]))
+    return parts
+
 class PartWriter(FileWriter):
     def __init__(self, path: str, parts: list[Part], buf: bytearray | None, *, tail_size: int = 0,
                  dirty: bool = False) -> None:

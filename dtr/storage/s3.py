@@ -38,7 +38,7 @@ from dtr.storage.base import (
     StorageError,
 )
 from dtr.storage.keys import ObjectKeys
-from dtr.storage.parts import Part, PartWriter
+from dtr.storage.parts import Part, PartWriter, contiguous
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -515,7 +515,7 @@ class S3Driver(StorageDriver):
             return _S3Writer(self, path, upload_id, parts, bytearray(), dirty=True)
         return _S3Writer(self, path, upload_id, parts, None, tail_size=tail)
 
-    async def _list_parts(self, key: str, upload_id: str) -> builtins.list[tuple[int, str, int]]:
+    async def _list_parts(self, key: str, upload_id: str) -> builtins.list[Part]:
         s3 = await self._s3()
         args: dict[str, Any] = {"Bucket": self.p.bucket, "Key": key, "UploadId": upload_id}
         found: dict[int, tuple[str, int]] = {}
@@ -529,12 +529,7 @@ class S3Driver(StorageDriver):
             if not page.get("IsTruncated"):
                 break
             args["PartNumberMarker"] = page["NextPartNumberMarker"]
-        parts = []
-        n = 1
-        while n in found:  # only the contiguous run counts; a later one is replaced on the way
-            parts.append((n, *found[n]))
-            n += 1
-        return parts
+        return contiguous(found)
 
     def part_size(self, number: int) -> int:
         """Size of part ``number`` (1-based): grows every 1000 parts so 10,000 parts hold 55x chunksize x 1000."""

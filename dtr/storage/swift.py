@@ -43,7 +43,7 @@ from dtr.storage.base import (
     StorageError,
 )
 from dtr.storage.keys import STATE_SUFFIX, ObjectKeys
-from dtr.storage.parts import Part, PartWriter
+from dtr.storage.parts import Part, PartWriter, contiguous
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -413,10 +413,7 @@ class SwiftDriver(StorageDriver):
         for i in await self._listing(prefix, path):
             with contextlib.suppress(ValueError):
                 found[int(i["name"][len(prefix):])] = (i["hash"], int(i["bytes"]))
-        segs: builtins.list[Part] = []
-        while (n := len(segs) + 1) in found:
-            segs.append((n, *found[n]))
-        return segs
+        return contiguous(found)
 
     def _segment(self, seg_set: str, number: int) -> str:
         return f"{self._segments(seg_set)}{number:08d}"
