@@ -134,6 +134,23 @@ async def test_ping_says_503_and_why_when_storage_fails(dtr_factory, http: aioht
     assert "storage" in body["errors"] and "database" not in body["errors"]
 
 
+async def test_access_lines_carry_hostile_ids_and_paths_as_valid_json(dtr: DtrProcess, http: aiohttp.ClientSession,
+                                                                      repo_name: str) -> None:
+    """What a client sends (its request id, a path with quotes and backslashes) comes out of the
+    real server's hand-assembled access line as valid JSON with the same values."""
+    rid = 'hostile "id" \\ ünï'
+    async with http.get(f"{dtr.url}/v2/{repo_name}/manifests/a%22b%5Cc", headers={"X-Request-Id": rid}) as r:
+        assert r.status == 400
+    for _ in range(50):
+        lines = [json.loads(line) for line in dtr.log_path.read_text().splitlines() if line.startswith("{")]
+        hits = [entry for entry in lines if entry.get("request_id") == rid]
+        if hits:
+            break
+        await asyncio.sleep(0.1)
+    assert hits, "no access line for the request"
+    assert hits[0]["path"] == f'/v2/{repo_name}/manifests/a"b\\c' and hits[0]["status"] == 400
+
+
 @pytest.mark.parametrize("value", ["/v2/a/b/manifests/latest", 'quo"te\\back', "ünï/cödé", "\x01\x1f\x7f\n",
                                    "\ud800", "", None])
 async def test_access_lines_are_the_json_of_their_fields(value: str | None) -> None:

@@ -164,6 +164,11 @@ class S3Driver(StorageDriver):
             return None
         return ep if "://" in ep else f"{'https' if self.p.secure else 'http'}://{ep}"
 
+    def _send_content_md5(self, client: Any) -> None:
+        """Sign every DeleteObjects with a Content-MD5 from now on."""
+        client.meta.events.register("before-sign.s3.DeleteObjects", _add_content_md5)
+        self._md5_hooked = True
+
     async def _s3(self) -> Any:
         if self._client is not None:
             return self._client
@@ -195,10 +200,9 @@ class S3Driver(StorageDriver):
                     "s3", endpoint_url=self._endpoint(), config=config, verify=not p.skipverify,
                     use_ssl=self.p.secure,
                 ))
-                if p.deletecontentmd5:
-                    client.meta.events.register("before-sign.s3.DeleteObjects", _add_content_md5)
-                    self._md5_hooked = True
                 self._client = client
+                if p.deletecontentmd5:
+                    self._send_content_md5(client)
         return self._client
 
     async def _call(self, path: str, fn: Callable[[Any], Awaitable[T]], what: str = "") -> T:
@@ -423,8 +427,7 @@ class S3Driver(StorageDriver):
                     raise
                 # A store that insists on Content-MD5 (Swift s3api, Cleversafe): send it from now on.
                 log.warning("s3 DeleteObjects needs Content-MD5 here; sending it (set deletecontentmd5: true)")
-                (await self._s3()).meta.events.register("before-sign.s3.DeleteObjects", _add_content_md5)
-                self._md5_hooked = True
+                self._send_content_md5(await self._s3())
                 resp = await self._delete_batch(path, batch)
             errors = [e for e in resp.get("Errors", []) if e.get("Code") != "NoSuchKey"]
             if errors:

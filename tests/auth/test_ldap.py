@@ -4,11 +4,8 @@ mapping, and ``dtr ldap sync`` (group and filter teams, departed users deactivat
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,16 +18,14 @@ from tests.servers import DtrProcess, require_binary
 
 
 @pytest.fixture(scope="session")
-def slapd() -> Iterator[Slapd]:
+def slapd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Slapd]:
     binary = require_binary("slapd", INSTALL)
     require_binary("ldapadd", INSTALL)
-    workdir = Path(tempfile.mkdtemp(prefix="dtr-slapd-", dir="/tmp"))
-    server = Slapd(workdir, binary).start()
+    server = Slapd(tmp_path_factory.mktemp("slapd"), binary).start()
     try:
         yield server
     finally:
         server.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def ldap_config(server: Slapd, **extra: Any) -> dict[str, Any]:
