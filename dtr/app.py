@@ -6,13 +6,17 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from dtr.accounts.audit import record_registry_events
 from dtr.api.app import create_api_app
 from dtr.auth.setup import setup_auth
 from dtr.config import Config
 from dtr.db.engine import Database
+from dtr.jobs.events import RegistryEvents, queue_pruning
 from dtr.jobs.runner import jobs_running
-from dtr.keys import CONFIG, DATABASE, REGISTRY, STORAGE
+from dtr.jobs.service import JobService
+from dtr.keys import CONFIG, DATABASE, JOB_EVENTS, OUTBOX, REGISTRY, STORAGE
 from dtr.ops import views as ops
+from dtr.registry.events import Outbox
 from dtr.registry.service import RegistryService
 from dtr.registry.views import add_registry_routes
 from dtr.storage.factory import create_driver
@@ -25,8 +29,16 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     app[STORAGE] = storage
     app[DATABASE] = db
     app[REGISTRY] = service = RegistryService(db.engine, storage, renew_links_after=cfg.jobs.gc_grace_period / 2)
+    # The registry's events: changes through the outbox, to their subscribers after commit;
+    # tag pulls batched in memory (they change nothing the registry owns).
+    app[OUTBOX] = outbox = Outbox(db.engine)
+    outbox.subscribe("audit", record_registry_events)
+    outbox.subscribe("prune-on-push", queue_pruning(JobService(db.engine, cfg.jobs.stop_timeout,
+                                                               cfg.jobs.worker_timeout)))
+    app[JOB_EVENTS] = pulls = RegistryEvents(db.engine)
+    service.tag_pulled.append(pulls.pulled)
     try:
-        async with service.cache.running(db.url), jobs_running(app):
+        async with service.cache.running(db.url), outbox.running(), pulls.running(), jobs_running(app):
             yield
     finally:
         await db.close()

@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from dtr.registry.events import Actor, Outbox
+
 if TYPE_CHECKING:
     from dtr.auth.service import AuthService
     from dtr.config import Config
@@ -24,7 +26,11 @@ AUTH: web.AppKey[AuthService | None] = web.AppKey("auth")
 #: The job worker of this process (``None`` when ``jobs.worker`` is false).
 JOB_WORKER: web.AppKey[JobWorker | None] = web.AppKey("job_worker")
 JOB_EVENTS: web.AppKey[RegistryEvents] = web.AppKey("job_events")
+#: Hands the registry's recorded events to their subscribers (``dtr.registry.events``).
+OUTBOX: web.AppKey[Outbox] = web.AppKey("outbox")
 
 #: Per request: its id (``X-Request-Id``) and the repository it is about, for the access line.
 REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id", str)
 REPOSITORY: web.RequestKey[str] = web.RequestKey("repository", str)
+#: Per /v2 request that passed auth: who acts (``dtr.registry.events.Actor``).
+ACTOR: web.RequestKey[Actor] = web.RequestKey("actor", Actor)

@@ -11,7 +11,7 @@ import datetime as dt
 import re
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, delete, exists, func, literal, or_, select, update
+from sqlalchemy import Table, and_, delete, exists, func, literal, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -402,7 +402,10 @@ async def list_events(conn: AsyncConnection, f: EventFilter, start: int | None, 
         conds.append(events.c.at >= f.after)
     if f.before is not None:
         conds.append(events.c.at < f.before)
-    if start is not None:
-        conds.append(events.c.id <= start)
-    q = select(events).where(and_(literal(True), *conds)).order_by(events.c.id.desc()).limit(size + 1)
+    if start is not None:  # the page starts at that event, in (time, id) order
+        at_start = select(events.c.at).where(events.c.id == start).scalar_subquery()
+        conds.append(tuple_(events.c.at, events.c.id) <= tuple_(at_start, start))
+    # By the time of the action: registry actions are audited by an outbox subscriber, after commit.
+    q = (select(events).where(and_(literal(True), *conds)).order_by(events.c.at.desc(), events.c.id.desc())
+         .limit(size + 1))
     return list((await conn.execute(q)).all())

@@ -17,8 +17,9 @@ from aiohttp import web
 from dtr.accounts import audit
 from dtr.auth.access import Action, explain
 from dtr.auth.tokens import AccessClaims, InvalidToken
-from dtr.keys import AUTH
+from dtr.keys import ACTOR, AUTH
 from dtr.registry.errors import RegistryError, codes
+from dtr.registry.events import Actor
 
 if TYPE_CHECKING:
     from dtr.auth.service import AuthService
@@ -48,6 +49,7 @@ def _bearer(request: web.Request) -> str | None:
 async def registry_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
     auth = request.app[AUTH]  # /v2 is a root-app route (dtr.registry.views.add_registry_routes)
     if auth is None:
+        request[ACTOR] = Actor("", request.remote or "")
         return await handler(request)
     tail = request.match_info.get("tail", "")
     m = _REPO_PATH.match(tail)
@@ -69,6 +71,7 @@ async def registry_auth(request: web.Request, handler: Handler) -> web.StreamRes
         except InvalidToken:
             error = "invalid_token"
     if claims is not None and (name is None or claims.allows(type_, name, action)):
+        request[ACTOR] = Actor(claims.subject, request.remote or "")
         if name is not None and type_ == "repository" and action == "push" and "mount" in request.query:
             request = _guard_mount(request, claims)
         resp = await handler(request)

@@ -17,17 +17,11 @@ from sqlalchemy import text
 
 from dtr.jobs.actions import _only, duration_param
 from dtr.jobs.context import JobContext
+from dtr.registry import changes
 from dtr.registry.names import upload_path
 from dtr.storage.base import PathNotFoundError, StorageError
 
 BATCH = 500
-
-_TAKE = text("""
-DELETE FROM uploads WHERE id IN (
-    SELECT id FROM uploads WHERE updated_at < now() - make_interval(secs => :age)
-    ORDER BY updated_at LIMIT :limit FOR UPDATE SKIP LOCKED)
-RETURNING id, size
-""")
 
 
 def check_params(params: dict[str, Any]) -> dict[str, Any]:
@@ -44,13 +38,13 @@ async def run(ctx: JobContext) -> dict[str, Any]:
     while True:
         ctx.check_stop()
         async with ctx.engine.begin() as conn:
-            rows = (await conn.execute(_TAKE, {"age": age, "limit": BATCH})).all()
-        for r in rows:
-            size = await _stored_size(ctx, r.id, r.size)
-            await _remove(ctx, r.id)
+            rows = await changes.take_abandoned_uploads(conn, age, BATCH)
+        for upload_id, recorded in rows:
+            size = await _stored_size(ctx, upload_id, recorded)
+            await _remove(ctx, upload_id)
             deleted += 1
             freed += size
-            ctx.log(f"deleted abandoned upload {r.id} ({size} bytes)")
+            ctx.log(f"deleted abandoned upload {upload_id} ({size} bytes)")
         ctx.progress(deleted, None, "deleting abandoned uploads")
         if len(rows) < BATCH:
             break

@@ -1,9 +1,10 @@
 """Registry traffic the jobs need: tag pulls (for ``last_pulled_at`` rules) and tag pushes
 (a push to a repository with a pruning policy or tag limit queues a ``prune`` job for it).
 
-``pulled``/``pushed`` subscribe to the registry's tag events; pulls are written in batches
-every few seconds (one upsert per batch), push triggers in the background, so neither adds a
-database round-trip to a request.
+``RegistryEvents.pulled`` subscribes to the registry's tag pulls, written in batches every few
+seconds (one upsert per batch), off the request's path. ``queue_pruning`` is an outbox
+subscriber (``dtr.registry.events``): it queues the prune job in the transaction that moves its
+cursor, so a push is never missed, even across a crash.
 """
 
 from __future__ import annotations
@@ -12,13 +13,15 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
-import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from dtr.jobs.service import JobService
 from dtr.ops.tasks import background
+from dtr.registry import events as registry_events
+from dtr.registry.events import Event, Handler
 
 log = logging.getLogger("dtr.jobs.events")
 
@@ -32,38 +35,39 @@ JOIN repositories r ON r.name = x.repo
 ON CONFLICT (repository_id, tag) DO UPDATE SET pulled_at = greatest(tag_pulls.pulled_at, excluded.pulled_at)
 """)
 
-_QUEUE_PRUNE = text("""
-INSERT INTO jobs (id, action, parameters, max_attempts, stop_timeout, dedupe_key)
-SELECT :id, 'prune', jsonb_build_object('repository', r.name), 1, 30, 'prune:' || r.name
-FROM repositories r LEFT JOIN repository_pruning s ON s.repository_id = r.id
-WHERE r.name = :repo AND NOT r.immutable_tags
+#: Of the named repositories, those a push may make prune (a tag limit or an enabled policy).
+_PRUNABLE = text("""
+SELECT r.name FROM repositories r LEFT JOIN repository_pruning s ON s.repository_id = r.id
+WHERE r.name = ANY(CAST(:repos AS text[])) AND NOT r.immutable_tags
   AND (s.tag_limit IS NOT NULL OR EXISTS (SELECT 1 FROM pruning_policies p WHERE p.repository_id = r.id AND p.enabled))
-ON CONFLICT (dedupe_key) WHERE status = 'waiting' AND dedupe_key IS NOT NULL DO NOTHING
+ORDER BY r.name
 """)
+_PUSHES = frozenset({registry_events.TAG_PUSHED, registry_events.TAG_MOVED})
+
+
+def queue_pruning(jobs: JobService) -> Handler:
+    """The outbox subscriber that queues a ``prune`` job (one waiting per repository) after pushes
+    to a repository with a tag limit or pruning policy."""
+
+    async def handle(conn: AsyncConnection, events: Sequence[Event]) -> None:
+        pushed = sorted({e.repository for e in events if e.type in _PUSHES})
+        if not pushed:
+            return
+        for repo in (await conn.execute(_PRUNABLE, {"repos": pushed})).scalars():
+            await jobs.queue("prune", {"repository": repo}, retries=0, stop_timeout=30,
+                             dedupe_key=f"prune:{repo}", conn=conn)
+
+    return handle
 
 
 class RegistryEvents:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self._pulls: dict[tuple[str, str], dt.datetime] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
 
     def pulled(self, repo: str, tag: str) -> None:
         """A manifest was served by tag (a RegistryService.tag_pulled subscriber)."""
         self._pulls[(repo, tag)] = dt.datetime.now(dt.UTC)
-
-    def pushed(self, repo: str, tag: str) -> None:
-        """A manifest was pushed to a tag (a RegistryService.tag_pushed subscriber)."""
-        task = asyncio.create_task(self._queue_prune(repo))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _queue_prune(self, repo: str) -> None:
-        try:
-            async with self.engine.begin() as conn:
-                await conn.execute(_QUEUE_PRUNE, {"id": uuid.uuid4(), "repo": repo})
-        except Exception as e:
-            log.warning("queueing tag pruning for %s failed: %s", repo, e)
 
     async def flush(self) -> None:
         pulls, self._pulls = self._pulls, {}
@@ -90,5 +94,3 @@ class RegistryEvents:
         finally:
             with contextlib.suppress(Exception):
                 await self.flush()
-            if self._tasks:
-                await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -15,7 +15,7 @@ Mark and sweep. The mark is set-based SQL over a snapshot and only chooses candi
 candidate is then swept under a lock and deleted only if a re-check in that same locked
 state still finds it unneeded, so a stale mark can never delete a needed object.
 
-Why the push race is impossible (not just unlikely). Keys (dtr.jobs.locks) name each blob
+Why the push race is impossible (not just unlikely). Keys (dtr.registry.locks) name each blob
 digest and each (repository, manifest digest). Every writer that makes an object reachable
 takes the *shared* advisory lock on its key inside the transaction that checks the object
 exists and records the reference, and holds it until commit:
@@ -48,10 +48,10 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from dtr.jobs import locks
 from dtr.jobs.actions import _bool_param, _only, duration_param
 from dtr.jobs.context import JobContext
-from dtr.registry.cache import CHANNEL
+from dtr.registry import events, locks
+from dtr.registry.events import SYSTEM, Event
 from dtr.registry.names import blob_path
 from dtr.storage.base import PathNotFoundError, StorageError
 
@@ -322,8 +322,8 @@ async def _sweep_manifests(conn: AsyncConnection, batch: Sequence[Any], cutoff: 
             return []
         deleted = set((await conn.execute(_DELETE_MANIFESTS, {"ids": ids, "cutoff": cutoff})).scalars())
         gone = [m for m in batch if m.id in deleted]
-        for repo in sorted({m.repository for m in gone}):
-            await conn.execute(text("SELECT pg_notify(:ch, :repo)"), {"ch": CHANNEL, "repo": repo})
+        await events.record(conn, SYSTEM, [Event(events.MANIFEST_DELETED, m.repository, digest=m.digest,
+                                                 detail={"tags": [], "gc": True}) for m in gone])
         await conn.commit()
     for m in gone:
         t.manifests += 1

@@ -28,7 +28,7 @@ from sqlalchemy import text
 from dtr.jobs.actions import ParameterError, _only
 from dtr.jobs.context import JobContext
 from dtr.jobs.schedule import ScheduleError, parse_duration
-from dtr.registry.cache import CHANNEL
+from dtr.registry import changes
 
 TAG_OPERATORS = ("eq", "neq", "sw", "ew", "c", "oneof", "noneof", "matches")
 TIME_OPERATORS = ("older_than", "newer_than", "never")
@@ -210,15 +210,11 @@ async def run(ctx: JobContext) -> dict[str, Any]:
             tags, policies, now = await load(conn, repo.id)
             verdict = evaluate(tags, policies, repo.tag_limit, repo.immutable, now)
             pushed = {t.name: t.pushed_at for t in tags}
-            for name, why in sorted(verdict.items()):
-                # Only if not pushed again since it was read.
-                res = await conn.execute(text("DELETE FROM tags WHERE repository_id = :rid AND name = :n "
-                                              "AND updated_at = :at"), {"rid": repo.id, "n": name, "at": pushed[name]})
-                if res.rowcount:
-                    pruned += 1
-                    ctx.log(f"pruned {repo.name}:{name} ({why})")
-            if verdict:
-                await conn.execute(text("SELECT pg_notify(:ch, :repo)"), {"ch": CHANNEL, "repo": repo.name})
+            # Each only if not pushed again since it was read.
+            for name in await changes.prune_tags(conn, repo.id, repo.name,
+                                                 {n: (pushed[n], why) for n, why in verdict.items()}):
+                pruned += 1
+                ctx.log(f"pruned {repo.name}:{name} ({verdict[name]})")
         ctx.progress(i + 1, len(repos), "evaluating repositories")
     ctx.log(f"pruned {pruned} tags in {len(repos)} repositories with pruning policies or tag limits")
     return {"repositories": len(repos), "tags": pruned}

@@ -40,10 +40,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from dtr.config import Config
 from dtr.jobs import actions
 from dtr.jobs.context import JobContext, JobStopped
-from dtr.jobs.events import RegistryEvents
 from dtr.jobs.schedule import Schedule, ScheduleError
 from dtr.jobs.service import FINAL, JobService, append_log, crons, insert_log_lines, jobs, lock_job, workers
-from dtr.keys import CONFIG, DATABASE, JOB_EVENTS, JOB_WORKER, REGISTRY, STORAGE
+from dtr.keys import CONFIG, DATABASE, JOB_WORKER, STORAGE
 from dtr.storage.base import StorageDriver
 
 log = logging.getLogger("dtr.jobs")
@@ -455,21 +454,15 @@ class JobWorker:
 
 @contextlib.asynccontextmanager
 async def jobs_running(app: web.Application) -> AsyncIterator[None]:
-    """This process's worker (unless ``jobs.worker`` is false) and registry event recording."""
+    """This process's worker, unless ``jobs.worker`` is false."""
     cfg = app[CONFIG]
     engine = app[DATABASE].engine
-    events = RegistryEvents(engine)
-    app[JOB_EVENTS] = events
-    registry = app[REGISTRY]
-    registry.tag_pulled.append(events.pulled)
-    registry.tag_pushed.append(events.pushed)
     worker = JobWorker(engine, app[STORAGE], cfg) if cfg.jobs.worker else None
     app[JOB_WORKER] = worker
     if worker is not None:
         await worker.start()
     try:
-        async with events.running():
-            yield
+        yield
     finally:
         if worker is not None:
             await worker.stop()

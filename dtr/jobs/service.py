@@ -209,7 +209,7 @@ class JobService:
         } for r in rows]
 
 
-#: The two-key form of advisory locks, with this class, keeps job locks apart from dtr.jobs.locks' keys.
+#: The two-key form of advisory locks, with this class, keeps job locks apart from dtr.registry.locks' keys.
 _JOB_LOCK = text("SELECT pg_advisory_xact_lock(1785684514, hashtext(:id))")
 
 

@@ -115,3 +115,35 @@ class Upload(Base):
     size: Mapped[int] = mapped_column(BigInteger, default=0)
     started_at: Mapped[dt.datetime] = utcnow_column()
     updated_at: Mapped[dt.datetime] = utcnow_column()
+
+
+class RegistryEvent(Base):
+    """The outbox: one row per change to a repository, written in the change's own transaction.
+
+    ``id`` order is commit order (``dtr.registry.events.record`` takes a cluster-wide lock before
+    the ids are drawn and holds it until commit), so subscribers read events with a plain cursor.
+    """
+
+    __tablename__ = "registry_events"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    type: Mapped[str] = mapped_column(String(32))
+    repository: Mapped[str] = mapped_column(String(255, collation="C"))
+    tag: Mapped[str | None] = mapped_column(String(128, collation="C"))
+    digest: Mapped[str | None] = mapped_column(String(200))
+    actor: Mapped[str] = mapped_column(String(255), server_default=text("''"))
+    client_addr: Mapped[str] = mapped_column(String(64), server_default=text("''"))
+    at: Mapped[dt.datetime] = utcnow_column()
+    detail: Mapped[dict[str, object] | None] = mapped_column(JSONB)
+
+    __table_args__ = (Index("ix_registry_events_repository", "repository", "id"),)
+
+
+class EventCursor(Base):
+    """How far a subscriber has handled the outbox (the id of the last event it handled)."""
+
+    __tablename__ = "event_cursors"
+
+    subscriber: Mapped[str] = mapped_column(String(64), primary_key=True)
+    position: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
+    updated_at: Mapped[dt.datetime] = utcnow_column()

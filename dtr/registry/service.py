@@ -23,9 +23,11 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from dtr.jobs import locks as gc_locks
-from dtr.registry.cache import CHANNEL, ManifestCache
+from dtr.registry import events
+from dtr.registry import locks as gc_locks
+from dtr.registry.cache import ManifestCache
 from dtr.registry.errors import RegistryError, codes
+from dtr.registry.events import Actor, Event
 from dtr.registry.manifests import ParsedManifest, parse_manifest
 from dtr.registry.models import Blob, Manifest, ManifestReference, Repository, RepositoryBlob, Tag, Upload
 from dtr.registry.names import blob_path, compute_digest, is_digest, upload_path
@@ -80,12 +82,18 @@ _INSERT_REFERENCES = text("INSERT INTO manifest_references (manifest_id, digest,
 _MANIFEST_AGE = text("SELECT id, extract(epoch FROM now() - created_at) AS age FROM manifests "
                      "WHERE repository_id = :rid AND digest = :digest")
 _RENEW_MANIFEST = text("UPDATE manifests SET created_at = now() WHERE id = :id")
-_MOVE_TAG = text("INSERT INTO tags (repository_id, name, manifest_id) VALUES (:rid, :tag, :mid) "
-                 "ON CONFLICT (repository_id, name) DO UPDATE "
-                 "SET manifest_id = excluded.manifest_id, updated_at = now()")
+#: Point a tag at a manifest; returns the digest it pointed at before (locked, so a rival's move is seen).
+_MOVE_TAG = text("""
+WITH old AS (SELECT m.digest FROM tags t JOIN manifests m ON m.id = t.manifest_id
+             WHERE t.repository_id = :rid AND t.name = :tag FOR UPDATE OF t)
+INSERT INTO tags (repository_id, name, manifest_id) VALUES (:rid, :tag, :mid)
+ON CONFLICT (repository_id, name) DO UPDATE SET manifest_id = excluded.manifest_id, updated_at = now()
+RETURNING (SELECT digest FROM old) AS previous
+""")
 _ADD_TAG = text("INSERT INTO tags (repository_id, name, manifest_id) VALUES (:rid, :tag, :mid) ON CONFLICT DO NOTHING")
 _TAGGED = text("SELECT manifest_id FROM tags WHERE repository_id = :rid AND name = :tag")
-_NOTIFY = text("SELECT pg_notify(:channel, :name)")
+_UNTAG_MANIFEST = text("DELETE FROM tags WHERE manifest_id = "
+                       "(SELECT id FROM manifests WHERE repository_id = :rid AND digest = :digest) RETURNING name")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,10 +132,9 @@ class RegistryService:
         #: manifest arrives (half the GC grace period).
         self.renew_links_after = renew_links_after
         self.cache: ManifestCache[StoredManifest] = cache or ManifestCache()
-        #: Subscribers told (repository, tag) when a manifest is served by tag (GET or HEAD),
-        #: and when one is pushed to a tag; they must not block (queue work, don't do it).
+        #: Subscribers told (repository, tag) when a manifest is served by tag (GET or HEAD); they
+        #: must not block (queue work, don't do it). Changes are announced through the outbox.
         self.tag_pulled: list[Callable[[str, str], None]] = []
-        self.tag_pushed: list[Callable[[str, str], None]] = []
         #: upload id -> running sha256 of its bytes; a miss means rehash from storage at the end.
         self._hashes: dict[uuid.UUID, _HashState] = {}
         self._upload_locks: dict[uuid.UUID, asyncio.Lock] = {}
@@ -140,16 +147,18 @@ class RegistryService:
     async def repo_id(self, conn: AsyncConnection, name: str) -> int | None:
         return (await conn.execute(_REPOSITORY_ID, {"name": name})).scalar()
 
-    async def ensure_repo(self, conn: AsyncConnection, name: str) -> int:
+    async def ensure_repo(self, conn: AsyncConnection, name: str) -> tuple[int, list[Event]]:
+        """The repository's id, created if missing; the events of its creation (to record last)."""
         rid = await self.repo_id(conn, name)
-        return rid if rid is not None else await self._create_repo(conn, name)
+        return (rid, []) if rid is not None else await self._create_repo(conn, name)
 
-    async def _create_repo(self, conn: AsyncConnection, name: str) -> int:
+    async def _create_repo(self, conn: AsyncConnection, name: str) -> tuple[int, list[Event]]:
         rid = (await conn.execute(_CREATE_REPOSITORY, {"name": name})).scalar()
-        if rid is None:  # lost a race with another creator
-            rid = await self.repo_id(conn, name)
+        if rid is not None:
+            return rid, [Event(events.REPOSITORY_CREATED, name)]
+        rid = await self.repo_id(conn, name)  # lost a race with another creator
         assert rid is not None
-        return rid
+        return rid, []
 
     async def require_repo(self, conn: AsyncConnection, name: str) -> int:
         rid = await self.repo_id(conn, name)
@@ -170,7 +179,7 @@ class RegistryService:
             await conn.commit()
             return row.size if found else None  # collected in between: gone
 
-    async def delete_blob(self, name: str, digest: str) -> None:
+    async def delete_blob(self, name: str, digest: str, actor: Actor) -> None:
         """Unlink the blob from the repository; the bytes stay for garbage collection."""
         async with self.engine.begin() as conn:
             rid = await self.require_repo(conn, name)
@@ -179,8 +188,9 @@ class RegistryService:
             )
             if res.rowcount == 0:
                 raise RegistryError(codes.BLOB_UNKNOWN, detail={"digest": digest})
+            await events.record(conn, actor, [Event(events.BLOB_UNLINKED, name, digest=digest)])
 
-    async def mount(self, name: str, digest: str, source: str | None) -> bool:
+    async def mount(self, name: str, digest: str, source: str | None, actor: Actor) -> bool:
         """Link ``digest`` into ``name`` if ``source`` (or, without one, any repository) holds it."""
         async with self.engine.begin() as conn:
             # GC safety (dtr.jobs.gc): the blob's shared lock from the check until the link commits.
@@ -191,19 +201,21 @@ class RegistryService:
                 found = (await conn.execute(_LINKED_ANYWHERE, {"digest": digest})).scalar()
             if found is None:
                 return False
-            rid = await self.ensure_repo(conn, name)
+            rid, created = await self.ensure_repo(conn, name)
             await conn.execute(_LINK, {"rid": rid, "digest": digest})
+            await events.record(conn, actor, created)
             return True
 
     # -- uploads --------------------------------------------------------------------------
 
-    async def start_upload(self, name: str) -> uuid.UUID:
+    async def start_upload(self, name: str, actor: Actor) -> uuid.UUID:
         upload_id = uuid.uuid4()
         writer = await self.storage.writer(upload_path(str(upload_id)))
         await writer.close()
         async with self.engine.begin() as conn:
-            rid = await self.ensure_repo(conn, name)
+            rid, created = await self.ensure_repo(conn, name)
             await conn.execute(insert(uploads).values(id=upload_id, repository_id=rid, size=0))
+            await events.record(conn, actor, created)
         if len(self._upload_repo) >= MAX_TRACKED_UPLOADS:
             # Abandoned uploads never finish: forget the oldest (a later chunk just rehashes).
             for old in list(self._upload_repo)[: MAX_TRACKED_UPLOADS // 10]:
@@ -382,11 +394,7 @@ class RegistryService:
         self.cache.put(name, reference, found, generation)
         return found
 
-    async def _changed(self, conn: AsyncConnection, name: str) -> None:
-        """Tell every replica's manifest cache (on commit) that lookups in ``name`` changed."""
-        await conn.execute(_NOTIFY, {"channel": CHANNEL, "name": name})
-
-    async def put_manifest(self, name: str, reference: str, body: bytes, content_type: str | None
+    async def put_manifest(self, name: str, reference: str, body: bytes, content_type: str | None, actor: Actor
                            ) -> tuple[str, ParsedManifest]:
         """Store a manifest (and point the tag at it); everything it references must be present."""
         parsed = parse_manifest(body, content_type)
@@ -398,7 +406,7 @@ class RegistryService:
         else:
             digest = compute_digest(body)
         async with self.engine.begin() as conn:
-            rid, immutable = await self._manifest_repo(conn, name, create=True)
+            rid, immutable, changes = await self._manifest_repo(conn, name, create=True)
             # GC safety (dtr.jobs.gc): shared locks on what this manifest needs and on itself,
             # from the existence checks until commit.
             await gc_locks.share(conn, blobs=parsed.blobs, manifests=[(rid, d) for d in (*parsed.manifests, digest)])
@@ -407,20 +415,20 @@ class RegistryService:
                 "rid": rid, "digest": digest, "media_type": parsed.media_type, "artifact_type": parsed.artifact_type,
                 "subject": parsed.subject, "annotations": parsed.annotations, "payload": body, "size": len(body),
             })).scalar()
+            tag = None if is_digest(reference) else reference
             if mid is not None:
                 if parsed.blobs or parsed.manifests:
                     await conn.execute(_INSERT_REFERENCES, {
                         "mid": mid, "digests": [*parsed.blobs, *parsed.manifests],
                         "kinds": ["blob"] * len(parsed.blobs) + ["manifest"] * len(parsed.manifests)})
+                changes.append(Event(events.MANIFEST_PUSHED, name, tag, digest, {"mediaType": parsed.media_type}))
             else:
                 mid = await self._renew_manifest(conn, rid, digest)
-            if not is_digest(reference):
-                await self._tag(conn, rid, name, reference, mid, immutable)
-                await self._changed(conn, name)
-        self.cache.invalidate(name)
-        if not is_digest(reference):
-            for pushed in self.tag_pushed:
-                pushed(name, reference)
+            if tag is not None:
+                changes.append(await self._tag(conn, rid, name, tag, mid, digest, immutable))
+            await events.record(conn, actor, changes)
+        if tag is not None:
+            self.cache.invalidate(name)
         return digest, parsed
 
     async def _renew_manifest(self, conn: AsyncConnection, rid: int, digest: str) -> int:
@@ -432,27 +440,34 @@ class RegistryService:
             await conn.execute(_RENEW_MANIFEST, {"id": row.id})
         return int(row.id)
 
-    async def _manifest_repo(self, conn: AsyncConnection, name: str, create: bool) -> tuple[int, bool]:
-        """The repository's id and whether its tags are immutable; created if missing and
-        ``create``, else NAME_UNKNOWN."""
+    async def _manifest_repo(self, conn: AsyncConnection, name: str, create: bool
+                             ) -> tuple[int, bool, list[Event]]:
+        """The repository's id, whether its tags are immutable, and the events of its creation
+        (created if missing and ``create``, else NAME_UNKNOWN)."""
         row = (await conn.execute(_REPOSITORY, {"name": name})).first()
         if row is not None:
-            return int(row.id), bool(row.immutable_tags)
+            return int(row.id), bool(row.immutable_tags), []
         if not create:
             raise RegistryError(codes.NAME_UNKNOWN, detail={"name": name})
-        return await self._create_repo(conn, name), False
+        rid, created = await self._create_repo(conn, name)
+        return rid, False, created
 
-    async def _tag(self, conn: AsyncConnection, rid: int, name: str, tag: str, mid: int, immutable: bool) -> None:
-        """Point ``tag`` at manifest ``mid``; in a repository with immutable tags, only a new tag
-        (or the same manifest again) is accepted, else DENIED and the transaction rolls back."""
+    async def _tag(self, conn: AsyncConnection, rid: int, name: str, tag: str, mid: int, digest: str,
+                   immutable: bool) -> Event:
+        """Point ``tag`` at manifest ``mid`` (``digest``); its event. In a repository with immutable
+        tags, only a new tag (or the same manifest again) is accepted, else DENIED and the
+        transaction rolls back."""
         values = {"rid": rid, "tag": tag, "mid": mid}
         if not immutable:
-            await conn.execute(_MOVE_TAG, values)
-            return
+            previous = (await conn.execute(_MOVE_TAG, values)).scalar()
+            if previous is not None and previous != digest:
+                return Event(events.TAG_MOVED, name, tag, digest, {"previous": previous})
+            return Event(events.TAG_PUSHED, name, tag, digest)
         await conn.execute(_ADD_TAG, values)
         current = (await conn.execute(_TAGGED, values)).scalar()  # a new statement: sees a rival's commit
         if current != mid:
             raise _immutable(name, tag)
+        return Event(events.TAG_PUSHED, name, tag, digest)
 
     async def _check_references(self, conn: AsyncConnection, rid: int, parsed: ParsedManifest) -> None:
         if parsed.blobs:
@@ -467,13 +482,13 @@ class RegistryService:
             if missing:
                 raise _unknown_references(missing, "manifest")
 
-    async def delete_manifest(self, name: str, reference: str) -> str:
+    async def delete_manifest(self, name: str, reference: str, actor: Actor) -> str:
         """By digest: delete the manifest (and its tags). By tag: delete the tag only.
 
         Returns the digest of the manifest deleted or untagged.
         """
         async with self.engine.begin() as conn:
-            rid, immutable = await self._manifest_repo(conn, name, create=False)
+            rid, immutable, _ = await self._manifest_repo(conn, name, create=False)
             if immutable:
                 tagged = select(tags.c.name).where(tags.c.repository_id == rid)
                 if is_digest(reference):
@@ -485,18 +500,21 @@ class RegistryService:
                 if tag is not None:
                     raise _immutable(name, tag)
             if is_digest(reference):
+                untagged = sorted((await conn.execute(_UNTAG_MANIFEST, {"rid": rid, "digest": reference})).scalars())
                 digest = (await conn.execute(
                     delete(manifests).where(manifests.c.repository_id == rid, manifests.c.digest == reference)
                     .returning(manifests.c.digest)
                 )).scalar()
+                change = Event(events.MANIFEST_DELETED, name, digest=digest, detail={"tags": untagged})
             else:
                 mid = (await conn.execute(delete(tags).where(tags.c.repository_id == rid, tags.c.name == reference)
                                           .returning(tags.c.manifest_id))).scalar()
                 digest = None if mid is None else (await conn.execute(
                     select(manifests.c.digest).where(manifests.c.id == mid))).scalar()
+                change = Event(events.TAG_DELETED, name, reference, digest)
             if digest is None:
                 raise RegistryError(codes.MANIFEST_UNKNOWN, detail={"reference": reference})
-            await self._changed(conn, name)
+            await events.record(conn, actor, [change])
         self.cache.invalidate(name)
         return str(digest)
 

@@ -19,7 +19,7 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from dtr.auth.middleware import registry_auth
-from dtr.keys import CONFIG, REGISTRY, REPOSITORY, STORAGE
+from dtr.keys import ACTOR, CONFIG, REGISTRY, REPOSITORY, STORAGE
 from dtr.registry.errors import ErrorCode, RegistryError, codes
 from dtr.registry.manifests import DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, is_media_type
 from dtr.registry.names import (
@@ -215,13 +215,14 @@ async def manifest(request: web.Request, name: str, reference: str) -> web.Strea
         return web.Response(body=m.payload, headers=headers)
     if method == "PUT":
         body = await _read_manifest(request, request.app[CONFIG].registry.max_manifest_size)
-        digest, parsed = await svc.put_manifest(name, reference, body, request.headers.get("Content-Type"))
+        digest, parsed = await svc.put_manifest(name, reference, body, request.headers.get("Content-Type"),
+                                                request[ACTOR])
         headers = {"Location": f"/v2/{name}/manifests/{digest}", "Docker-Content-Digest": digest}
         if parsed.subject:
             headers["OCI-Subject"] = parsed.subject
         return web.Response(status=201, headers=headers)
     if method == "DELETE":
-        digest = await svc.delete_manifest(name, reference)
+        digest = await svc.delete_manifest(name, reference, request[ACTOR])
         return web.Response(status=202, headers={"Docker-Content-Digest": digest})
     raise _unsupported(method)
 
@@ -233,7 +234,7 @@ async def blob(request: web.Request, name: str, digest: str) -> web.StreamRespon
     check_digest(digest)
     svc = request.app[REGISTRY]
     if request.method == "DELETE":
-        await svc.delete_blob(name, digest)
+        await svc.delete_blob(name, digest, request[ACTOR])
         return web.Response(status=202, headers={"Docker-Content-Digest": digest})
     if request.method not in ("GET", "HEAD"):
         raise _unsupported(request.method)
@@ -300,13 +301,13 @@ async def start_upload(request: web.Request, name: str, _: str) -> web.Response:
     # A mount that cannot happen (malformed or unknown digest or source) falls back to an upload
     # session (202), as the spec says; without ``from`` any repository holding the blob may serve.
     if mount and is_valid_digest(mount) and (source is None or is_name(source)) \
-            and await svc.mount(name, mount, source):
+            and await svc.mount(name, mount, source, request[ACTOR]):
         return web.Response(status=201, headers={
             "Location": f"/v2/{name}/blobs/{mount}", "Docker-Content-Digest": mount})
     digest = request.query.get("digest")
     if digest is not None:
         check_digest(digest)
-    upload_id = await svc.start_upload(name)
+    upload_id = await svc.start_upload(name, request[ACTOR])
     if digest is not None:
         await svc.finish_upload(name, upload_id, digest, _body(request))
         return web.Response(status=201, headers={"Location": f"/v2/{name}/blobs/{digest}",

@@ -1,0 +1,185 @@
+"""The registry's event outbox: every change to a repository is recorded as an event in the
+transaction that makes it, and handed to subscribers after commit.
+
+- ``record(conn, actor, events)`` is the last statement of a change's transaction (it takes the
+  outbox lock, held until commit: keep the transaction short after it). Event ids are drawn
+  under that lock, so id order is commit order across the cluster, and a rolled-back change
+  announces nothing. It also tells every replica's manifest cache which repositories changed.
+- ``Outbox`` delivers events to named subscribers, in id order, each event at least once: a
+  subscriber's handler runs in the transaction that advances its cursor (``event_cursors``), so
+  what it writes to the database commits exactly once with the cursor; a crash or restart
+  resumes after the last committed position. The cursor row is locked while a batch is handled
+  (``FOR UPDATE SKIP LOCKED``), so two replicas never hand a subscriber the same events at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import datetime as dt
+import json
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from dtr.ops.tasks import background
+
+log = logging.getLogger("dtr.registry.events")
+
+# Event types. A tag pushed for the first time or again to the same manifest: TAG_PUSHED; to
+# another manifest: TAG_MOVED (detail ``previous``). MANIFEST_DELETED's detail lists the tags
+# that pointed at it (deleted with it). TAG_DELETED by pruning carries detail ``pruned``.
+TAG_PUSHED = "tag_pushed"
+TAG_MOVED = "tag_moved"
+TAG_DELETED = "tag_deleted"
+MANIFEST_PUSHED = "manifest_pushed"
+MANIFEST_DELETED = "manifest_deleted"
+BLOB_UNLINKED = "blob_unlinked"
+REPOSITORY_CREATED = "repository_created"
+REPOSITORY_DELETED = "repository_deleted"
+#: What changes a manifest lookup's answer: each replica's cache drops the repository's entries.
+_INVALIDATES = frozenset({TAG_PUSHED, TAG_MOVED, TAG_DELETED, MANIFEST_DELETED, REPOSITORY_DELETED})
+
+#: Also in migration 0006 (dtr_record_events), which takes it.
+RECORD_LOCK = 0x6474725F6576
+POLL_INTERVAL = 0.5
+RETRY_DELAY = 5.0
+BATCH = 500
+
+
+@dataclasses.dataclass(frozen=True)
+class Actor:
+    """Who made a change: an account name ("" for anonymous or dtr itself) and a client address."""
+
+    name: str = ""
+    client_addr: str = ""
+
+
+#: Changes dtr makes by itself (garbage collection, pruning).
+SYSTEM = Actor()
+
+
+@dataclasses.dataclass(frozen=True)
+class Event:
+    type: str
+    repository: str
+    tag: str | None = None
+    digest: str | None = None
+    detail: dict[str, Any] | None = None
+    #: Set when read back from the outbox.
+    id: int = 0
+    actor: str = ""
+    client_addr: str = ""
+    at: dt.datetime | None = None
+
+
+_RECORD = text("SELECT dtr_record_events(CAST(:events AS jsonb), CAST(:invalidate AS text[]))")
+
+
+async def record(conn: AsyncConnection, actor: Actor, events: Sequence[Event]) -> None:
+    """Record ``events`` (in order) in the transaction of ``conn``: call it last, then commit."""
+    if not events:
+        return
+    rows = [{"type": e.type, "repository": e.repository, "tag": e.tag, "digest": e.digest, "actor": actor.name,
+             "client_addr": actor.client_addr[:64], "detail": e.detail} for e in events]
+    invalidate = sorted({e.repository for e in events if e.type in _INVALIDATES})
+    await conn.execute(_RECORD, {"events": json.dumps(rows), "invalidate": invalidate})
+
+
+#: A subscriber: handles a batch of events in the transaction that advances its cursor.
+Handler = Callable[[AsyncConnection, Sequence[Event]], Awaitable[None]]
+
+_START = text("INSERT INTO event_cursors (subscriber, position) "
+              "SELECT :s, coalesce(max(id), 0) FROM registry_events ON CONFLICT DO NOTHING")
+_BEHIND = text("SELECT subscriber FROM event_cursors WHERE subscriber = ANY(CAST(:subs AS text[])) "
+               "AND position < (SELECT coalesce(max(id), 0) FROM registry_events)")
+_CLAIM = text("SELECT position FROM event_cursors WHERE subscriber = :s FOR UPDATE SKIP LOCKED")
+_READ = text("SELECT id, type, repository, tag, digest, actor, client_addr, at, detail FROM registry_events "
+             "WHERE id > :after ORDER BY id LIMIT :limit")
+_ADVANCE = text("UPDATE event_cursors SET position = :p, updated_at = now() WHERE subscriber = :s")
+
+
+class Outbox:
+    """Delivers recorded events to subscribers (see the module docstring)."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self._handlers: dict[str, Handler] = {}
+        self._wake = asyncio.Event()
+        #: subscriber -> loop time before which a failed subscriber is not retried
+        self._retry_at: dict[str, float] = {}
+
+    def subscribe(self, name: str, handler: Handler) -> None:
+        """Deliver to ``handler`` under ``name`` (its cursor); a new name starts at the newest event."""
+        self._handlers[name] = handler
+
+    def wake(self) -> None:
+        """Look for new events now rather than at the next poll."""
+        self._wake.set()
+
+    async def deliver(self) -> int:
+        """Hand every subscriber that is behind its pending events; the number of events handled."""
+        if not self._handlers:
+            return 0
+        async with self.engine.connect() as conn:
+            behind = list((await conn.execute(_BEHIND, {"subs": list(self._handlers)})).scalars())
+        total = 0
+        now = asyncio.get_running_loop().time()
+        for name in behind:
+            if self._retry_at.get(name, 0.0) > now:
+                continue
+            try:
+                while (n := await self._deliver_batch(name, self._handlers[name])) == BATCH:
+                    total += n
+                total += n
+            except Exception:
+                # The batch rolled back (cursor unmoved): retried later, the others carry on.
+                log.exception("registry event subscriber %s failed; retrying in %gs", name, RETRY_DELAY)
+                self._retry_at[name] = now + RETRY_DELAY
+        return total
+
+    async def _deliver_batch(self, name: str, handler: Handler) -> int:
+        async with self.engine.begin() as conn:
+            position = (await conn.execute(_CLAIM, {"s": name})).scalar()
+            if position is None:
+                return 0  # another replica is delivering to this subscriber
+            rows = (await conn.execute(_READ, {"after": position, "limit": BATCH})).all()
+            if not rows:
+                return 0
+            await handler(conn, [Event(r.type, r.repository, r.tag, r.digest, r.detail, r.id, r.actor,
+                                       r.client_addr, r.at) for r in rows])
+            await conn.execute(_ADVANCE, {"s": name, "p": rows[-1].id})
+        return len(rows)
+
+    async def _start(self) -> None:
+        async with self.engine.begin() as conn:
+            for name in sorted(self._handlers):
+                await conn.execute(_START, {"s": name})
+
+    async def run(self) -> None:
+        """Deliver until cancelled, at every poll interval or wake-up."""
+        started = False
+        while True:
+            try:
+                if not started:
+                    await self._start()
+                    started = True
+                await self.deliver()
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # the database is away: try again later
+                log.warning("delivering registry events failed: %s", e)
+                await asyncio.sleep(RETRY_DELAY)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), POLL_INTERVAL)
+            self._wake.clear()
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        """Deliver for the life of the ``async with`` block."""
+        async with background(self.run()):
+            yield
