@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from dtr.accounts import audit
 from dtr.auth.access import Action, explain
 from dtr.auth.tokens import AccessClaims, InvalidToken
 from dtr.keys import ACTOR, AUTH
@@ -22,7 +21,7 @@ from dtr.registry.errors import RegistryError, codes
 from dtr.registry.events import Actor
 
 if TYPE_CHECKING:
-    from dtr.auth.service import AuthService
+    pass
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -74,10 +73,7 @@ async def registry_auth(request: web.Request, handler: Handler) -> web.StreamRes
         request[ACTOR] = Actor(claims.subject, request.remote or "")
         if name is not None and type_ == "repository" and action == "push" and "mount" in request.query:
             request = _guard_mount(request, claims)
-        resp = await handler(request)
-        if type_ == "repository" and action in ("push", "delete"):
-            _audit(request, auth, claims.subject, name or "", action, resp.status)
-        return resp
+        return await handler(request)
     headers = _challenge(auth.realm, auth.service, scope, error)
     if claims is None or not claims.subject:
         raise RegistryError(codes.UNAUTHORIZED, headers=headers, detail=[{"Type": type_, "Name": name,
@@ -102,16 +98,3 @@ def _guard_mount(request: web.Request, claims: AccessClaims) -> web.Request:
     query.popall("mount", None)
     query.popall("from", None)
     return request.clone(rel_url=request.rel_url.with_query(query))
-
-
-def _audit(request: web.Request, auth: AuthService, subject: str, name: str, action: str, status: int) -> None:
-    tail = request.match_info.get("tail", "")
-    if "/manifests/" in tail and request.method == "PUT" and status == 201:
-        event = "push"
-    elif request.method == "DELETE" and status == 202:
-        event = "delete_manifest" if "/manifests/" in tail else "delete_blob"
-    else:
-        return
-    reference = tail.rsplit("/", 1)[-1]
-    audit.record_soon(auth.engine, event, subject, request.remote, "repository", name, {"reference": reference})
-

@@ -15,6 +15,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 _SHARE = text("SELECT pg_advisory_xact_lock_shared(k) FROM unnest(CAST(:keys AS bigint[])) AS k")
+_SHARE_AND_TAG = text("SELECT pg_advisory_xact_lock_shared(k) FROM unnest(CAST(:keys AS bigint[])) AS k "
+                      "UNION ALL SELECT pg_advisory_xact_lock(:tag)")
 
 
 def _key(*parts: str) -> int:
@@ -30,9 +32,17 @@ def manifest_key(repository_id: int, digest: str) -> int:
     return _key("manifest", str(repository_id), digest)
 
 
+def tag_key(repository_id: int, tag: str) -> int:
+    return _key("tag", str(repository_id), tag)
+
+
 async def share(conn: AsyncConnection, *, blobs: Iterable[str] = (),
-                manifests: Iterable[tuple[int, str]] = ()) -> None:
-    """Take the shared lock on each key until the transaction ends (sorted: no lock-order surprises)."""
+                manifests: Iterable[tuple[int, str]] = (), tag: tuple[int, str] | None = None) -> None:
+    """Take the shared lock on each key until the transaction ends (sorted: no lock-order surprises),
+    then, with ``tag``, the exclusive lock on (repository id, tag): pushes to one tag then run one
+    after the other, so each sees (and its event names) the manifest the tag had before it."""
     keys = sorted({blob_key(d) for d in blobs} | {manifest_key(r, d) for r, d in manifests})
-    if keys:
+    if tag is not None:
+        await conn.execute(_SHARE_AND_TAG, {"keys": keys, "tag": tag_key(*tag)})
+    elif keys:
         await conn.execute(_SHARE, {"keys": keys})

@@ -82,10 +82,11 @@ _INSERT_REFERENCES = text("INSERT INTO manifest_references (manifest_id, digest,
 _MANIFEST_AGE = text("SELECT id, extract(epoch FROM now() - created_at) AS age FROM manifests "
                      "WHERE repository_id = :rid AND digest = :digest")
 _RENEW_MANIFEST = text("UPDATE manifests SET created_at = now() WHERE id = :id")
-#: Point a tag at a manifest; returns the digest it pointed at before (locked, so a rival's move is seen).
+#: Point a tag at a manifest; returns the digest it pointed at before (the caller holds the tag's
+#: lock, dtr.registry.locks, so no rival moves it in between).
 _MOVE_TAG = text("""
 WITH old AS (SELECT m.digest FROM tags t JOIN manifests m ON m.id = t.manifest_id
-             WHERE t.repository_id = :rid AND t.name = :tag FOR UPDATE OF t)
+             WHERE t.repository_id = :rid AND t.name = :tag)
 INSERT INTO tags (repository_id, name, manifest_id) VALUES (:rid, :tag, :mid)
 ON CONFLICT (repository_id, name) DO UPDATE SET manifest_id = excluded.manifest_id, updated_at = now()
 RETURNING (SELECT digest FROM old) AS previous
@@ -408,14 +409,15 @@ class RegistryService:
         async with self.engine.begin() as conn:
             rid, immutable, changes = await self._manifest_repo(conn, name, create=True)
             # GC safety (dtr.jobs.gc): shared locks on what this manifest needs and on itself,
-            # from the existence checks until commit.
-            await gc_locks.share(conn, blobs=parsed.blobs, manifests=[(rid, d) for d in (*parsed.manifests, digest)])
+            # from the existence checks until commit; and the tag's own lock (events in order).
+            tag = None if is_digest(reference) else reference
+            await gc_locks.share(conn, blobs=parsed.blobs, manifests=[(rid, d) for d in (*parsed.manifests, digest)],
+                                 tag=None if tag is None else (rid, tag))
             await self._check_references(conn, rid, parsed)
             mid = (await conn.execute(_INSERT_MANIFEST, {
                 "rid": rid, "digest": digest, "media_type": parsed.media_type, "artifact_type": parsed.artifact_type,
                 "subject": parsed.subject, "annotations": parsed.annotations, "payload": body, "size": len(body),
             })).scalar()
-            tag = None if is_digest(reference) else reference
             if mid is not None:
                 if parsed.blobs or parsed.manifests:
                     await conn.execute(_INSERT_REFERENCES, {
