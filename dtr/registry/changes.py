@@ -17,11 +17,21 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from dtr.registry import events
 from dtr.registry.events import SYSTEM, Actor, Event
 
-__all__ = ["SYSTEM", "Actor", "create_repository", "delete_repository", "delete_tags", "prune_tags",
-           "set_immutable_tags", "take_abandoned_uploads"]
+__all__ = [
+    "SYSTEM",
+    "Actor",
+    "create_repository",
+    "delete_repository",
+    "delete_tags",
+    "ensure_repository",
+    "prune_tags",
+    "set_immutable_tags",
+    "take_abandoned_uploads",
+]
 
 _CREATE = text("INSERT INTO repositories (name, immutable_tags) VALUES (:name, :immutable) "
                "ON CONFLICT DO NOTHING RETURNING id")
+_REPOSITORY_ID = text("SELECT id FROM repositories WHERE name = :name")
 _SET_IMMUTABLE = text("UPDATE repositories SET immutable_tags = :immutable WHERE id = :rid")
 _DELETE_REPOSITORY = text("DELETE FROM repositories WHERE id = :rid")
 _DELETE_TAGS = text("DELETE FROM tags t USING manifests m WHERE t.repository_id = :rid "
@@ -49,6 +59,20 @@ async def create_repository(conn: AsyncConnection, name: str, actor: Actor, *,
         return None
     await events.record(conn, actor, [Event(events.REPOSITORY_CREATED, name)])
     return int(rid)
+
+
+async def ensure_repository(conn: AsyncConnection, name: str) -> tuple[int, list[Event]]:
+    """The id of repository ``name``, created if missing (as a push does), and the events of its
+    creation, for the caller to record last in its transaction."""
+    rid = (await conn.execute(_REPOSITORY_ID, {"name": name})).scalar()
+    if rid is not None:
+        return int(rid), []
+    rid = (await conn.execute(_CREATE, {"name": name, "immutable": False})).scalar()
+    if rid is not None:
+        return int(rid), [Event(events.REPOSITORY_CREATED, name)]
+    rid = (await conn.execute(_REPOSITORY_ID, {"name": name})).scalar()  # lost a race with another creator
+    assert rid is not None
+    return int(rid), []
 
 
 async def set_immutable_tags(conn: AsyncConnection, rid: int, name: str, immutable: bool, actor: Actor) -> None:

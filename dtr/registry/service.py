@@ -8,30 +8,26 @@ Invariants:
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import dataclasses
 import functools
-import hashlib
-import time
-import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, cast
 
-from sqlalchemy import LargeBinary, Table, and_, bindparam, delete, func, insert, select, text, tuple_, update
+from sqlalchemy import LargeBinary, Table, and_, bindparam, delete, func, select, text, tuple_
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from dtr.registry import events
 from dtr.registry import locks as gc_locks
 from dtr.registry.cache import ManifestCache
+from dtr.registry.changes import ensure_repository
 from dtr.registry.errors import RegistryError, codes
 from dtr.registry.events import Actor, Event
 from dtr.registry.manifests import ParsedManifest, parse_manifest
 from dtr.registry.models import Blob, Manifest, ManifestReference, Repository, RepositoryBlob, Tag, Upload
-from dtr.registry.names import blob_path, compute_digest, is_digest, upload_path
-from dtr.storage.base import FileWriter, PathNotFoundError, StorageDriver
+from dtr.registry.names import compute_digest, is_digest
+from dtr.registry.uploads import LINK, Uploads
+from dtr.storage.base import StorageDriver
 
 repositories = cast(Table, Repository.__table__)
 blobs = cast(Table, Blob.__table__)
@@ -41,22 +37,10 @@ refs = cast(Table, ManifestReference.__table__)
 tags = cast(Table, Tag.__table__)
 uploads = cast(Table, Upload.__table__)
 
-#: Request bodies are written to storage in pieces of this size.
-WRITE_CHUNK = 2 << 20
-#: Uploads whose running hash and repository this process remembers at most.
-MAX_TRACKED_UPLOADS = 10_000
-#: Seconds between refreshes of an upload row's size and updated_at while chunks arrive.
-UPLOAD_TOUCH_INTERVAL = 10.0
-
-
 # -- hot statements, built once (SQLAlchemy's statement building and cache-key generation
 # were half of the CPU time of a manifest PUT) ---------------------------------------------
 
 _REPOSITORY_ID = text("SELECT id FROM repositories WHERE name = :name")
-_CREATE_REPOSITORY = text("INSERT INTO repositories (name) VALUES (:name) ON CONFLICT DO NOTHING RETURNING id")
-#: Link a blob into a repository; relinking renews the link, and so the blob's GC grace period.
-_LINK = text("INSERT INTO repository_blobs (repository_id, digest) VALUES (:rid, :digest) "
-             "ON CONFLICT (repository_id, digest) DO UPDATE SET created_at = now()")
 #: The repository's id as a scalar subquery: the link is then one primary-key lookup, never a scan
 #: of every repository linking a popular digest (a join lets the planner pick that on fresh stats).
 _REPO_OF_NAME = "(SELECT id FROM repositories WHERE name = :name)"
@@ -115,14 +99,6 @@ class StoredManifest:
         return h
 
 
-@dataclasses.dataclass
-class _HashState:
-    """The running digest of an upload, valid while ``size`` matches the bytes in storage."""
-
-    size: int
-    hasher: Any
-
-
 class RegistryService:
     def __init__(self, engine: AsyncEngine, storage: StorageDriver,
                  cache: ManifestCache[StoredManifest] | None = None, renew_links_after: float = 43200.0) -> None:
@@ -136,30 +112,12 @@ class RegistryService:
         #: Subscribers told (repository, tag) when a manifest is served by tag (GET or HEAD); they
         #: must not block (queue work, don't do it). Changes are announced through the outbox.
         self.tag_pulled: list[Callable[[str, str], None]] = []
-        #: upload id -> running sha256 of its bytes; a miss means rehash from storage at the end.
-        self._hashes: dict[uuid.UUID, _HashState] = {}
-        self._upload_locks: dict[uuid.UUID, asyncio.Lock] = {}
-        #: upload id -> its repository, once checked; and when its row was last refreshed.
-        self._upload_repo: dict[uuid.UUID, str] = {}
-        self._upload_touched: dict[uuid.UUID, float] = {}
+        self.uploads = Uploads(engine, storage)
 
     # -- repositories ---------------------------------------------------------------------
 
     async def repo_id(self, conn: AsyncConnection, name: str) -> int | None:
         return (await conn.execute(_REPOSITORY_ID, {"name": name})).scalar()
-
-    async def ensure_repo(self, conn: AsyncConnection, name: str) -> tuple[int, list[Event]]:
-        """The repository's id, created if missing; the events of its creation (to record last)."""
-        rid = await self.repo_id(conn, name)
-        return (rid, []) if rid is not None else await self._create_repo(conn, name)
-
-    async def _create_repo(self, conn: AsyncConnection, name: str) -> tuple[int, list[Event]]:
-        rid = (await conn.execute(_CREATE_REPOSITORY, {"name": name})).scalar()
-        if rid is not None:
-            return rid, [Event(events.REPOSITORY_CREATED, name)]
-        rid = await self.repo_id(conn, name)  # lost a race with another creator
-        assert rid is not None
-        return rid, []
 
     async def require_repo(self, conn: AsyncConnection, name: str) -> int:
         rid = await self.repo_id(conn, name)
@@ -202,172 +160,12 @@ class RegistryService:
                 found = (await conn.execute(_LINKED_ANYWHERE, {"digest": digest})).scalar()
             if found is None:
                 return False
-            rid, created = await self.ensure_repo(conn, name)
-            await conn.execute(_LINK, {"rid": rid, "digest": digest})
+            rid, created = await ensure_repository(conn, name)
+            await conn.execute(LINK, {"rid": rid, "digest": digest})
             await events.record(conn, actor, created)
             return True
 
     # -- uploads --------------------------------------------------------------------------
-
-    async def start_upload(self, name: str, actor: Actor) -> uuid.UUID:
-        upload_id = uuid.uuid4()
-        writer = await self.storage.writer(upload_path(str(upload_id)))
-        await writer.close()
-        async with self.engine.begin() as conn:
-            rid, created = await self.ensure_repo(conn, name)
-            await conn.execute(insert(uploads).values(id=upload_id, repository_id=rid, size=0))
-            await events.record(conn, actor, created)
-        if len(self._upload_repo) >= MAX_TRACKED_UPLOADS:
-            # Abandoned uploads never finish: forget the oldest (a later chunk just rehashes).
-            for old in list(self._upload_repo)[: MAX_TRACKED_UPLOADS // 10]:
-                self._forget_upload(old)
-        self._hashes[upload_id] = _HashState(0, hashlib.sha256())
-        self._upload_repo[upload_id] = name
-        self._upload_touched[upload_id] = time.monotonic()
-        return upload_id
-
-    async def _check_upload(self, name: str, upload_id: uuid.UUID) -> None:
-        """BLOB_UPLOAD_UNKNOWN unless the upload exists in repository ``name``.
-
-        An upload's repository never changes, so a positive answer is remembered; an upload
-        removed by another replica shows up as its missing bytes when the writer is opened."""
-        if self._upload_repo.get(upload_id) == name:
-            return
-        q = (
-            select(uploads.c.id)
-            .select_from(uploads.join(repositories, repositories.c.id == uploads.c.repository_id))
-            .where(uploads.c.id == upload_id, repositories.c.name == name)
-        )
-        async with self.engine.connect() as conn:
-            row = (await conn.execute(q)).first()
-        if row is None:
-            raise RegistryError(codes.BLOB_UPLOAD_UNKNOWN, detail={"uuid": str(upload_id)})
-        self._upload_repo[upload_id] = name
-
-    async def _open_upload(self, upload_id: uuid.UUID) -> FileWriter:
-        """The upload's writer, resumed; BLOB_UPLOAD_UNKNOWN when its bytes are gone."""
-        try:
-            return await self.storage.writer(upload_path(str(upload_id)), append=True)
-        except PathNotFoundError:
-            self._forget_upload(upload_id)
-            raise RegistryError(codes.BLOB_UPLOAD_UNKNOWN, detail={"uuid": str(upload_id)}) from None
-
-    def _forget_upload(self, upload_id: uuid.UUID) -> None:
-        self._hashes.pop(upload_id, None)
-        self._upload_locks.pop(upload_id, None)
-        self._upload_repo.pop(upload_id, None)
-        self._upload_touched.pop(upload_id, None)
-
-    def _lock(self, upload_id: uuid.UUID) -> asyncio.Lock:
-        lock = self._upload_locks.get(upload_id)
-        if lock is None:
-            lock = self._upload_locks[upload_id] = asyncio.Lock()
-        return lock
-
-    async def upload_size(self, name: str, upload_id: uuid.UUID) -> int:
-        """Bytes the upload holds, as storage has them (the truth after any crash)."""
-        await self._check_upload(name, upload_id)
-        writer = await self._open_upload(upload_id)
-        size = writer.size
-        await writer.close()
-        return size
-
-    async def append(self, name: str, upload_id: uuid.UUID, body: AsyncIterator[bytes],
-                     start: int | None = None, length: int | None = None) -> int:
-        """Append a request body to the upload; ``start`` (from Content-Range) must equal its size.
-
-        Returns the upload's new size. An out-of-order or overlapping chunk raises RANGE_INVALID
-        with the current ``Range``; a body cut off keeps what arrived, so the upload resumes.
-        """
-        await self._check_upload(name, upload_id)
-        async with self._lock(upload_id):
-            writer = await self._open_upload(upload_id)
-            try:
-                if start is not None and start != writer.size:
-                    raise RegistryError(
-                        codes.RANGE_INVALID,
-                        detail={"expected_start": writer.size, "got_start": start},
-                        headers=upload_headers(name, upload_id, writer.size),
-                    )
-                state = self._hashes.get(upload_id)
-                if state is not None and state.size != writer.size:
-                    state = None
-                    self._hashes.pop(upload_id, None)
-                written = await _pump(body, writer, state)
-                if length is not None and written != length:
-                    raise RegistryError(codes.SIZE_INVALID, detail={"expected": length, "received": written})
-            finally:
-                await writer.close()
-            # The row's size and updated_at are bookkeeping (storage holds the truth) that tells
-            # cleanup the upload is alive: refreshed now and then, not on every chunk.
-            now = time.monotonic()
-            if now - self._upload_touched.get(upload_id, 0.0) >= UPLOAD_TOUCH_INTERVAL:
-                self._upload_touched[upload_id] = now
-                async with self.engine.begin() as conn:
-                    await conn.execute(update(uploads).where(uploads.c.id == upload_id)
-                                       .values(size=writer.size, updated_at=func.now()))
-            return writer.size
-
-    async def finish_upload(self, name: str, upload_id: uuid.UUID, digest: str,
-                            body: AsyncIterator[bytes] | None) -> int:
-        """Append the last chunk, verify ``digest``, and make the blob visible in ``name``.
-
-        On a digest mismatch the upload is removed and DIGEST_INVALID raised: nothing is left behind.
-        """
-        if body is not None:
-            await self.append(name, upload_id, body)
-        else:
-            await self._check_upload(name, upload_id)
-        path = upload_path(str(upload_id))
-        async with self._lock(upload_id):
-            writer = await self._open_upload(upload_id)
-            size = writer.size
-            await writer.commit()
-            state = self._hashes.pop(upload_id, None)
-            algo = digest.partition(":")[0]
-            if state is not None and state.size == size and algo == "sha256":
-                actual = f"sha256:{state.hasher.hexdigest()}"
-            else:
-                actual = await self._rehash(path, algo)
-            if actual != digest:
-                await self._drop_upload(upload_id)
-                raise RegistryError(codes.DIGEST_INVALID, detail={"expected": digest, "actual": actual})
-            async with self.engine.begin() as conn:
-                # GC safety (dtr.jobs.gc): check, move into place and record under the blob's shared lock.
-                await gc_locks.share(conn, blobs=[digest])
-                rid = (await conn.execute(select(uploads.c.repository_id).where(uploads.c.id == upload_id))).scalar()
-                if rid is None:
-                    raise RegistryError(codes.BLOB_UPLOAD_UNKNOWN, detail={"uuid": str(upload_id)})
-                known = (await conn.execute(select(blobs.c.size).where(blobs.c.digest == digest))).scalar()
-                if known is None:
-                    await self.storage.move(path, blob_path(digest))
-                await conn.execute(pg_insert(blobs).values(digest=digest, size=size).on_conflict_do_nothing())
-                await conn.execute(_LINK, {"rid": rid, "digest": digest})
-                await conn.execute(delete(uploads).where(uploads.c.id == upload_id))
-            await self._remove_upload_dir(upload_id)
-            self._forget_upload(upload_id)
-            return size
-
-    async def cancel_upload(self, name: str, upload_id: uuid.UUID) -> None:
-        await self._check_upload(name, upload_id)
-        await self._drop_upload(upload_id)
-
-    async def _drop_upload(self, upload_id: uuid.UUID) -> None:
-        self._forget_upload(upload_id)
-        async with self.engine.begin() as conn:
-            await conn.execute(delete(uploads).where(uploads.c.id == upload_id))
-        await self._remove_upload_dir(upload_id)
-
-    async def _remove_upload_dir(self, upload_id: uuid.UUID) -> None:
-        with contextlib.suppress(PathNotFoundError):
-            await self.storage.delete(f"/uploads/{upload_id}")
-
-    async def _rehash(self, path: str, algorithm: str) -> str:
-        hasher = hashlib.new(algorithm)
-        loop = asyncio.get_running_loop()
-        async for chunk in self.storage.reader(path):
-            await loop.run_in_executor(None, hasher.update, chunk)
-        return f"{algorithm}:{hasher.hexdigest()}"
 
     # -- manifests ------------------------------------------------------------------------
 
@@ -451,7 +249,7 @@ class RegistryService:
             return int(row.id), bool(row.immutable_tags), []
         if not create:
             raise RegistryError(codes.NAME_UNKNOWN, detail={"name": name})
-        rid, created = await self._create_repo(conn, name)
+        rid, created = await ensure_repository(conn, name)
         return rid, False, created
 
     async def _tag(self, conn: AsyncConnection, rid: int, name: str, tag: str, mid: int, digest: str,
@@ -594,12 +392,6 @@ class RegistryService:
         return out
 
 
-def upload_headers(name: str, upload_id: uuid.UUID, size: int) -> dict[str, str]:
-    """Where an upload stands (Location, Range, Docker-Upload-UUID): how a client resumes it."""
-    return {"Location": f"/v2/{name}/blobs/uploads/{upload_id}", "Range": f"0-{max(size - 1, 0)}",
-            "Docker-Upload-UUID": str(upload_id)}
-
-
 def _immutable(name: str, tag: str) -> RegistryError:
     return RegistryError(codes.DENIED, detail={"tag": tag},
                          message=f"tag {tag} in {name} is immutable: it cannot be moved or deleted "
@@ -611,49 +403,3 @@ def _unknown_references(missing: Sequence[str], kind: str) -> RegistryError:
     errors = [RegistryError(codes.MANIFEST_BLOB_UNKNOWN, detail={"digest": d},
                             message=f"{kind} unknown to registry: {d}") for d in missing]
     return RegistryError(errors[0].code, errors[0].detail, errors[0].message, more=errors[1:])
-
-
-async def _pump(body: AsyncIterator[bytes], writer: Any, state: _HashState | None) -> int:
-    """Copy ``body`` to ``writer`` in WRITE_CHUNK pieces, hashing alongside; returns bytes written.
-
-    Writing piece N overlaps reading piece N+1; the hash is updated with exactly what was
-    written, so a body cut off midway leaves a consistent, resumable upload.
-    """
-    loop = asyncio.get_running_loop()
-    pending: asyncio.Future[Any] | None = None
-    chunks: list[bytes] = []
-    buffered = 0
-    written = 0
-
-    async def flush(data: bytes) -> None:
-        if state is None or state.size < 0:
-            await writer.write(data)
-            return
-        try:
-            await asyncio.gather(loop.run_in_executor(None, state.hasher.update, data), writer.write(data))
-        except BaseException:
-            state.size = -1  # hash and bytes may disagree now: rehash at the end
-            raise
-        state.size += len(data)
-
-    try:
-        async for chunk in body:
-            chunks.append(chunk)
-            buffered += len(chunk)
-            if buffered >= WRITE_CHUNK:
-                data = b"".join(chunks)
-                chunks.clear()
-                buffered = 0
-                if pending is not None:
-                    await pending
-                    pending = None
-                pending = asyncio.ensure_future(flush(data))
-                written += len(data)
-    finally:
-        if pending is not None:
-            await pending
-        if chunks:
-            await flush(b"".join(chunks))
-            written += buffered
-    return written
-

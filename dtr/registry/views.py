@@ -32,7 +32,8 @@ from dtr.registry.names import (
     is_name,
     is_valid_digest,
 )
-from dtr.registry.service import StoredManifest, upload_headers
+from dtr.registry.service import StoredManifest
+from dtr.registry.uploads import upload_headers
 from dtr.storage.base import StorageError
 
 log = logging.getLogger("dtr.registry")
@@ -307,20 +308,20 @@ async def start_upload(request: web.Request, name: str, _: str) -> web.Response:
     digest = request.query.get("digest")
     if digest is not None:
         check_digest(digest)
-    upload_id = await svc.start_upload(name, request[ACTOR])
+    upload_id = await svc.uploads.start(name, request[ACTOR])
     if digest is not None:
-        await svc.finish_upload(name, upload_id, digest, _body(request))
+        await svc.uploads.finish(name, upload_id, digest, _body(request))
         return web.Response(status=201, headers={"Location": f"/v2/{name}/blobs/{digest}",
                                                  "Docker-Content-Digest": digest})
     return web.Response(status=202, headers=upload_headers(name, upload_id, 0))
 
 
 async def upload(request: web.Request, name: str, raw_id: str) -> web.Response:
-    svc = request.app[REGISTRY]
+    svc = request.app[REGISTRY].uploads
     upload_id = _upload_id(raw_id)
     method = request.method
     if method == "GET":
-        size = await svc.upload_size(name, upload_id)
+        size = await svc.size(name, upload_id)
         return web.Response(status=204, headers=upload_headers(name, upload_id, size))
     if method == "PATCH":
         start, length = _content_range(request)
@@ -336,11 +337,11 @@ async def upload(request: web.Request, name: str, raw_id: str) -> web.Response:
         if has_body and start is not None:
             await svc.append(name, upload_id, _body(request), start, length)
             has_body = False
-        await svc.finish_upload(name, upload_id, digest, _body(request) if has_body else None)
+        await svc.finish(name, upload_id, digest, _body(request) if has_body else None)
         return web.Response(status=201, headers={"Location": f"/v2/{name}/blobs/{digest}",
                                                  "Docker-Content-Digest": digest})
     if method == "DELETE":
-        await svc.cancel_upload(name, upload_id)
+        await svc.cancel(name, upload_id)
         return web.Response(status=204)
     raise _unsupported(method)
 
