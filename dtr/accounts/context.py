@@ -26,8 +26,8 @@ class Caller:
     engine: AsyncEngine
     auth: AuthService | None
     principal: Principal
-    client_addr: str = ""
-    min_password_length: int = 8
+    client_addr: str
+    min_password_length: int
 
     @property
     def actor(self) -> Actor:
