@@ -7,13 +7,16 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from dtr.accounts.audit import record_registry_events
+from dtr.accounts.views import register as register_accounts
 from dtr.api.app import create_api_app
+from dtr.auth.api import api_auth
 from dtr.auth.setup import setup_auth
 from dtr.config import Config
 from dtr.db.engine import Database
 from dtr.jobs.events import RegistryEvents, queue_pruning
 from dtr.jobs.runner import jobs_running
 from dtr.jobs.service import JobService
+from dtr.jobs.views import register as register_jobs
 from dtr.keys import CONFIG, DATABASE, JOB_EVENTS, OUTBOX, REGISTRY, STORAGE
 from dtr.ops import views as ops
 from dtr.registry.events import Outbox
@@ -58,5 +61,5 @@ def create_app(config: Config) -> web.Application:
     app.router.add_get("/metrics", ops.metrics)
     app.router.add_get("/v2", _v2_redirect)
     add_registry_routes(app)
-    app.add_subapp("/api/v0/", create_api_app())
+    app.add_subapp("/api/v0/", create_api_app([register_accounts, register_jobs], api_auth))
     return app

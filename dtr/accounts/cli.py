@@ -33,6 +33,7 @@ async def _with_db(cfg: Config, work: Any) -> int:
 def cmd_users_create(args: argparse.Namespace) -> int:
     from dtr.accounts import audit
     from dtr.accounts import service as svc
+    from dtr.api.errors import APIError
     from dtr.auth.passwords import PasswordPolicyError, check_policy, hash_password
 
     cfg = load_config(args.config)
@@ -49,7 +50,7 @@ def cmd_users_create(args: argparse.Namespace) -> int:
         try:
             async with engine.begin() as conn:
                 await svc.create_account(conn, name=args.name, password_hash=hashed, is_admin=args.admin)
-        except svc.Conflict as e:
+        except APIError as e:
             print(f"dtr: {e}", file=sys.stderr)
             return 1
         await audit.record(engine, "account_create", "", "cli", "user", args.name, {"isAdmin": args.admin})
@@ -64,6 +65,7 @@ def cmd_users_create(args: argparse.Namespace) -> int:
 def cmd_users_reset_password(args: argparse.Namespace) -> int:
     from dtr.accounts import audit
     from dtr.accounts import service as svc
+    from dtr.api.errors import APIError
     from dtr.auth.passwords import PasswordPolicyError, check_policy, hash_password
 
     cfg = load_config(args.config)
@@ -79,7 +81,7 @@ def cmd_users_reset_password(args: argparse.Namespace) -> int:
         async with engine.begin() as conn:
             try:
                 row = await svc.get_user(conn, args.name)
-            except svc.NotFound as e:
+            except APIError as e:
                 print(f"dtr: {e}", file=sys.stderr)
                 return 1
             if row.is_imported:

@@ -1,6 +1,8 @@
-"""Accounts, organisations, teams, repository metadata and grants, access tokens: database work.
+"""Accounts, organisations, teams, access tokens, audit events: database work, and their JSON shapes.
 
-Functions take an open connection; the views own transactions and permission checks.
+Functions take an open connection; the use cases (``dtr.accounts.usecases``, ``orgs``,
+``repositories``) own transactions, permission checks and auditing. Lookups of what does not
+exist raise ``APIError`` with its ``NO_SUCH_*`` code, clashes ``CONFLICT``.
 Names: accounts and teams ``[a-z0-9]`` plus ``-_.`` inside, at most 255 characters.
 """
 
@@ -11,7 +13,7 @@ import datetime as dt
 import re
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, delete, exists, func, literal, or_, select, tuple_, update
+from sqlalchemy import Table, and_, delete, func, literal, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -19,24 +21,17 @@ from dtr.accounts.models import (
     AccessToken,
     Account,
     AuditEvent,
-    NamespaceTeamAccess,
     OrgMember,
-    RepositoryMeta,
-    RepositoryTeamAccess,
     Team,
     TeamMember,
 )
-from dtr.auth.access import Principal
-from dtr.registry.cache import CHANNEL
+from dtr.api.errors import APIError, codes
 from dtr.registry.models import Repository
 
 accounts = cast(Table, Account.__table__)
 org_members = cast(Table, OrgMember.__table__)
 teams = cast(Table, Team.__table__)
 team_members = cast(Table, TeamMember.__table__)
-repo_meta = cast(Table, RepositoryMeta.__table__)
-repo_team_access = cast(Table, RepositoryTeamAccess.__table__)
-ns_team_access = cast(Table, NamespaceTeamAccess.__table__)
 access_tokens = cast(Table, AccessToken.__table__)
 repositories = cast(Table, Repository.__table__)
 events = cast(Table, AuditEvent.__table__)
@@ -44,14 +39,6 @@ events = cast(Table, AuditEvent.__table__)
 NAME = re.compile(r"^[a-z0-9](?:[a-z0-9._-]{0,253}[a-z0-9])?$")
 #: Names that are API paths, never accounts.
 RESERVED = frozenset({"me", "api", "v2", "auth", "admin-api", "_catalog"})
-
-
-class NotFound(Exception):
-    """The named thing does not exist; the message names it."""
-
-
-class Conflict(Exception):
-    """The change clashes with what exists; the message says how."""
 
 
 def iso(value: dt.datetime | None) -> str | None:
@@ -78,14 +65,6 @@ def sync_json(row: Any) -> dict[str, Any]:
             "searchFilter": row.ldap_user_filter or ""}
 
 
-def repo_json(row: Any, namespace_type: str) -> dict[str, Any]:
-    namespace, _, name = row.name.partition("/")
-    return {"id": row.id, "namespace": namespace, "namespaceType": namespace_type, "name": name,
-            "fullName": row.name, "shortDescription": row.short_description or "",
-            "longDescription": row.long_description or "", "visibility": row.visibility or "private",
-            "immutableTags": bool(row.immutable_tags), "status": "ok", "createdAt": iso(row.created_at)}
-
-
 def token_json(row: Any, username: str) -> dict[str, Any]:
     return {"hashedToken": row.token_hash, "tokenLabel": row.label, "isActive": row.is_active,
             "creationTime": iso(row.created_at), "lastUsed": iso(row.last_used_at),
@@ -110,24 +89,29 @@ def check_name(name: str, what: str = "account") -> str:
 # -- accounts -------------------------------------------------------------------------------
 
 
+async def find_account(conn: AsyncConnection, name: str) -> Any | None:
+    """The account ``name``, or None."""
+    return (await conn.execute(select(accounts).where(accounts.c.name == name))).first()
+
+
 async def get_account(conn: AsyncConnection, name: str) -> Any:
-    row = (await conn.execute(select(accounts).where(accounts.c.name == name))).first()
+    row = await find_account(conn, name)
     if row is None:
-        raise NotFound(f"no account named {name[:64]!r}")
+        raise APIError(codes.NO_SUCH_ACCOUNT, f"no account named {name[:64]!r}")
     return row
 
 
 async def get_org(conn: AsyncConnection, name: str) -> Any:
     row = await get_account(conn, name)
     if not row.is_org:
-        raise NotFound(f"{name!r} is a user, not an organisation")
+        raise APIError(codes.NO_SUCH_ACCOUNT, f"{name[:64]!r} is a user, not an organisation")
     return row
 
 
 async def get_user(conn: AsyncConnection, name: str) -> Any:
     row = await get_account(conn, name)
     if row.is_org:
-        raise NotFound(f"{name!r} is an organisation, not a user")
+        raise APIError(codes.NO_SUCH_ACCOUNT, f"{name[:64]!r} is an organisation, not a user")
     return row
 
 
@@ -137,7 +121,7 @@ async def create_account(conn: AsyncConnection, **values: Any) -> Any:
     stmt = pg_insert(accounts).values(**{**base, **values}).on_conflict_do_nothing().returning(*accounts.c)
     row = (await conn.execute(stmt)).first()
     if row is None:
-        raise Conflict(f"the name {values['name']!r} is taken")
+        raise APIError(codes.CONFLICT, f"the name {values['name']!r} is taken")
     return row
 
 
@@ -204,7 +188,7 @@ async def remove_org_member(conn: AsyncConnection, org_id: int, user_id: int) ->
 async def get_team(conn: AsyncConnection, org_id: int, name: str) -> Any:
     row = (await conn.execute(select(teams).where(teams.c.org_id == org_id, teams.c.name == name))).first()
     if row is None:
-        raise NotFound(f"no team named {name[:64]!r} in this organisation")
+        raise APIError(codes.NO_SUCH_TEAM, f"no team named {name[:64]!r} in this organisation")
     return row
 
 
@@ -217,13 +201,17 @@ async def create_team(conn: AsyncConnection, org_id: int, name: str, description
             .on_conflict_do_nothing().returning(*teams.c))
     row = (await conn.execute(stmt)).first()
     if row is None:
-        raise Conflict(f"the organisation already has a team named {name!r}")
+        raise APIError(codes.CONFLICT, f"the organisation already has a team named {name!r}")
     return row
 
 
 async def update_team(conn: AsyncConnection, team_id: int, **values: Any) -> Any:
     return (await conn.execute(update(teams).where(teams.c.id == team_id).values(**values)
                                .returning(*teams.c))).first()
+
+
+async def delete_team(conn: AsyncConnection, team_id: int) -> None:
+    await conn.execute(delete(teams).where(teams.c.id == team_id))
 
 
 async def list_team_members(conn: AsyncConnection, team_id: int) -> list[Any]:
@@ -248,118 +236,6 @@ async def remove_team_member(conn: AsyncConnection, team_id: int, user_id: int) 
     return bool(res.rowcount)
 
 
-# -- repositories -----------------------------------------------------------------------------
-
-
-def _repo_select() -> Any:
-    return (select(repositories.c.id, repositories.c.name, repositories.c.created_at, repositories.c.immutable_tags,
-                   repo_meta.c.visibility,
-                   repo_meta.c.short_description, repo_meta.c.long_description)
-            .select_from(repositories.outerjoin(repo_meta, repo_meta.c.repository_id == repositories.c.id)))
-
-
-async def get_repository(conn: AsyncConnection, full_name: str) -> Any:
-    row = (await conn.execute(_repo_select().where(repositories.c.name == full_name))).first()
-    if row is None:
-        raise NotFound(f"no repository named {full_name[:300]!r}")
-    return row
-
-
-def visible_to(p: Principal) -> Any:
-    """A WHERE clause: repositories ``p`` may at least read (the access decision, as SQL)."""
-    if p.authenticated and p.is_admin:
-        return literal(True)
-    public = repo_meta.c.visibility == "public"
-    if not p.authenticated:
-        return public
-    ns = func.split_part(repositories.c.name, "/", 1)
-    owned_orgs = (select(accounts.c.name).join(org_members, org_members.c.org_id == accounts.c.id)
-                  .where(org_members.c.user_id == p.id, org_members.c.is_admin))
-    my_teams = select(team_members.c.team_id).where(team_members.c.user_id == p.id)
-    repo_grant = exists().where(repo_team_access.c.repository_id == repositories.c.id,
-                                repo_team_access.c.team_id.in_(my_teams))
-    ns_grant = exists().where(ns_team_access.c.team_id.in_(my_teams),
-                              ns_team_access.c.namespace_id == accounts.c.id, accounts.c.name == ns,
-                              accounts.c.is_org)
-    return or_(public, ns == p.name, ns.in_(owned_orgs), repo_grant, ns_grant)
-
-
-async def list_repositories(conn: AsyncConnection, p: Principal, namespace: str | None, start: str | None,
-                            size: int) -> list[Any]:
-    q = _repo_select().where(visible_to(p)).order_by(repositories.c.name).limit(size + 1)
-    if namespace is not None:
-        q = q.where(repositories.c.name.startswith(f"{namespace}/", autoescape=True))
-    if start:
-        q = q.where(repositories.c.name >= start)
-    return list((await conn.execute(q)).all())
-
-
-async def create_repository(conn: AsyncConnection, full_name: str, meta: dict[str, Any],
-                            immutable_tags: bool = False) -> Any:
-    rid = (await conn.execute(pg_insert(repositories).values(name=full_name, immutable_tags=immutable_tags)
-                              .on_conflict_do_nothing().returning(repositories.c.id))).scalar()
-    if rid is None:
-        raise Conflict(f"repository {full_name!r} exists")
-    await conn.execute(pg_insert(repo_meta).values(repository_id=rid, **meta))
-    return await get_repository(conn, full_name)
-
-
-async def update_repository(conn: AsyncConnection, repo_id: int, meta: dict[str, Any],
-                            immutable_tags: bool | None = None) -> None:
-    """Change the ``repository_meta`` columns in ``meta``, and immutability unless None."""
-    if meta:
-        stmt = pg_insert(repo_meta).values(repository_id=repo_id, **meta)
-        await conn.execute(stmt.on_conflict_do_update(index_elements=[repo_meta.c.repository_id],
-                                                      set_={**meta, "updated_at": func.now()}))
-    if immutable_tags is not None:
-        await conn.execute(update(repositories).where(repositories.c.id == repo_id)
-                           .values(immutable_tags=immutable_tags))
-
-
-async def delete_repository(conn: AsyncConnection, repo_id: int, full_name: str) -> None:
-    """Delete the repository's metadata, tags and manifests; blobs stay for garbage collection."""
-    await conn.execute(delete(repositories).where(repositories.c.id == repo_id))
-    await conn.execute(select(func.pg_notify(CHANNEL, full_name)))
-
-
-async def repo_team_grants(conn: AsyncConnection, repo_id: int) -> list[Any]:
-    q = (select(teams, repo_team_access.c.access_level).join(repo_team_access,
-                                                              repo_team_access.c.team_id == teams.c.id)
-         .where(repo_team_access.c.repository_id == repo_id).order_by(teams.c.name))
-    return list((await conn.execute(q)).all())
-
-
-async def set_repo_team_grant(conn: AsyncConnection, repo_id: int, team_id: int, level: str) -> None:
-    stmt = pg_insert(repo_team_access).values(repository_id=repo_id, team_id=team_id, access_level=level)
-    await conn.execute(stmt.on_conflict_do_update(
-        index_elements=[repo_team_access.c.repository_id, repo_team_access.c.team_id],
-        set_={"access_level": level}))
-
-
-async def remove_repo_team_grant(conn: AsyncConnection, repo_id: int, team_id: int) -> bool:
-    res = await conn.execute(delete(repo_team_access).where(repo_team_access.c.repository_id == repo_id,
-                                                            repo_team_access.c.team_id == team_id))
-    return bool(res.rowcount)
-
-
-async def ns_team_grants(conn: AsyncConnection, org_id: int) -> list[Any]:
-    q = (select(teams, ns_team_access.c.access_level).join(ns_team_access, ns_team_access.c.team_id == teams.c.id)
-         .where(ns_team_access.c.namespace_id == org_id).order_by(teams.c.name))
-    return list((await conn.execute(q)).all())
-
-
-async def set_ns_team_grant(conn: AsyncConnection, org_id: int, team_id: int, level: str) -> None:
-    stmt = pg_insert(ns_team_access).values(namespace_id=org_id, team_id=team_id, access_level=level)
-    await conn.execute(stmt.on_conflict_do_update(
-        index_elements=[ns_team_access.c.namespace_id, ns_team_access.c.team_id], set_={"access_level": level}))
-
-
-async def remove_ns_team_grant(conn: AsyncConnection, org_id: int, team_id: int) -> bool:
-    res = await conn.execute(delete(ns_team_access).where(ns_team_access.c.namespace_id == org_id,
-                                                          ns_team_access.c.team_id == team_id))
-    return bool(res.rowcount)
-
-
 # -- access tokens ----------------------------------------------------------------------------
 
 
@@ -373,8 +249,24 @@ async def get_token(conn: AsyncConnection, user_id: int, token_hash: str) -> Any
     row = (await conn.execute(select(access_tokens).where(access_tokens.c.token_hash == token_hash,
                                                           access_tokens.c.user_id == user_id))).first()
     if row is None:
-        raise NotFound("no such access token")
+        raise APIError(codes.NO_SUCH_TOKEN, "no such access token")
     return row
+
+
+async def create_token(conn: AsyncConnection, user_id: int, token_hash: str, label: str,
+                       expires_at: dt.datetime | None) -> Any:
+    stmt = access_tokens.insert().values(user_id=user_id, token_hash=token_hash, label=label, is_active=True,
+                                         expires_at=expires_at).returning(*access_tokens.c)
+    return (await conn.execute(stmt)).first()
+
+
+async def update_token(conn: AsyncConnection, token_id: int, **values: Any) -> Any:
+    stmt = update(access_tokens).where(access_tokens.c.id == token_id).values(**values).returning(*access_tokens.c)
+    return (await conn.execute(stmt)).first()
+
+
+async def delete_token(conn: AsyncConnection, token_id: int) -> None:
+    await conn.execute(delete(access_tokens).where(access_tokens.c.id == token_id))
 
 
 # -- audit events -----------------------------------------------------------------------------

@@ -1,75 +1,73 @@
-"""``/api/v0``: JSON in and out; every error is ``{"errors": [{"code", "message"}]}`` with its status.
+"""``/api/v0``: JSON in and out; every error is ``{"errors": [{"code", "message"}]}`` with its status
+(``dtr.api.errors``: the codes are declared once).
 
-Domains add routes with a ``register(app: web.Application) -> None`` function listed in
-``REGISTRARS``; handlers raise ``APIError`` for client mistakes (never a 500).
+``create_api_app`` assembles the sub-app once: the error middleware, then the authentication
+middleware (so every domain's routes are authenticated, whatever its registrar does), then each
+domain's ``register(app)``, and ``/docs.json``. It imports no domain: ``dtr.app`` passes them in.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
+
+from dtr.api import errors, openapi
+from dtr.api.errors import ErrorCode, codes
+from dtr.api.http import read_json
 
 log = logging.getLogger("dtr.api")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Registrar = Callable[[web.Application], None]
+
+#: aiohttp's own errors (unknown endpoint, method, body too large...) by status.
+_HTTP_CODES = {c.status: c for c in (codes.BAD_REQUEST, codes.UNAUTHORIZED, codes.FORBIDDEN, codes.NOT_FOUND,
+                                     codes.METHOD_NOT_ALLOWED, codes.CONFLICT, codes.PAYLOAD_TOO_LARGE,
+                                     codes.UNSUPPORTED_MEDIA_TYPE, codes.TOOMANYREQUESTS, codes.UNAVAILABLE)}
+_PASSED_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate")
 
 
-class APIError(Exception):
-    """A client-visible error: ``code`` is a stable UPPER_SNAKE string, ``status`` the HTTP status."""
-
-    def __init__(self, status: int, code: str, message: str, detail: Any = None) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message, self.detail = status, code, message, detail
-
-    def response(self) -> web.Response:
-        err: dict[str, Any] = {"code": self.code, "message": self.message}
-        if self.detail is not None:
-            err["detail"] = self.detail
-        return web.Response(status=self.status, body=json.dumps({"errors": [err]}).encode(),
-                            content_type="application/json")
-
-
-async def read_json(request: web.Request) -> Any:
-    """The request body as JSON, or a 400 INVALID_JSON."""
-    try:
-        return await request.json()
-    except (ValueError, UnicodeDecodeError) as e:
-        raise APIError(400, "INVALID_JSON", f"the request body is not valid JSON: {e}") from None
+def _http_error(e: web.HTTPException) -> web.Response:
+    code = _HTTP_CODES.get(e.status) or (codes.BAD_REQUEST if e.status < 500 else codes.INTERNAL_ERROR)
+    headers = {h: e.headers[h] for h in _PASSED_HEADERS if h in e.headers}
+    message = e.text if e.text and e.text != f"{e.status}: {e.reason}" else code.message
+    return errors.error_response(code, message, headers=headers or None)
 
 
 @web.middleware
-async def api_errors(request: web.Request,
-                     handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+async def api_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every error of /api/v0 as error JSON with a declared code; a 500 only for dtr's own faults."""
     try:
         return await handler(request)
-    except APIError as e:
+    except errors.APIError as e:
         return e.response()
     except web.HTTPException as e:
         if e.status < 400:
             raise
-        return APIError(e.status, e.reason.upper().replace(" ", "_"), e.reason).response()
+        return _http_error(e)
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
-        return APIError(500, "INTERNAL_ERROR", "internal error; see the server log").response()
+        return errors.error_response(codes.INTERNAL_ERROR)
 
 
-#: ``register(app)`` functions of the domains that serve under /api/v0.
-REGISTRARS: list[Callable[[web.Application], None]] = []
-
-
-def create_api_app() -> web.Application:
-    app = web.Application(middlewares=[api_errors])
-    for register in REGISTRARS:
+def create_api_app(registrars: Sequence[Registrar], authenticate: Middleware) -> web.Application:
+    """The /api/v0 sub-app: ``authenticate`` (``dtr.auth.api.api_auth``) in front of every route."""
+    app = web.Application(middlewares=[api_errors, authenticate])
+    app.router.add_get("/docs.json", openapi.docs)
+    for register in registrars:
         register(app)
     return app
 
-# Domains (imported last: they import APIError from here).
-from dtr.accounts.views import register as _accounts  # noqa: E402
 
-REGISTRARS.append(_accounts)
+class APIError(errors.APIError):  # removed at merge (dtr.jobs.views moves to dtr.api.errors)
+    """Deprecated: the old ``APIError(status, code, message)``; raise ``dtr.api.errors.APIError``."""
 
-from dtr.jobs.views import register as _jobs  # noqa: E402
+    def __init__(self, status: int, code: str, message: str, detail: Any = None) -> None:
+        declared: ErrorCode = errors.ALL[code]
+        super().__init__(declared, message, detail)
 
-REGISTRARS.append(_jobs)
+
+__all__ = ["APIError", "api_errors", "create_api_app", "read_json"]  # read_json: removed at merge

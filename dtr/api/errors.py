@@ -3,13 +3,16 @@ one builder of error JSON: ``{"errors": [{"code", "message"[, "detail"]}]}``.
 
 Raise ``APIError(codes.NO_SUCH_REPOSITORY, "no repository named 'acme/app'")`` from any domain's
 service or view; the API's error middleware (and the token endpoint) answer it with its status.
+Handlers declare what they may answer with ``@raises(codes.X, ...)``: the OpenAPI document lists it.
+This module imports nothing of dtr's, so every package may use it.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from aiohttp import web
 
@@ -22,6 +25,7 @@ class ErrorCode:
 
 
 class codes:
+    BAD_REQUEST = ErrorCode("BAD_REQUEST", 400, "the request is malformed")
     INVALID_JSON = ErrorCode("INVALID_JSON", 400, "the request body is not valid JSON")
     INVALID_PARAMETER = ErrorCode("INVALID_PARAMETER", 400, "a parameter is invalid")
     INVALID_NAME = ErrorCode("INVALID_NAME", 400, "the name is invalid")
@@ -31,6 +35,7 @@ class codes:
     INVALID_CRON = ErrorCode("INVALID_CRON", 400, "the schedule is invalid")
     INVALID_PRUNING_POLICY = ErrorCode("INVALID_PRUNING_POLICY", 400, "the pruning policy is invalid")
     INVALID_OPERATION = ErrorCode("INVALID_OPERATION", 400, "the operation is not possible")
+    UNSUPPORTED = ErrorCode("UNSUPPORTED", 400, "the request asks for something this server does not support")
     UNAUTHORIZED = ErrorCode("UNAUTHORIZED", 401, "authentication required")
     FORBIDDEN = ErrorCode("FORBIDDEN", 403, "not allowed")
     NOT_FOUND = ErrorCode("NOT_FOUND", 404, "not found")
@@ -57,13 +62,35 @@ class codes:
 ALL: dict[str, ErrorCode] = {v.code: v for k, v in vars(codes).items() if isinstance(v, ErrorCode)}
 
 
+#: The codes every /api/v0 route may answer (authentication, throttling, the unexpected).
+EVERY_ROUTE: tuple[ErrorCode, ...] = (codes.UNAUTHORIZED, codes.TOOMANYREQUESTS, codes.INTERNAL_ERROR)
+
+_H = TypeVar("_H", bound=Callable[..., Any])
+_DECLARED: dict[Callable[..., Any], tuple[ErrorCode, ...]] = {}
+
+
+def raises(*declared: ErrorCode) -> Callable[[_H], _H]:
+    """Declare the codes a handler may answer (besides ``EVERY_ROUTE``), for the OpenAPI document."""
+    def mark(handler: _H) -> _H:
+        _DECLARED[handler] = declared
+        return handler
+
+    return mark
+
+
+def declared(handler: Callable[..., Any]) -> tuple[ErrorCode, ...]:
+    """The codes ``handler`` declared with ``raises`` (none if it did not)."""
+    return _DECLARED.get(handler, ())
+
+
 def error_response(code: ErrorCode, message: str | None = None, detail: Any = None,
-                   headers: dict[str, str] | None = None) -> web.Response:
-    """The one builder of /api/v0 (and /auth/token) error JSON."""
+                   headers: dict[str, str] | None = None, extra: dict[str, Any] | None = None) -> web.Response:
+    """The one builder of /api/v0 (and /auth/token) error JSON; ``extra`` adds top-level fields
+    (the token endpoint's OAuth2 ``error``)."""
     err: dict[str, Any] = {"code": code.code, "message": message or code.message}
     if detail is not None:
         err["detail"] = detail
-    return web.Response(status=code.status, body=json.dumps({"errors": [err]}).encode(),
+    return web.Response(status=code.status, body=json.dumps({**(extra or {}), "errors": [err]}).encode(),
                         content_type="application/json", headers=headers)
 
 

@@ -5,12 +5,11 @@ ask for it with ``principal``/``require_user``/``require_admin``.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from dtr.api.app import APIError
+from dtr.api.errors import APIError, codes, error_response
 from dtr.auth.access import ANONYMOUS, Principal
 from dtr.auth.service import AuthError
 from dtr.auth.tokens import InvalidToken
@@ -23,11 +22,9 @@ _KEY = "dtr_principal"
 
 
 def _unauthorized(message: str, status: int = 401, retry_after: float = 0.0) -> web.Response:
-    headers = {"WWW-Authenticate": 'Basic realm="dtr"'} if status == 401 else {"Retry-After": str(int(retry_after) + 1)}
-    code = "UNAUTHORIZED" if status == 401 else "TOO_MANY_REQUESTS"
-    body = {"errors": [{"code": code, "message": message}]}
-    return web.Response(status=status, body=json.dumps(body).encode(), content_type="application/json",
-                        headers=headers)
+    if status == 429:
+        return error_response(codes.TOOMANYREQUESTS, message, headers={"Retry-After": str(int(retry_after) + 1)})
+    return error_response(codes.UNAUTHORIZED, message, headers={"WWW-Authenticate": 'Basic realm="dtr"'})
 
 
 @web.middleware
@@ -64,15 +61,23 @@ def principal(request: web.Request) -> Principal:
     return request.get(_KEY, ANONYMOUS)  # type: ignore[no-any-return]
 
 
-def require_user(request: web.Request) -> Principal:
-    p = principal(request)
+def check_user(p: Principal) -> Principal:
+    """``p`` if it is an authenticated user; a 401 UNAUTHORIZED otherwise."""
     if not p.authenticated:
-        raise APIError(401, "UNAUTHORIZED", "authentication required (Basic: username and password or access token)")
+        raise APIError(codes.UNAUTHORIZED, "authentication required (Basic: username and password or access token)")
     return p
+
+
+def check_admin(p: Principal) -> Principal:
+    """``p`` if it is a site admin; a 401 or 403 FORBIDDEN otherwise."""
+    if not check_user(p).is_admin:
+        raise APIError(codes.FORBIDDEN, "only site admins may do this")
+    return p
+
+
+def require_user(request: web.Request) -> Principal:
+    return check_user(principal(request))
 
 
 def require_admin(request: web.Request) -> Principal:
-    p = require_user(request)
-    if not p.is_admin:
-        raise APIError(403, "FORBIDDEN", "only site admins may do this")
-    return p
+    return check_admin(principal(request))

@@ -21,6 +21,7 @@ from typing import Any
 from aiohttp import web
 
 from dtr.accounts import audit
+from dtr.api.errors import ErrorCode, codes, error_response
 from dtr.auth.access import ANONYMOUS, Principal
 from dtr.auth.service import AuthError, AuthService
 from dtr.keys import AUTH
@@ -30,13 +31,11 @@ _SCOPE = re.compile(r"^([a-z0-9]+)(?:\([a-z0-9]+\))?:(.+):([a-z*]+(?:,[a-z*]+)*)
 _MAX_SCOPES = 32
 
 
-def _error(status: int, code: str, message: str, oauth: str | None = None,
+def _error(code: ErrorCode, message: str, oauth: str | None = None,
            headers: dict[str, str] | None = None) -> web.Response:
-    body: dict[str, Any] = {"errors": [{"code": code, "message": message}]}
-    if oauth:  # docker's OAuth2 client reads these on a 401/400
-        body.update(error=oauth, error_description=message)
-    return web.Response(status=status, body=json.dumps(body).encode(), content_type="application/json",
-                        headers=headers)
+    # docker's OAuth2 client reads error and error_description on a 401/400
+    extra = {"error": oauth, "error_description": message} if oauth else None
+    return error_response(code, message, headers=headers, extra=extra)
 
 
 def parse_scopes(raw: list[str]) -> list[tuple[str, str, list[str]]]:
@@ -64,9 +63,9 @@ def basic_credentials(header: str) -> tuple[str, str] | None:
 
 def _auth_failure(e: AuthError, oauth: bool) -> web.Response:
     if e.status == 429:
-        return _error(429, "TOOMANYREQUESTS", e.message, "slow_down" if oauth else None,
+        return _error(codes.TOOMANYREQUESTS, e.message, "slow_down" if oauth else None,
                       {"Retry-After": str(int(e.retry_after) + 1)})
-    return _error(401, "UNAUTHORIZED", e.message, "invalid_grant" if oauth else None)
+    return _error(codes.UNAUTHORIZED, e.message, "invalid_grant" if oauth else None)
 
 
 async def _answer(request: web.Request, auth: AuthService, principal: Principal,
@@ -89,7 +88,7 @@ async def _answer(request: web.Request, auth: AuthService, principal: Principal,
 
 def _check_service(auth: AuthService, service: str | None) -> web.Response | None:
     if service and service != auth.service:
-        return _error(400, "UNSUPPORTED", f"unknown service {service[:128]!r}; this server is {auth.service!r}",
+        return _error(codes.UNSUPPORTED, f"unknown service {service[:128]!r}; this server is {auth.service!r}",
                       "invalid_request")
     return None
 
@@ -106,7 +105,7 @@ async def token_get(request: web.Request) -> web.Response:
     if header:
         creds = basic_credentials(header)
         if creds is None:
-            return _error(401, "UNAUTHORIZED", "the token endpoint takes Basic credentials")
+            return _error(codes.UNAUTHORIZED, "the token endpoint takes Basic credentials")
         try:
             principal = await auth.authenticate(creds[0], creds[1], request.remote or "")
         except AuthError as e:
@@ -131,7 +130,7 @@ async def token_post(request: web.Request) -> web.Response:
         elif grant == "refresh_token":
             principal = await auth.refresh(str(form.get("refresh_token") or ""))
         else:
-            return _error(400, "UNSUPPORTED", "grant_type must be password or refresh_token",
+            return _error(codes.UNSUPPORTED, "grant_type must be password or refresh_token",
                           "unsupported_grant_type")
     except AuthError as e:
         return _auth_failure(e, oauth=True)
@@ -148,7 +147,7 @@ def _json_errors(handler: Callable[[web.Request], Awaitable[web.Response]]
             raise
         except Exception:
             log.exception("unhandled error on %s /auth/token", request.method)
-            return _error(500, "UNKNOWN", "internal error; see the server log")
+            return error_response(codes.INTERNAL_ERROR)
 
     return wrapped
 

@@ -91,7 +91,8 @@ def test_repeated_failures_are_slowed_down(dtr_factory: Callable[..., DtrProcess
         assert c.token([], ("victim", "guess-guess")).status == 401
     r = c.token([], ("victim", PASSWORD))
     assert r.status == 429 and int(r.headers["Retry-After"]) > 0 and "too many failed logins" in r.error_message
-    assert c.api("GET", "/accounts/me", ("victim", PASSWORD)).status == 429
+    r = c.api("GET", "/accounts/me", ("victim", PASSWORD))
+    assert r.status == 429 and r.error_code == "TOOMANYREQUESTS" and int(r.headers["Retry-After"]) > 0
     assert c.token([], ("bystander", PASSWORD)).status == 200
     events = _events_once(c, "/events?type=login_failed&pageSize=100", 3)
     assert [e["actor"] for e in events] == ["victim"] * 3

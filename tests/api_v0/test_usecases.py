@@ -1,0 +1,79 @@
+"""The accounts use cases called directly, as a web UI would: a principal and a client address,
+no HTTP, against a real (embedded) Postgres."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from dtr.accounts import orgs, usecases
+from dtr.accounts import repositories as repos
+from dtr.accounts import service as svc
+from dtr.accounts.context import Caller
+from dtr.api.errors import APIError, codes
+from dtr.auth.access import Level, Principal
+from dtr.auth.service import AuthService
+from dtr.config import Config
+from dtr.db.engine import asyncpg_url
+from dtr.db.migrate import upgrade
+
+PASSWORD = "Us3r-pass-word"
+
+
+@pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_async_engine(asyncpg_url(database_url))
+    await upgrade(engine)
+    yield engine
+    await engine.dispose()
+
+
+async def test_a_team_granted_access_through_the_use_cases(engine: AsyncEngine, tmp_path: Path) -> None:
+    cfg = Config(data_dir=str(tmp_path))
+    auth, policy = AuthService(cfg, engine), cfg.auth.min_password_length
+    async with engine.begin() as conn:
+        root = await svc.create_account(conn, name="root", is_admin=True)
+    admin = Caller(engine, auth, Principal("root", root.id, is_admin=True), "192.0.2.1", policy)
+
+    alice = await usecases.create_account(admin, usecases.NewAccount("alice", password=PASSWORD))
+    await usecases.create_account(admin, usecases.NewAccount("acme", is_org=True))
+    await orgs.set_org_member(admin, "acme", "alice", is_admin=True)
+    owner = Caller(engine, auth, Principal("alice", alice.id), "192.0.2.2", policy)
+    _, team = await orgs.create_team(owner, "acme", "devs", "developers")
+    await repos.create_repository(owner, "acme", "app", repos.RepoChanges(visibility="private"))
+    repo, _, granted = await repos.set_repo_team_access(owner, "acme", "app", "devs", Level.WRITE)
+    assert (repo.name, granted.id) == ("acme/app", team.id)
+
+    _, _, grants = await repos.list_repo_team_access(owner, "acme", "app")
+    assert [(g.name, g.access_level) for g in grants] == [("devs", "read-write")]
+
+    # Someone who is not an owner may neither manage the organisation nor see the repository.
+    bob = await usecases.create_account(admin, usecases.NewAccount("bob", password=PASSWORD))
+    outsider = Caller(engine, auth, Principal("bob", bob.id), "192.0.2.3", policy)
+    with pytest.raises(APIError) as e:
+        await orgs.create_team(outsider, "acme", "mine")
+    assert e.value.code is codes.FORBIDDEN
+    with pytest.raises(APIError) as e:
+        await repos.set_repo_team_access(outsider, "acme", "app", "devs", Level.ADMIN)
+    assert e.value.code is codes.NO_SUCH_REPOSITORY
+    rows, _ = await repos.list_repositories(outsider, "acme", None, 10)
+    assert rows == []
+
+    events = await usecases.list_events(admin, svc.EventFilter(), None, 100)
+    seen = [(e.type, e.actor, e.client_addr, e.object_name) for e in reversed(events)]
+    assert seen == [
+        ("account_create", "root", "192.0.2.1", "alice"),
+        ("account_create", "root", "192.0.2.1", "acme"),
+        ("org_member_set", "root", "192.0.2.1", "acme"),
+        ("team_create", "alice", "192.0.2.2", "acme/devs"),
+        ("repo_create", "alice", "192.0.2.2", "acme/app"),
+        ("repo_team_access_set", "alice", "192.0.2.2", "acme/app"),
+        ("account_create", "root", "192.0.2.1", "bob"),
+    ]
+    assert events[1].detail == {"team": "devs", "accessLevel": "read-write"}
+    with pytest.raises(APIError) as e:
+        await usecases.list_events(owner, svc.EventFilter(), None, 100)
+    assert e.value.code is codes.FORBIDDEN
