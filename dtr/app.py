@@ -6,9 +6,9 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from dtr.accounts.audit import record_registry_events
 from dtr.accounts.views import register as register_accounts
 from dtr.api.app import create_api_app
+from dtr.audit.service import record_registry_events
 from dtr.auth.api import api_auth
 from dtr.auth.setup import setup_auth
 from dtr.config import Config

@@ -6,14 +6,13 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from dtr.registry.events import Actor, Outbox
-
 if TYPE_CHECKING:
     from dtr.auth.service import AuthService
     from dtr.config import Config
     from dtr.db.engine import Database
     from dtr.jobs.events import RegistryEvents
     from dtr.jobs.runner import JobWorker
+    from dtr.registry.events import Actor, Outbox
     from dtr.registry.service import RegistryService
     from dtr.storage.wrapper import StorageWrapper
 
@@ -33,4 +32,4 @@ OUTBOX: web.AppKey[Outbox] = web.AppKey("outbox")
 REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id", str)
 REPOSITORY: web.RequestKey[str] = web.RequestKey("repository", str)
 #: Per /v2 request that passed auth: who acts (``dtr.registry.events.Actor``).
-ACTOR: web.RequestKey[Actor] = web.RequestKey("actor", Actor)
+ACTOR: web.RequestKey[Actor] = web.RequestKey("actor")

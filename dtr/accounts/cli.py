@@ -31,9 +31,9 @@ async def _with_db(cfg: Config, work: Any) -> int:
 
 
 def cmd_users_create(args: argparse.Namespace) -> int:
-    from dtr.accounts import audit
     from dtr.accounts import service as svc
     from dtr.api.errors import APIError
+    from dtr.audit import service as audit
     from dtr.auth.passwords import PasswordPolicyError, check_policy, hash_password
 
     cfg = load_config(args.config)
@@ -63,9 +63,9 @@ def cmd_users_create(args: argparse.Namespace) -> int:
 
 
 def cmd_users_reset_password(args: argparse.Namespace) -> int:
-    from dtr.accounts import audit
     from dtr.accounts import service as svc
     from dtr.api.errors import APIError
+    from dtr.audit import service as audit
     from dtr.auth.passwords import PasswordPolicyError, check_policy, hash_password
 
     cfg = load_config(args.config)

@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from dtr.accounts import audit
+from dtr.audit import service as audit
 from dtr.auth.access import Principal
 from dtr.auth.api import check_admin, check_user
 from dtr.auth.service import AuthService

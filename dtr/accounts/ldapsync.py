@@ -11,8 +11,8 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from dtr.accounts import audit
 from dtr.accounts import service as svc
+from dtr.audit import service as audit
 from dtr.auth.ldap import Directory, DirectoryUser
 
 accounts = svc.accounts

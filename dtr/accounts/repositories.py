@@ -17,10 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dtr.accounts import service as svc
 from dtr.accounts.context import Caller
-from dtr.accounts.models import NamespaceTeamAccess, RepositoryMeta, RepositoryTeamAccess
 from dtr.accounts.orgs import authorize_org
 from dtr.api.errors import APIError, codes
 from dtr.auth.access import Action, Level, Principal, decide
+from dtr.auth.models import NamespaceTeamAccess, RepositoryMeta, RepositoryTeamAccess
 from dtr.registry import changes
 from dtr.registry.errors import RegistryError
 from dtr.registry.models import Repository

@@ -17,15 +17,15 @@ from sqlalchemy import Table, and_, delete, func, literal, select, tuple_, updat
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from dtr.accounts.models import (
+from dtr.api.errors import APIError, codes
+from dtr.audit.models import AuditEvent
+from dtr.auth.models import (
     AccessToken,
     Account,
-    AuditEvent,
     OrgMember,
     Team,
     TeamMember,
 )
-from dtr.api.errors import APIError, codes
 from dtr.registry.models import Repository
 
 accounts = cast(Table, Account.__table__)

@@ -22,8 +22,9 @@ from sqlalchemy import Table, func, literal, select, union_all, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from dtr.accounts import audit
-from dtr.accounts.models import (
+from dtr.audit import service as audit
+from dtr.auth.access import ANONYMOUS, Action, Level, Principal, RepoFacts, decide
+from dtr.auth.models import (
     AccessToken,
     Account,
     NamespaceTeamAccess,
@@ -33,7 +34,6 @@ from dtr.accounts.models import (
     Setting,
     TeamMember,
 )
-from dtr.auth.access import ANONYMOUS, Action, Level, Principal, RepoFacts, decide
 from dtr.auth.passwords import hash_password_async, random_password, verify_password_async
 from dtr.auth.throttle import LoginThrottle
 from dtr.auth.tokens import InvalidToken, TokenSigner, load_or_create_key

@@ -20,8 +20,8 @@ from typing import Any
 
 from aiohttp import web
 
-from dtr.accounts import audit
 from dtr.api.errors import ErrorCode, codes, error_response
+from dtr.audit import service as audit
 from dtr.auth.access import ANONYMOUS, Principal
 from dtr.auth.service import AuthError, AuthService
 from dtr.keys import AUTH

@@ -1,4 +1,4 @@
-"""Accounts, teams, grants, access tokens, settings and audit events.
+"""Accounts, teams, grants, access tokens, settings, failed logins: who is who and who may do what.
 
 Users and organisations share ``accounts`` (one namespace: a repository ``ns/name`` belongs to the
 account ``ns``). Teams live in organisations. Repository metadata and team grants are keyed to
@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -131,26 +131,6 @@ class Setting(Base):
 
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[Any] = mapped_column(JSONB)
-
-
-class AuditEvent(Base):
-    __tablename__ = "audit_events"
-
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    at: Mapped[dt.datetime] = utcnow_column()
-    #: Who did it (account name; empty for anonymous or unknown) and from which address.
-    actor: Mapped[str] = mapped_column(String(255), default="")
-    client_addr: Mapped[str] = mapped_column(String(64), default="")
-    type: Mapped[str] = mapped_column(String(64))
-    object_type: Mapped[str] = mapped_column(String(32), default="")
-    object_name: Mapped[str] = mapped_column(Text, default="")
-    detail: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
-
-    __table_args__ = (
-        Index("ix_audit_events_at", "at"),
-        Index("ix_audit_events_actor", "actor", "at"),
-        Index("ix_audit_events_type", "type", "at"),
-    )
 
 
 class LoginFailure(Base):

@@ -10,7 +10,7 @@ from typing import Any, cast
 from sqlalchemy import Table, insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from dtr.accounts.models import AuditEvent
+from dtr.audit.models import AuditEvent
 from dtr.registry import events as registry_events
 from dtr.registry.events import Event
 

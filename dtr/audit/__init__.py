@@ -1,0 +1,1 @@
+"""The audit log: every domain records who did what through ``dtr.audit.service``."""
