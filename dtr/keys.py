@@ -7,11 +7,14 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
     from dtr.auth.service import AuthService
     from dtr.config import Config
     from dtr.db.engine import Database
     from dtr.jobs.events import RegistryEvents
     from dtr.jobs.runner import JobWorker
+    from dtr.registry.changes import Actor
     from dtr.registry.service import RegistryService
     from dtr.storage.wrapper import StorageWrapper
 
@@ -28,3 +31,10 @@ JOB_EVENTS: web.AppKey[RegistryEvents] = web.AppKey("job_events")
 #: Per request: its id (``X-Request-Id``) and the repository it is about, for the access line.
 REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id", str)
 REPOSITORY: web.RequestKey[str] = web.RequestKey("repository", str)
+#: Per /v2 request: the route table entry's metrics area (read by the request metrics).
+AREA: web.RequestKey[str] = web.RequestKey("area", str)
+#: Per /v2 request that passed the token check: who acts (name "" for anonymous or auth off).
+ACTOR: web.RequestKey[Actor] = web.RequestKey("actor")
+#: Per cross-repository mount request (set by the token check): whether the requester may pull
+#: from a repository; None when auth is off (any repository may serve). Absent: no mount.
+MAY_PULL: web.RequestKey[Callable[[str], Awaitable[bool]] | None] = web.RequestKey("may_pull")
