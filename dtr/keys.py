@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
     from dtr.auth.service import AuthService
     from dtr.config import Config
     from dtr.db.engine import Database
@@ -31,5 +33,10 @@ OUTBOX: web.AppKey[Outbox] = web.AppKey("outbox")
 #: Per request: its id (``X-Request-Id``) and the repository it is about, for the access line.
 REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id", str)
 REPOSITORY: web.RequestKey[str] = web.RequestKey("repository", str)
-#: Per /v2 request that passed auth: who acts (``dtr.registry.events.Actor``).
+#: Per /v2 request: the route table entry's metrics area (read by the request metrics).
+AREA: web.RequestKey[str] = web.RequestKey("area", str)
+#: Per /v2 request that passed the token check: who acts (name "" for anonymous or auth off).
 ACTOR: web.RequestKey[Actor] = web.RequestKey("actor")
+#: Per cross-repository mount request (set by the token check): whether the requester may pull
+#: from a repository; None when auth is off (any repository may serve). Absent: no mount.
+MAY_PULL: web.RequestKey[Callable[[str], Awaitable[bool]] | None] = web.RequestKey("may_pull")

@@ -1,9 +1,12 @@
 """Bearer-token authorisation of ``/v2/``: ``registry_auth`` wraps the registry's dispatch
-(called by ``dtr.registry.views.handle_v2``, not installed as an aiohttp middleware).
+(called by ``dtr.registry.views.handle_v2``, not installed as an aiohttp middleware) and checks
+the access the matched route table entry (``dtr.registry.routes``) names for the method.
 
-Hot path: a valid token costs a dict lookup (verified tokens are memoised) and no database
-round-trip. Without a token, or with one that does not cover the request, the answer is the
-spec's 401 challenge; an authenticated user lacking access gets 403 DENIED with the reason.
+Hot path: a valid token covering the request costs a dict lookup (verified tokens are memoised)
+and no database round-trip. Without a token the answer is the spec's 401 challenge. A token
+lacking a scope its user has gets the challenge with ``error="insufficient_scope"`` (Docker's
+token spec), so the client fetches a better token; 403 DENIED, with the reason, only when the
+user truly lacks the access (this slow path reads the database).
 """
 
 from __future__ import annotations
@@ -14,19 +17,18 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from dtr.auth.access import Action, explain
+from dtr.auth.access import Action, Principal, explain
 from dtr.auth.tokens import AccessClaims, InvalidToken
-from dtr.keys import ACTOR, AUTH
+from dtr.keys import ACTOR, AUTH, MAY_PULL
 from dtr.registry.errors import RegistryError, codes
 from dtr.registry.events import Actor
+from dtr.registry.names import is_name
+from dtr.registry.routes import Access, Route, resource
 
 if TYPE_CHECKING:
-    pass
+    from dtr.auth.service import AuthService
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-_REPO_PATH = re.compile(r"^(.+)/(?:tags/list|manifests/[^/]+|blobs/uploads/?[^/]*|blobs/[^/]+|referrers/[^/]+)$")
-_ACTION = {"GET": "pull", "HEAD": "pull", "DELETE": "delete"}
+Handler = Callable[[web.Request, Route, re.Match[str]], Awaitable[web.StreamResponse]]
 
 
 def _challenge(realm: str, service: str, scope: str | None, error: str | None = None) -> dict[str, str]:
@@ -45,22 +47,43 @@ def _bearer(request: web.Request) -> str | None:
     return None
 
 
-async def registry_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
+def _mount_source(request: web.Request) -> str | None:
+    """The ``from`` of a cross-repository mount request, when it is a repository name."""
+    source = request.query.get("from")
+    return source if source and is_name(source) else None
+
+
+class _PullCheck:
+    """Whether the token's user may pull from a repository (for mounts): the token says so, or
+    the access decision does (the user's rights now, anonymous for an anonymous token)."""
+
+    def __init__(self, auth: AuthService, claims: AccessClaims) -> None:
+        self.auth, self.claims = auth, claims
+        self._principal: Principal | None = None
+
+    async def __call__(self, name: str) -> bool:
+        if self.claims.allows("repository", name, "pull"):
+            return True
+        if self._principal is None:
+            self._principal = await self.auth.lookup_principal(self.claims.subject)
+        return (await self.auth.decide(self._principal, name, Action.PULL))[0]
+
+
+async def registry_auth(request: web.Request, route: Route, m: re.Match[str],
+                        handler: Handler) -> web.StreamResponse:
+    """Run ``handler`` if the request's token covers the access ``route`` needs for the method
+    (the caller has checked the method is the route's); otherwise the challenge or DENIED."""
     auth = request.app[AUTH]  # /v2 is a root-app route (dtr.registry.views.add_registry_routes)
     if auth is None:
         request[ACTOR] = Actor("", request.remote or "")
-        return await handler(request)
-    tail = request.match_info.get("tail", "")
-    m = _REPO_PATH.match(tail)
-    name = m.group(1) if m else None
-    if name is not None:
-        # Anything on an upload (status, cancel included) is part of pushing.
-        action = "push" if "/blobs/uploads" in tail else _ACTION.get(request.method, "push")
-        type_, scope = "repository", f"repository:{name}:{'pull,push' if action == 'push' else action}"
-    elif tail == "_catalog":
-        type_, name, action, scope = "registry", "catalog", "*", "registry:catalog:*"
+        if route.mounts:
+            request[MAY_PULL] = None
+        return await handler(request, route, m)
+    access = route.methods[request.method]
+    if access is None:
+        type_, name, action = "", None, ""
     else:
-        type_, action, scope = "", "", None
+        type_, name, action = access.type, resource(access, m), access.action
     token = _bearer(request)
     claims: AccessClaims | None = None
     error = None
@@ -70,31 +93,44 @@ async def registry_auth(request: web.Request, handler: Handler) -> web.StreamRes
         except InvalidToken:
             error = "invalid_token"
     if claims is not None and (name is None or claims.allows(type_, name, action)):
+        if route.mounts and "mount" in request.query:
+            # The handler mounts only from repositories the user may pull; a source the token
+            # does not cover but the user may pull is challenged, so the mount can happen.
+            source = _mount_source(request)
+            check = _PullCheck(auth, claims)
+            if source is not None and not claims.allows("repository", source, "pull") and await check(source):
+                raise _refusal(auth, access, name, source, "insufficient_scope")
+            request[MAY_PULL] = check
         request[ACTOR] = Actor(claims.subject, request.remote or "")
-        if name is not None and type_ == "repository" and action == "push" and "mount" in request.query:
-            request = _guard_mount(request, claims)
-        return await handler(request)
-    headers = _challenge(auth.realm, auth.service, scope, error)
+        return await handler(request, route, m)
+    source = _mount_source(request) if route.mounts and "mount" in request.query else None
     if claims is None or not claims.subject:
-        raise RegistryError(codes.UNAUTHORIZED, headers=headers, detail=[{"Type": type_, "Name": name,
-                                                                           "Action": action}] if name else None)
-    # An authenticated user without the access: say why (the slow path may use the database).
+        raise _refusal(auth, access, name, source, error)
+    # An authenticated user's token lacks the access: a better token if the user has it, else
+    # why not (the slow path may use the database).
     principal = await auth.lookup_principal(claims.subject)
     if type_ == "repository" and name is not None:
         wanted = Action(action)
-        _, facts = await auth.decide(principal, name, wanted)
+        allowed, facts = await auth.decide(principal, name, wanted)
         message = explain(principal, facts, wanted)
     else:
+        allowed = principal.authenticated and principal.is_admin
         message = "only site admins may list the catalog"
+    if allowed:
+        raise _refusal(auth, access, name, source, "insufficient_scope")
     raise RegistryError(codes.DENIED, message=message, detail={"Type": type_, "Name": name, "Action": action})
 
 
-def _guard_mount(request: web.Request, claims: AccessClaims) -> web.Request:
-    """Cross-repository mounts need pull on the source; otherwise a plain upload starts."""
-    source = request.query.get("from")
-    if source and claims.allows("repository", source, "pull"):
-        return request
-    query = request.url.query.copy()
-    query.popall("mount", None)
-    query.popall("from", None)
-    return request.clone(rel_url=request.rel_url.with_query(query))
+def _refusal(auth: AuthService, access: Access | None, name: str | None, source: str | None,
+             error: str | None) -> RegistryError:
+    """401 with the challenge naming every scope the request needs (a mount's source too)."""
+    detail: list[dict[str, str | None]] = []
+    scopes = []
+    if access is not None and name is not None:
+        scopes.append(f"{access.type}:{name}:{access.scope_actions}")
+        detail.append({"Type": access.type, "Name": name, "Action": access.action})
+    if source is not None:
+        scopes.append(f"repository:{source}:pull")
+        detail.append({"Type": "repository", "Name": source, "Action": "pull"})
+    headers = _challenge(auth.realm, auth.service, " ".join(scopes) or None, error)
+    return RegistryError(codes.UNAUTHORIZED, headers=headers, detail=detail or None)

@@ -15,7 +15,7 @@ from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, M
 from prometheus_client.registry import Collector
 from sqlalchemy import text
 
-from dtr.keys import DATABASE, REQUEST_ID, STORAGE
+from dtr.keys import AREA, DATABASE, REQUEST_ID, STORAGE
 
 PING_TIMEOUT = 5.0
 
@@ -88,13 +88,15 @@ class InFlight:
 IN_FLIGHT = InFlight()
 
 
-def _area(path: str) -> str:
-    if not path.startswith("/v2/"):
-        return path.split("/")[1] if "/" in path else path
-    for part in ("/manifests/", "/blobs/uploads", "/blobs/", "/tags/", "/referrers/"):
-        if part in path:
-            return part.strip("/").replace("/", "_")
-    return "catalog" if path.endswith("_catalog") else "base"
+def _area(request: web.Request) -> str:
+    """The area /v2 dispatch put on the request (its route table entry's), else the path's
+    first segment (``v2`` for a /v2 path in no entry)."""
+    try:
+        return request[AREA]
+    except KeyError:
+        pass
+    path = request.path
+    return path.split("/")[1] if "/" in path else path
 
 
 #: Request ids: a per-process random prefix and a counter (cheaper than uuid4, unique enough to grep).
@@ -125,7 +127,7 @@ async def request_middleware(
     finally:
         IN_FLIGHT.leave()
         method = request.method
-        _observe_request(method if method in _METHODS else "OTHER", _area(request.path), str(status),
+        _observe_request(method if method in _METHODS else "OTHER", _area(request), str(status),
                          time.perf_counter() - start)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, cast
 
 from sqlalchemy import LargeBinary, Table, and_, bindparam, delete, func, select, text, tuple_
@@ -51,6 +51,11 @@ _RENEW_LINK = text("UPDATE repository_blobs SET created_at = now() WHERE reposit
                    "RETURNING digest")
 _LINKED_IN = text(f"SELECT 1 FROM repository_blobs WHERE repository_id = {_REPO_OF_NAME} AND digest = :digest")
 _LINKED_ANYWHERE = text("SELECT 1 FROM repository_blobs WHERE digest = :digest LIMIT 1")
+#: Repositories holding a blob, for a mount without ``from``: the target first, then its namespace.
+_HOLDERS = text("SELECT r.name FROM repository_blobs l JOIN repositories r ON r.id = l.repository_id "
+                "WHERE l.digest = :digest ORDER BY r.name = :name DESC, "
+                "split_part(r.name, '/', 1) = split_part(:name, '/', 1) DESC, r.name LIMIT :limit")
+_MOUNT_CANDIDATES = 32
 _REPOSITORY = text("SELECT id, immutable_tags FROM repositories WHERE name = :name")
 _LINKED_BLOBS = text("SELECT digest FROM repository_blobs WHERE repository_id = :rid "
                      "AND digest = ANY(CAST(:digests AS text[]))")
@@ -149,8 +154,26 @@ class RegistryService:
                 raise RegistryError(codes.BLOB_UNKNOWN, detail={"digest": digest})
             await events.record(conn, actor, [Event(events.BLOB_UNLINKED, name, digest=digest)])
 
-    async def mount(self, name: str, digest: str, source: str | None, actor: Actor) -> bool:
-        """Link ``digest`` into ``name`` if ``source`` (or, without one, any repository) holds it."""
+    async def mount(self, name: str, digest: str, source: str | None,
+                    may_pull: Callable[[str], Awaitable[bool]] | None, actor: Actor) -> bool:
+        """Link ``digest`` into ``name`` from ``source`` or, without one, from a repository holding it.
+
+        ``may_pull`` says which repositories the requester may take it from (None: any); False,
+        and nothing learnt about the others, when none of those holds the blob. Without a
+        source, the target's namespace is tried first and at most _MOUNT_CANDIDATES holders.
+        """
+        if source is not None and may_pull is not None and not await may_pull(source):
+            return False
+        if source is None and may_pull is not None:
+            async with self.engine.connect() as conn:
+                holders = (await conn.execute(_HOLDERS, {"digest": digest, "name": name,
+                                                         "limit": _MOUNT_CANDIDATES})).scalars().all()
+            for holder in holders:
+                if await may_pull(holder):
+                    source = holder
+                    break
+            else:
+                return False
         async with self.engine.begin() as conn:
             # GC safety (dtr.jobs.gc): the blob's shared lock from the check until the link commits.
             await gc_locks.share(conn, blobs=[digest])

@@ -1,7 +1,8 @@
 """The OCI Distribution API (``/v2/``) over HTTP: routing, headers, status codes.
 
-One route takes every ``/v2/`` path so that unknown paths and wrong methods get the spec's
-JSON errors too; ``dispatch`` matches the path against the endpoint table below.
+One aiohttp route takes every ``/v2/`` path so that unknown paths and wrong methods get the
+spec's JSON errors too; ``handle_v2`` matches the path once against ``ROUTES`` (the one table of
+endpoints, their access rules and metrics areas, see ``dtr.registry.routes``).
 """
 
 from __future__ import annotations
@@ -12,14 +13,14 @@ import json
 import logging
 import re
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 from urllib.parse import urlencode
 
 from aiohttp import web
 
 from dtr.auth.middleware import registry_auth
-from dtr.keys import ACTOR, CONFIG, REGISTRY, REPOSITORY, STORAGE
+from dtr.keys import ACTOR, AREA, CONFIG, MAY_PULL, REGISTRY, REPOSITORY, STORAGE
 from dtr.registry.errors import ErrorCode, RegistryError, codes
 from dtr.registry.manifests import DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, is_media_type
 from dtr.registry.names import (
@@ -27,18 +28,16 @@ from dtr.registry.names import (
     blob_path,
     check_digest,
     check_name,
-    check_tag,
     is_digest,
     is_name,
     is_valid_digest,
 )
+from dtr.registry.routes import CATALOG, DELETE, PULL, PUSH, Route, RouteTable
 from dtr.registry.service import StoredManifest
 from dtr.registry.uploads import upload_headers
 from dtr.storage.base import StorageError
 
 log = logging.getLogger("dtr.registry")
-
-Handler = Callable[[web.Request, str, str], Awaitable[web.StreamResponse]]
 
 API_VERSION = {"Docker-Distribution-API-Version": "registry/2.0"}
 #: The spec's ``^[0-9]+-[0-9]+$``, also taking the ``bytes`` prefix and ``/total`` some clients send.
@@ -97,13 +96,11 @@ def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -
 # -- base, catalog, tags -----------------------------------------------------------------
 
 
-async def base(request: web.Request) -> web.Response:
-    if request.method not in ("GET", "HEAD"):
-        raise RegistryError(codes.UNSUPPORTED, detail={"method": request.method}, headers={"Allow": "GET, HEAD"})
+async def base(request: web.Request, _name: str, _ref: str) -> web.Response:
     return _json({})
 
 
-async def catalog(request: web.Request) -> web.Response:
+async def catalog(request: web.Request, _name: str, _ref: str) -> web.Response:
     cfg = request.app[CONFIG]
     n, last = _page_params(request, cfg.registry.max_page_size, is_name, codes.NAME_INVALID)
     names, more = await request.app[REGISTRY].catalog(n if n is not None else cfg.registry.max_page_size, last)
@@ -122,8 +119,16 @@ async def tags_list(request: web.Request, name: str, _: str) -> web.Response:
 # -- manifests ---------------------------------------------------------------------------
 
 
-def _check_reference(reference: str) -> str:
-    return check_digest(reference) if is_digest(reference) else check_tag(reference)
+def _check_reference(reference: str, method: str) -> None:
+    """A digest must be well formed (400); a tag outside the grammar is 400 for PUT and, as the
+    reference registry answers, a manifest unknown (404) for the rest: no such tag can exist."""
+    if is_digest(reference):
+        check_digest(reference)
+    elif not TAG_RE.fullmatch(reference):
+        if method == "PUT":
+            raise RegistryError(codes.MANIFEST_INVALID, detail={"tag": reference[:200]}, message="invalid tag")
+        raise RegistryError(codes.MANIFEST_UNKNOWN, detail={"tag": reference[:200]},
+                            message="no such tag: not a valid tag name")
 
 
 class _Accept:
@@ -203,8 +208,8 @@ async def _read_manifest(request: web.Request, limit: int) -> bytes:
 
 async def manifest(request: web.Request, name: str, reference: str) -> web.StreamResponse:
     svc = request.app[REGISTRY]
-    _check_reference(reference)
     method = request.method
+    _check_reference(reference, method)
     if method in ("GET", "HEAD"):
         m = await _negotiate(request, name, reference, await svc.get_manifest(name, reference))
         headers = m.headers
@@ -222,10 +227,8 @@ async def manifest(request: web.Request, name: str, reference: str) -> web.Strea
         if parsed.subject:
             headers["OCI-Subject"] = parsed.subject
         return web.Response(status=201, headers=headers)
-    if method == "DELETE":
-        digest = await svc.delete_manifest(name, reference, request[ACTOR])
-        return web.Response(status=202, headers={"Docker-Content-Digest": digest})
-    raise _unsupported(method)
+    digest = await svc.delete_manifest(name, reference, request[ACTOR])  # DELETE: the route table allows no other
+    return web.Response(status=202, headers={"Docker-Content-Digest": digest})
 
 
 # -- blobs -------------------------------------------------------------------------------
@@ -237,8 +240,6 @@ async def blob(request: web.Request, name: str, digest: str) -> web.StreamRespon
     if request.method == "DELETE":
         await svc.delete_blob(name, digest, request[ACTOR])
         return web.Response(status=202, headers={"Docker-Content-Digest": digest})
-    if request.method not in ("GET", "HEAD"):
-        raise _unsupported(request.method)
     size = await svc.blob_size(name, digest)
     if size is None:
         raise RegistryError(codes.BLOB_UNKNOWN, detail={"digest": digest})
@@ -294,15 +295,14 @@ async def _stream_blob(request: web.Request, path: str, size: int, headers: dict
 
 
 async def start_upload(request: web.Request, name: str, _: str) -> web.Response:
-    if request.method != "POST":
-        raise _unsupported(request.method)
     svc = request.app[REGISTRY]
     mount = request.query.get("mount")
     source = request.query.get("from") or None
-    # A mount that cannot happen (malformed or unknown digest or source) falls back to an upload
-    # session (202), as the spec says; without ``from`` any repository holding the blob may serve.
-    if mount and is_valid_digest(mount) and (source is None or is_name(source)) \
-            and await svc.mount(name, mount, source, request[ACTOR]):
+    # A mount that cannot happen (malformed or unknown digest or source, or no repository the
+    # requester may pull from holds it) falls back to an upload session (202), as the spec says;
+    # without ``from`` a repository the requester may pull from that holds the blob serves.
+    if mount and MAY_PULL in request and is_valid_digest(mount) and (source is None or is_name(source)) \
+            and await svc.mount(name, mount, source, request[MAY_PULL], request[ACTOR]):
         return web.Response(status=201, headers={
             "Location": f"/v2/{name}/blobs/{mount}", "Docker-Content-Digest": mount})
     digest = request.query.get("digest")
@@ -340,10 +340,8 @@ async def upload(request: web.Request, name: str, raw_id: str) -> web.Response:
         await svc.finish(name, upload_id, digest, _body(request) if has_body else None)
         return web.Response(status=201, headers={"Location": f"/v2/{name}/blobs/{digest}",
                                                  "Docker-Content-Digest": digest})
-    if method == "DELETE":
-        await svc.cancel(name, upload_id)
-        return web.Response(status=204)
-    raise _unsupported(method)
+    await svc.cancel(name, upload_id)  # DELETE: the route table allows no other
+    return web.Response(status=204)
 
 
 def _content_range(request: web.Request) -> tuple[int | None, int | None]:
@@ -370,8 +368,6 @@ def _content_range(request: web.Request) -> tuple[int | None, int | None]:
 
 
 async def referrers(request: web.Request, name: str, digest: str) -> web.Response:
-    if request.method != "GET":
-        raise _unsupported(request.method)
     check_digest(digest)
     cfg = request.app[CONFIG].registry
     artifact_type = request.query.get("artifactType") or None
@@ -407,45 +403,38 @@ async def referrers(request: web.Request, name: str, digest: str) -> web.Respons
     return resp
 
 
-# -- dispatch ----------------------------------------------------------------------------
+# -- the route table and dispatch ----------------------------------------------------------
+
+#: Every /v2 endpoint. Order matters only for ``<name>/blobs/uploads``, which is the upload start,
+#: not the blob ``uploads``; the manifest route comes first: a manifest GET is the hottest request.
+ROUTES = RouteTable([
+    Route(r"(.+)/manifests/([^/]+)", manifest,
+          {"GET": PULL, "HEAD": PULL, "PUT": PUSH, "DELETE": DELETE}, "manifests"),
+    Route(r"(.+)/blobs/uploads/?()", start_upload, {"POST": PUSH}, "blobs_uploads", mounts=True),
+    # An upload's status needs pull only, as the reference registry asks: its id is an unguessable
+    # uuid4 known only to whoever started it, and the answer is an offset. Writing to or
+    # cancelling an upload is pushing (DTR gives push and delete the same level, read-write).
+    Route(r"(.+)/blobs/uploads/([^/]+)", upload,
+          {"GET": PULL, "PATCH": PUSH, "PUT": PUSH, "DELETE": PUSH}, "blobs_uploads"),
+    Route(r"(.+)/blobs/([^/]+)", blob, {"GET": PULL, "HEAD": PULL, "DELETE": DELETE}, "blobs"),
+    Route(r"(.+)/tags/(list)", tags_list, {"GET": PULL}, "tags"),
+    Route(r"(.+)/referrers/([^/]+)", referrers, {"GET": PULL}, "referrers"),
+    Route(r"_catalog", catalog, {"GET": CATALOG}, "catalog"),
+    Route(r"", base, {"GET": None, "HEAD": None}, "base"),
+])
 
 
-def _unsupported(method: str) -> RegistryError:
-    return RegistryError(codes.UNSUPPORTED, detail={"method": method})
-
-
-_ROUTES: list[tuple[re.Pattern[str], frozenset[str], Handler]] = [
-    (re.compile(r"^(.+)/tags/(list)$", re.DOTALL), frozenset({"GET"}), tags_list),
-    (re.compile(r"^(.+)/manifests/([^/]+)$", re.DOTALL), frozenset({"GET", "HEAD", "PUT", "DELETE"}), manifest),
-    (re.compile(r"^(.+)/blobs/uploads/?()$", re.DOTALL), frozenset({"POST"}), start_upload),
-    (re.compile(r"^(.+)/blobs/uploads/([^/]+)$", re.DOTALL), frozenset({"GET", "PATCH", "PUT", "DELETE"}), upload),
-    (re.compile(r"^(.+)/blobs/([^/]+)$", re.DOTALL), frozenset({"GET", "HEAD", "DELETE"}), blob),
-    (re.compile(r"^(.+)/referrers/([^/]+)$", re.DOTALL), frozenset({"GET"}), referrers),
-]
-
-
-async def dispatch(request: web.Request) -> web.StreamResponse:
-    tail = request.match_info["tail"]
-    if tail == "":
-        return await base(request)
-    if tail == "_catalog":
-        if request.method != "GET":
-            raise _unsupported(request.method)
-        return await catalog(request)
-    for pattern, methods, handler in _ROUTES:
-        m = pattern.fullmatch(tail)
-        if m is None:
-            continue
-        name = _repo(request, m.group(1))
-        if request.method not in methods:
-            raise RegistryError(codes.UNSUPPORTED, detail={"method": request.method},
-                                headers={"Allow": ", ".join(sorted(methods))})
-        return await handler(request, name, m.group(2))
-    raise RegistryError(codes.NAME_UNKNOWN, message="no such endpoint", detail={"path": request.path[:256]})
+async def dispatch(request: web.Request, route: Route, m: re.Match[str]) -> web.StreamResponse:
+    """Call the route's handler with the repository name (checked) and reference of the match."""
+    if route.repository:
+        return await route.handler(request, _repo(request, m.group(1)), m.group(2))
+    return await route.handler(request, "", "")
 
 
 async def handle_v2(request: web.Request) -> web.StreamResponse:
-    """Every ``/v2/`` request: authorised by the auth hook, dispatched, errors as the spec's JSON.
+    """Every ``/v2/`` request: matched once against ``ROUTES`` (no entry: 404; a method the entry
+    does not take: 405 with ``Allow``), authorised by the token check, dispatched, errors as the
+    spec's JSON.
 
     A bug is logged and answered as UNKNOWN, never as HTML. Every answer carries
     ``Docker-Distribution-API-Version`` (streamed ones set it themselves). One plain handler
@@ -454,7 +443,14 @@ async def handle_v2(request: web.Request) -> web.StreamResponse:
     rather than ``request.config_dict`` (a chain of mappings built per request).
     """
     try:
-        resp = await registry_auth(request, dispatch)
+        found = ROUTES.match(request.match_info["tail"])
+        if found is None:
+            raise RegistryError(codes.NAME_UNKNOWN, message="no such endpoint", detail={"path": request.path[:256]})
+        route, m = found
+        request[AREA] = route.area
+        if request.method not in route.methods:
+            raise RegistryError(codes.UNSUPPORTED, detail={"method": request.method}, headers={"Allow": route.allow})
+        resp = await registry_auth(request, route, m, dispatch)
     except RegistryError as e:
         resp = e.response()
     except StorageError as e:

@@ -359,15 +359,24 @@ async def test_tag_moves_to_the_new_manifest(reg: Registry, repo_name: str) -> N
     assert got == b2 and headers["Docker-Content-Digest"] == d2
 
 
-@pytest.mark.parametrize("ref", ["-leadingdash", ".dot", "a" * 129, "sha256:abc", "has space", "x!"])
-async def test_invalid_reference_is_400(reg: Registry, repo_name: str, ref: str) -> None:
+@pytest.mark.parametrize("ref", ["-leadingdash", ".dot", ".INVALID_NAME", "a" * 129, "sha256:abc", "has space",
+                                 "x!"])
+async def test_invalid_reference_is_400_to_put_and_unknown_to_fetch(reg: Registry, repo_name: str, ref: str) -> None:
+    """PUT by a reference outside the grammar is 400; GET, HEAD and DELETE by a tag outside it find
+    no manifest (404 MANIFEST_UNKNOWN, as the reference registry answers); a bad digest is 400."""
     _, body = await reg.image(repo_name, "ok")
     async with reg.http.put(reg.url(f"/v2/{repo_name}/manifests/{ref}"), data=body,
                             headers={"Content-Type": OCI_MANIFEST}) as r:
         assert r.status == 400
         assert (await error_codes(r))[0] in ("MANIFEST_INVALID", "DIGEST_INVALID", "TAG_INVALID")
-    status, _, _ = await get(reg, repo_name, ref)
-    assert status == 400
+    for method in ("GET", "HEAD", "DELETE"):
+        async with reg.http.request(method, reg.url(f"/v2/{repo_name}/manifests/{ref}")) as r:
+            if ":" in ref:
+                assert r.status == 400, (method, r.status)
+            else:
+                assert r.status == 404, (method, r.status)
+                if method != "HEAD":
+                    assert await error_codes(r) == ["MANIFEST_UNKNOWN"]
 
 
 async def test_tag_of_128_characters(reg: Registry, repo_name: str) -> None:
