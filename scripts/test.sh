@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The whole check: lint, types, migrations vs models, and every test against real servers.
+# The whole check: lint, types, a wheel install that serves, migrations vs models, and every test
+# against real servers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-test-deps.sh
@@ -7,4 +8,5 @@ export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-/tmp/runtime-$(id -u)}
 mkdir -p "$XDG_RUNTIME_DIR" && chmod 700 "$XDG_RUNTIME_DIR"
 .venv/bin/ruff check dtr tests bench migrations
 .venv/bin/mypy
+scripts/check-wheel.sh
 .venv/bin/pytest -n "${TEST_WORKERS:-2}" -p no:cacheprovider "$@"

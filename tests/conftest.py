@@ -7,6 +7,11 @@ Fixtures:
   worker's tests; use unique repository names (``repo_name``) so tests stay independent.
 - ``dtr_factory``: start more dtr processes (own database and data dir) for crash and config tests.
 - ``http``: an aiohttp ClientSession.
+- ``app_client``: dtr's app in this process (``create_app`` with its ``cleanup_ctx`` run) on a
+  fresh database and data dir, for fast service-level tests: ``app`` is the application (its
+  services: ``app[REGISTRY]``, ...), ``app_client`` an aiohttp ``TestClient`` and ``app_base`` its
+  URL (``tests.oci`` helpers take ``app_client.session, app_base``). The config is the one a
+  ``dtr`` process gets, plus ``app_extra`` (override that fixture to change it).
 """
 
 from __future__ import annotations
@@ -19,7 +24,11 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
 
+from dtr.app import create_app
+from dtr.config import load_config
 from tests.servers import DtrProcess, create_database, start_postgres
 
 
@@ -85,3 +94,29 @@ def repo_name() -> str:
 async def http() -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession(auto_decompress=False) as session:
         yield session
+
+
+@pytest.fixture
+def app_extra() -> dict[str, Any]:
+    """Config sections for ``app_client`` on top of a ``dtr`` process's (as ``dtr_factory`` takes them)."""
+    return {}
+
+
+@pytest.fixture
+async def app_client(database_url: str, tmp_path: Path, app_extra: dict[str, Any]
+                     ) -> AsyncIterator[TestClient[web.Request, web.Application]]:
+    # The config file a DtrProcess would run with, loaded and validated as `dtr serve` does.
+    config = load_config(DtrProcess(tmp_path / "app", database_url, app_extra).config_path, environ={})
+    server = TestServer(create_app(config), host=config.http.host, port=config.http.port)
+    async with TestClient(server, auto_decompress=False) as client:
+        yield client
+
+
+@pytest.fixture
+def app(app_client: TestClient[web.Request, web.Application]) -> web.Application:
+    return app_client.app
+
+
+@pytest.fixture
+def app_base(app_client: TestClient[web.Request, web.Application]) -> str:
+    return str(app_client.make_url("/")).rstrip("/")

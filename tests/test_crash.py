@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import json
 import os
 from collections.abc import AsyncIterator, Callable
@@ -18,61 +17,30 @@ from typing import Any
 import aiohttp
 import pytest
 
+from tests.oci import OCI_MANIFEST, digest_of, image, push_blob, push_image
 from tests.servers import DtrProcess
 
 MIB = 1 << 20
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 
 
-def sha256(data: bytes) -> str:
-    return f"sha256:{hashlib.sha256(data).hexdigest()}"
-
-
-async def push_blob(http: aiohttp.ClientSession, url: str, repo: str, data: bytes) -> str:
-    async with http.post(f"{url}/v2/{repo}/blobs/uploads/") as r:
-        assert r.status == 202, await r.text()
-        location = r.headers["Location"]
-    digest = sha256(data)
-    async with http.put(f"{url}{location}", params={"digest": digest}, data=data,
-                        headers={"Content-Type": "application/octet-stream"}) as r:
-        assert r.status == 201, await r.text()
-    return digest
-
-
-def image_manifest(config: bytes, layers: list[bytes]) -> bytes:
-    return json.dumps({
-        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": sha256(config),
-                   "size": len(config)},
-        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": sha256(layer),
-                    "size": len(layer)} for layer in layers],
-    }).encode()
-
-
-async def push_image(http: aiohttp.ClientSession, url: str, repo: str, tag: str, seed: str
-                     ) -> tuple[bytes, list[bytes]]:
+async def push_seeded_image(http: aiohttp.ClientSession, url: str, repo: str, tag: str, seed: str
+                            ) -> tuple[bytes, list[bytes]]:
     """A small image pushed over HTTP; returns (manifest bytes, its blobs)."""
     config = json.dumps({"architecture": "amd64", "os": "linux", "seed": seed}).encode()
     layers = [os.urandom(300_000), os.urandom(1000)]
-    for blob in (config, *layers):
-        await push_blob(http, url, repo, blob)
-    manifest = image_manifest(config, layers)
-    async with http.put(f"{url}/v2/{repo}/manifests/{tag}", data=manifest,
-                        headers={"Content-Type": OCI_MANIFEST}) as r:
-        assert r.status == 201, await r.text()
-    return manifest, [config, *layers]
+    return await push_image(http, url, repo, tag, config, layers), [config, *layers]
 
 
 async def check_image(http: aiohttp.ClientSession, url: str, repo: str, tag: str, manifest: bytes,
                       blobs: list[bytes]) -> None:
     """The image is pullable and whole: manifest by tag and digest, every blob byte-equal."""
-    for ref in (tag, sha256(manifest)):
+    for ref in (tag, digest_of(manifest)):
         async with http.get(f"{url}/v2/{repo}/manifests/{ref}", headers={"Accept": OCI_MANIFEST}) as r:
             assert r.status == 200, await r.text()
             assert await r.read() == manifest
-            assert r.headers["Docker-Content-Digest"] == sha256(manifest)
+            assert r.headers["Docker-Content-Digest"] == digest_of(manifest)
     for blob in blobs:
-        async with http.get(f"{url}/v2/{repo}/blobs/{sha256(blob)}") as r:
+        async with http.get(f"{url}/v2/{repo}/blobs/{digest_of(blob)}") as r:
             assert r.status == 200
             assert await r.read() == blob
 
@@ -97,9 +65,9 @@ async def resume_and_finish(http: aiohttp.ClientSession, url: str, repo: str, lo
         assert r.status == 202, await r.text()
         assert r.headers["Range"] == f"0-{len(data) - 1}"
         location = r.headers["Location"]
-    async with http.put(f"{url}{location}", params={"digest": sha256(data)}) as r:
+    async with http.put(f"{url}{location}", params={"digest": digest_of(data)}) as r:
         assert r.status == 201, await r.text()
-    async with http.get(f"{url}/v2/{repo}/blobs/{sha256(data)}") as r:
+    async with http.get(f"{url}/v2/{repo}/blobs/{digest_of(data)}") as r:
         assert r.status == 200
         assert await r.read() == data
 
@@ -150,7 +118,7 @@ async def crashy(dtr_factory: Callable[..., DtrProcess], http: aiohttp.ClientSes
                  ) -> tuple[DtrProcess, bytes, list[bytes]]:
     """A fresh dtr with an image ``base/image:v1`` committed before anything is killed."""
     proc = await asyncio.to_thread(dtr_factory)
-    manifest, blobs = await push_image(http, proc.url, "base/image", "v1", "before the crash")
+    manifest, blobs = await push_seeded_image(http, proc.url, "base/image", "v1", "before the crash")
     return proc, manifest, blobs
 
 
@@ -174,7 +142,7 @@ async def test_kill_between_patches_then_resume(crashy: tuple[DtrProcess, bytes,
     proc.kill()
     await restart(proc)
 
-    assert await head_status(http, f"{proc.url}/v2/{repo}/blobs/{sha256(data)}") == 404
+    assert await head_status(http, f"{proc.url}/v2/{repo}/blobs/{digest_of(data)}") == 404
     assert await upload_range(http, proc.url, location) == 3 * MIB
     await resume_and_finish(http, proc.url, repo, location, data, 3 * MIB)
     await check_image(http, proc.url, "base/image", "v1", manifest, blobs)
@@ -197,7 +165,7 @@ async def test_kill_during_streaming_patch_then_resume(crashy: tuple[DtrProcess,
     await patch
     await restart(proc)
 
-    assert await head_status(http, f"{proc.url}/v2/{repo}/blobs/{sha256(data)}") == 404
+    assert await head_status(http, f"{proc.url}/v2/{repo}/blobs/{digest_of(data)}") == 404
     have = await upload_range(http, proc.url, location)
     assert 4 * MIB <= have <= 12 * MIB
     # What the registry kept is exactly the prefix that was sent: the digest check at PUT proves it.
@@ -211,7 +179,7 @@ async def test_kill_during_streaming_put_then_restart_upload(crashy: tuple[DtrPr
     proc, manifest, blobs = crashy
     repo = "crash/streaming-put"
     data = os.urandom(16 * MIB)
-    digest = sha256(data)
+    digest = digest_of(data)
     async with http.post(f"{proc.url}/v2/{repo}/blobs/uploads/") as r:
         location = r.headers["Location"]
     gate = Gate(data, 8 * MIB)
@@ -245,9 +213,9 @@ async def test_kill_during_manifest_push(crashy: tuple[DtrProcess, bytes, list[b
     layer = os.urandom(50_000)
     for blob in (config, layer):
         await push_blob(http, proc.url, repo, blob)
-    new = image_manifest(config, [layer])
+    new = image(config, [layer])
     # The tag "v1" already points at an older manifest; the interrupted push must not move it.
-    old, old_blobs = await push_image(http, proc.url, repo, "v1", "older")
+    old, old_blobs = await push_seeded_image(http, proc.url, repo, "v1", "older")
 
     _, writer = await asyncio.open_connection("127.0.0.1", proc.port)
     writer.write((f"PUT /v2/{repo}/manifests/v1 HTTP/1.1\r\nHost: {proc.host}\r\n"
@@ -260,7 +228,7 @@ async def test_kill_during_manifest_push(crashy: tuple[DtrProcess, bytes, list[b
     writer.close()
     await restart(proc)
 
-    assert await head_status(http, f"{proc.url}/v2/{repo}/manifests/{sha256(new)}") == 404
+    assert await head_status(http, f"{proc.url}/v2/{repo}/manifests/{digest_of(new)}") == 404
     await check_image(http, proc.url, repo, "v1", old, old_blobs)
     async with http.put(f"{proc.url}/v2/{repo}/manifests/v1", data=new, headers={"Content-Type": OCI_MANIFEST}) as r:
         assert r.status == 201, await r.text()
@@ -274,7 +242,7 @@ async def test_kill_during_commit_is_all_or_nothing(crashy: tuple[DtrProcess, by
     proc, manifest, blobs = crashy
     repo = "crash/commit"
     data = os.urandom(64 * MIB)
-    digest = sha256(data)
+    digest = digest_of(data)
     async with http.post(f"{proc.url}/v2/{repo}/blobs/uploads/") as r:
         location = r.headers["Location"]
     async with http.patch(f"{proc.url}{location}", data=data,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +10,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from tests.oci import OCI_MANIFEST, digest_of, push_image
 from tests.servers import DtrProcess, create_database
 
 pytestmark = pytest.mark.asyncio
@@ -29,27 +29,12 @@ def replicas(pg_uri: str, tmp_path: Path) -> Iterator[tuple[DtrProcess, DtrProce
 
 async def _push_image(http: aiohttp.ClientSession, base: str, repo: str, tag: str, content: bytes) -> str:
     config = json.dumps({"architecture": "amd64", "os": "linux", "note": content.decode()}).encode()
-    for blob in (config, content):
-        digest = "sha256:" + hashlib.sha256(blob).hexdigest()
-        async with http.post(f"{base}/v2/{repo}/blobs/uploads/?digest={digest}", data=blob) as r:
-            assert r.status == 201, await r.text()
-    manifest = json.dumps({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                   "digest": "sha256:" + hashlib.sha256(config).hexdigest(), "size": len(config)},
-        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
-                    "digest": "sha256:" + hashlib.sha256(content).hexdigest(), "size": len(content)}],
-    }).encode()
-    async with http.put(f"{base}/v2/{repo}/manifests/{tag}", data=manifest,
-                        headers={"Content-Type": "application/vnd.oci.image.manifest.v1+json"}) as r:
-        assert r.status == 201, await r.text()
-        return r.headers["Docker-Content-Digest"]
+    return digest_of(await push_image(http, base, repo, tag, config, [content]))
 
 
 async def _digest_of(http: aiohttp.ClientSession, base: str, repo: str, tag: str) -> str | None:
     async with http.head(f"{base}/v2/{repo}/manifests/{tag}",
-                         headers={"Accept": "application/vnd.oci.image.manifest.v1+json"}) as r:
+                         headers={"Accept": OCI_MANIFEST}) as r:
         return r.headers.get("Docker-Content-Digest") if r.status == 200 else None
 
 
@@ -88,7 +73,7 @@ async def test_blob_pushed_to_one_replica_is_pulled_from_the_other(
 ) -> None:
     a, b = replicas
     data = b"x" * 300_000
-    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    digest = digest_of(data)
     async with http.post(f"{a.url}/v2/ha/blob/blobs/uploads/") as r:
         location = r.headers["Location"]
     # Continue the upload on the other replica: uploads are shared state, not process state.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from importlib import resources
 from pathlib import Path
 
 from alembic import command
@@ -12,12 +13,23 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 #: Any constant shared by all dtr processes; serialises migrations across replicas.
 MIGRATION_LOCK = 0x647472_6D6967
 
-MIGRATIONS_DIR = Path(__file__).resolve().parent.parent.parent / "migrations"
+
+
+def migrations_dir() -> Path:
+    """The Alembic scripts: ``dtr/_migrations`` in a wheel install (setup.py maps ``migrations/``
+    there), else ``migrations/`` beside the package (a checkout, editable or on PYTHONPATH)."""
+    packaged = resources.files("dtr") / "_migrations"
+    if packaged.is_dir():
+        return Path(str(packaged))
+    source = Path(__file__).resolve().parents[2] / "migrations"
+    if (source / "env.py").is_file():
+        return source
+    raise FileNotFoundError(f"dtr's migrations are missing: neither {packaged} nor {source} exists (a broken install?)")
 
 
 def alembic_config(connection: Connection | None = None) -> AlembicConfig:
     cfg = AlembicConfig()
-    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("script_location", str(migrations_dir()))
     cfg.attributes["connection"] = connection
     return cfg
 

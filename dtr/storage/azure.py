@@ -32,7 +32,7 @@ from azure.core.exceptions import AzureError, HttpResponseError, ResourceNotFoun
 from azure.storage.blob import BlobBlock, BlobSasPermissions, generate_blob_sas
 from azure.storage.blob.aio import BlobClient, ContainerClient, LinearRetry
 
-from dtr.config import ConfigError
+from dtr.sections import ConfigError
 from dtr.storage.base import (
     FileInfo,
     FileWriter,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, ClassVar
 
-from dtr.config import ConfigError
+from dtr.sections import ConfigError
 from dtr.storage.s3 import S3Driver, S3Params
 
 

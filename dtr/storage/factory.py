@@ -5,8 +5,9 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from dtr.config import ConfigError, StorageConfig, _build
+from dtr.sections import ConfigError, build
 from dtr.storage.base import StorageDriver
+from dtr.storage.config import StorageConfig
 from dtr.storage.wrapper import StorageWrapper
 
 #: name -> "module:Class"; modules are imported on use so a missing optional SDK only
@@ -47,7 +48,7 @@ def driver_class(name: str) -> type[StorageDriver]:
 
 def _params(cfg: StorageConfig) -> Any:
     klass = driver_class(cfg.driver)
-    return _build(klass.Params, cfg.params, f"storage.{cfg.driver}")
+    return build(klass.Params, cfg.params, f"storage.{cfg.driver}")
 
 
 def validate_params(cfg: StorageConfig) -> None:

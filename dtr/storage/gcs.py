@@ -41,7 +41,7 @@ from google.auth.transport.requests import AuthorizedSession
 from google.cloud import storage
 from google.cloud.storage.retry import DEFAULT_RETRY
 
-from dtr.config import ConfigError
+from dtr.sections import ConfigError
 from dtr.storage.base import (
     FileInfo,
     FileWriter,

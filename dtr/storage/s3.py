@@ -28,7 +28,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, ClassVar, NoReturn, TypeVar
 
-from dtr.config import ConfigError
+from dtr.sections import ConfigError
 from dtr.storage.base import (
     FileInfo,
     FileWriter,

@@ -33,7 +33,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar, NoReturn, TypeVar
 from urllib.parse import quote, urlsplit
 
-from dtr.config import ConfigError
+from dtr.sections import ConfigError
 from dtr.storage.base import (
     FileInfo,
     FileWriter,

@@ -1,44 +1,31 @@
-"""Small clients for the OCI Distribution API, used by the spec tests in this package.
+"""A small client for the OCI Distribution API, used by the spec tests in this package (the media
+types and pushes it builds on: ``tests.oci``).
 
 Everything goes over real HTTP to the session ``dtr`` server; nothing is mocked.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from typing import Any
 
 import aiohttp
 
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
-OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
-OCI_EMPTY = "application/vnd.oci.empty.v1+json"
-DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
-DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
-DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
-DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar.gzip"
-
-#: The image-spec's empty descriptor: the two bytes ``{}``.
-EMPTY_BYTES = b"{}"
-EMPTY_DIGEST = "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
-
-ALL_MANIFEST_TYPES = ", ".join((OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_LIST))
-
-
-def digest_of(data: bytes, algorithm: str = "sha256") -> str:
-    return f"{algorithm}:{hashlib.new(algorithm, data).hexdigest()}"
-
-
-def descriptor(media_type: str, data: bytes, **extra: Any) -> dict[str, Any]:
-    return {"mediaType": media_type, "digest": digest_of(data), "size": len(data), **extra}
-
-
-def dumps(doc: Any) -> bytes:
-    return json.dumps(doc, separators=(",", ":")).encode()
+from tests.oci import (
+    DOCKER_CONFIG,
+    DOCKER_LAYER,
+    DOCKER_MANIFEST,
+    EMPTY_BYTES,
+    EMPTY_DIGEST,
+    OCI_CONFIG,
+    OCI_EMPTY,
+    OCI_LAYER_GZIP,
+    OCI_MANIFEST,
+    descriptor,
+    digest_of,
+    dumps,
+    upload_blob,
+)
 
 
 async def error_codes(r: aiohttp.ClientResponse) -> list[str]:
@@ -64,12 +51,7 @@ class Registry:
 
     async def push_blob(self, name: str, data: bytes | None = None, algorithm: str = "sha256") -> str:
         """Monolithic POST ?digest= upload; returns the digest."""
-        data = os.urandom(64) if data is None else data
-        digest = digest_of(data, algorithm)
-        async with self.http.post(self.url(f"/v2/{name}/blobs/uploads/"), params={"digest": digest},
-                                  data=data, headers={"Content-Type": "application/octet-stream"}) as r:
-            assert r.status == 201, await r.text()
-        return digest
+        return await upload_blob(self.http, self.base, name, os.urandom(64) if data is None else data, algorithm)
 
     async def put_manifest(self, name: str, ref: str, body: bytes, media_type: str | None) -> aiohttp.ClientResponse:
         headers = {"Content-Type": media_type} if media_type else {}
@@ -89,7 +71,7 @@ class Registry:
         doc: dict[str, Any] = {
             "schemaVersion": 2, "mediaType": media_type,
             "config": descriptor(DOCKER_CONFIG if docker else OCI_CONFIG, config),
-            "layers": [descriptor(DOCKER_LAYER if docker else OCI_LAYER, layer)],
+            "layers": [descriptor(DOCKER_LAYER if docker else OCI_LAYER_GZIP, layer)],
             **fields,
         }
         body = dumps(doc)

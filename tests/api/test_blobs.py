@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 
-from tests.api.helpers import Registry, digest_of, error_codes
+from tests.api.helpers import Registry, error_codes
+from tests.oci import digest_of
 
 
 async def test_get_and_head_blob(reg: Registry, repo_name: str) -> None:

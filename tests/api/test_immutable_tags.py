@@ -7,7 +7,7 @@ import os
 import aiohttp
 
 from tests.jobs.conftest import api
-from tests.jobs.oci import digest, get, image, pulls_whole, push_image, put_manifest
+from tests.oci import digest_of, get, image, pulls_whole, push_image, put_manifest
 from tests.servers import DtrProcess
 
 
@@ -30,13 +30,13 @@ async def test_an_immutable_tag_is_never_moved_or_deleted(dtr: DtrProcess, http:
     # a new tag is fine, for a new manifest too
     three = await push_image(http, u, repo, "v3", os.urandom(62), [os.urandom(302)])
     # deleting a tag, or a tagged manifest by digest, is DENIED; an untagged one may go
-    for ref in ("v1", digest(one)):
+    for ref in ("v1", digest_of(one)):
         async with http.delete(f"{u}/v2/{repo}/manifests/{ref}") as r:
             assert r.status == 403 and (await r.json())["errors"][0]["code"] == "DENIED"
     assert (await get(http, f"{u}/v2/{repo}/manifests/v1"))[0] == 200
     cfg = os.urandom(63)
-    untagged = await push_image(http, u, repo, digest(image(cfg, [])), cfg, [])
-    async with http.delete(f"{u}/v2/{repo}/manifests/{digest(untagged)}") as r:
+    untagged = await push_image(http, u, repo, digest_of(image(cfg, [])), cfg, [])
+    async with http.delete(f"{u}/v2/{repo}/manifests/{digest_of(untagged)}") as r:
         assert r.status == 202
 
     # turned off: tags move and go again

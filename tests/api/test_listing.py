@@ -7,7 +7,8 @@ import uuid
 
 import pytest
 
-from tests.api.helpers import OCI_MANIFEST, Registry, error_codes
+from tests.api.helpers import Registry, error_codes
+from tests.oci import OCI_MANIFEST
 
 
 async def tags(reg: Registry, name: str, query: str = "") -> tuple[int, list[str] | None, str | None]:

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from tests.api.helpers import (
+from tests.api.helpers import Registry, error_codes
+from tests.oci import (
     ALL_MANIFEST_TYPES,
     DOCKER_CONFIG,
     DOCKER_LIST,
@@ -18,13 +19,11 @@ from tests.api.helpers import (
     OCI_CONFIG,
     OCI_EMPTY,
     OCI_INDEX,
-    OCI_LAYER,
+    OCI_LAYER_GZIP,
     OCI_MANIFEST,
-    Registry,
     descriptor,
     digest_of,
     dumps,
-    error_codes,
 )
 
 ACCEPT_ALL = {"Accept": ALL_MANIFEST_TYPES}
@@ -98,7 +97,7 @@ async def test_byte_exact_storage_of_unusual_formatting(reg: Registry, repo_name
     await reg.push_blob(repo_name, config)
     await reg.push_blob(repo_name, layer)
     doc = {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": descriptor(OCI_CONFIG, config),
-           "layers": [descriptor(OCI_LAYER, layer)], "annotations": {"é": "ünïcode"}}
+           "layers": [descriptor(OCI_LAYER_GZIP, layer)], "annotations": {"é": "ünïcode"}}
     body = json.dumps(doc, indent=3, ensure_ascii=False).encode() + b"\n\n"
     r = await reg.put_manifest(repo_name, "pretty", body, OCI_MANIFEST)
     assert r.status == 201
@@ -168,7 +167,7 @@ async def test_missing_blobs_are_manifest_blob_unknown(reg: Registry, repo_name:
     await reg.push_blob(repo_name, config)
     missing1, missing2 = os.urandom(10), os.urandom(10)
     body = dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": descriptor(OCI_CONFIG, config),
-                  "layers": [descriptor(OCI_LAYER, missing1), descriptor(OCI_LAYER, missing2)]})
+                  "layers": [descriptor(OCI_LAYER_GZIP, missing1), descriptor(OCI_LAYER_GZIP, missing2)]})
     async with reg.http.put(reg.url(f"/v2/{repo_name}/manifests/bad"), data=body,
                             headers={"Content-Type": OCI_MANIFEST}) as r:
         assert r.status == 400
@@ -183,7 +182,7 @@ async def test_blob_of_another_repository_does_not_count(reg: Registry, repo_nam
     await reg.push_blob(repo_name + "-elsewhere", layer)
     await reg.push_blob(repo_name, config)
     body = dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": descriptor(OCI_CONFIG, config),
-                  "layers": [descriptor(OCI_LAYER, layer)]})
+                  "layers": [descriptor(OCI_LAYER_GZIP, layer)]})
     async with reg.http.put(reg.url(f"/v2/{repo_name}/manifests/t"), data=body,
                             headers={"Content-Type": OCI_MANIFEST}) as r:
         assert r.status == 400

@@ -7,7 +7,8 @@ import os
 import pytest
 from yarl import URL
 
-from tests.api.helpers import OCI_MANIFEST, Registry, digest_of, dumps, error_codes
+from tests.api.helpers import Registry, error_codes
+from tests.oci import OCI_MANIFEST, digest_of, dumps
 
 
 @pytest.mark.parametrize("suffix", ["", "/a/b/c/d", "/a.b_c__d--e", "/x-y---z", "/0/1/2"])

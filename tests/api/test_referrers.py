@@ -7,16 +7,8 @@ from collections.abc import Callable
 
 import aiohttp
 
-from tests.api.helpers import (
-    DOCKER_MANIFEST,
-    OCI_INDEX,
-    OCI_MANIFEST,
-    Registry,
-    descriptor,
-    digest_of,
-    dumps,
-    error_codes,
-)
+from tests.api.helpers import Registry, error_codes
+from tests.oci import DOCKER_MANIFEST, OCI_CONFIG, OCI_INDEX, OCI_MANIFEST, descriptor, digest_of, dumps
 from tests.servers import DtrProcess
 
 SBOM = "application/vnd.example.sbom.v1"
@@ -99,7 +91,7 @@ async def test_artifact_type_defaults_to_config_media_type(reg: Registry, repo_n
     _, _, index = await referrers(reg, repo_name, img)
     assert index["manifests"] == [
         {"mediaType": OCI_MANIFEST, "digest": child, "size": len(child_body),
-         "artifactType": "application/vnd.oci.image.config.v1+json"},
+         "artifactType": OCI_CONFIG},
         {"mediaType": OCI_INDEX, "digest": digest_of(index_body), "size": len(index_body),
          "annotations": {"k": "v"}},
         {"mediaType": OCI_INDEX, "digest": digest_of(typed_body), "size": len(typed_body), "artifactType": SIG},

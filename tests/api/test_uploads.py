@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.api.helpers import Registry, digest_of, error_codes
+from tests.api.helpers import Registry, error_codes
+from tests.oci import digest_of
 from tests.servers import DtrProcess
 
 OCTET = {"Content-Type": "application/octet-stream"}

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import uuid
 
 from tests.auth.client import Client
 from tests.auth.constants import ADMIN_AUTH, PASSWORD
+from tests.oci import OCI_MANIFEST, digest_of, image
 
 #: Roles a user may have on the organisation's private repository ``app``.
 ROLES = ("anonymous", "outsider", "inactive", "ro", "rw", "adm", "nsrw", "owner", "admin")
@@ -33,20 +33,15 @@ def push_image(client: Client, repo: str, tag: str, auth: tuple[str, str] | None
     token = client.bearer([f"repository:{repo}:pull,push"], auth)
     layer = uuid.uuid4().bytes * 8
     config = json.dumps({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}}).encode()
-    descs = []
-    for blob, mt in ((config, "application/vnd.oci.image.config.v1+json"),
-                     (layer, "application/vnd.oci.image.layer.v1.tar")):
-        digest = "sha256:" + hashlib.sha256(blob).hexdigest()
-        r = client.request("POST", f"/v2/{repo}/blobs/uploads/?digest={digest}", bearer=token, data=blob,
+    for blob in (config, layer):
+        r = client.request("POST", f"/v2/{repo}/blobs/uploads/?digest={digest_of(blob)}", bearer=token, data=blob,
                            headers={"Content-Type": "application/octet-stream"})
         assert r.status == 201, r.body
-        descs.append({"mediaType": mt, "digest": digest, "size": len(blob)})
-    manifest = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                           "config": descs[0], "layers": descs[1:]}).encode()
+    manifest = image(config, [layer])
     r = client.request("PUT", f"/v2/{repo}/manifests/{tag}", bearer=token, data=manifest,
-                       headers={"Content-Type": "application/vnd.oci.image.manifest.v1+json"})
+                       headers={"Content-Type": OCI_MANIFEST})
     assert r.status == 201, r.body
-    return "sha256:" + hashlib.sha256(manifest).hexdigest()
+    return digest_of(manifest)
 
 
 def build_world(client: Client) -> World:

@@ -23,18 +23,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from tests.oci import ALL_MANIFEST_TYPES, OCI_INDEX, digest_of
 from tests.servers import stop_processes
 
 APT = "apt-get install -y"
 #: Debian's docker client, not a newer one that may be earlier in PATH.
 DOCKER_CLI = "/usr/bin/docker"
 
-MANIFEST_TYPES = [
-    "application/vnd.oci.image.manifest.v1+json",
-    "application/vnd.oci.image.index.v1+json",
-    "application/vnd.docker.distribution.manifest.v2+json",
-    "application/vnd.docker.distribution.manifest.list.v2+json",
-]
 
 
 class CommandError(AssertionError):
@@ -328,11 +323,11 @@ def add_index(layout: Path, tag: str, children: dict[str, tuple[str, str]]) -> s
         d = by_tag[child_tag]
         manifests.append({"mediaType": d["mediaType"], "digest": d["digest"], "size": d["size"],
                           "platform": {"os": os_, "architecture": arch}})
-    body = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+    body = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX,
                        "manifests": manifests}).encode()
-    digest = f"sha256:{hashlib.sha256(body).hexdigest()}"
+    digest = digest_of(body)
     (layout / "blobs" / "sha256" / digest.split(":")[1]).write_bytes(body)
-    top["manifests"].append({"mediaType": "application/vnd.oci.image.index.v1+json", "digest": digest,
+    top["manifests"].append({"mediaType": OCI_INDEX, "digest": digest,
                              "size": len(body), "annotations": {"org.opencontainers.image.ref.name": tag}})
     (layout / "index.json").write_text(json.dumps(top))
     return digest
@@ -341,7 +336,7 @@ def add_index(layout: Path, tag: str, children: dict[str, tuple[str, str]]) -> s
 def verify_dir_image(out: Path, digest: str) -> dict[str, Any]:
     """Check a ``skopeo copy ... dir:OUT`` copy: manifest digest and every blob's digest; returns the manifest."""
     raw = (out / "manifest.json").read_bytes()
-    assert f"sha256:{hashlib.sha256(raw).hexdigest()}" == digest
+    assert digest_of(raw) == digest
     manifest: dict[str, Any] = json.loads(raw)
     for desc in [manifest["config"], *manifest["layers"]]:
         path = out / desc["digest"].split(":")[1]
@@ -412,16 +407,16 @@ class V2:
     def manifest(self, repo: str, reference: str) -> tuple[str, str, bytes]:
         """(digest, media type, bytes) of a manifest, any type accepted."""
         status, headers, body = self.request("GET", f"/v2/{repo}/manifests/{reference}",
-                                             {"Accept": ", ".join(MANIFEST_TYPES)})
+                                             {"Accept": ALL_MANIFEST_TYPES})
         assert status == 200, (status, body[:500])
         digest = headers["Docker-Content-Digest"]
-        assert digest == f"sha256:{hashlib.sha256(body).hexdigest()}"
+        assert digest == digest_of(body)
         return digest, headers["Content-Type"], body
 
     def blob(self, repo: str, digest: str) -> bytes:
         status, _, body = self.request("GET", f"/v2/{repo}/blobs/{digest}")
         assert status == 200, (status, body[:500])
-        assert f"sha256:{hashlib.sha256(body).hexdigest()}" == digest
+        assert digest_of(body) == digest
         return body
 
     def check_image(self, repo: str, reference: str) -> tuple[str, dict[str, Any], dict[str, Any]]:

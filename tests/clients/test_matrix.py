@@ -31,6 +31,7 @@ from tests.clients.engines import (
     rootfs_tar,
     verify_dir_image,
 )
+from tests.oci import OCI_INDEX, digest_of
 from tests.servers import DtrProcess
 
 CLIENTS = ["docker", "podman", "skopeo"]
@@ -126,7 +127,7 @@ def test_multi_arch_index(dtr: DtrProcess, clients: Clients, oci_layout: Callabl
 
     v2 = V2(dtr.url)
     digest, media_type, raw = v2.manifest(repo, "multi")
-    assert (digest, media_type) == (index_digest, "application/vnd.oci.image.index.v1+json")
+    assert (digest, media_type) == (index_digest, OCI_INDEX)
     index = json.loads(raw)
     assert [m["platform"]["architecture"] for m in index["manifests"]] == ["amd64", "arm64"]
     children = {}
@@ -144,7 +145,7 @@ def test_multi_arch_index(dtr: DtrProcess, clients: Clients, oci_layout: Callabl
     for arch, (child_digest, manifest) in children.items():
         for desc in [{"digest": child_digest}, manifest["config"], *manifest["layers"]]:
             path = blobs / desc["digest"].split(":")[1]
-            assert f"sha256:{hashlib.sha256(path.read_bytes()).hexdigest()}" == desc["digest"]
+            assert digest_of(path.read_bytes()) == desc["digest"]
         layer = blobs / manifest["layers"][-1]["digest"].split(":")[1]
         assert read_layer_file(layer, "id.txt").decode() == contents[arch]
 

@@ -18,6 +18,7 @@ import aiohttp
 from multidict import CIMultiDict
 
 from tests.clients.engines import DockerEngine, ReferenceRegistry, Skopeo, access_log, rootfs_tar, verify_dir_image
+from tests.oci import OCI_MANIFEST, digest_of, image
 from tests.servers import DtrProcess
 
 _COMBINED = re.compile(r'"(?P<method>[A-Z]+) (?P<path>\S+) HTTP/[\d.]+" (?P<status>\d{3}) ')
@@ -100,7 +101,7 @@ async def _observe(http: aiohttp.ClientSession, base: str, repo: str, seed: byte
             return None
 
     data = hashlib.sha256(seed).digest() * 1000
-    digest = f"sha256:{hashlib.sha256(data).hexdigest()}"
+    digest = digest_of(data)
 
     # Upload status before and after a streamed PATCH (no Content-Range).
     status, h, _ = await call("POST", f"/v2/{repo}/blobs/uploads/")
@@ -119,7 +120,7 @@ async def _observe(http: aiohttp.ClientSession, base: str, repo: str, seed: byte
                                        "Content-Type": "application/octet-stream"})
     loc = h.get("Location", loc)
     out.append(("patch rest", status, h.get("Range")))
-    wrong = f"sha256:{hashlib.sha256(b'wrong' + seed).hexdigest()}"
+    wrong = digest_of(b'wrong' + seed)
     status, h, body = await call("PUT", loc, params={"digest": wrong})
     out.append(("put wrong digest", status, code(body)))
     status, h, body = await call("GET", loc)
@@ -145,13 +146,9 @@ async def _observe(http: aiohttp.ClientSession, base: str, repo: str, seed: byte
 
     # Manifests: missing blob, unknown tag, unknown repository's tags.
     config = b"{}"
-    config_digest = f"sha256:{hashlib.sha256(config).hexdigest()}"
-    manifest = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                           "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                                      "digest": config_digest, "size": len(config)},
-                           "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
-                                       "digest": digest, "size": len(data)}]}).encode()
-    ct = {"Content-Type": "application/vnd.oci.image.manifest.v1+json"}
+    config_digest = digest_of(config)
+    manifest = image(config, [data])
+    ct = {"Content-Type": OCI_MANIFEST}
     status, h, body = await call("PUT", f"/v2/{repo}/manifests/v1", data=manifest, headers=ct)
     out.append(("manifest missing config", status, code(body)))
     status, h, _ = await call("POST", f"/v2/{repo}/blobs/uploads/")

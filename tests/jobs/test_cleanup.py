@@ -8,7 +8,7 @@ from pathlib import Path
 import aiohttp
 
 from tests.jobs.conftest import api, wait_job
-from tests.jobs.oci import digest
+from tests.oci import digest_of
 
 
 async def _start(http: aiohttp.ClientSession, base: str, repo: str, data: bytes) -> str:
@@ -48,5 +48,5 @@ async def test_abandoned_uploads_are_deleted(cluster, http: aiohttp.ClientSessio
     fresh = await _start(http, a.url, "clean/up", fresh_data)
     job = await api(http, "POST", f"{a.url}/api/v0/jobs", {"action": "upload_cleanup"})
     assert (await wait_job(http, a.url, job["id"]))["result"]["uploads"] == 0
-    async with http.put(f"{a.url}{fresh}?digest={digest(fresh_data)}") as r:
+    async with http.put(f"{a.url}{fresh}?digest={digest_of(fresh_data)}") as r:
         assert r.status == 201, await r.text()

@@ -10,7 +10,7 @@ import sys
 import aiohttp
 
 from tests.jobs.conftest import api, wait_job
-from tests.jobs.oci import push_blob
+from tests.oci import push_blob
 from tests.servers import ROOT
 
 

@@ -9,11 +9,11 @@ import random
 import aiohttp
 
 from tests.jobs.conftest import api, wait_job
-from tests.jobs.oci import (
+from tests.oci import (
     OCI_INDEX,
     OCI_MANIFEST,
     descriptor,
-    digest,
+    digest_of,
     get,
     image,
     index,
@@ -44,16 +44,16 @@ async def test_dry_run_matches_what_a_real_run_frees(cluster, http: aiohttp.Clie
     ck, cu, cd1, cr1, cr2, c1, c2 = (rnd(100 + i) for i in range(7))
     k = await push_image(http, u, keep, "v1", ck, [shared, lk])
     um = await push_image(http, u, keep, "tmp", cu, [shared, lu])
-    children = [await push_image(http, u, keep, digest(image(c, [shared])), c, [shared]) for c in (c1, c2)]
+    children = [await push_image(http, u, keep, digest_of(image(c, [shared])), c, [shared]) for c in (c1, c2)]
     idx = index(children)
     assert (await put_manifest(http, u, keep, "multi", idx, OCI_INDEX))[0] == 201
-    d1 = await push_image(http, u, keep, digest(image(cd1, [ld])), cd1, [ld])
+    d1 = await push_image(http, u, keep, digest_of(image(cd1, [ld])), cd1, [ld])
     jdx = index([d1])
     assert (await put_manifest(http, u, keep, "j", jdx, OCI_INDEX))[0] == 201
-    r1 = await push_image(http, u, keep, digest(image(cr1, [], descriptor(k, OCI_MANIFEST))), cr1, [],
-                          descriptor(k, OCI_MANIFEST))
-    r2 = await push_image(http, u, keep, digest(image(cr2, [], descriptor(um, OCI_MANIFEST))), cr2, [],
-                          descriptor(um, OCI_MANIFEST))
+    r1 = await push_image(http, u, keep, digest_of(image(cr1, [], descriptor(OCI_MANIFEST, k))), cr1, [],
+                          descriptor(OCI_MANIFEST, k))
+    r2 = await push_image(http, u, keep, digest_of(image(cr2, [], descriptor(OCI_MANIFEST, um))), cr2, [],
+                          descriptor(OCI_MANIFEST, um))
     orphan = rnd(999)
     await push_blob(http, u, keep, orphan)
     await push_blob(http, u, other, lk, mount_from=keep)
@@ -67,32 +67,32 @@ async def test_dry_run_matches_what_a_real_run_frees(cluster, http: aiohttp.Clie
     assert dry["manifests"] == 4 and dry["manifest_bytes"] == sum(len(m) for m in garbage_manifests)
     assert dry["blobs"] == 6 and dry["blob_bytes"] == sum(len(b) for b in garbage_blobs)
     assert dry["links"] == 1
-    assert (await get(http, f"{u}/v2/{keep}/manifests/{digest(um)}"))[0] == 200  # a dry run deletes nothing
+    assert (await get(http, f"{u}/v2/{keep}/manifests/{digest_of(um)}"))[0] == 200  # a dry run deletes nothing
 
     real = await _gc(http, u, grace_period=0)
     freed = real["result"]
     for key in ("manifests", "manifest_bytes", "blobs", "blob_bytes", "links", "bytes"):
         assert freed[key] == dry[key], (key, dry, freed)
     logs = [x["data"] for x in await api(http, "GET", f"{u}/api/v0/jobs/{real['id']}/logs?limit=10000")]
-    assert f"deleted manifest {keep}@{digest(um)} ({len(um)} bytes)" in logs
-    assert f"deleted blob {digest(orphan)} ({len(orphan)} bytes)" in logs
+    assert f"deleted manifest {keep}@{digest_of(um)} ({len(um)} bytes)" in logs
+    assert f"deleted blob {digest_of(orphan)} ({len(orphan)} bytes)" in logs
 
     for m in garbage_manifests:
-        assert (await get(http, f"{u}/v2/{keep}/manifests/{digest(m)}"))[0] == 404
+        assert (await get(http, f"{u}/v2/{keep}/manifests/{digest_of(m)}"))[0] == 404
     for b in garbage_blobs:
-        assert (await get(http, f"{u}/v2/{keep}/blobs/{digest(b)}", "*/*"))[0] == 404
+        assert (await get(http, f"{u}/v2/{keep}/blobs/{digest_of(b)}", "*/*"))[0] == 404
     await pulls_whole(http, u, keep, "v1", k)
     await pulls_whole(http, u, keep, "multi", idx)
-    await pulls_whole(http, u, keep, digest(r1), r1)
-    async with http.get(f"{u}/v2/{keep}/referrers/{digest(k)}") as r:
-        assert [m["digest"] for m in (await r.json())["manifests"]] == [digest(r1)]
-    assert (await get(http, f"{u}/v2/{other}/blobs/{digest(lk)}", "*/*"))[0] == 404  # the unused link went
+    await pulls_whole(http, u, keep, digest_of(r1), r1)
+    async with http.get(f"{u}/v2/{keep}/referrers/{digest_of(k)}") as r:
+        assert [m["digest"] for m in (await r.json())["manifests"]] == [digest_of(r1)]
+    assert (await get(http, f"{u}/v2/{other}/blobs/{digest_of(lk)}", "*/*"))[0] == 404  # the unused link went
 
     again = (await _gc(http, u, grace_period=0))["result"]
     assert again["bytes"] == 0 and again["links"] == 0
 
     # usage, recounted after the run: blobs once per repository, plus manifest bodies
-    kept_blobs = {digest(b): len(b) for b in (ck, shared, lk, c1, c2, cr1)}
+    kept_blobs = {digest_of(b): len(b) for b in (ck, shared, lk, c1, c2, cr1)}
     kept_manifests = [k, idx, *children, r1]
     usage = await api(http, "GET", f"{u}/api/v0/usage/repositories/{keep}")
     assert usage["blobs"] == len(kept_blobs) and usage["manifests"] == len(kept_manifests)
@@ -198,7 +198,7 @@ async def test_a_blob_found_by_head_survives_gc_until_its_manifest_arrives(
     await push_blob(http, u, repo, config)
     await asyncio.sleep(RENEW_AFTER)  # older than half the grace period: the next check renews the links
     for blob in (layer, config):
-        async with http.head(f"{u}/v2/{repo}/blobs/{digest(blob)}") as r:
+        async with http.head(f"{u}/v2/{repo}/blobs/{digest_of(blob)}") as r:
             assert r.status == 200
     await asyncio.sleep(PAST_GRACE)  # past the grace period since the push, not since the check
     result = (await _gc(http, u, grace_period=GRACE))["result"]
@@ -214,9 +214,9 @@ async def test_a_manifest_pushed_again_survives_gc_until_its_index_arrives(
     (a,) = cluster(1, jobs={"gc_grace_period": GRACE})
     u, repo = a.url, "renew/multi"
     cfg = os.urandom(77)
-    child = await push_image(http, u, repo, digest(image(cfg, [])), cfg, [])
+    child = await push_image(http, u, repo, digest_of(image(cfg, [])), cfg, [])
     await asyncio.sleep(RENEW_AFTER)
-    assert (await put_manifest(http, u, repo, digest(child), child))[0] == 201
+    assert (await put_manifest(http, u, repo, digest_of(child), child))[0] == 201
     await asyncio.sleep(PAST_GRACE)
     result = (await _gc(http, u, grace_period=GRACE))["result"]
     assert result["manifests"] == 0, result

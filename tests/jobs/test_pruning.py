@@ -12,7 +12,7 @@ import pytest
 
 from dtr.jobs.pruning import Policy, PolicyError, TagInfo, evaluate
 from tests.jobs.conftest import api, wait_job
-from tests.jobs.oci import get, push_image
+from tests.oci import get, push_image
 
 NOW = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
 

@@ -17,7 +17,6 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import pytest
@@ -25,48 +24,11 @@ import pytest
 from tests.clients.conftest import busybox, docker_engine  # noqa: F401  (session fixtures)
 from tests.clients.engines import APT, DockerEngine, Skopeo, Umoci, access_log, rootfs_tar, sha256_file
 from tests.servers import DtrProcess, require_binary
-from tests.storage.servers import SwiftAIO
-from tests.storage.servers_azure_gcs import (
-    AZURE_ACCOUNT,
-    AZURE_CONTAINER,
-    AZURE_KEY,
-    GCS_BUCKET,
-    Azurite,
-    FakeGCS,
-)
+from tests.storage.sections import storage_section
 
 BACKENDS = ["azure", "gcs", "nfs", "s3-swift", "s3-moto", "cleversafe", "swift"]
 
 LAYER_MIB = 32
-
-
-def _storage(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, Any]:
-    root = f"/r{uuid.uuid4().hex[:10]}"
-    if backend == "azure":
-        azurite: Azurite = request.getfixturevalue("azurite")
-        section = {"azure": {"accountname": AZURE_ACCOUNT, "accountkey": AZURE_KEY, "container": AZURE_CONTAINER,
-                             "serviceurl": azurite.url, "rootdirectory": root}}
-    elif backend == "gcs":
-        fake: FakeGCS = request.getfixturevalue("fake_gcs")
-        keyfile: Path = request.getfixturevalue("gcs_keyfile")
-        section = {"gcs": {"bucket": GCS_BUCKET, "endpoint": fake.url, "keyfile": str(keyfile),
-                           "rootdirectory": root, "querysession": False, "chunksize": 1 << 20}}
-    elif backend in ("s3-swift", "s3-moto", "cleversafe"):
-        server: Any = request.getfixturevalue("moto_server" if backend == "s3-moto" else "swift_server")
-        params = {"bucket": server.make_bucket("dtr-registry"), "region": server.region, "regionendpoint": server.url,
-                  "forcepathstyle": True, "accesskey": server.access_key, "secretkey": server.secret_key,
-                  "rootdirectory": root, "chunksize": 5 << 20}
-        if backend == "s3-swift":
-            params["deletecontentmd5"] = True
-        section = {backend.split("-")[0]: params}
-    elif backend == "swift":
-        swift: SwiftAIO = request.getfixturevalue("swift_server")
-        section = {"swift": {"authurl": swift.auth_url, "username": swift.user, "password": swift.key,
-                             "container": "dtr-registry", "prefix": root, "secretkey": "registry-tempurl-key",
-                             "chunksize": 5 << 20}}
-    else:
-        section = {"nfs": {"rootdirectory": str(tmp_path / "nfs")}}
-    return {**section, "redirect": True}
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +59,7 @@ async def test_push_pull_on_backend(backend: str, request: pytest.FixtureRequest
                                     dtr_factory: Callable[..., DtrProcess], image: tuple[Path, str, int],
                                     skopeo: Skopeo) -> None:
     layout, layer_digest, layer_size = image
-    dtr = dtr_factory({"storage": _storage(backend, request, tmp_path)})
+    dtr = dtr_factory({"storage": {**storage_section(backend, request), "redirect": True}})
     repo = f"{dtr.host}/backends/{backend}"
 
     t0 = time.perf_counter()
@@ -171,7 +133,7 @@ def test_docker_and_skopeo_follow_redirects(backend: str, request: pytest.Fixtur
     """docker pull and skopeo copy fetch layers from the presigned / temp URL dtr redirects them to."""
     engine: DockerEngine = request.getfixturevalue("docker_engine")
     busybox_bin: str = request.getfixturevalue("busybox")
-    dtr = dtr_factory({"storage": _storage(backend, request, tmp_path)})
+    dtr = dtr_factory({"storage": {**storage_section(backend, request), "redirect": True}})
     ref = f"{dtr.host}/redirect/{backend}:1"
     content = f"redirected {backend} {uuid.uuid4().hex}\n"
     engine.import_image(rootfs_tar(tmp_path / "build", content, busybox_bin), ref)

@@ -13,34 +13,21 @@ import os
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import boto3
 import pytest
 
 from tests.servers import DtrProcess
+from tests.storage.sections import BUCKET, s3_server, storage_section
 from tests.storage.servers import SwiftAIO
 
 MiB = 1 << 20
-BUCKET = "dtr-registry"
-
-
-def _storage(backend: str, request: pytest.FixtureRequest, root: str) -> dict[str, Any]:
-    if backend == "swift":
-        swift: SwiftAIO = request.getfixturevalue("swift_server")
-        return {"swift": {"authurl": swift.auth_url, "username": swift.user, "password": swift.key,
-                          "container": BUCKET, "prefix": root, "chunksize": 5 * MiB}}
-    server: Any = request.getfixturevalue("moto_server" if backend == "s3-moto" else "swift_server")
-    params = {"bucket": server.make_bucket(BUCKET), "region": server.region, "regionendpoint": server.url,
-              "forcepathstyle": True, "accesskey": server.access_key, "secretkey": server.secret_key,
-              "rootdirectory": root, "chunksize": 5 * MiB}
-    return {backend.split("-")[0]: params}
 
 
 def _leftovers(backend: str, request: pytest.FixtureRequest, root: str) -> list[str]:
     """Keys under ``root`` (and, for S3, multipart uploads in progress there)."""
-    server: Any = request.getfixturevalue("moto_server" if backend == "s3-moto" else "swift_server")
+    server = s3_server(backend, request)
     s3 = boto3.client("s3", endpoint_url=server.url, aws_access_key_id=server.access_key,
                       aws_secret_access_key=server.secret_key, region_name=server.region)
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix=root).get("Contents", [])]
@@ -52,7 +39,7 @@ def _leftovers(backend: str, request: pytest.FixtureRequest, root: str) -> list[
 async def test_chunked_upload_survives_restart(backend: str, request: pytest.FixtureRequest,
                                                dtr_factory: Callable[..., DtrProcess]) -> None:
     root = f"r{uuid.uuid4().hex[:10]}"
-    dtr = dtr_factory({"storage": _storage(backend, request, root)})
+    dtr = dtr_factory({"storage": storage_section(backend, request, root)})
     data = os.urandom(13 * MiB + 4321)
     digest = f"sha256:{hashlib.sha256(data).hexdigest()}"
     cuts = [0, 1234, 5 * MiB + 1, 5 * MiB + 2, 11 * MiB, len(data)]
@@ -99,7 +86,7 @@ def test_swift_cancel_leaves_no_segments(request: pytest.FixtureRequest, dtr_fac
     import swiftclient
 
     root = f"r{uuid.uuid4().hex[:10]}"
-    dtr = dtr_factory({"storage": _storage("swift", request, root)})
+    dtr = dtr_factory({"storage": storage_section("swift", request, root)})
     swift: SwiftAIO = request.getfixturevalue("swift_server")
 
     async def run() -> None:

@@ -1,0 +1,131 @@
+"""Load the config: a YAML file, then ``DTR_SECTION__KEY`` environment overrides, then checks that
+span sections or need the storage driver (its parameters are validated at load, not at first use)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from dtr.config.schema import AuthConfig, Config
+from dtr.sections import ConfigError, build, coerce
+from dtr.storage.config import StorageConfig
+from dtr.storage.factory import driver_names, validate_params
+
+ENV_PREFIX = "DTR_"
+
+_STORAGE_OPTIONS = {"redirect", "max_concurrency"}
+
+
+def _storage(data: Any) -> StorageConfig:
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"storage: expected a mapping with one driver section, got {data!r}")
+    drivers = [k for k in data if k not in _STORAGE_OPTIONS]
+    known = driver_names()
+    for name in drivers:
+        if name not in known:
+            raise ConfigError(f"storage.{name}: unknown storage driver; allowed: {', '.join(known)}")
+    if len(drivers) != 1:
+        raise ConfigError(
+            f"storage: exactly one driver section is required, got {len(drivers)}; allowed: {', '.join(known)}"
+        )
+    params = data[drivers[0]] or {}
+    if not isinstance(params, Mapping):
+        raise ConfigError(f"storage.{drivers[0]}: expected a mapping of driver parameters, got {params!r}")
+    redirect = coerce(data.get("redirect", False), bool, "storage.redirect")
+    conc = coerce(data.get("max_concurrency", 64), int, "storage.max_concurrency")
+    if conc < 1:
+        raise ConfigError("storage.max_concurrency: must be at least 1")
+    return StorageConfig(drivers[0], dict(params), redirect, conc)
+
+
+_ADDR = re.compile(r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.\-]*):(\d{1,5})$")
+
+
+def _validate(cfg: Config) -> None:
+    m = _ADDR.match(cfg.http.addr)
+    if not m or not 0 < int(m.group(2)) < 65536:
+        raise ConfigError(f"http.addr: got {cfg.http.addr!r}, expected HOST:PORT with a port from 1 to 65535")
+    if cfg.database.url is not None and not cfg.database.url.startswith(("postgresql://", "postgres://")):
+        raise ConfigError("database.url: must start with postgresql:// (PostgreSQL is the only database)")
+    if cfg.database.pool_size < 1:
+        raise ConfigError("database.pool_size: must be at least 1")
+    if cfg.registry.max_manifest_size < 1024:
+        raise ConfigError("registry.max_manifest_size: must be at least 1024 bytes")
+    if cfg.http.external_url and not cfg.http.external_url.startswith(("http://", "https://")):
+        raise ConfigError("http.external_url: must start with http:// or https://")
+    _validate_auth(cfg.auth)
+    validate_params(cfg.storage_config)
+
+
+def _validate_auth(a: AuthConfig) -> None:
+    if a.admin_password is not None and a.admin_password_file is not None:
+        raise ConfigError("auth: give admin_password or admin_password_file, not both")
+    if a.token_ttl < 10 or a.refresh_token_ttl < a.token_ttl:
+        raise ConfigError("auth.token_ttl: must be at least 10 seconds and at most auth.refresh_token_ttl")
+    if a.min_password_length < 8:
+        raise ConfigError("auth.min_password_length: must be at least 8")
+    if a.failed_login_threshold < 1 or a.failed_login_address_threshold < 1:
+        raise ConfigError("auth.failed_login_threshold: must be at least 1")
+    if a.ldap is not None:
+        if not a.ldap.url.startswith(("ldap://", "ldaps://")):
+            raise ConfigError("auth.ldap.url: must start with ldap:// or ldaps://")
+        if a.ldap.start_tls and a.ldap.url.startswith("ldaps://"):
+            raise ConfigError("auth.ldap.start_tls: use either ldaps:// or start_tls, not both")
+        if a.ldap.bind_password is not None and a.ldap.bind_password_file is not None:
+            raise ConfigError("auth.ldap: give bind_password or bind_password_file, not both")
+
+
+def _apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> None:
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX) or name == "DTR_CONFIG":
+            continue
+        path = [p.lower() for p in name[len(ENV_PREFIX) :].split("__")]
+        if not all(path):
+            raise ConfigError(f"{name}: malformed override; use DTR_SECTION__KEY")
+        try:
+            value = yaml.safe_load(raw) if raw != "" else ""
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{name}: cannot parse {raw!r}: {e}") from None
+        node = data
+        for part in path[:-1]:
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                raise ConfigError(f"{name}: {part} is not a section")
+            node = child
+        node[path[-1]] = value
+
+
+def load_config(path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None) -> Config:
+    """Read, override from the environment and validate; raise ConfigError on any problem."""
+    environ = os.environ if environ is None else environ
+    path = path or environ.get("DTR_CONFIG")
+    data: dict[str, Any] = {}
+    if path:
+        try:
+            text = Path(path).read_text()
+        except OSError as e:
+            raise ConfigError(f"cannot read config file {path}: {e.strerror}") from None
+        try:
+            loaded = yaml.safe_load(text)
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{path}: not valid YAML: {e}") from None
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: the top level must be a mapping")
+        data = loaded
+    _apply_env(data, environ)
+    storage = data.pop("storage", None)
+    cfg = build(Config, data)
+    if storage is not None:
+        cfg = dataclasses.replace(cfg, storage=_storage(storage))
+    _validate(cfg)
+    return cfg

@@ -1,0 +1,197 @@
+"""The config's schema: one frozen dataclass per section, defaults and per-section checks.
+
+``dtr.config.loader`` fills it from YAML and the environment; a new section is a field of ``Config``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Literal
+
+from dtr.sections import ConfigError
+from dtr.storage.config import StorageConfig
+
+
+def default_data_dir() -> str:
+    """``/var/lib/dtr`` for root (the systemd service), else ``$XDG_DATA_HOME/dtr`` (~/.local/share/dtr)."""
+    if os.geteuid() == 0:
+        return "/var/lib/dtr"
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return os.path.join(base, "dtr")
+
+
+@dataclasses.dataclass(frozen=True)
+class TLSFiles:
+    certificate: str
+    key: str
+
+
+@dataclasses.dataclass(frozen=True)
+class HTTPConfig:
+    addr: str = "127.0.0.1:5000"
+    #: The URL clients use to reach dtr (token realm, Location headers). Default: derived from addr.
+    external_url: str | None = None
+    #: ``auto`` (a certificate from the internal CA in data_dir), explicit files, or plain HTTP.
+    tls: Literal["auto"] | TLSFiles | None = None
+    #: Seconds in-flight requests get to finish after SIGTERM.
+    drain_timeout: float = 30.0
+
+    @property
+    def host(self) -> str:
+        return self.addr.rsplit(":", 1)[0].strip("[]")
+
+    @property
+    def port(self) -> int:
+        return int(self.addr.rsplit(":", 1)[1])
+
+
+@dataclasses.dataclass(frozen=True)
+class DatabaseConfig:
+    #: ``postgresql://user:pass@host:port/db``; absent: an embedded PostgreSQL under data_dir.
+    url: str | None = None
+    pool_size: int = 10
+
+
+@dataclasses.dataclass(frozen=True)
+class RegistryConfig:
+    #: Manifests larger than this are refused (bytes).
+    max_manifest_size: int = 4 * 1024 * 1024
+    #: Largest page for tag and catalog listings.
+    max_page_size: int = 10000
+
+
+@dataclasses.dataclass(frozen=True)
+class JobCapacity:
+    """How many jobs of each action one process runs at once (0: this process never runs it)."""
+
+    gc: int = 1
+    upload_cleanup: int = 1
+    prune: int = 2
+    usage: int = 1
+    noop: int = 4
+
+
+@dataclasses.dataclass(frozen=True)
+class JobsConfig:
+    """The job runner every dtr process starts (see dtr.jobs). Times are in seconds."""
+
+    #: Run a worker in this process; replicas with ``false`` only queue jobs.
+    worker: bool = True
+    capacity: JobCapacity = dataclasses.field(default_factory=JobCapacity)
+    #: How often a worker looks for jobs, cancel requests and due schedules.
+    poll_interval: float = 1.0
+    heartbeat_interval: float = 5.0
+    #: A worker silent this long is dead: its jobs become ``worker_dead`` and are picked up again.
+    worker_timeout: float = 30.0
+    #: First retry delay; doubles with each attempt up to ``retry_backoff_max``.
+    retry_backoff: float = 10.0
+    retry_backoff_max: float = 600.0
+    #: Default seconds a job gets to stop by itself before it is cut off.
+    stop_timeout: float = 30.0
+    #: Blobs and manifests younger than this are never collected (overridable per GC run).
+    gc_grace_period: float = 86400.0
+    #: Uploads untouched this long are abandoned and deleted.
+    upload_max_age: float = 86400.0
+    #: Finished jobs (and their logs) older than this are deleted.
+    job_retention: float = 30 * 86400.0
+
+    def __post_init__(self) -> None:
+        for name in ("poll_interval", "heartbeat_interval", "worker_timeout", "retry_backoff",
+                     "retry_backoff_max", "stop_timeout", "job_retention"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"jobs.{name}: must be greater than 0")
+        for name in ("gc_grace_period", "upload_max_age"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"jobs.{name}: must not be negative")
+        if self.worker_timeout <= self.heartbeat_interval:
+            raise ConfigError("jobs.worker_timeout: must be longer than jobs.heartbeat_interval")
+        for f in dataclasses.fields(self.capacity):
+            if getattr(self.capacity, f.name) < 0:
+                raise ConfigError(f"jobs.capacity.{f.name}: must not be negative")
+
+
+@dataclasses.dataclass(frozen=True)
+class LogConfig:
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["json", "text"] = "json"
+
+
+@dataclasses.dataclass(frozen=True)
+class LDAPConfig:
+    """A directory (LDAP or Active Directory) users log in against; see docs/auth.md."""
+
+    #: ``ldap://host:389`` or ``ldaps://host:636``.
+    url: str
+    user_search_base: str
+    start_tls: bool = False
+    #: CA bundle for LDAPS/StartTLS; absent: the system's trust store.
+    ca_file: str | None = None
+    verify_tls: bool = True
+    #: The service account that searches the directory (empty: anonymous bind).
+    bind_dn: str = ""
+    bind_password: str | None = None
+    bind_password_file: str | None = None
+    user_filter: str = "(objectClass=person)"
+    username_attr: str = "uid"
+    fullname_attr: str = "cn"
+    email_attr: str = "mail"
+    timeout: float = 10.0
+
+
+@dataclasses.dataclass(frozen=True)
+class AuthConfig:
+    """Users, tokens and access control (``dtr.auth``). Off only for protocol tests."""
+
+    enabled: bool = True
+    #: The first site admin, created at first start.
+    admin_username: str = "admin"
+    #: Its password, or a file holding it; neither: a random one printed once at first start.
+    admin_password: str | None = None
+    admin_password_file: str | None = None
+    #: The ``service`` (JWT audience) of issued tokens; default: the host:port of the external URL.
+    service: str | None = None
+    issuer: str = "dtr"
+    #: Lifetime of registry bearer tokens and of refresh tokens (seconds).
+    token_ttl: int = 300
+    refresh_token_ttl: int = 30 * 86400
+    min_password_length: int = 8
+    #: Failed logins for one user (or, ``address_threshold``, from one client address) before
+    #: further attempts are refused for ``lockout_base`` seconds, doubling per failure up to ``lockout_max``.
+    failed_login_threshold: int = 5
+    failed_login_address_threshold: int = 20
+    failed_login_window: float = 900.0
+    lockout_base: float = 1.0
+    lockout_max: float = 300.0
+    ldap: LDAPConfig | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    data_dir: str = dataclasses.field(default_factory=default_data_dir)
+    http: HTTPConfig = dataclasses.field(default_factory=HTTPConfig)
+    database: DatabaseConfig = dataclasses.field(default_factory=DatabaseConfig)
+    storage: StorageConfig | None = None
+    registry: RegistryConfig = dataclasses.field(default_factory=RegistryConfig)
+    log: LogConfig = dataclasses.field(default_factory=LogConfig)
+    jobs: JobsConfig = dataclasses.field(default_factory=JobsConfig)
+    auth: AuthConfig = dataclasses.field(default_factory=AuthConfig)
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.data_dir)
+
+    @property
+    def storage_config(self) -> StorageConfig:
+        """The storage section, defaulting to the filesystem under data_dir."""
+        if self.storage is not None:
+            return self.storage
+        return StorageConfig("filesystem", {"rootdirectory": str(self.data_path / "registry")})
+
+    @property
+    def external_url(self) -> str:
+        if self.http.external_url:
+            return self.http.external_url.rstrip("/")
+        scheme = "https" if self.http.tls else "http"
+        return f"{scheme}://{self.http.addr}"
