@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from dtr.db.engine import asyncpg_url
 from tests.jobs.conftest import api, wait_job
-from tests.jobs.oci import digest, image, push_blob, push_image, put_manifest
+from tests.oci import OCI_MANIFEST, digest_of, image, push_blob, push_image, put_manifest
 
 
 @pytest.fixture
@@ -78,7 +78,7 @@ async def test_an_acknowledged_push_is_delivered_after_a_crash(cluster, http: ai
     a.start()
     pushed = await _until(lambda: _audited(engine, repo))
     assert [(r.type, r.detail) for r in pushed] == [("push", {"reference": "v1"})]
-    assert (await _events(engine, repo))[-1].digest == digest(body)
+    assert (await _events(engine, repo))[-1].digest == digest_of(body)
 
 
 async def test_a_rolled_back_change_announces_nothing(cluster, http: aiohttp.ClientSession,
@@ -92,7 +92,7 @@ async def test_a_rolled_back_change_announces_nothing(cluster, http: aiohttp.Cli
     status, err = await put_manifest(http, a.url, repo, "v1", image(b'{"n": 2}', [b"layer-imm"]))
     assert status == 403 and err["errors"][0]["code"] == "DENIED", err
     assert [(e.type, e.digest) for e in await _events(engine, repo)] == [
-        ("repository_created", None), ("manifest_pushed", digest(first)), ("tag_pushed", digest(first))]
+        ("repository_created", None), ("manifest_pushed", digest_of(first)), ("tag_pushed", digest_of(first))]
 
 
 async def test_two_replicas_hand_each_event_to_a_subscriber_once(cluster, http: aiohttp.ClientSession,
@@ -127,11 +127,11 @@ async def test_gc_and_pruning_deletes_produce_events(cluster, http: aiohttp.Clie
     untagged = image(b'{"gc": 1}', [b"layer-gc"])
     for blob in (b'{"gc": 1}', b"layer-gc"):
         await push_blob(http, a.url, repo, blob)
-    assert (await put_manifest(http, a.url, repo, digest(untagged), untagged))[0] == 201
+    assert (await put_manifest(http, a.url, repo, digest_of(untagged), untagged))[0] == 201
     job = await api(http, "POST", f"{a.url}/api/v0/jobs", {"action": "gc", "parameters": {"grace_period": 0}})
     assert (await wait_job(http, a.url, job["id"], within=120))["status"] == "done"
     gone = [e for e in await _events(engine, repo) if e.type == "manifest_deleted"]
-    assert [(e.digest, e.actor, e.detail) for e in gone] == [(digest(untagged), "", {"tags": [], "gc": True})]
+    assert [(e.digest, e.actor, e.detail) for e in gone] == [(digest_of(untagged), "", {"tags": [], "gc": True})]
 
     pruned_repo = "outbox/pruned"
     await api(http, "PUT", f"{a.url}/api/v0/repositories/{pruned_repo}/pruning", {"tagLimit": 1}, expect=(200, 404))
@@ -165,7 +165,7 @@ async def test_events_come_in_commit_order(cluster, http: aiohttp.ClientSession,
     for before, after in itertools.pairwise(moves):
         assert after.type == "tag_moved" and after.detail == {"previous": before.digest}, (before, after)
     async with http.get(f"{a.url}/v2/{repo}/manifests/latest",
-                        headers={"Accept": "application/vnd.oci.image.manifest.v1+json"}) as r:
+                        headers={"Accept": OCI_MANIFEST}) as r:
         assert r.headers["Docker-Content-Digest"] == moves[-1].digest
 
     record = text("SELECT dtr_record_events(CAST(:e AS jsonb), CAST(:i AS text[]))")
