@@ -10,6 +10,7 @@ from dtr.accounts.views import register as register_accounts
 from dtr.api.app import create_api_app
 from dtr.audit.service import record_registry_events
 from dtr.auth.api import api_auth
+from dtr.auth.middleware import registry_auth
 from dtr.auth.setup import setup_auth
 from dtr.config import Config
 from dtr.db.engine import Database
@@ -60,6 +61,6 @@ def create_app(config: Config) -> web.Application:
     app.router.add_get("/_ping", ops.ping)
     app.router.add_get("/metrics", ops.metrics)
     app.router.add_get("/v2", _v2_redirect)
-    add_registry_routes(app)
+    add_registry_routes(app, registry_auth)
     app.add_subapp("/api/v0/", create_api_app([register_accounts, register_jobs], api_auth))
     return app

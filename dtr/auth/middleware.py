@@ -12,7 +12,6 @@ user truly lacks the access (this slow path reads the database).
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -23,12 +22,11 @@ from dtr.keys import ACTOR, AUTH, MAY_PULL
 from dtr.registry.errors import RegistryError, codes
 from dtr.registry.events import Actor
 from dtr.registry.names import is_name
-from dtr.registry.routes import Access, Route, resource
+from dtr.registry.routes import Access, Dispatch, Route, resource
 
 if TYPE_CHECKING:
     from dtr.auth.service import AuthService
 
-Handler = Callable[[web.Request, Route, re.Match[str]], Awaitable[web.StreamResponse]]
 
 
 def _challenge(realm: str, service: str, scope: str | None, error: str | None = None) -> dict[str, str]:
@@ -70,7 +68,7 @@ class _PullCheck:
 
 
 async def registry_auth(request: web.Request, route: Route, m: re.Match[str],
-                        handler: Handler) -> web.StreamResponse:
+                        handler: Dispatch) -> web.StreamResponse:
     """Run ``handler`` if the request's token covers the access ``route`` needs for the method
     (the caller has checked the method is the route's); otherwise the challenge or DENIED."""
     auth = request.app[AUTH]  # /v2 is a root-app route (dtr.registry.views.add_registry_routes)

@@ -19,7 +19,6 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from dtr.auth.middleware import registry_auth
 from dtr.keys import ACTOR, AREA, CONFIG, MAY_PULL, REGISTRY, REPOSITORY, STORAGE
 from dtr.registry.errors import ErrorCode, RegistryError, codes
 from dtr.registry.manifests import DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, is_media_type
@@ -32,7 +31,7 @@ from dtr.registry.names import (
     is_name,
     is_valid_digest,
 )
-from dtr.registry.routes import CATALOG, DELETE, PULL, PUSH, Route, RouteTable
+from dtr.registry.routes import CATALOG, DELETE, PULL, PUSH, Gate, Route, RouteTable
 from dtr.registry.service import StoredManifest
 from dtr.registry.uploads import upload_headers
 from dtr.storage.base import StorageError
@@ -431,10 +430,10 @@ async def dispatch(request: web.Request, route: Route, m: re.Match[str]) -> web.
     return await route.handler(request, "", "")
 
 
-async def handle_v2(request: web.Request) -> web.StreamResponse:
+async def handle_v2(request: web.Request, gate: Gate) -> web.StreamResponse:
     """Every ``/v2/`` request: matched once against ``ROUTES`` (no entry: 404; a method the entry
-    does not take: 405 with ``Allow``), authorised by the token check, dispatched, errors as the
-    spec's JSON.
+    does not take: 405 with ``Allow``), passed through ``gate`` (the token check), dispatched,
+    errors as the spec's JSON.
 
     A bug is logged and answered as UNKNOWN, never as HTML. Every answer carries
     ``Docker-Distribution-API-Version`` (streamed ones set it themselves). One plain handler
@@ -450,7 +449,7 @@ async def handle_v2(request: web.Request) -> web.StreamResponse:
         request[AREA] = route.area
         if request.method not in route.methods:
             raise RegistryError(codes.UNSUPPORTED, detail={"method": request.method}, headers={"Allow": route.allow})
-        resp = await registry_auth(request, route, m, dispatch)
+        resp = await gate(request, route, m, dispatch)
     except RegistryError as e:
         resp = e.response()
     except StorageError as e:
@@ -470,6 +469,11 @@ async def handle_v2(request: web.Request) -> web.StreamResponse:
     return resp
 
 
-def add_registry_routes(app: web.Application) -> None:
-    """``/v2/`` on ``app``; a newline in a path is still ours to refuse, hence ``(?s)``."""
-    app.router.add_route("*", "/v2/{tail:(?s:.*)}", handle_v2)
+def add_registry_routes(app: web.Application, gate: Gate) -> None:
+    """``/v2/`` on ``app``, every request through ``gate`` (dtr.auth's token check: the registry
+    imports nothing of auth); a newline in a path is still ours to refuse, hence ``(?s)``."""
+
+    async def v2(request: web.Request) -> web.StreamResponse:
+        return await handle_v2(request, gate)
+
+    app.router.add_route("*", "/v2/{tail:(?s:.*)}", v2)
