@@ -18,7 +18,7 @@ from dtr.jobs.events import RegistryEvents, queue_pruning
 from dtr.jobs.runner import jobs_running
 from dtr.jobs.service import JobService
 from dtr.jobs.views import register as register_jobs
-from dtr.keys import CONFIG, DATABASE, JOB_EVENTS, OUTBOX, REGISTRY, STORAGE
+from dtr.keys import CONFIG, DATABASE, REGISTRY, STORAGE
 from dtr.ops import views as ops
 from dtr.registry.events import Outbox
 from dtr.registry.service import RegistryService
@@ -35,11 +35,11 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     app[REGISTRY] = service = RegistryService(db.engine, storage, renew_links_after=cfg.jobs.gc_grace_period / 2)
     # The registry's events: changes through the outbox, to their subscribers after commit;
     # tag pulls batched in memory (they change nothing the registry owns).
-    app[OUTBOX] = outbox = Outbox(db.engine)
+    outbox = Outbox(db.engine)
     outbox.subscribe("audit", record_registry_events)
     outbox.subscribe("prune-on-push", queue_pruning(JobService(db.engine, cfg.jobs.stop_timeout,
                                                                cfg.jobs.worker_timeout)))
-    app[JOB_EVENTS] = pulls = RegistryEvents(db.engine)
+    pulls = RegistryEvents(db.engine)
     service.tag_pulled.append(pulls.pulled)
     try:
         async with service.cache.running(db.url), outbox.running(), pulls.running(), jobs_running(app):

@@ -12,9 +12,8 @@ if TYPE_CHECKING:
     from dtr.auth.service import AuthService
     from dtr.config import Config
     from dtr.db.engine import Database
-    from dtr.jobs.events import RegistryEvents
     from dtr.jobs.runner import JobWorker
-    from dtr.registry.events import Actor, Outbox
+    from dtr.registry.events import Actor
     from dtr.registry.service import RegistryService
     from dtr.storage.wrapper import StorageWrapper
 
@@ -26,9 +25,6 @@ REGISTRY: web.AppKey[RegistryService] = web.AppKey("registry")
 AUTH: web.AppKey[AuthService | None] = web.AppKey("auth")
 #: The job worker of this process (``None`` when ``jobs.worker`` is false).
 JOB_WORKER: web.AppKey[JobWorker | None] = web.AppKey("job_worker")
-JOB_EVENTS: web.AppKey[RegistryEvents] = web.AppKey("job_events")
-#: Hands the registry's recorded events to their subscribers (``dtr.registry.events``).
-OUTBOX: web.AppKey[Outbox] = web.AppKey("outbox")
 
 #: Per request: its id (``X-Request-Id``) and the repository it is about, for the access line.
 REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id", str)
