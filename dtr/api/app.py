@@ -16,8 +16,9 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from dtr.api import errors, openapi
-from dtr.api.errors import ErrorCode, codes
+from dtr.api.errors import codes
 from dtr.api.http import read_json
+from dtr.errors import ErrorCode
 
 log = logging.getLogger("dtr.api")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

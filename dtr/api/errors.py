@@ -4,24 +4,18 @@ one builder of error JSON: ``{"errors": [{"code", "message"[, "detail"]}]}``.
 Raise ``APIError(codes.NO_SUCH_REPOSITORY, "no repository named 'acme/app'")`` from any domain's
 service or view; the API's error middleware (and the token endpoint) answer it with its status.
 Handlers declare what they may answer with ``@raises(codes.X, ...)``: the OpenAPI document lists it.
-This module imports nothing of dtr's, so every package may use it.
+It imports nothing of dtr's but ``dtr.errors``, so every package may use it.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from aiohttp import web
 
-
-@dataclasses.dataclass(frozen=True)
-class ErrorCode:
-    code: str
-    status: int
-    message: str
+from dtr.errors import ErrorCode, error_item
 
 
 class codes:
@@ -87,10 +81,8 @@ def error_response(code: ErrorCode, message: str | None = None, detail: Any = No
                    headers: dict[str, str] | None = None, extra: dict[str, Any] | None = None) -> web.Response:
     """The one builder of /api/v0 (and /auth/token) error JSON; ``extra`` adds top-level fields
     (the token endpoint's OAuth2 ``error``)."""
-    err: dict[str, Any] = {"code": code.code, "message": message or code.message}
-    if detail is not None:
-        err["detail"] = detail
-    return web.Response(status=code.status, body=json.dumps({**(extra or {}), "errors": [err]}).encode(),
+    body = {**(extra or {}), "errors": [error_item(code, message, detail)]}
+    return web.Response(status=code.status, body=json.dumps(body).encode(),
                         content_type="application/json", headers=headers)
 
 

@@ -10,8 +10,9 @@ from typing import Any
 
 from aiohttp import web
 
-from dtr.api.errors import EVERY_ROUTE, ErrorCode, declared
+from dtr.api.errors import EVERY_ROUTE, declared
 from dtr.api.http import json_response
+from dtr.errors import ErrorCode
 
 _ERROR_SCHEMA = {"type": "object", "required": ["errors"], "properties": {"errors": {
     "type": "array", "items": {"type": "object", "required": ["code", "message"], "properties": {

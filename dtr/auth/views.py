@@ -20,10 +20,11 @@ from typing import Any
 
 from aiohttp import web
 
-from dtr.api.errors import ErrorCode, codes, error_response
+from dtr.api.errors import codes, error_response
 from dtr.audit import service as audit
 from dtr.auth.access import ANONYMOUS, Principal
 from dtr.auth.service import AuthError, AuthService
+from dtr.errors import ErrorCode
 from dtr.keys import AUTH
 
 log = logging.getLogger("dtr.auth")

@@ -6,19 +6,13 @@ Raise ``RegistryError(codes.BLOB_UNKNOWN, detail=...)``; the middleware turns it
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Sequence
 from typing import Any
 
 from aiohttp import web
 
-
-@dataclasses.dataclass(frozen=True)
-class ErrorCode:
-    code: str
-    status: int
-    message: str
+from dtr.errors import ErrorCode, error_item
 
 
 class codes:
@@ -61,10 +55,7 @@ class RegistryError(Exception):
         self.more = tuple(more)
 
     def body(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"code": self.code.code, "message": self.message}
-        if self.detail is not None:
-            body["detail"] = self.detail
-        return body
+        return error_item(self.code, self.message, self.detail)
 
     def response(self) -> web.Response:
         return web.Response(

@@ -19,8 +19,9 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
+from dtr.errors import ErrorCode
 from dtr.keys import ACTOR, AREA, CONFIG, MAY_PULL, REGISTRY, REPOSITORY, STORAGE
-from dtr.registry.errors import ErrorCode, RegistryError, codes
+from dtr.registry.errors import RegistryError, codes
 from dtr.registry.manifests import DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, is_media_type
 from dtr.registry.names import (
     TAG_RE,

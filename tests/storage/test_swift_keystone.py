@@ -98,11 +98,11 @@ class TestSwiftKeystone(DriverSuite):
 async def test_push_pull_through_dtr(keystone_swift: KeystoneSwift,
                                      dtr_factory: Callable[..., DtrProcess]) -> None:
     """A real ``dtr serve`` on Swift behind Keystone: push an image, pull it back whole."""
-    from tests.test_crash import check_image, push_image
+    from tests.test_crash import check_image, push_seeded_image
 
     root = f"r{uuid.uuid4().hex[:10]}"
     dtr = dtr_factory({"storage": {"swift": {**_params(keystone_swift), "container": "dtr-registry-keystone",
                                              "prefix": root, "chunksize": 5 * MiB}}})
     async with aiohttp.ClientSession() as http:
-        manifest, blobs = await push_image(http, dtr.url, "keystone/img", "v1", root)
+        manifest, blobs = await push_seeded_image(http, dtr.url, "keystone/img", "v1", root)
         await check_image(http, dtr.url, "keystone/img", "v1", manifest, blobs)
