@@ -149,7 +149,7 @@ def _parameters(pairs: list[str]) -> dict[str, Any]:
 
 
 async def _queue_and_follow(service: Any, action: str, params: dict[str, Any], args: argparse.Namespace) -> int:
-    from dtr.jobs.actions import ParameterError
+    from dtr.jobs.params import ParameterError
 
     try:
         job = await service.queue(action, params, retries=getattr(args, "retries", None),

@@ -13,8 +13,8 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from dtr.jobs.actions import _only
 from dtr.jobs.context import JobContext
+from dtr.jobs.params import only
 
 _RECOUNT = """
 WITH links AS (
@@ -60,7 +60,7 @@ ON CONFLICT (scope, name) DO UPDATE SET bytes = excluded.bytes, unique_bytes = e
 
 
 def check_params(params: dict[str, Any]) -> dict[str, Any]:
-    _only(params, set())
+    only(params, set())
     return params
 
 
