@@ -13,6 +13,8 @@ from typing import Any
 
 from aiohttp import web
 
+from dtr.api import errors
+
 log = logging.getLogger("dtr.api")
 
 
@@ -44,7 +46,7 @@ async def api_errors(request: web.Request,
                      handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
     try:
         return await handler(request)
-    except APIError as e:
+    except (APIError, errors.APIError) as e:
         return e.response()
     except web.HTTPException as e:
         if e.status < 400:
