@@ -10,15 +10,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from dtr.api import errors, openapi
 from dtr.api.errors import codes
-from dtr.api.http import read_json
-from dtr.errors import ErrorCode
 
 log = logging.getLogger("dtr.api")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -61,14 +58,3 @@ def create_api_app(registrars: Sequence[Registrar], authenticate: Middleware) ->
     for register in registrars:
         register(app)
     return app
-
-
-class APIError(errors.APIError):  # removed at merge (dtr.jobs.views moves to dtr.api.errors)
-    """Deprecated: the old ``APIError(status, code, message)``; raise ``dtr.api.errors.APIError``."""
-
-    def __init__(self, status: int, code: str, message: str, detail: Any = None) -> None:
-        declared: ErrorCode = errors.ALL[code]
-        super().__init__(declared, message, detail)
-
-
-__all__ = ["APIError", "api_errors", "create_api_app", "read_json"]  # read_json: removed at merge

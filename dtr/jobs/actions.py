@@ -8,13 +8,9 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from dtr.jobs.context import JobContext
-from dtr.jobs.schedule import ScheduleError, parse_duration
+from dtr.jobs.params import ParameterError, duration_param, only
 
 Handler = Callable[[JobContext], Coroutine[Any, Any, dict[str, Any] | None]]
-
-
-class ParameterError(ValueError):
-    """A job's parameters are invalid; the message says which and why."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,42 +22,13 @@ class Action:
     max_attempts: int = 3
 
 
-def _only(params: dict[str, Any], allowed: set[str]) -> None:
-    unknown = set(params) - allowed
-    if unknown:
-        allowed_s = ", ".join(sorted(allowed)) or "none"
-        raise ParameterError(f"unknown parameter {sorted(unknown)[0]!r}; allowed: {allowed_s}")
-
-
-def duration_param(params: dict[str, Any], name: str) -> float | None:
-    """``params[name]`` as seconds (a number or a duration string like ``24h``), or None if absent."""
-    value = params.get(name)
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        raise ParameterError(f"{name}: expected a duration like 24h or a number of seconds")
-    if isinstance(value, int | float):
-        if value < 0:
-            raise ParameterError(f"{name}: must not be negative")
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return parse_duration(value)
-        except ScheduleError as e:
-            raise ParameterError(f"{name}: {e}") from None
-    raise ParameterError(f"{name}: expected a duration like 24h or a number of seconds")
-
-
-def _bool_param(params: dict[str, Any], name: str) -> None:
-    if name in params and not isinstance(params[name], bool):
-        raise ParameterError(f"{name}: expected true or false")
 
 
 # -- noop ------------------------------------------------------------------------------------
 
 
 def _check_noop(params: dict[str, Any]) -> dict[str, Any]:
-    _only(params, {"seconds", "fail_attempts"})
+    only(params, {"seconds", "fail_attempts"})
     duration_param(params, "seconds")
     fail = params.get("fail_attempts", 0)
     if not isinstance(fail, int) or isinstance(fail, bool) or fail < 0:

@@ -15,8 +15,8 @@ from typing import Any
 
 from sqlalchemy import text
 
-from dtr.jobs.actions import _only, duration_param
 from dtr.jobs.context import JobContext
+from dtr.jobs.params import duration_param, only
 from dtr.registry import changes
 from dtr.registry.names import upload_path
 from dtr.storage.base import PathNotFoundError, StorageError
@@ -25,7 +25,7 @@ BATCH = 500
 
 
 def check_params(params: dict[str, Any]) -> dict[str, Any]:
-    _only(params, {"max_age"})
+    only(params, {"max_age"})
     duration_param(params, "max_age")
     return params
 

@@ -83,6 +83,8 @@ class _Bar:
 
 async def follow(service: Any, job_id: uuid.UUID, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
     """Print the job's log as it grows, with a progress bar, until it ends; 0 if it ended done."""
+    from dtr.jobs.service import ended
+
     bar = _Bar(err)
     after = 0
     waiting_since = time.monotonic()
@@ -96,9 +98,7 @@ async def follow(service: Any, job_id: uuid.UUID, out: TextIO = sys.stdout, err:
                 out.write(line["data"] + "\n")
                 after = line["lineNum"]
             out.flush()
-        ended = job["status"] in ("done", "error", "cancel") or (
-            job["status"] == "worker_dead" and job["attempt"] > job["retries"])
-        if ended and not lines:
+        if ended(job) and not lines:
             bar.clear()
             summary = f"job {job['id']} ({job['action']}): {job['status']}"
             if job.get("error"):
@@ -149,7 +149,7 @@ def _parameters(pairs: list[str]) -> dict[str, Any]:
 
 
 async def _queue_and_follow(service: Any, action: str, params: dict[str, Any], args: argparse.Namespace) -> int:
-    from dtr.jobs.actions import ParameterError
+    from dtr.jobs.params import ParameterError
 
     try:
         job = await service.queue(action, params, retries=getattr(args, "retries", None),

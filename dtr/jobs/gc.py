@@ -48,8 +48,8 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from dtr.jobs.actions import _bool_param, _only, duration_param
 from dtr.jobs.context import JobContext
+from dtr.jobs.params import bool_param, duration_param, only
 from dtr.registry import events, locks
 from dtr.registry.events import SYSTEM, Event
 from dtr.registry.names import blob_path
@@ -66,8 +66,8 @@ DELETE_CONCURRENCY = 16
 
 
 def check_params(params: dict[str, Any]) -> dict[str, Any]:
-    _only(params, {"dry_run", "grace_period"})
-    _bool_param(params, "dry_run")
+    only(params, {"dry_run", "grace_period"})
+    bool_param(params, "dry_run")
     duration_param(params, "grace_period")
     return params
 

@@ -25,8 +25,8 @@ from typing import Any
 
 from sqlalchemy import text
 
-from dtr.jobs.actions import ParameterError, _only
 from dtr.jobs.context import JobContext
+from dtr.jobs.params import ParameterError, only
 from dtr.jobs.schedule import ScheduleError, parse_duration
 from dtr.registry import changes
 
@@ -168,7 +168,7 @@ def evaluate(tags: Sequence[TagInfo], policies: Sequence[Policy], tag_limit: int
 
 
 def check_params(params: dict[str, Any]) -> dict[str, Any]:
-    _only(params, {"repository"})
+    only(params, {"repository"})
     repo = params.get("repository")
     if repo is not None and not isinstance(repo, str):
         raise ParameterError("repository: expected a repository name")

@@ -40,6 +40,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from dtr.config import Config
 from dtr.jobs import actions
 from dtr.jobs.context import JobContext, JobStopped
+from dtr.jobs.params import ParameterError
 from dtr.jobs.schedule import Schedule, ScheduleError
 from dtr.jobs.service import FINAL, JobService, append_log, crons, insert_log_lines, jobs, lock_job, workers
 from dtr.keys import CONFIG, DATABASE, JOB_WORKER, STORAGE
@@ -431,7 +432,7 @@ class JobWorker:
                     job = await self.service.queue(
                         c.action, c.parameters, retries=c.max_attempts - 1, deadline=c.deadline,
                         stop_timeout=c.stop_timeout, conn=conn, cron_action=c.action, scheduled_at=c.next_run)
-                except (ScheduleError, actions.ParameterError) as e:
+                except (ScheduleError, ParameterError) as e:
                     log.error("schedule for %s is invalid and disabled: %s", c.action, e)
                     await conn.execute(update(crons).where(crons.c.action == c.action).values(enabled=False))
                     continue

@@ -1,7 +1,8 @@
 """The job queue's database operations: queue, list, cancel, logs, schedules, workers.
 
-Used by the HTTP API, the CLI and the worker alike; every state change is one SQL statement
-(or one transaction), so concurrent replicas never see a half-made change.
+Used by the use cases (``dtr.jobs.admin``, which authorize and audit), the CLI and the worker;
+every state change is one SQL statement (or one transaction), so concurrent replicas never see a
+half-made change.
 """
 
 from __future__ import annotations
@@ -33,6 +34,11 @@ ACTIVE = ("waiting", "running", "cancel_request", "worker_dead")
 
 class NotFound(Exception):
     pass
+
+
+def ended(job: dict[str, Any]) -> bool:
+    """The job (as ``job_json`` shows it) will not run again: final, or dead with no attempt left."""
+    return job["status"] in FINAL or (job["status"] == "worker_dead" and job["attempt"] > job["retries"])
 
 
 def _iso(t: dt.datetime | None) -> str | None:

@@ -4,17 +4,27 @@ A repository uses the blobs linked into it (each counted once) and its manifests
 ``unique_bytes`` counts only blobs no other repository links (what deleting it would free).
 A namespace (the part of the name before the first ``/``) counts each blob once however many
 of its repositories share it; its ``unique_bytes`` only blobs linked from no other namespace.
+The use cases at the end read what the job wrote (site admins).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import text
+from sqlalchemy import Table, func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from dtr.jobs.actions import _only
+from dtr.api.errors import APIError, codes
 from dtr.jobs.context import JobContext
+from dtr.jobs.models import StorageUsage
+from dtr.jobs.params import only
+
+if TYPE_CHECKING:
+    from dtr.jobs.caller import Caller
+
+storage_usage = cast(Table, StorageUsage.__table__)
+#: Rows a listing returns at most.
+LIST_LIMIT = 10_000
 
 _RECOUNT = """
 WITH links AS (
@@ -60,7 +70,7 @@ ON CONFLICT (scope, name) DO UPDATE SET bytes = excluded.bytes, unique_bytes = e
 
 
 def check_params(params: dict[str, Any]) -> dict[str, Any]:
-    _only(params, set())
+    only(params, set())
     return params
 
 
@@ -74,3 +84,49 @@ async def run(ctx: JobContext) -> dict[str, Any]:
     rows = await recount(ctx.engine)
     ctx.log(f"storage usage recounted for {rows} repositories and namespaces")
     return {"rows": rows}
+
+
+# -- use cases ----------------------------------------------------------------------------------
+
+
+def usage_json(r: Any) -> dict[str, Any]:
+    return {"name": r.name, "bytes": r.bytes, "uniqueBytes": r.unique_bytes, "blobs": r.blobs,
+            "manifests": r.manifests, "updatedAt": r.updated_at.isoformat().replace("+00:00", "Z")}
+
+
+async def _usage(caller: Caller, scope: str, name: str | None = None,
+                 namespace: str | None = None) -> list[dict[str, Any]]:
+    caller.admin()
+    q = select(storage_usage).where(storage_usage.c.scope == scope).order_by(storage_usage.c.name).limit(LIST_LIMIT)
+    if name is not None:
+        q = q.where(storage_usage.c.name == name)
+    if namespace is not None:
+        q = q.where(func.split_part(storage_usage.c.name, "/", 1) == namespace)
+    async with caller.engine.connect() as conn:
+        return [usage_json(r) for r in await conn.execute(q)]
+
+
+async def list_namespaces(caller: Caller) -> list[dict[str, Any]]:
+    """Every namespace's usage, by name."""
+    return await _usage(caller, "namespace")
+
+
+async def namespace_usage(caller: Caller, namespace: str) -> dict[str, Any]:
+    """One namespace's usage; APIError NO_SUCH_NAMESPACE if none was counted."""
+    rows = await _usage(caller, "namespace", namespace)
+    if not rows:
+        raise APIError(codes.NO_SUCH_NAMESPACE, "no usage recorded for that namespace (yet)")
+    return rows[0]
+
+
+async def list_repositories(caller: Caller, namespace: str | None = None) -> list[dict[str, Any]]:
+    """Every repository's usage (of ``namespace`` only, if given), by name."""
+    return await _usage(caller, "repository", namespace=namespace)
+
+
+async def repository_usage(caller: Caller, repository: str) -> dict[str, Any]:
+    """One repository's usage; APIError NO_SUCH_REPOSITORY if none was counted."""
+    rows = await _usage(caller, "repository", repository)
+    if not rows:
+        raise APIError(codes.NO_SUCH_REPOSITORY, "no usage recorded for that repository (yet)")
+    return rows[0]
