@@ -23,7 +23,7 @@ from typing import Any
 
 from aiohttp import web
 
-from dtr.api.errors import APIError, codes
+from dtr.api.errors import APIError, codes, raises
 from dtr.api.http import read_json
 from dtr.auth.api import require_admin
 from dtr.jobs import admin, policies, usage
@@ -59,6 +59,7 @@ def _flag(request: web.Request, name: str) -> bool:
 # -- jobs -------------------------------------------------------------------------------------
 
 
+@raises(codes.FORBIDDEN, codes.INVALID_PARAMETER)
 async def list_jobs(request: web.Request) -> web.Response:
     q = request.query
     jobs = await admin.list_jobs(caller(request), action=q.get("action"), status=q.get("status"),
@@ -67,19 +68,23 @@ async def list_jobs(request: web.Request) -> web.Response:
     return _json({"jobs": jobs})
 
 
+@raises(codes.FORBIDDEN, codes.INVALID_JSON, codes.INVALID_JOB)
 async def start_job(request: web.Request) -> web.Response:
     who = caller(request)
     return _json(await admin.start_job(who, admin.JobSpec.parse(await read_json(request))), 202)
 
 
+@raises(codes.FORBIDDEN, codes.NO_SUCH_JOB)
 async def get_job(request: web.Request) -> web.Response:
     return _json(await admin.get_job(caller(request), admin.job_id(request.match_info["id"])))
 
 
+@raises(codes.FORBIDDEN, codes.NO_SUCH_JOB)
 async def cancel_job(request: web.Request) -> web.Response:
     return _json(await admin.cancel_job(caller(request), admin.job_id(request.match_info["id"])))
 
 
+@raises(codes.FORBIDDEN, codes.NO_SUCH_JOB, codes.INVALID_PARAMETER)
 async def job_logs(request: web.Request) -> web.StreamResponse:
     who, job_id = caller(request), admin.job_id(request.match_info["id"])
     after = _int(request, "after", 0, 0, 2**31)
@@ -97,25 +102,30 @@ async def job_logs(request: web.Request) -> web.StreamResponse:
 # -- schedules and workers --------------------------------------------------------------------
 
 
+@raises(codes.FORBIDDEN)
 async def list_crons(request: web.Request) -> web.Response:
     return _json({"crons": await admin.list_crons(caller(request))})
 
 
+@raises(codes.FORBIDDEN, codes.NO_SUCH_CRON)
 async def get_cron(request: web.Request) -> web.Response:
     return _json(await admin.get_cron(caller(request), request.match_info["action"]))
 
 
+@raises(codes.FORBIDDEN, codes.INVALID_JSON, codes.INVALID_CRON)
 async def put_cron(request: web.Request) -> web.Response:
     who = caller(request)
     spec = admin.CronSpec.parse(await read_json(request))
     return _json(await admin.put_cron(who, request.match_info["action"], spec))
 
 
+@raises(codes.FORBIDDEN, codes.NO_SUCH_CRON)
 async def delete_cron(request: web.Request) -> web.Response:
     await admin.delete_cron(caller(request), request.match_info["action"])
     return web.Response(status=204)
 
 
+@raises(codes.FORBIDDEN)
 async def list_workers(request: web.Request) -> web.Response:
     return _json({"workers": await admin.list_workers(caller(request))})
 
@@ -123,6 +133,7 @@ async def list_workers(request: web.Request) -> web.Response:
 # -- storage usage -----------------------------------------------------------------------------
 
 
+@raises(codes.FORBIDDEN, codes.NO_SUCH_NAMESPACE)
 async def usage_namespaces(request: web.Request) -> web.Response:
     ns = request.match_info.get("namespace")
     if ns is not None:
@@ -130,6 +141,7 @@ async def usage_namespaces(request: web.Request) -> web.Response:
     return _json({"namespaces": await usage.list_namespaces(caller(request))})
 
 
+@raises(codes.FORBIDDEN, codes.NO_SUCH_REPOSITORY)
 async def usage_repositories(request: web.Request) -> web.Response:
     if "reponame" in request.match_info:
         return _json(await usage.repository_usage(caller(request), _repo_name(request)))
@@ -143,10 +155,12 @@ def _repo_name(request: web.Request) -> str:
     return f"{request.match_info['namespace']}/{request.match_info['reponame']}"
 
 
+@raises(codes.FORBIDDEN, codes.NO_SUCH_REPOSITORY)
 async def list_policies(request: web.Request) -> web.Response:
     return _json(await policies.list_policies(caller(request), _repo_name(request)))
 
 
+@raises(codes.FORBIDDEN, codes.INVALID_JSON, codes.INVALID_PRUNING_POLICY, codes.NO_SUCH_REPOSITORY)
 async def create_policy(request: web.Request) -> web.Response:
     who = caller(request)
     policy = policies.parse_policy(await read_json(request))
@@ -154,6 +168,8 @@ async def create_policy(request: web.Request) -> web.Response:
                                               evaluate_now=_flag(request, "initialEvaluation")), 201)
 
 
+@raises(codes.FORBIDDEN, codes.INVALID_JSON, codes.INVALID_PRUNING_POLICY, codes.NO_SUCH_REPOSITORY,
+        codes.NO_SUCH_PRUNING_POLICY)
 async def policy(request: web.Request) -> web.Response:
     who, repo = caller(request), _repo_name(request)
     pid = policies.policy_id(request.match_info["id"])
@@ -166,6 +182,7 @@ async def policy(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+@raises(codes.FORBIDDEN, codes.INVALID_JSON, codes.INVALID_PRUNING_POLICY, codes.NO_SUCH_REPOSITORY)
 async def test_policy(request: web.Request) -> web.Response:
     """What would be pruned now: by the posted policy (POST), or by the repository's settings (GET)."""
     who = caller(request)
@@ -173,6 +190,7 @@ async def test_policy(request: web.Request) -> web.Response:
     return _json(await policies.would_prune(who, _repo_name(request), posted))
 
 
+@raises(codes.FORBIDDEN, codes.INVALID_JSON, codes.INVALID_SETTINGS, codes.NO_SUCH_REPOSITORY)
 async def repo_pruning(request: web.Request) -> web.Response:
     who, repo = caller(request), _repo_name(request)
     if request.method == "GET":

@@ -47,9 +47,13 @@ def test_openapi_lists_each_endpoints_error_codes(api: Client) -> None:
     assert create["403"] == {"FORBIDDEN"} and create["409"] == {"CONFLICT"} and create["401"] == {"UNAUTHORIZED"}
     grant = _codes(doc["paths"]["/api/v0/repositories/{namespace}/{repo}/teamAccess/{team}"]["delete"])
     assert grant["404"] == {"NO_SUCH_REPOSITORY", "NO_SUCH_TEAM", "NO_SUCH_GRANT"}
+    assert _codes(doc["paths"]["/api/v0/jobs/{id}"]["get"])["404"] == {"NO_SUCH_JOB"}
     for path, ops in doc["paths"].items():
         for method, op in ops.items():
             found = _codes(op)
             assert {"401", "429", "500"} <= set(found), (method, path)
+            if path.startswith(("/api/v0/jobs", "/api/v0/crons", "/api/v0/workers", "/api/v0/usage")) \
+                    or "pruning" in path:  # site admins only
+                assert found["403"] == {"FORBIDDEN"}, (method, path)
             for status, names in found.items():
                 assert all(ALL[n].status == int(status) for n in names), (method, path, status)
