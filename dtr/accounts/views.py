@@ -23,8 +23,8 @@ from dtr.keys import AUTH, CONFIG, DATABASE
 
 def caller(request: web.Request) -> Caller:
     """The request's principal and client address, with what the use cases work with."""
-    return Caller(request.config_dict[DATABASE].engine, request.config_dict[AUTH], principal(request),
-                  request.remote or "", request.config_dict[CONFIG].auth.min_password_length)
+    return Caller(request.config_dict[DATABASE].engine, principal(request), request.remote or "",
+                  request.config_dict[AUTH], request.config_dict[CONFIG].auth.min_password_length)
 
 
 def _member_json(row: Any) -> dict[str, Any]:

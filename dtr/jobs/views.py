@@ -36,7 +36,7 @@ def caller(request: web.Request) -> Caller:
     """The request's caller: a site admin (401 or 403 otherwise), with its client address."""
     cfg = request.config_dict[CONFIG].jobs
     jobs = JobService(request.config_dict[DATABASE].engine, cfg.stop_timeout, cfg.worker_timeout)
-    return Caller(jobs, request.config_dict[REGISTRY], require_admin(request), request.remote or "")
+    return Caller(jobs.engine, require_admin(request), request.remote or "", jobs, request.config_dict[REGISTRY])
 
 
 def _json(data: Any, status: int = 200) -> web.Response:

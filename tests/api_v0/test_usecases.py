@@ -36,12 +36,12 @@ async def test_a_team_granted_access_through_the_use_cases(engine: AsyncEngine, 
     auth, policy = AuthService(cfg, engine), cfg.auth.min_password_length
     async with engine.begin() as conn:
         root = await svc.create_account(conn, name="root", is_admin=True)
-    admin = Caller(engine, auth, Principal("root", root.id, is_admin=True), "192.0.2.1", policy)
+    admin = Caller(engine, Principal("root", root.id, is_admin=True), "192.0.2.1", auth, policy)
 
     alice = await usecases.create_account(admin, usecases.NewAccount("alice", password=PASSWORD))
     await usecases.create_account(admin, usecases.NewAccount("acme", is_org=True))
     await orgs.set_org_member(admin, "acme", "alice", is_admin=True)
-    owner = Caller(engine, auth, Principal("alice", alice.id), "192.0.2.2", policy)
+    owner = Caller(engine, Principal("alice", alice.id), "192.0.2.2", auth, policy)
     _, team = await orgs.create_team(owner, "acme", "devs", "developers")
     await repos.create_repository(owner, "acme", "app", repos.RepoChanges(visibility="private"))
     repo, _, granted = await repos.set_repo_team_access(owner, "acme", "app", "devs", Level.WRITE)
@@ -52,7 +52,7 @@ async def test_a_team_granted_access_through_the_use_cases(engine: AsyncEngine, 
 
     # Someone who is not an owner may neither manage the organisation nor see the repository.
     bob = await usecases.create_account(admin, usecases.NewAccount("bob", password=PASSWORD))
-    outsider = Caller(engine, auth, Principal("bob", bob.id), "192.0.2.3", policy)
+    outsider = Caller(engine, Principal("bob", bob.id), "192.0.2.3", auth, policy)
     with pytest.raises(APIError) as e:
         await orgs.create_team(outsider, "acme", "mine")
     assert e.value.code is codes.FORBIDDEN

@@ -41,7 +41,7 @@ async def caller(engine: AsyncEngine, tmp_path: Path) -> AsyncIterator[CallerFor
     """``caller(principal)``: that principal calling from 192.0.2.1."""
     storage = FilesystemDriver(FilesystemParams(str(tmp_path / "registry")))
     registry = RegistryService(engine, storage)
-    yield lambda who: Caller(JobService(engine), registry, who, "192.0.2.1")
+    yield lambda who: Caller(engine, who, "192.0.2.1", JobService(engine), registry)
     await storage.close()
 
 
