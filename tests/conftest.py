@@ -2,7 +2,8 @@
 
 Fixtures:
 - ``pg_uri``: base URI of the shared embedded PostgreSQL (session).
-- ``database_url``: a fresh, empty database (per test).
+- ``database_url``: a fresh, empty database (per test); ``engine``: an engine on a fresh database
+  with dtr's migrations applied, for use cases called directly (no HTTP).
 - ``dtr``: a running ``dtr serve`` (``DtrProcess``: ``.url``, ``.host``, ``.port``) shared by the
   worker's tests; use unique repository names (``repo_name``) so tests stay independent.
 - ``dtr_factory``: start more dtr processes (own database and data dir) for crash and config tests.
@@ -26,6 +27,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from dtr.app import create_app
 from dtr.config import load_config
@@ -61,6 +63,18 @@ def pg_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture
 def database_url(pg_uri: str) -> str:
     return create_database(pg_uri)
+
+
+@pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    """An engine on a fresh database with dtr's migrations applied (service-level tests)."""
+    from dtr.db.engine import asyncpg_url
+    from dtr.db.migrate import upgrade
+
+    engine = create_async_engine(asyncpg_url(database_url))
+    await upgrade(engine)
+    yield engine
+    await engine.dispose()
 
 
 @pytest.fixture(scope="session")

@@ -3,11 +3,10 @@ no HTTP, against a real (embedded) Postgres."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dtr.accounts import orgs, usecases
 from dtr.accounts import repositories as repos
@@ -17,18 +16,8 @@ from dtr.api.errors import APIError, codes
 from dtr.auth.access import Level, Principal
 from dtr.auth.service import AuthService
 from dtr.config import Config
-from dtr.db.engine import asyncpg_url
-from dtr.db.migrate import upgrade
 
 PASSWORD = "Us3r-pass-word"
-
-
-@pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_async_engine(asyncpg_url(database_url))
-    await upgrade(engine)
-    yield engine
-    await engine.dispose()
 
 
 async def test_a_team_granted_access_through_the_use_cases(engine: AsyncEngine, tmp_path: Path) -> None:

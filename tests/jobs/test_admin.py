@@ -8,13 +8,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dtr.accounts.service import EventFilter, list_events
 from dtr.api.errors import APIError, ErrorCode, codes
 from dtr.auth.access import ANONYMOUS, Principal
-from dtr.db.engine import asyncpg_url
-from dtr.db.migrate import upgrade
 from dtr.jobs import admin, policies, usage
 from dtr.jobs.caller import Caller
 from dtr.jobs.service import JobService
@@ -26,14 +24,6 @@ ROOT = Principal(name="root", id=1, is_admin=True)
 ALICE = Principal(name="alice", id=2)
 
 CallerFor = Callable[[Principal], Caller]
-
-
-@pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_async_engine(asyncpg_url(database_url))
-    await upgrade(engine)
-    yield engine
-    await engine.dispose()
 
 
 @pytest.fixture
