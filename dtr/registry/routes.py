@@ -92,7 +92,7 @@ class RouteTable:
 
 
 #: Calls the matched route's handler for a request (``dispatch``), as ``Gate`` is given it.
-Dispatch = Callable[[web.Request, "Route", "re.Match[str]"], Awaitable[web.StreamResponse]]
+Dispatch = Callable[[web.Request, Route, re.Match[str]], Awaitable[web.StreamResponse]]
 #: What every /v2 request passes through before dispatch (auth's token check, installed by the
 #: app): it calls ``dispatch`` or raises the challenge / denial.
-Gate = Callable[[web.Request, "Route", "re.Match[str]", Dispatch], Awaitable[web.StreamResponse]]
+Gate = Callable[[web.Request, Route, re.Match[str], Dispatch], Awaitable[web.StreamResponse]]
