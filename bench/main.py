@@ -6,6 +6,11 @@ storage (auth off; a second one with token auth on for workload 3 when dtr's con
 as the ceiling. Runs the workloads with the servers alternating, prints the table, writes
 ``bench/results/<stamp>.json`` and ``.md``, and (unless ``--no-profile``) py-spy profiles of dtr
 to ``bench/results/<stamp>-profile.md``.
+
+With ``--baseline REV``, workload 3 also measures dtr at REV (``git archive`` into the workdir, run
+with its own fresh database; with token auth too when dtr_auth runs) in the same alternating rounds,
+and the table adds dtr/base and dtr+auth/base: now over baseline, goal >= 0.97 (no slower, within
+noise). The other workloads ignore the baseline.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ import aiohttp
 from bench.client import DataFile
 from bench.profiling import hot_spots
 from bench.report import Metric, table, write
-from bench.targets import Servers, machine, which
+from bench.targets import Servers, checkout, machine, which
 from bench.workloads import FULL, QUICK, WORKLOADS, Ctx, cleanup_dir
 
 BENCH = Path(__file__).resolve().parent
@@ -43,6 +48,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--no-save", action="store_true", help="print only; write nothing to bench/results/")
     p.add_argument("--workdir", help="where servers and data live (default: a temp dir, removed at the end)")
     p.add_argument("--skip-install", action="store_true", help="do not run bench/install.sh first")
+    p.add_argument("--baseline", metavar="REV",
+                   help="also run dtr at git revision REV in workload 3 (manifest GET/HEAD), alternating with dtr as "
+                        "it is, and report now/baseline; the other workloads ignore it")
     return p.parse_args(argv)
 
 
@@ -63,6 +71,18 @@ async def run(args: argparse.Namespace) -> int:
     meta_machine = machine()
     t_start = time.monotonic()
     print(f"bench: workdir {workdir}, {rounds} round(s), sizes {'quick' if args.quick else 'full'}")
+    baseline: dict[str, str] | None = None
+    src = workdir / "baseline-src"
+    if args.baseline:
+        try:
+            commit = checkout(args.baseline, src)
+        except RuntimeError as e:
+            print(f"bench: {e}", file=sys.stderr)
+            if not args.workdir:
+                cleanup_dir(workdir)
+            return 2
+        baseline = {"rev": args.baseline, "commit": commit, "short": commit[:7]}
+        print(f"bench: baseline {args.baseline} = {commit}, extracted to {src}")
     data = DataFile(workdir / "blob.bin", sizes.blob)
     servers = Servers(workdir, data.path)
     metrics: list[Metric] = []
@@ -77,7 +97,8 @@ async def run(args: argparse.Namespace) -> int:
             ctx = Ctx(sizes=sizes, rounds=rounds, workdir=workdir, session=session, data=data, dtr=dtr,
                       reference=reference, ceiling=ceiling,
                       start_dtr_auth=(lambda: servers.dtr(auth=True)) if servers.auth_available else None,
-                      profile_dir=profile_dir, metrics=metrics)
+                      profile_dir=profile_dir, metrics=metrics,
+                      start_baseline=(lambda auth: servers.dtr(auth, source=src)) if baseline else None)
             for key, workload in WORKLOADS.items():
                 if key not in only:
                     continue
@@ -94,7 +115,7 @@ async def run(args: argparse.Namespace) -> int:
         data.close()
     wall = time.monotonic() - t_start
     print()
-    print(table(metrics))
+    print(table(metrics, baseline["short"] if baseline else "base"))
     for f in failures:
         print(f"FAILED: {f}")
     profile_md = ""
@@ -110,6 +131,7 @@ async def run(args: argparse.Namespace) -> int:
                 "sizes": dataclasses.asdict(sizes), "machine": meta_machine, "wall_seconds": wall,
                 "auth": "token auth run for workload 3" if servers.auth_available else
                         "dtr's config has no auth section: token-auth figures n/a",
+                "baseline": baseline,
                 "failures": failures}
         extra = "## Failures\n\n" + "\n".join(f"- {f}" for f in failures) if failures else ""
         md = write(BENCH / "results", stamp, meta, metrics, extra)

@@ -9,8 +9,10 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-COLUMNS = (("dtr", "dtr"), ("dtr_auth", "dtr (token auth)"), ("reference", "reference"),
-           ("ceiling", "trivial handler"))
+COLUMNS = (("dtr", "dtr"), ("dtr_base", "dtr@base"), ("dtr_auth", "dtr (token auth)"),
+           ("dtr_auth_base", "dtr+auth@base"), ("reference", "reference"), ("ceiling", "trivial handler"))
+#: (now, baseline, ratio column): dtr as it is over dtr at ``--baseline REV``, measured in the same rounds.
+BASELINES = (("dtr", "dtr_base", "dtr/base"), ("dtr_auth", "dtr_auth_base", "dtr+auth/base"))
 _OPS = {">=": operator.ge, "<": operator.lt, "<=": operator.le, "==": operator.eq}
 
 
@@ -24,7 +26,8 @@ class Goal:
     value: float
 
     def label(self) -> str:
-        short = {"dtr": "dtr", "dtr_auth": "dtr+auth", "reference": "ref", "ceiling": "trivial"}
+        short = {"dtr": "dtr", "dtr_auth": "dtr+auth", "dtr_base": "base", "dtr_auth_base": "base",
+                 "reference": "ref", "ceiling": "trivial"}
         lhs = short[self.num] + (f"/{short[self.den]}" if self.den else "")
         return f"{lhs} {self.op.replace('>=', '≥').replace('<=', '≤')} {self.value:g}"
 
@@ -61,15 +64,21 @@ class Metric:
         vals = self.values.get(key)
         return statistics.median(vals) if vals else None
 
-    def ratio(self) -> float | None:
-        a, b = self.median("dtr"), self.median("reference")
+    def ratio(self, num: str = "dtr", den: str = "reference") -> float | None:
+        a, b = self.median(num), self.median(den)
         return a / b if a is not None and b else None
+
+    def over_baseline(self) -> dict[str, float]:
+        """now/baseline for each of dtr and dtr_auth measured at both revisions."""
+        ratios = {now: self.ratio(now, base) for now, base, _ in BASELINES}
+        return {k: v for k, v in ratios.items() if v is not None}
 
     def to_json(self) -> dict[str, Any]:
         return {
             "workload": self.workload, "name": self.name, "unit": self.unit,
             "higher_is_better": self.higher_is_better, "rounds": self.values,
             "median": {k: self.median(k) for k in self.values}, "dtr_over_reference": self.ratio(),
+            "now_over_baseline": self.over_baseline(),
             "goals": [{"goal": g.label(), "value": v, "met": ok} for g in self.goals for v, ok in [g.check(self)]],
             "notes": self.notes,
         }
@@ -96,15 +105,20 @@ def _goals(m: Metric) -> str:
     return "; ".join(out)
 
 
-def table(metrics: list[Metric]) -> str:
-    """A Markdown table: medians per server, dtr/reference, and each goal with its verdict."""
-    cols = [(k, t) for k, t in COLUMNS if any(k in m.values for m in metrics)]
-    head = ["workload", "figure", "unit", *[t for _, t in cols], "dtr/ref", "goal"]
+def _x(ratio: float | None) -> str:
+    return f"{ratio:.2f}x" if ratio is not None else "n/a"
+
+
+def table(metrics: list[Metric], baseline: str = "base") -> str:
+    """A Markdown table: medians per server, dtr/reference, now/baseline (when a baseline ran; its columns
+    titled ``dtr@{baseline}``), and each goal with its verdict."""
+    cols = [(k, t.replace("@base", f"@{baseline}")) for k, t in COLUMNS if any(k in m.values for m in metrics)]
+    bases = [(now, base, t) for now, base, t in BASELINES if any(base in m.values for m in metrics)]
+    head = ["workload", "figure", "unit", *[t for _, t in cols], "dtr/ref", *[t for _, _, t in bases], "goal"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for m in metrics:
-        ratio = m.ratio()
         row = [m.workload, m.name, m.unit, *[_fmt(m.median(k)) if k in m.values else "n/a" for k, _ in cols],
-               f"{ratio:.2f}x" if ratio is not None else "n/a", _goals(m)]
+               _x(m.ratio()), *[_x(m.ratio(now, base)) for now, base, _ in bases], _goals(m)]
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
 
@@ -117,6 +131,11 @@ def write(results_dir: Path, stamp: str, meta: dict[str, Any], metrics: list[Met
     mach = meta["machine"]
     v = mach["versions"]
     notes = [f"- **{m.workload} / {m.name}**: " + " ".join(m.notes) for m in metrics if m.notes]
+    bl = meta.get("baseline")
+    base_md = [f"- baseline: `@{bl['short']}` columns are dtr at {bl['commit']} (`--baseline {bl['rev']}`), "
+               "from a `git archive` of it, each with its own fresh database, measured in the same rounds as dtr "
+               "(alternating); dtr/base and dtr+auth/base are now over baseline (goal ≥ 0.97 for rates: no slower, "
+               "within noise)"] if bl else []
     md = [
         f"# Benchmark run {stamp}",
         "",
@@ -129,8 +148,9 @@ def write(results_dir: Path, stamp: str, meta: dict[str, Any], metrics: list[Met
         "times, latencies and sizes (s, ms, MB). The trivial handler is a no-work aiohttp+uvloop server: the "
         "ceiling for request rates and the client's own limit for blob transfers.",
         f"- dtr auth: {meta['auth']}",
+        *base_md,
         "",
-        table(metrics),
+        table(metrics, bl["short"] if bl else "base"),
         "",
     ]
     if notes:

