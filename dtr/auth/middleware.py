@@ -28,7 +28,6 @@ if TYPE_CHECKING:
     from dtr.auth.service import AuthService
 
 
-
 def _challenge(realm: str, service: str, scope: str | None, error: str | None = None) -> dict[str, str]:
     value = f'Bearer realm="{realm}",service="{service}"'
     if scope:
