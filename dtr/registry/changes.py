@@ -22,7 +22,6 @@ __all__ = [
     "Actor",
     "create_repository",
     "delete_repository",
-    "delete_tags",
     "ensure_repository",
     "prune_tags",
     "set_immutable_tags",
@@ -34,8 +33,6 @@ _CREATE = text("INSERT INTO repositories (name, immutable_tags) VALUES (:name, :
 _REPOSITORY_ID = text("SELECT id FROM repositories WHERE name = :name")
 _SET_IMMUTABLE = text("UPDATE repositories SET immutable_tags = :immutable WHERE id = :rid")
 _DELETE_REPOSITORY = text("DELETE FROM repositories WHERE id = :rid")
-_DELETE_TAGS = text("DELETE FROM tags t USING manifests m WHERE t.repository_id = :rid "
-                    "AND t.name = ANY(CAST(:names AS text[])) AND m.id = t.manifest_id RETURNING t.name, m.digest")
 _PRUNE_TAGS = text("""
 DELETE FROM tags t USING manifests m,
     unnest(CAST(:names AS text[]), CAST(:pushed AS timestamptz[])) AS x(name, pushed_at)
@@ -84,13 +81,6 @@ async def delete_repository(conn: AsyncConnection, rid: int, name: str, actor: A
     """Delete the repository's tags, manifests and links; the bytes stay for garbage collection."""
     await conn.execute(_DELETE_REPOSITORY, {"rid": rid})
     await events.record(conn, actor, [Event(events.REPOSITORY_DELETED, name)])
-
-
-async def delete_tags(conn: AsyncConnection, rid: int, name: str, tags: list[str], actor: Actor) -> list[str]:
-    """Delete ``tags`` of repository ``rid`` (named ``name``); returns those that existed."""
-    rows = (await conn.execute(_DELETE_TAGS, {"rid": rid, "names": tags})).all()
-    await events.record(conn, actor, [Event(events.TAG_DELETED, name, r.name, r.digest) for r in rows])
-    return [r.name for r in rows]
 
 
 async def prune_tags(conn: AsyncConnection, rid: int, name: str, tags: Mapping[str, tuple[dt.datetime, str]],
