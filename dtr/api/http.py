@@ -67,12 +67,19 @@ def timestamp(raw: str | None, key: str) -> dt.datetime | None:
     return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
+def query_int(request: web.Request, name: str, default: int, lo: int = 0, hi: int = 10_000) -> int:
+    """The query parameter ``name`` as an integer from ``lo`` to ``hi`` (``default`` when absent)."""
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or not lo <= int(raw) <= hi:
+        raise APIError(codes.INVALID_PARAMETER, f"{name} must be an integer from {lo} to {hi}")
+    return int(raw)
+
+
 def page(request: web.Request) -> tuple[str | None, int]:
     """``(pageStart or None, pageSize)`` from the query."""
-    raw = request.query.get("pageSize", str(DEFAULT_PAGE))
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE:
-        raise APIError(codes.INVALID_PARAMETER, f"pageSize must be an integer from 1 to {MAX_PAGE}")
-    return request.query.get("pageStart") or None, int(raw)
+    return request.query.get("pageStart") or None, query_int(request, "pageSize", DEFAULT_PAGE, 1, MAX_PAGE)
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:

@@ -56,8 +56,7 @@ async def record_registry_events(conn: AsyncConnection, batch: Sequence[Event]) 
         if type_ is None or (e.type == registry_events.MANIFEST_PUSHED and e.tag is not None) \
                 or (e.detail or {}).get("pruned") or (e.detail or {}).get("gc"):
             continue
-        reference = e.tag if e.tag is not None and e.type != registry_events.MANIFEST_DELETED else e.digest
         rows.append({"type": type_, "actor": e.actor, "client_addr": e.client_addr, "object_type": "repository",
-                     "object_name": e.repository, "detail": {"reference": reference}, "at": e.at})
+                     "object_name": e.repository, "detail": {"reference": e.tag or e.digest}, "at": e.at})
     if rows:
         await conn.execute(insert(events), rows)

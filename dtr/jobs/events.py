@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Sequence
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from dtr.jobs.policies import queue_prune
 from dtr.jobs.service import JobService
 from dtr.ops.tasks import background
 from dtr.registry import events as registry_events
@@ -54,8 +55,7 @@ def queue_pruning(jobs: JobService) -> Handler:
         if not pushed:
             return
         for repo in (await conn.execute(_PRUNABLE, {"repos": pushed})).scalars():
-            await jobs.queue("prune", {"repository": repo}, retries=0, stop_timeout=30,
-                             dedupe_key=f"prune:{repo}", conn=conn)
+            await queue_prune(jobs, conn, repo)
 
     return handle
 

@@ -20,6 +20,7 @@ from dtr.api.errors import APIError, codes
 from dtr.jobs import pruning
 from dtr.jobs.caller import Caller
 from dtr.jobs.models import PruningPolicy, RepositoryPruning
+from dtr.jobs.service import JobService
 from dtr.registry.changes import set_immutable_tags
 
 policies = cast(Table, PruningPolicy.__table__)
@@ -84,8 +85,9 @@ def _values(p: pruning.Policy) -> dict[str, Any]:
     return {"enabled": p.enabled, "keep_newest": p.keep_newest, "rules": [r.json() for r in p.rules]}
 
 
-async def _evaluate(caller: Caller, conn: AsyncConnection, repository: str) -> None:
-    await caller.jobs.queue("prune", {"repository": repository}, dedupe_key=f"prune:{repository}", conn=conn)
+async def queue_prune(jobs: JobService, conn: AsyncConnection, repository: str) -> None:
+    """Queue the repository's ``prune`` job in ``conn``'s transaction (one waiting per repository)."""
+    await jobs.queue("prune", {"repository": repository}, dedupe_key=f"prune:{repository}", conn=conn)
 
 
 # -- use cases ----------------------------------------------------------------------------------
@@ -109,7 +111,7 @@ async def create_policy(caller: Caller, repository: str, policy: pruning.Policy,
         row = (await conn.execute(insert(policies).values(id=uuid.uuid4(), repository_id=rid, **_values(policy))
                                   .returning(*policies.c))).one()
         if evaluate_now:
-            await _evaluate(caller, conn, repository)
+            await queue_prune(caller.jobs, conn, repository)
     await caller.changed("pruning_policy_create", "repository", repository, {"policy": str(row.id)})
     return policy_json(row)
 
@@ -136,7 +138,7 @@ async def update_policy(caller: Caller, repository: str, pid: uuid.UUID, policy:
         if row is None:
             raise APIError(codes.NO_SUCH_PRUNING_POLICY)
         if evaluate_now:
-            await _evaluate(caller, conn, repository)
+            await queue_prune(caller.jobs, conn, repository)
     await caller.changed("pruning_policy_update", "repository", repository, {"policy": str(pid)})
     return policy_json(row)
 
@@ -189,6 +191,6 @@ async def put_settings(caller: Caller, repository: str, settings: Settings, *,
         if settings.immutable_tags != before.immutable_tags:
             await set_immutable_tags(conn, rid, repository, settings.immutable_tags, caller.actor)
         if evaluate_now:
-            await _evaluate(caller, conn, repository)
+            await queue_prune(caller.jobs, conn, repository)
     await caller.changed("repo_pruning_update", "repository", repository, settings.json())
     return settings

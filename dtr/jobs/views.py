@@ -19,12 +19,11 @@ Handlers only parse the request, call the use case (``dtr.jobs.admin``, ``dtr.jo
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from aiohttp import web
 
-from dtr.api.errors import APIError, codes, raises
-from dtr.api.http import read_json
+from dtr.api.errors import codes, raises
+from dtr.api.http import json_response, query_int, read_json
 from dtr.auth.api import require_admin
 from dtr.jobs import admin, policies, usage
 from dtr.jobs.caller import Caller
@@ -39,19 +38,6 @@ def caller(request: web.Request) -> Caller:
     return Caller(jobs.engine, require_admin(request), request.remote or "", jobs, request.config_dict[REGISTRY])
 
 
-def _json(data: Any, status: int = 200) -> web.Response:
-    return web.Response(body=json.dumps(data).encode(), status=status, content_type="application/json")
-
-
-def _int(request: web.Request, name: str, default: int, lo: int = 0, hi: int = 10_000) -> int:
-    raw = request.query.get(name)
-    if raw is None:
-        return default
-    if not raw.isdigit() or not lo <= int(raw) <= hi:
-        raise APIError(codes.INVALID_PARAMETER, f"{name}: expected an integer from {lo} to {hi}")
-    return int(raw)
-
-
 def _flag(request: web.Request, name: str) -> bool:
     return request.query.get(name) in ("1", "true")
 
@@ -63,33 +49,33 @@ def _flag(request: web.Request, name: str) -> bool:
 async def list_jobs(request: web.Request) -> web.Response:
     q = request.query
     jobs = await admin.list_jobs(caller(request), action=q.get("action"), status=q.get("status"),
-                                 worker=q.get("worker"), limit=_int(request, "limit", 100, 1, 1000),
-                                 offset=_int(request, "offset", 0))
-    return _json({"jobs": jobs})
+                                 worker=q.get("worker"), limit=query_int(request, "limit", 100, 1, 1000),
+                                 offset=query_int(request, "offset", 0))
+    return json_response({"jobs": jobs})
 
 
 @raises(codes.FORBIDDEN, codes.INVALID_JSON, codes.INVALID_JOB)
 async def start_job(request: web.Request) -> web.Response:
     who = caller(request)
-    return _json(await admin.start_job(who, admin.JobSpec.parse(await read_json(request))), 202)
+    return json_response(await admin.start_job(who, admin.JobSpec.parse(await read_json(request))), 202)
 
 
 @raises(codes.FORBIDDEN, codes.NO_SUCH_JOB)
 async def get_job(request: web.Request) -> web.Response:
-    return _json(await admin.get_job(caller(request), admin.job_id(request.match_info["id"])))
+    return json_response(await admin.get_job(caller(request), admin.job_id(request.match_info["id"])))
 
 
 @raises(codes.FORBIDDEN, codes.NO_SUCH_JOB)
 async def cancel_job(request: web.Request) -> web.Response:
-    return _json(await admin.cancel_job(caller(request), admin.job_id(request.match_info["id"])))
+    return json_response(await admin.cancel_job(caller(request), admin.job_id(request.match_info["id"])))
 
 
 @raises(codes.FORBIDDEN, codes.NO_SUCH_JOB, codes.INVALID_PARAMETER)
 async def job_logs(request: web.Request) -> web.StreamResponse:
     who, job_id = caller(request), admin.job_id(request.match_info["id"])
-    after = _int(request, "after", 0, 0, 2**31)
+    after = query_int(request, "after", 0, 0, 2**31)
     if not _flag(request, "follow"):
-        return _json(await admin.job_logs(who, job_id, after, _int(request, "limit", 1000, 1, 10_000)))
+        return json_response(await admin.job_logs(who, job_id, after, query_int(request, "limit", 1000, 1, 10_000)))
     events = await admin.follow_job(who, job_id, after)
     resp = web.StreamResponse(headers={"Content-Type": "application/x-ndjson", "Cache-Control": "no-store"})
     await resp.prepare(request)
@@ -104,19 +90,19 @@ async def job_logs(request: web.Request) -> web.StreamResponse:
 
 @raises(codes.FORBIDDEN)
 async def list_crons(request: web.Request) -> web.Response:
-    return _json({"crons": await admin.list_crons(caller(request))})
+    return json_response({"crons": await admin.list_crons(caller(request))})
 
 
 @raises(codes.FORBIDDEN, codes.NO_SUCH_CRON)
 async def get_cron(request: web.Request) -> web.Response:
-    return _json(await admin.get_cron(caller(request), request.match_info["action"]))
+    return json_response(await admin.get_cron(caller(request), request.match_info["action"]))
 
 
 @raises(codes.FORBIDDEN, codes.INVALID_JSON, codes.INVALID_CRON)
 async def put_cron(request: web.Request) -> web.Response:
     who = caller(request)
     spec = admin.CronSpec.parse(await read_json(request))
-    return _json(await admin.put_cron(who, request.match_info["action"], spec))
+    return json_response(await admin.put_cron(who, request.match_info["action"], spec))
 
 
 @raises(codes.FORBIDDEN, codes.NO_SUCH_CRON)
@@ -127,7 +113,7 @@ async def delete_cron(request: web.Request) -> web.Response:
 
 @raises(codes.FORBIDDEN)
 async def list_workers(request: web.Request) -> web.Response:
-    return _json({"workers": await admin.list_workers(caller(request))})
+    return json_response({"workers": await admin.list_workers(caller(request))})
 
 
 # -- storage usage -----------------------------------------------------------------------------
@@ -137,15 +123,16 @@ async def list_workers(request: web.Request) -> web.Response:
 async def usage_namespaces(request: web.Request) -> web.Response:
     ns = request.match_info.get("namespace")
     if ns is not None:
-        return _json(await usage.namespace_usage(caller(request), ns))
-    return _json({"namespaces": await usage.list_namespaces(caller(request))})
+        return json_response(await usage.namespace_usage(caller(request), ns))
+    return json_response({"namespaces": await usage.list_namespaces(caller(request))})
 
 
 @raises(codes.FORBIDDEN, codes.NO_SUCH_REPOSITORY)
 async def usage_repositories(request: web.Request) -> web.Response:
     if "reponame" in request.match_info:
-        return _json(await usage.repository_usage(caller(request), _repo_name(request)))
-    return _json({"repositories": await usage.list_repositories(caller(request), request.query.get("namespace"))})
+        return json_response(await usage.repository_usage(caller(request), _repo_name(request)))
+    rows = await usage.list_repositories(caller(request), request.query.get("namespace"))
+    return json_response({"repositories": rows})
 
 
 # -- pruning -----------------------------------------------------------------------------------
@@ -157,15 +144,15 @@ def _repo_name(request: web.Request) -> str:
 
 @raises(codes.FORBIDDEN, codes.NO_SUCH_REPOSITORY)
 async def list_policies(request: web.Request) -> web.Response:
-    return _json(await policies.list_policies(caller(request), _repo_name(request)))
+    return json_response(await policies.list_policies(caller(request), _repo_name(request)))
 
 
 @raises(codes.FORBIDDEN, codes.INVALID_JSON, codes.INVALID_PRUNING_POLICY, codes.NO_SUCH_REPOSITORY)
 async def create_policy(request: web.Request) -> web.Response:
     who = caller(request)
     policy = policies.parse_policy(await read_json(request))
-    return _json(await policies.create_policy(who, _repo_name(request), policy,
-                                              evaluate_now=_flag(request, "initialEvaluation")), 201)
+    return json_response(await policies.create_policy(who, _repo_name(request), policy,
+                                                      evaluate_now=_flag(request, "initialEvaluation")), 201)
 
 
 @raises(codes.FORBIDDEN, codes.INVALID_JSON, codes.INVALID_PRUNING_POLICY, codes.NO_SUCH_REPOSITORY,
@@ -174,10 +161,11 @@ async def policy(request: web.Request) -> web.Response:
     who, repo = caller(request), _repo_name(request)
     pid = policies.policy_id(request.match_info["id"])
     if request.method == "GET":
-        return _json(await policies.get_policy(who, repo, pid))
+        return json_response(await policies.get_policy(who, repo, pid))
     if request.method == "PUT":
         p = policies.parse_policy(await read_json(request))
-        return _json(await policies.update_policy(who, repo, pid, p, evaluate_now=_flag(request, "initialEvaluation")))
+        return json_response(await policies.update_policy(who, repo, pid, p,
+                                                          evaluate_now=_flag(request, "initialEvaluation")))
     await policies.delete_policy(who, repo, pid)
     return web.Response(status=204)
 
@@ -187,17 +175,17 @@ async def test_policy(request: web.Request) -> web.Response:
     """What would be pruned now: by the posted policy (POST), or by the repository's settings (GET)."""
     who = caller(request)
     posted = policies.parse_policy(await read_json(request)) if request.method == "POST" else None
-    return _json(await policies.would_prune(who, _repo_name(request), posted))
+    return json_response(await policies.would_prune(who, _repo_name(request), posted))
 
 
 @raises(codes.FORBIDDEN, codes.INVALID_JSON, codes.INVALID_SETTINGS, codes.NO_SUCH_REPOSITORY)
 async def repo_pruning(request: web.Request) -> web.Response:
     who, repo = caller(request), _repo_name(request)
     if request.method == "GET":
-        return _json((await policies.get_settings(who, repo)).json())
+        return json_response((await policies.get_settings(who, repo)).json())
     settings = policies.Settings.parse(await read_json(request))
-    return _json((await policies.put_settings(who, repo, settings,
-                                              evaluate_now=_flag(request, "initialEvaluation"))).json())
+    return json_response((await policies.put_settings(who, repo, settings,
+                                                      evaluate_now=_flag(request, "initialEvaluation"))).json())
 
 
 def register(app: web.Application) -> None:

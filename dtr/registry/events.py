@@ -44,8 +44,6 @@ REPOSITORY_DELETED = "repository_deleted"
 #: What changes a manifest lookup's answer: each replica's cache drops the repository's entries.
 _INVALIDATES = frozenset({TAG_PUSHED, TAG_MOVED, TAG_DELETED, MANIFEST_DELETED, REPOSITORY_DELETED})
 
-#: Also in migration 0006 (dtr_record_events), which takes it.
-RECORD_LOCK = 0x6474725F6576
 POLL_INTERVAL = 0.5
 RETRY_DELAY = 5.0
 BATCH = 500
@@ -109,17 +107,12 @@ class Outbox:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self._handlers: dict[str, Handler] = {}
-        self._wake = asyncio.Event()
         #: subscriber -> loop time before which a failed subscriber is not retried
         self._retry_at: dict[str, float] = {}
 
     def subscribe(self, name: str, handler: Handler) -> None:
         """Deliver to ``handler`` under ``name`` (its cursor); a new name starts at the newest event."""
         self._handlers[name] = handler
-
-    def wake(self) -> None:
-        """Look for new events now rather than at the next poll."""
-        self._wake.set()
 
     async def deliver(self) -> int:
         """Hand every subscriber that is behind its pending events; the number of events handled."""
@@ -161,7 +154,7 @@ class Outbox:
                 await conn.execute(_START, {"s": name})
 
     async def run(self) -> None:
-        """Deliver until cancelled, at every poll interval or wake-up."""
+        """Deliver until cancelled, every poll interval."""
         started = False
         while True:
             try:
@@ -174,9 +167,7 @@ class Outbox:
             except Exception as e:  # the database is away: try again later
                 log.warning("delivering registry events failed: %s", e)
                 await asyncio.sleep(RETRY_DELAY)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), POLL_INTERVAL)
-            self._wake.clear()
+            await asyncio.sleep(POLL_INTERVAL)
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[None]:

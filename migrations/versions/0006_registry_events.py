@@ -16,7 +16,7 @@ down_revision = '0005'
 branch_labels = None
 depends_on = None
 
-#: dtr.registry.events.RECORD_LOCK (the constant is repeated here: a migration never imports dtr code).
+#: The outbox's lock key (dtr.registry.events.record calls the function below; only it takes this key).
 _RECORD_LOCK = 0x6474725F6576
 
 #: Record a transaction's events: take the outbox lock (held until commit, so ids are drawn in

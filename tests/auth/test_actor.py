@@ -1,8 +1,9 @@
 """``dtr.keys.ACTOR``: every /v2 request that passes the token check carries who acts (the token's
 subject, "" for anonymous or with auth off, and the client address).
 
-Nothing in dtr reads it yet, so the test runs the real application in-process (its own
-database, a real socket) with one more middleware that notes what each request carried.
+The handlers that change something pass it to the registry (the outbox tests see it in the
+events); here the real application runs in-process (its own database, a real socket) with one
+more middleware that notes what each request carried, refused ones included.
 """
 
 from __future__ import annotations
