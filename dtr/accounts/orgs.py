@@ -184,5 +184,5 @@ async def set_sync_config(c: Caller, org_name: str, team_name: str, config: Sync
     async with c.engine.begin() as conn:
         org, team = await open_team(c, conn, org_name, team_name, manage=True)
         team = await svc.update_team(conn, team.id, **values)
-    await c.changed("team_sync_config", "team", f"{org.name}/{team.name}", svc.sync_json(team))
+    await c.changed("team_sync_config", "team", f"{org.name}/{team.name}", dict(svc.sync_json(team)))
     return team

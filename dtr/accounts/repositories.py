@@ -16,6 +16,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dtr.accounts import service as svc
+from dtr.accounts import shapes
 from dtr.accounts.context import Caller
 from dtr.accounts.orgs import authorize_org
 from dtr.api.errors import APIError, codes
@@ -33,7 +34,7 @@ ns_team_access = cast(Table, NamespaceTeamAccess.__table__)
 VISIBILITIES = ("public", "private")
 
 
-def repo_json(row: Any, namespace_type: str) -> dict[str, Any]:
+def repo_json(row: Any, namespace_type: str) -> shapes.Repository:
     namespace, _, name = row.name.partition("/")
     return {"id": row.id, "namespace": namespace, "namespaceType": namespace_type, "name": name,
             "fullName": row.name, "shortDescription": row.short_description or "",
@@ -41,7 +42,7 @@ def repo_json(row: Any, namespace_type: str) -> dict[str, Any]:
             "immutableTags": bool(row.immutable_tags), "status": "ok", "createdAt": svc.iso(row.created_at)}
 
 
-def grant_json(row: Any, org_name: str) -> dict[str, Any]:
+def grant_json(row: Any, org_name: str) -> shapes.Grant:
     return {"accessLevel": row.access_level, "team": svc.team_json(row, org_name)}
 
 

@@ -17,6 +17,7 @@ from sqlalchemy import Table, and_, delete, func, literal, select, tuple_, updat
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from dtr.accounts import shapes
 from dtr.api.errors import APIError, codes
 from dtr.audit.models import AuditEvent
 from dtr.auth.models import (
@@ -45,8 +46,8 @@ def iso(value: dt.datetime | None) -> str | None:
     return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z") if value is not None else None
 
 
-def account_json(row: Any) -> dict[str, Any]:
-    out = {"id": row.id, "name": row.name, "fullName": row.full_name, "isOrg": row.is_org,
+def account_json(row: Any) -> shapes.Account:
+    out: shapes.Account = {"id": row.id, "name": row.name, "fullName": row.full_name, "isOrg": row.is_org,
            "isAdmin": row.is_admin, "isActive": row.is_active, "isImported": row.is_imported,
            "createdAt": iso(row.created_at)}
     if not row.is_org:
@@ -54,24 +55,24 @@ def account_json(row: Any) -> dict[str, Any]:
     return out
 
 
-def team_json(row: Any, org_name: str) -> dict[str, Any]:
+def team_json(row: Any, org_name: str) -> shapes.Team:
     return {"id": row.id, "orgID": row.org_id, "orgName": org_name, "name": row.name,
             "description": row.description, "type": row.type}
 
 
-def sync_json(row: Any) -> dict[str, Any]:
+def sync_json(row: Any) -> shapes.SyncConfig:
     return {"enableSync": row.type == "ldap", "selectGroupMembers": row.ldap_group_dn is not None,
             "groupDN": row.ldap_group_dn or "", "groupMemberAttr": row.ldap_group_member_attr or "member",
             "searchFilter": row.ldap_user_filter or ""}
 
 
-def token_json(row: Any, username: str) -> dict[str, Any]:
+def token_json(row: Any, username: str) -> shapes.Token:
     return {"hashedToken": row.token_hash, "tokenLabel": row.label, "isActive": row.is_active,
             "creationTime": iso(row.created_at), "lastUsed": iso(row.last_used_at),
             "expiresAt": iso(row.expires_at), "generatedBy": username}
 
 
-def event_json(row: Any) -> dict[str, Any]:
+def event_json(row: Any) -> shapes.Event:
     return {"id": row.id, "type": row.type, "createdAt": iso(row.at), "actor": row.actor,
             "clientAddress": row.client_addr, "object": {"type": row.object_type, "name": row.object_name},
             "detail": row.detail or {}}

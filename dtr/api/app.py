@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
+from dtr import text
 from dtr.api import errors, openapi
 from dtr.api.errors import codes
 
@@ -35,12 +36,31 @@ def _http_error(e: web.HTTPException) -> web.Response:
     return errors.error_response(code, message, headers=headers or None)
 
 
+#: What a 401 asks for when its raiser named nothing.
+_CHALLENGE = {"WWW-Authenticate": 'Basic realm="dtr"'}
+
+
+def _check_text(request: web.Request) -> None:
+    """A NUL or unpaired surrogate in the path or query answers 400 here, before any handler."""
+    try:
+        text.check_text(request.path, "the path")
+        for key, value in request.query.items():
+            text.check_text(key, "a query parameter's name")
+            text.check_text(value, f"the query parameter {key}")
+    except text.BadInput as e:
+        raise errors.APIError(codes.INVALID_PARAMETER, str(e)) from None
+
+
 @web.middleware
 async def api_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every error of /api/v0 as error JSON with a declared code; a 500 only for dtr's own faults."""
+    """Every error of /api/v0 as error JSON with a declared code; a 500 only for dtr's own faults.
+    A 401 always says how to authenticate (``WWW-Authenticate``)."""
     try:
+        _check_text(request)
         return await handler(request)
     except errors.APIError as e:
+        if e.status == 401 and not e.headers:
+            e.headers = _CHALLENGE
         return e.response()
     except web.HTTPException as e:
         if e.status < 400:

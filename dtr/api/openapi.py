@@ -1,7 +1,8 @@
-"""``/api/v0/docs.json``: the OpenAPI 3 document of every /api/v0 route, built from the router.
-
-Each operation's error responses are the codes its handler declared (``dtr.api.errors.raises``)
-and those every route may answer, grouped by status, one example per code.
+"""``/api/v0/docs.json``: the OpenAPI 3.1 document of every /api/v0 route, built from the router and
+each handler's typed operation (``dtr.api.operations``): its summary, path and query parameters,
+request body schema, success status and response schema, and the error codes it declared (with
+those every route may answer), grouped by status, one example per code. Schemas are JSON Schema
+2020-12 made by pydantic from the same models and TypedDicts the handlers use.
 """
 
 from __future__ import annotations
@@ -9,14 +10,21 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp import web
+from pydantic import TypeAdapter
 
-from dtr.api.errors import EVERY_ROUTE, declared
+from dtr.api.errors import EVERY_ROUTE
 from dtr.api.http import json_response
+from dtr.api.operations import Operation, describe
 from dtr.errors import ErrorCode
 
+REF = "#/components/schemas/{model}"
 _ERROR_SCHEMA = {"type": "object", "required": ["errors"], "properties": {"errors": {
     "type": "array", "items": {"type": "object", "required": ["code", "message"], "properties": {
         "code": {"type": "string"}, "message": {"type": "string"}, "detail": {}}}}}}
+_NEXT_PAGE = {"X-Next-Page-Start": {"description": "the pageStart of the next page (absent on the last)",
+                                    "schema": {"type": "string"}}}
+_SECURITY = {"basic": {"type": "http", "scheme": "basic", "description": "a password or an access token"},
+             "bearer": {"type": "http", "scheme": "bearer", "description": "a token from /auth/token"}}
 
 
 def error_responses(found: tuple[ErrorCode, ...]) -> dict[str, Any]:
@@ -33,40 +41,72 @@ def error_responses(found: tuple[ErrorCode, ...]) -> dict[str, Any]:
         for status, group in sorted(by_status.items())}
 
 
-async def docs(request: web.Request) -> web.Response:
-    """The OpenAPI 3 document of every /api/v0 route, built from the router."""
-    paths: dict[str, dict[str, Any]] = {}
-    for route in request.app.router.routes():
+def document(app: web.Application) -> dict[str, Any]:
+    """The OpenAPI document of ``app``'s operations (routes that are no operation are left out)."""
+    routes: list[tuple[str, str, Operation]] = []
+    for route in app.router.routes():
         info = route.resource.get_info() if route.resource is not None else {}
         path = info.get("path") or info.get("formatter")
-        if not path or route.method in ("HEAD", "*"):
-            continue
-        doc = (route.handler.__doc__ or route.handler.__name__.replace("_", " ")).strip()
-        params = [{"name": n, "in": "path", "required": True, "schema": {"type": "string"}}
-                  for n in _path_params(path)]
-        op: dict[str, Any] = {"summary": doc.splitlines()[0], "description": doc,
-                              "operationId": f"{route.method.lower()}_{route.handler.__name__}",
-                              "responses": {"200": {"description": "success"},
-                                            **error_responses(declared(route.handler))}}
-        if params:
-            op["parameters"] = params
-        paths.setdefault(path, {})[route.method.lower()] = op
-    return json_response({
-        "openapi": "3.0.3", "info": {"title": "dtr API", "version": "v0"},
-        "components": {"securitySchemes": {"basic": {"type": "http", "scheme": "basic"},
-                                           "bearer": {"type": "http", "scheme": "bearer"}},
-                       "schemas": {"Errors": _ERROR_SCHEMA}},
-        "security": [{"basic": []}, {"bearer": []}], "paths": dict(sorted(paths.items()))})
+        op = describe(route.handler)
+        if path and op is not None and route.method not in ("HEAD", "*"):
+            routes.append((path, route.method.lower(), op))
+    adapters: list[tuple[Any, Any, TypeAdapter[Any]]] = []
+    for _, _, op in routes:
+        if op.body is not None:
+            adapters.append(((op.name, "body"), "validation", TypeAdapter(op.body)))
+        if op.query is not None:
+            adapters.append(((op.name, "query"), "validation", TypeAdapter(op.query)))
+        if op.response is not None:
+            adapters.append(((op.name, "response"), "serialization", TypeAdapter(op.response)))
+    made, defs = TypeAdapter.json_schemas(adapters, ref_template=REF)
+    paths: dict[str, dict[str, Any]] = {}
+    seen: dict[str, str] = {}
+    for path, method, op in routes:
+        if op.name in seen:
+            raise ValueError(f"operation id {op.name} is used by {seen[op.name]} and {method} {path}")
+        seen[op.name] = f"{method} {path}"
+        paths.setdefault(path, {})[method] = _operation(op, {k[1]: v for k, v in made.items() if k[0] == op.name},
+                                                        defs.get("$defs", {}))
+    return {"openapi": "3.1.0",
+            "info": {"title": "dtr API", "version": "v0",
+                     "description": "The administration API of dtr. Every error answers "
+                                    "{\"errors\": [{\"code\", \"message\", \"detail\"?}]}."},
+            "components": {"securitySchemes": _SECURITY,
+                           "schemas": {"Errors": _ERROR_SCHEMA, **defs.get("$defs", {})}},
+            "security": [{"basic": []}, {"bearer": []}], "paths": dict(sorted(paths.items()))}
 
 
-def _path_params(path: str) -> list[str]:
-    out, depth, cur = [], 0, ""
-    for ch in path:
-        if ch == "{":
-            depth, cur = depth + 1, ""
-        elif ch == "}":
-            depth -= 1
-            out.append(cur.split(":")[0])
-        elif depth:
-            cur += ch
+def _operation(op: Operation, schemas: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
+    params: list[dict[str, Any]] = [{"name": n, "in": "path", "required": True, "schema": {"type": "string"}}
+                                    for n in op.path_params]
+    if "query" in schemas:
+        query = _resolve(schemas["query"], defs)
+        required = set(query.get("required", ()))
+        for name, schema in query.get("properties", {}).items():
+            doc = {k: v for k, v in schema.items() if k not in ("title", "description")}
+            params.append({"name": name, "in": "query", "required": name in required, "schema": doc,
+                           **({"description": schema["description"]} if "description" in schema else {})})
+    success: dict[str, Any] = {"description": "success" if op.status != 202 else "accepted"}
+    if "response" in schemas:
+        success["content"] = {"application/json": {"schema": schemas["response"]}}
+        if op.streamed:
+            success["content"]["application/x-ndjson"] = {"schema": {"type": "string"}}
+    if op.paged:
+        success["headers"] = _NEXT_PAGE
+    out: dict[str, Any] = {"operationId": op.name, "summary": op.summary, "description": op.description,
+                           "responses": {str(op.status): success, **error_responses(op.raises)}}
+    if params:
+        out["parameters"] = params
+    if "body" in schemas:
+        out["requestBody"] = {"required": True, "content": {"application/json": {"schema": schemas["body"]}}}
     return out
+
+
+def _resolve(schema: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
+    ref = schema.get("$ref")
+    return defs[ref.rsplit("/", 1)[1]] if isinstance(ref, str) else schema
+
+
+async def docs(request: web.Request) -> web.Response:
+    """The OpenAPI 3.1 document of this API."""
+    return json_response(document(request.app))

@@ -36,7 +36,7 @@ def test_unknown_endpoint_method_and_large_body_get_declared_codes(api: Client) 
 
 def _codes(op: dict[str, Any]) -> dict[str, set[str]]:
     return {status: set(resp["content"]["application/json"]["examples"])
-            for status, resp in op["responses"].items() if status != "200"}
+            for status, resp in op["responses"].items() if not status.startswith("2")}
 
 
 def test_openapi_lists_each_endpoints_error_codes(api: Client) -> None:
