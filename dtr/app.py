@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 from aiohttp import web
 
@@ -24,6 +25,11 @@ from dtr.registry.events import Outbox
 from dtr.registry.service import RegistryService
 from dtr.registry.views import add_registry_routes
 from dtr.storage.factory import create_driver
+
+
+#: Options of the aiohttp server that runs the app: request bodies reach dtr as sent (a blob is
+#: hashed as received; /api/v0 decodes gzip itself, with its size limit on the decoded bytes).
+SERVER_OPTIONS: dict[str, Any] = {"auto_decompress": False}
 
 
 async def _resources(app: web.Application) -> AsyncIterator[None]:

@@ -36,7 +36,7 @@ async def _serve(cfg: Config) -> None:
 
     from aiohttp import web
 
-    from dtr.app import create_app
+    from dtr.app import SERVER_OPTIONS, create_app
     from dtr.ops.logs import ACCESS_LINES, AccessLogger
     from dtr.ops.runtime import trim_memory_periodically
     from dtr.ops.tasks import background
@@ -44,7 +44,7 @@ async def _serve(cfg: Config) -> None:
     from dtr.tls import server_ssl_context
 
     ssl_ctx = server_ssl_context(cfg)
-    runner = web.AppRunner(create_app(cfg), access_log_class=AccessLogger,
+    runner = web.AppRunner(create_app(cfg), access_log_class=AccessLogger, **SERVER_OPTIONS,
                            access_log=logging.getLogger("dtr.access"), shutdown_timeout=cfg.http.drain_timeout,
                            handle_signals=False)
     await runner.setup()
