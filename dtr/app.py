@@ -26,7 +26,6 @@ from dtr.registry.service import RegistryService
 from dtr.registry.views import add_registry_routes
 from dtr.storage.factory import create_driver
 
-
 #: Options of the aiohttp server that runs the app: request bodies reach dtr as sent (a blob is
 #: hashed as received; /api/v0 decodes gzip itself, with its size limit on the decoded bytes).
 SERVER_OPTIONS: dict[str, Any] = {"auto_decompress": False}

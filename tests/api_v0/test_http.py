@@ -57,3 +57,18 @@ def test_openapi_lists_each_endpoints_error_codes(api: Client) -> None:
                 assert found["403"] == {"FORBIDDEN"}, (method, path)
             for status, names in found.items():
                 assert all(ALL[n].status == int(status) for n in names), (method, path, status)
+
+
+def test_every_405_names_the_allowed_methods(api: Client) -> None:
+    doc = api.api("GET", "/docs.json", expect=200).json()
+    def matches(template: str, path: str) -> bool:
+        t, p = template.split("/"), path.split("/")
+        return len(t) == len(p) and all(a == b or a.startswith("{") for a, b in zip(t, p, strict=True))
+
+    for template in doc["paths"]:
+        path = template.replace("{", "").replace("}", "")
+        documented = {m.upper() for t, ops in doc["paths"].items() if matches(t, path) for m in ops}
+        other = next(m for m in ("PUT", "DELETE", "PATCH", "POST", "GET") if m not in documented)
+        r = api.request(other, path)
+        assert (r.status, r.error_code) == (405, "METHOD_NOT_ALLOWED"), (other, path)
+        assert set(r.headers["Allow"].split(",")) - {"HEAD"} == documented, (other, path)
