@@ -79,3 +79,14 @@ async def test_no_live_worker_is_503(app: web.Application, app_client: TestClien
         assert r.status == 503
         jobs = (await r.json())["components"]["jobs"]
     assert jobs == {"status": "error", "workers_alive": 0, "error": "no job worker is heartbeating"}
+
+
+@pytest.mark.parametrize("app_extra", [{"database": {"url": None}}])
+async def test_the_embedded_postgres_is_a_component(app: web.Application,
+                                                    app_client: TestClient[web.Request, web.Application]) -> None:
+    """No database URL: dtr runs its own PostgreSQL, and /health says whether its process lives."""
+    pid = app[DATABASE].embedded_pid()
+    assert pid is not None
+    async with app_client.get("/health") as r:
+        assert r.status == 200, await r.text()
+        assert (await r.json())["components"]["embedded_postgres"] == {"status": "ok"}
