@@ -21,6 +21,7 @@ from dtr.jobs.service import JobService
 from dtr.jobs.views import register as register_jobs
 from dtr.keys import CONFIG, DATABASE, REGISTRY, STORAGE
 from dtr.ops import views as ops
+from dtr.ops.metrics import setup_metrics
 from dtr.registry.events import Outbox
 from dtr.registry.service import RegistryService
 from dtr.registry.views import add_registry_routes
@@ -64,7 +65,7 @@ def create_app(config: Config) -> web.Application:
     app.cleanup_ctx.append(_resources)
     setup_auth(app)
     app.router.add_get("/_ping", ops.ping)
-    app.router.add_get("/metrics", ops.metrics)
+    setup_metrics(app)
     app.router.add_get("/v2", _v2_redirect)
     add_registry_routes(app, registry_auth)
     app.add_subapp("/api/v0/", create_api_app([register_accounts, register_jobs], api_auth))

@@ -38,6 +38,7 @@ from dtr.auth.passwords import hash_password_async, random_password, verify_pass
 from dtr.auth.throttle import LoginThrottle
 from dtr.auth.tokens import InvalidToken, TokenSigner, load_or_create_key
 from dtr.config import AuthConfig, Config
+from dtr.ops.metrics import LOCKOUTS, LOGIN_FAILURES
 from dtr.registry.models import Repository
 
 log = logging.getLogger("dtr.auth")
@@ -158,6 +159,7 @@ class AuthService:
                 return hit[0]
         wait, failed_before = await self.throttle.retry_after(username, address)
         if wait > 0:
+            LOCKOUTS.inc()
             raise AuthError(429, f"too many failed logins; try again in {int(wait) + 1} seconds", wait)
         principal, reason = await self._check(username, secret)
         if principal is None:
@@ -165,6 +167,7 @@ class AuthService:
                 await self.throttle.failure(username, address)
             audit.record_soon(self.engine, "login_failed", username[:255], address, "account", username[:255],
                               {"reason": reason})
+            LOGIN_FAILURES.inc()
             raise AuthError(401, reason)
         if failed_before:
             await self.throttle.success(username)

@@ -168,6 +168,37 @@ class AuthConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class MetricsConfig:
+    """Who may read ``/metrics`` and ``/health``, and where they are served (``dtr.ops.metrics``)."""
+
+    #: A bearer token both require, or a file holding it; neither: anyone who reaches them may read.
+    token: str | None = None
+    token_file: str | None = None
+    #: ``HOST:PORT`` of a plain-HTTP listener serving only /metrics, /health and /_ping; then the
+    #: main address no longer serves /metrics and /health.
+    listen: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.token is not None and self.token_file is not None:
+            raise ConfigError("metrics: give token or token_file, not both")
+        if self.token is not None and not self.token.strip():
+            raise ConfigError("metrics.token: must not be empty")
+        if self.listen is not None:
+            host, _, port = self.listen.rpartition(":")
+            if not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ConfigError(f"metrics.listen: got {self.listen!r}, expected HOST:PORT with a port "
+                                  "from 1 to 65535")
+
+    @property
+    def listen_host(self) -> str:
+        return (self.listen or "").rpartition(":")[0].strip("[]")
+
+    @property
+    def listen_port(self) -> int:
+        return int((self.listen or "").rpartition(":")[2])
+
+
+@dataclasses.dataclass(frozen=True)
 class Config:
     data_dir: str = dataclasses.field(default_factory=default_data_dir)
     http: HTTPConfig = dataclasses.field(default_factory=HTTPConfig)
@@ -177,6 +208,7 @@ class Config:
     log: LogConfig = dataclasses.field(default_factory=LogConfig)
     jobs: JobsConfig = dataclasses.field(default_factory=JobsConfig)
     auth: AuthConfig = dataclasses.field(default_factory=AuthConfig)
+    metrics: MetricsConfig = dataclasses.field(default_factory=MetricsConfig)
 
     @property
     def data_path(self) -> Path:

@@ -12,6 +12,7 @@ from typing import Any
 import asyncpg
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import QueuePool
 
 from dtr.config import Config
 from dtr.db.migrate import upgrade
@@ -95,3 +96,20 @@ class Database:
         if self._embedded is not None:
             await asyncio.to_thread(self._embedded.cleanup)
             self._embedded = None
+
+    def embedded_pid(self) -> int | None:
+        """The embedded PostgreSQL's process id; None when dtr runs none."""
+        return None if self._embedded is None else self._embedded.get_pid()
+
+    def pool_status(self) -> tuple[int, int, int]:
+        """(connections in use, idle in the pool, tasks waiting for one), as the pool stands now.
+
+        SQLAlchemy counts no waiters: they are read from the asyncio queue the async pool waits
+        on (0 if that ever changes shape)."""
+        pool = self.engine.pool
+        if not isinstance(pool, QueuePool):
+            return 0, 0, 0
+        inner = getattr(pool, "_pool", None)
+        queue = None if inner is None else vars(inner).get("_queue")  # made on first use
+        waiting = sum(not f.done() for f in getattr(queue, "_getters", ()))
+        return pool.checkedout(), pool.checkedin(), waiting

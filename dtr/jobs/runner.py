@@ -44,6 +44,7 @@ from dtr.jobs.params import ParameterError
 from dtr.jobs.schedule import Schedule, ScheduleError
 from dtr.jobs.service import FINAL, JobService, append_log, crons, insert_log_lines, jobs, lock_job, workers
 from dtr.keys import CONFIG, DATABASE, JOB_WORKER, STORAGE
+from dtr.ops.metrics import job_ended
 from dtr.storage.base import StorageDriver
 
 log = logging.getLogger("dtr.jobs")
@@ -67,6 +68,7 @@ class _Running:
     stop_timeout: float
     supervisor: asyncio.Task[None] | None = None
     cutoff: asyncio.TimerHandle | None = None
+    started: float = dataclasses.field(default_factory=time.monotonic)
 
 
 #: Jobs marked running on a worker that is no longer running (dead or stopped).
@@ -355,6 +357,7 @@ class JobWorker:
         else:  # shutdown: another worker starts it again, not counted as an attempt
             values = {"status": "waiting", "worker_id": None, "attempt": jobs.c.attempt - 1}
             ctx.log("handed back to the queue")
+        job_ended(ctx.action, time.monotonic() - r.started, error is not None or reason == "deadline")
         if values["status"] in FINAL:
             values["ended_at"] = func.now()
         lines, progress = ctx.take_pending()

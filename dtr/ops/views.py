@@ -1,4 +1,4 @@
-"""Operations endpoints: health (``/_ping``), Prometheus ``/metrics``, and request bookkeeping."""
+"""Operations endpoints: health (``/_ping``) and request bookkeeping (``/metrics``: ``dtr.ops.metrics``)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from prometheus_client import REGISTRY
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy import text
@@ -150,9 +150,3 @@ async def ping(request: web.Request) -> web.Response:
     if problems:
         return web.json_response({"status": "unavailable", "errors": problems}, status=503)
     return web.json_response({"status": "ok"})
-
-
-async def metrics(request: web.Request) -> web.Response:
-    resp = web.Response(body=generate_latest())
-    resp.headers["Content-Type"] = CONTENT_TYPE_LATEST
-    return resp

@@ -19,6 +19,7 @@ from typing import Any, Generic, TypeVar
 import asyncpg
 from sqlalchemy.engine import make_url
 
+from dtr.ops.metrics import MANIFEST_CACHE
 from dtr.ops.tasks import background
 
 log = logging.getLogger("dtr.registry.cache")
@@ -42,6 +43,7 @@ class ManifestCache(Generic[V]):
         if not self._listening:
             return None
         value = self._entries.get((repo, reference))
+        MANIFEST_CACHE.inc("hit" if value is not None else "miss")
         if value is not None:
             self._entries.move_to_end((repo, reference))
         return value

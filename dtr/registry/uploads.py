@@ -21,6 +21,7 @@ from sqlalchemy import Table, delete, func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from dtr.ops.metrics import receiving
 from dtr.registry import events
 from dtr.registry import locks as gc_locks
 from dtr.registry.changes import ensure_repository
@@ -149,7 +150,7 @@ class Uploads:
                 if state is not None and state.size != writer.size:
                     state = None
                     self._hashes.pop(upload_id, None)
-                written = await _pump(body, writer, state)
+                written = await receiving(_pump(body, writer, state))
                 if length is not None and written != length:
                     raise RegistryError(codes.SIZE_INVALID, detail={"expected": length, "received": written})
             finally:

@@ -21,6 +21,7 @@ from aiohttp import web
 
 from dtr.errors import ErrorCode
 from dtr.keys import ACTOR, AREA, CONFIG, MAY_PULL, REGISTRY, REPOSITORY, STORAGE
+from dtr.ops import metrics
 from dtr.registry.errors import RegistryError, codes
 from dtr.registry.manifests import DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, is_media_type
 from dtr.registry.names import (
@@ -218,11 +219,13 @@ async def manifest(request: web.Request, name: str, reference: str) -> web.Strea
                 pulled(name, reference)
         if method == "HEAD":
             return web.Response(headers=headers)
+        metrics.pulled(is_digest(reference))
         return web.Response(body=m.payload, headers=headers)
     if method == "PUT":
         body = await _read_manifest(request, request.app[CONFIG].registry.max_manifest_size)
         digest, parsed = await svc.put_manifest(name, reference, body, request.headers.get("Content-Type"),
                                                 request[ACTOR])
+        metrics.pushed(is_digest(reference))
         headers = {"Location": f"/v2/{name}/manifests/{digest}", "Docker-Content-Digest": digest}
         if parsed.subject:
             headers["OCI-Subject"] = parsed.subject
@@ -254,6 +257,7 @@ async def blob(request: web.Request, name: str, digest: str) -> web.StreamRespon
         url = await storage.redirect_url(path)
         if url:
             raise web.HTTPTemporaryRedirect(url, headers=headers)
+    metrics.blob_sent(request, size)
     local = storage.local_path(path)
     if local is not None:
         return web.FileResponse(local, headers=headers, chunk_size=1 << 20)
