@@ -161,9 +161,11 @@ class SyncConfig:
     search_filter: str = ""
 
     def columns(self) -> dict[str, Any]:
-        if self.enable and self.by_group and not self.group_dn:
+        """The team's columns; INVALID_PARAMETER when sync is on without the group DN or the
+        search filter it selects members by (blank is none)."""
+        if self.enable and self.by_group and not self.group_dn.strip():
             raise APIError(codes.INVALID_PARAMETER, "groupDN is required when selectGroupMembers is true")
-        if self.enable and not self.by_group and not self.search_filter:
+        if self.enable and not self.by_group and not self.search_filter.strip():
             raise APIError(codes.INVALID_PARAMETER, "searchFilter is required when selectGroupMembers is false")
         return {"type": "ldap" if self.enable else "managed",
                 "ldap_group_dn": self.group_dn if self.enable and self.by_group else None,
@@ -178,11 +180,15 @@ async def get_sync_config(c: Caller, org_name: str, team_name: str) -> Any:
 
 
 async def set_sync_config(c: Caller, org_name: str, team_name: str, config: SyncConfig) -> Any:
-    """Configure the team's LDAP sync; the team after the change."""
+    """Configure the team's LDAP sync; the team after the change. Turning sync on needs a
+    directory (``auth.ldap``): INVALID_OPERATION without one."""
     c.user()
     values = config.columns()
     async with c.engine.begin() as conn:
         org, team = await open_team(c, conn, org_name, team_name, manage=True)
+        if config.enable and (c.auth is None or c.auth.directory is None):
+            raise APIError(codes.INVALID_OPERATION, "LDAP is not configured: set auth.ldap in the configuration "
+                           "to sync team members from a directory")
         team = await svc.update_team(conn, team.id, **values)
     await c.changed("team_sync_config", "team", f"{org.name}/{team.name}", dict(svc.sync_json(team)))
     return team

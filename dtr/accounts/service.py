@@ -87,6 +87,20 @@ def check_name(name: str, what: str = "account") -> str:
     return name
 
 
+def check_email(email: str) -> str:
+    """``email`` if empty (no address) or shaped like an address: one ``@``, a local part, a domain
+    of dot-separated labels (at least two), nothing blank or unprintable, at most 254 characters;
+    ValueError naming ``email`` otherwise."""
+    if not email:
+        return email
+    local, _, domain = email.rpartition("@")
+    labels = domain.split(".")
+    if (len(email) > 254 or email.count("@") != 1 or not local or len(labels) < 2 or not all(labels)
+            or not email.isprintable() or any(ch.isspace() for ch in email)):
+        raise ValueError(f"email: {email[:64]!r} is not an e-mail address (expected name@example.com)")
+    return email
+
+
 # -- accounts -------------------------------------------------------------------------------
 
 
@@ -143,6 +157,15 @@ async def list_accounts(conn: AsyncConnection, kind: str, start: str | None, siz
     if start:
         q = q.where(accounts.c.name >= start)
     return list((await conn.execute(q)).all())
+
+
+async def lock_active_admins(conn: AsyncConnection) -> list[str]:
+    """The names of the active site admins, their rows locked until the transaction ends: a change
+    that could leave no admin takes this first, so two such changes at once run one after the other
+    (the second sees the first's outcome)."""
+    q = (select(accounts.c.name).where(accounts.c.is_admin, accounts.c.is_active, accounts.c.is_org.is_(False))
+         .order_by(accounts.c.id).with_for_update())
+    return list((await conn.execute(q)).scalars())
 
 
 async def namespace_has_repositories(conn: AsyncConnection, name: str) -> bool:

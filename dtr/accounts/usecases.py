@@ -35,6 +35,29 @@ def _check_password(c: Caller, password: str, username: str) -> None:
         raise APIError(codes.INVALID_PASSWORD, str(e)) from None
 
 
+def _check_email(email: str) -> None:
+    try:
+        svc.check_email(email)
+    except ValueError as e:
+        raise APIError(codes.INVALID_PARAMETER, str(e)) from None
+
+
+def _with_secret(c: Caller, doing: str) -> None:
+    """FORBIDDEN when the caller authenticated with a personal access token: ``doing`` (creating
+    tokens, changing passwords) needs the password, or a bearer token obtained with it."""
+    if c.principal.by_token:
+        raise APIError(codes.FORBIDDEN, f"a personal access token may not be used for {doing}: "
+                       f"authenticate with your password")
+
+
+async def _keep_an_admin(conn: AsyncConnection, row: Any) -> None:
+    """CONFLICT if ``row`` is the last active site admin (call before demoting, deactivating or
+    deleting it, in the same transaction: the admins' rows stay locked until it ends)."""
+    admins = await svc.lock_active_admins(conn)
+    if admins == [row.name]:
+        raise APIError(codes.CONFLICT, f"{row.name} is the last active site admin: make another user admin first")
+
+
 # -- accounts ---------------------------------------------------------------------------------
 
 
@@ -72,6 +95,7 @@ async def create_account(c: Caller, new: NewAccount) -> Any:
         if new.password is None:
             raise APIError(codes.INVALID_PASSWORD, "a user needs a password")
         _check_password(c, new.password, new.name)
+        _check_email(new.email)
         values.update(email=new.email, is_admin=new.is_admin, is_active=new.is_active,
                       password_hash=await hash_password_async(new.password))
     async with c.engine.begin() as conn:
@@ -113,6 +137,8 @@ async def update_account(c: Caller, name: str, changes: AccountChanges) -> Any:
     """Names and email (the user, an owner of the organisation, site admins); isAdmin and isActive
     of users (site admins). Deactivating or demoting a user ends their sessions and tokens' use."""
     p = c.user()
+    if changes.email is not None:
+        _check_email(changes.email)
     async with c.engine.begin() as conn:
         row = await svc.get_account(conn, name)
         self_edit = not row.is_org and row.name == p.name
@@ -132,6 +158,8 @@ async def update_account(c: Caller, name: str, changes: AccountChanges) -> Any:
                     raise APIError(codes.INVALID_PARAMETER, f"{key} applies to users only")
                 values[col] = value
         if values.get("is_active") is False or values.get("is_admin") is False:
+            if row.is_admin and row.is_active:
+                await _keep_an_admin(conn, row)
             values["credential_gen"] = row.credential_gen + 1
         if values:
             row = await svc.update_account(conn, row.id, **values)
@@ -149,13 +177,17 @@ async def delete_account(c: Caller, name: str) -> None:
             raise APIError(codes.INVALID_OPERATION, "you cannot delete your own account")
         if await svc.namespace_has_repositories(conn, name):
             raise APIError(codes.CONFLICT, f"the namespace {name} still has repositories: delete them first")
+        if row.is_admin and row.is_active:
+            await _keep_an_admin(conn, row)
         await svc.delete_account(conn, row.id)
     await c.changed("account_delete", _kind(row), name)
 
 
 async def change_password(c: Caller, name: str, new: str, old: str = "") -> Any:
-    """The user's own password (``old`` must match) or, for site admins, anyone's."""
+    """The user's own password (``old`` must match) or, for site admins, anyone's; never with a
+    personal access token."""
     p = c.user()
+    _with_secret(c, "changing passwords")
     async with c.engine.connect() as conn:
         row = await svc.get_user(conn, name)
     if row.is_imported:
@@ -163,6 +195,8 @@ async def change_password(c: Caller, name: str, new: str, old: str = "") -> Any:
     if not p.is_admin or row.name == p.name:
         if row.name != p.name:
             raise APIError(codes.FORBIDDEN, "you may change only your own password")
+        if not old:
+            raise APIError(codes.INVALID_PARAMETER, "oldPassword is required")
         if not await verify_password_async(row.password_hash, old):
             raise APIError(codes.FORBIDDEN, "oldPassword is wrong")
     _check_password(c, new, name)
@@ -195,7 +229,12 @@ async def list_tokens(c: Caller, username: str | None, start: int, size: int) ->
 
 async def create_token(c: Caller, username: str | None, label: str,
                        expires_at: dt.datetime | None) -> tuple[Any, Any, str]:
-    """(the owner, the token's row, the token): the token is returned once; only its hash is kept."""
+    """(the owner, the token's row, the token): the token is returned once; only its hash is kept.
+    Never with a personal access token; ``expires_at`` must be in the future."""
+    c.user()
+    _with_secret(c, "creating access tokens")
+    if expires_at is not None and expires_at <= dt.datetime.now(dt.UTC):
+        raise APIError(codes.INVALID_PARAMETER, "expiresAt is in the past")
     token = new_access_token()
     async with c.engine.begin() as conn:
         user = await _token_owner(c, conn, username)

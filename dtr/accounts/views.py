@@ -86,7 +86,7 @@ async def get_account(request: web.Request, name: str) -> s.Account:
     return svc.account_json(await usecases.get_account(caller(request), name))
 
 
-@operation(*_WRITE)
+@operation(*_WRITE, codes.CONFLICT)
 async def update_account(request: web.Request, name: str, body: s.AccountChanges) -> s.Account:
     """Change fullName, email (the user or an admin), isAdmin, isActive (admins)."""
     changes = usecases.AccountChanges(full_name=body.full_name, email=body.email, is_admin=body.is_admin,

@@ -51,12 +51,15 @@ REQUIRED = {Action.PULL: Level.READ, Action.PUSH: Level.WRITE, Action.DELETE: Le
 
 @dataclasses.dataclass(frozen=True)
 class Principal:
-    """Who asks: ``name`` None is anonymous. ``id`` is the account id (0 when anonymous)."""
+    """Who asks: ``name`` None is anonymous. ``id`` is the account id (0 when anonymous).
+    ``by_token``: authenticated with a personal access token (directly, or through a bearer
+    token obtained with one), which may not create tokens or change passwords."""
 
     name: str | None = None
     id: int = 0
     is_admin: bool = False
     is_active: bool = True
+    by_token: bool = False
 
     @property
     def authenticated(self) -> bool:

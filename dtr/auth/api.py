@@ -1,10 +1,12 @@
 """Who calls ``/api/v0``: Basic (password or personal access token) or a Bearer token from
-``/auth/token``. The middleware stores the ``Principal`` on the request; handlers of every domain
-ask for it with ``principal``/``require_user``/``require_admin``.
+``/auth/token`` (a session); the principal says whether a personal access token was behind it.
+The middleware stores the ``Principal`` on the request; handlers of every domain ask for it with
+``principal``/``require_user``/``require_admin``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -45,6 +47,8 @@ async def api_auth(request: web.Request,
             who = await auth.lookup_principal(claims.subject)
             if claims.subject and not who.authenticated:
                 return _unauthorized("the token's account is unknown or inactive")
+            if claims.by_token:
+                who = dataclasses.replace(who, by_token=True)
         else:
             creds = basic_credentials(header)
             if creds is None:

@@ -6,7 +6,6 @@ One instance per process (``dtr.keys.AUTH``); ``None`` there when ``auth.enabled
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import hashlib
 import hmac
@@ -35,7 +34,7 @@ from dtr.auth.models import (
     TeamMember,
 )
 from dtr.auth.passwords import hash_password_async, random_password, verify_password_async
-from dtr.auth.throttle import LoginThrottle
+from dtr.auth.throttle import LoginThrottle, duration
 from dtr.auth.tokens import InvalidToken, TokenSigner, load_or_create_key
 from dtr.config import AuthConfig, Config
 from dtr.ops.metrics import LOCKOUTS, LOGIN_FAILURES
@@ -82,8 +81,8 @@ def default_service(cfg: Config) -> str:
     return cfg.auth.service or urlsplit(cfg.external_url).netloc
 
 
-def _principal(row: Any) -> Principal:
-    return Principal(name=row.name, id=row.id, is_admin=row.is_admin, is_active=row.is_active)
+def _principal(row: Any, by_token: bool = False) -> Principal:
+    return Principal(name=row.name, id=row.id, is_admin=row.is_admin, is_active=row.is_active, by_token=by_token)
 
 
 class AuthService:
@@ -110,14 +109,13 @@ class AuthService:
 
     # -- the first admin ------------------------------------------------------------------
 
-    async def bootstrap_admin(self) -> None:
-        """Create the first site admin unless a site admin exists; print a random password once."""
+    async def bootstrap_admin(self, password: str | None) -> None:
+        """Create the first site admin unless a site admin exists, with ``password`` (checked against
+        the policy: ``dtr.auth.setup.first_admin_password``) or a random one printed once."""
         async with self.engine.connect() as conn:
             if (await conn.execute(select(accounts.c.id).where(accounts.c.is_admin).limit(1))).first():
                 return
-        password, printed = self.cfg.admin_password, False
-        if password is None and self.cfg.admin_password_file:
-            password = (await asyncio.to_thread(Path(self.cfg.admin_password_file).read_text)).strip()
+        printed = False
         if not password:
             password, printed = random_password(), True
         values = {"name": self.cfg.admin_username, "is_org": False, "full_name": "Administrator", "email": "",
@@ -160,7 +158,7 @@ class AuthService:
         wait, failed_before = await self.throttle.retry_after(username, address)
         if wait > 0:
             LOCKOUTS.inc()
-            raise AuthError(429, f"too many failed logins; try again in {int(wait) + 1} seconds", wait)
+            raise AuthError(429, f"too many failed logins; try again in {duration(int(wait) + 1)}", wait)
         principal, reason = await self._check(username, secret)
         if principal is None:
             if reason == _BAD:  # a right password for an inactive account is no guess
@@ -207,7 +205,7 @@ class AuthService:
             return None, bad
         if not row.is_active:
             return None, f"the account {username} is inactive"
-        return _principal(row), ""
+        return _principal(row, by_token=secret.startswith(TOKEN_PREFIX)), ""
 
     async def _check_token(self, user_id: int, token: str) -> bool:
         digest = hash_token(token)
@@ -236,14 +234,14 @@ class AuthService:
     async def refresh(self, token: str) -> Principal:
         """The user of a refresh token still valid (same credential generation, active)."""
         try:
-            subject, gen = self.signer.verify_refresh(token)
+            subject, gen, by_token = self.signer.verify_refresh(token)
         except InvalidToken as e:
             raise AuthError(401, f"invalid refresh token: {e}") from None
         async with self.engine.connect() as conn:
             row = (await conn.execute(select(accounts).where(accounts.c.name == subject))).first()
         if row is None or row.is_org or not row.is_active or row.credential_gen != gen:
             raise AuthError(401, "the refresh token is no longer valid; log in again")
-        return _principal(row)
+        return _principal(row, by_token)
 
     async def generation(self, principal: Principal) -> int:
         async with self.engine.connect() as conn:

@@ -11,6 +11,7 @@ clears the user's failures, not the address's. Keys idle past the window are del
 from __future__ import annotations
 
 import itertools
+import math
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -35,6 +36,19 @@ _FORGET = text("DELETE FROM login_failures WHERE last_at < now() - make_interval
 
 #: Every this many failures in a process, keys idle past the window (and any lock) are deleted.
 _CLEANUP_EVERY = 100
+
+
+def duration(seconds: float) -> str:
+    """``seconds`` (rounded up to a whole second) for a message: "1 second", "90 seconds",
+    "1 minute", "5 minutes", "2 hours"; a larger unit once it is exact or at least two of it
+    (rounded up)."""
+    n = max(math.ceil(seconds), 0)
+    count, unit = n, "second"
+    for name, size in (("hour", 3600), ("minute", 60)):
+        if n >= 2 * size or (n >= size and n % size == 0):
+            count, unit = math.ceil(n / size), name
+            break
+    return f"{count} {unit}{'' if count == 1 else 's'}"
 
 
 def _user(name: str) -> str:

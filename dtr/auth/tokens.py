@@ -3,7 +3,9 @@
 Access tokens carry the spec's ``access`` claim, already narrowed to what the subject may do, so
 checking one needs no database: the signature (public key cached) and the expiry. Verified tokens
 are memoised until they expire. Refresh tokens are JWTs of their own type that also carry the
-account's credential generation (bumped on password reset and deactivation).
+account's credential generation (bumped on password reset and deactivation). Tokens issued to
+a login with a personal access token say so (``"amr": ["pat"]``), and so do the tokens refreshed
+from them: such a login may not create tokens or change passwords.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 ALGORITHM = "ES256"
+#: The ``amr`` claim (how the subject authenticated) of tokens issued to a personal access token login.
+_PAT_AMR = ["pat"]
 _CACHE_MAX = 8192
 
 
@@ -57,11 +61,13 @@ def key_id(public: ec.EllipticCurvePublicKey) -> str:
 
 @dataclasses.dataclass(frozen=True)
 class AccessClaims:
-    """A verified access token: subject ("" for anonymous) and (type, name) -> granted actions."""
+    """A verified access token: subject ("" for anonymous), (type, name) -> granted actions, and
+    whether the subject logged in with a personal access token."""
 
     subject: str
     expires: float
     access: dict[tuple[str, str], frozenset[str]]
+    by_token: bool = False
 
     def allows(self, type_: str, name: str, action: str) -> bool:
         actions = self.access.get((type_, name))
@@ -81,18 +87,23 @@ class TokenSigner:
         self.issuer, self.service, self.ttl, self.refresh_ttl = issuer, service, ttl, refresh_ttl
         self._verified: dict[str, AccessClaims] = {}
 
-    def issue(self, subject: str, access: list[dict[str, Any]]) -> tuple[str, int, float]:
+    def issue(self, subject: str, access: list[dict[str, Any]], by_token: bool = False) -> tuple[str, int, float]:
         """A signed access token for ``subject`` with ``access``: (token, expires_in, issued_at)."""
         now = int(time.time())
-        claims = {"iss": self.issuer, "sub": subject, "aud": self.service, "exp": now + self.ttl,
-                  "nbf": now - 5, "iat": now, "jti": secrets.token_urlsafe(12), "access": access}
+        claims: dict[str, Any] = {"iss": self.issuer, "sub": subject, "aud": self.service, "exp": now + self.ttl,
+                                  "nbf": now - 5, "iat": now, "jti": secrets.token_urlsafe(12), "access": access}
+        if by_token:
+            claims["amr"] = _PAT_AMR
         token = jwt.encode(claims, self._key, algorithm=ALGORITHM, headers={"kid": self.kid})
         return token, self.ttl, float(now)
 
-    def issue_refresh(self, subject: str, generation: int) -> str:
+    def issue_refresh(self, subject: str, generation: int, by_token: bool = False) -> str:
         now = int(time.time())
-        claims = {"iss": self.issuer, "sub": subject, "aud": self.service, "exp": now + self.refresh_ttl,
-                  "iat": now, "jti": secrets.token_urlsafe(12), "typ": "refresh", "gen": generation}
+        claims: dict[str, Any] = {"iss": self.issuer, "sub": subject, "aud": self.service,
+                                  "exp": now + self.refresh_ttl, "iat": now, "jti": secrets.token_urlsafe(12),
+                                  "typ": "refresh", "gen": generation}
+        if by_token:
+            claims["amr"] = _PAT_AMR
         return jwt.encode(claims, self._key, algorithm=ALGORITHM, headers={"kid": self.kid})
 
     def _decode(self, token: str) -> dict[str, Any]:
@@ -119,7 +130,7 @@ class TokenSigner:
             if isinstance(entry, dict):
                 key = (str(entry.get("type", "")), str(entry.get("name", "")))
                 access[key] = access.get(key, frozenset()) | frozenset(map(str, entry.get("actions") or []))
-        result = AccessClaims(str(claims["sub"]), float(claims["exp"]), access)
+        result = AccessClaims(str(claims["sub"]), float(claims["exp"]), access, claims.get("amr") == _PAT_AMR)
         if len(self._verified) >= _CACHE_MAX:
             self._verified = {k: v for k, v in self._verified.items() if v.expires > now}
             if len(self._verified) >= _CACHE_MAX:
@@ -127,9 +138,10 @@ class TokenSigner:
         self._verified[token] = result
         return result
 
-    def verify_refresh(self, token: str) -> tuple[str, int]:
-        """(subject, credential generation) of a valid refresh token; InvalidToken otherwise."""
+    def verify_refresh(self, token: str) -> tuple[str, int, bool]:
+        """(subject, credential generation, issued to a personal access token login) of a valid
+        refresh token; InvalidToken otherwise."""
         claims = self._decode(token)
         if claims.get("typ") != "refresh" or not claims.get("sub"):
             raise InvalidToken("not a refresh token")
-        return str(claims["sub"]), int(claims.get("gen", 0))
+        return str(claims["sub"]), int(claims.get("gen", 0)), claims.get("amr") == _PAT_AMR

@@ -73,13 +73,14 @@ async def _answer(request: web.Request, auth: AuthService, principal: Principal,
                   scopes: list[tuple[str, str, list[str]]], offline: bool, oauth: bool,
                   via: str) -> web.Response:
     access = await auth.grant(principal, scopes)
-    token, expires_in, issued = auth.signer.issue(principal.name or "", access)
+    token, expires_in, issued = auth.signer.issue(principal.name or "", access, principal.by_token)
     body: dict[str, Any] = {"token": token, "access_token": token, "expires_in": expires_in,
                             "issued_at": dt.datetime.fromtimestamp(issued, dt.UTC).isoformat().replace("+00:00", "Z")}
     if oauth:
         body["scope"] = " ".join(f"{a['type']}:{a['name']}:{','.join(a['actions'])}" for a in access)
     if offline and principal.authenticated:
-        body["refresh_token"] = auth.signer.issue_refresh(principal.name or "", await auth.generation(principal))
+        body["refresh_token"] = auth.signer.issue_refresh(principal.name or "", await auth.generation(principal),
+                                                          principal.by_token)
     if principal.authenticated and via != "refresh_token":
         audit.record_soon(auth.engine, "login", principal.name, request.remote, "account", principal.name or "",
                           {"via": via})

@@ -4,25 +4,30 @@ A repository uses the blobs linked into it (each counted once) and its manifests
 ``unique_bytes`` counts only blobs no other repository links (what deleting it would free).
 A namespace (the part of the name before the first ``/``) counts each blob once however many
 of its repositories share it; its ``unique_bytes`` only blobs linked from no other namespace.
-The use cases at the end read what the job wrote (site admins).
+The use cases at the end read what the job wrote (site admins); a repository or namespace the job
+has not counted yet uses nothing (zeros, ``updatedAt`` null).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import Table, func, select, text
+from sqlalchemy import Table, exists, func, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dtr.api.errors import APIError, codes
+from dtr.auth.models import Account
 from dtr.jobs.context import JobContext
 from dtr.jobs.models import StorageUsage
 from dtr.jobs.params import only
+from dtr.registry.models import Repository
 
 if TYPE_CHECKING:
     from dtr.jobs.caller import Caller
 
 storage_usage = cast(Table, StorageUsage.__table__)
+accounts = cast(Table, Account.__table__)
+repositories = cast(Table, Repository.__table__)
 #: Rows a listing returns at most.
 LIST_LIMIT = 10_000
 
@@ -94,6 +99,11 @@ def usage_json(r: Any) -> dict[str, Any]:
             "manifests": r.manifests, "updatedAt": r.updated_at.isoformat().replace("+00:00", "Z")}
 
 
+def _uncounted(name: str) -> dict[str, Any]:
+    """The usage of what exists but was not counted yet: nothing."""
+    return {"name": name, "bytes": 0, "uniqueBytes": 0, "blobs": 0, "manifests": 0, "updatedAt": None}
+
+
 async def _usage(caller: Caller, scope: str, name: str | None = None,
                  namespace: str | None = None) -> list[dict[str, Any]]:
     caller.admin()
@@ -112,11 +122,17 @@ async def list_namespaces(caller: Caller) -> list[dict[str, Any]]:
 
 
 async def namespace_usage(caller: Caller, namespace: str) -> dict[str, Any]:
-    """One namespace's usage; APIError NO_SUCH_NAMESPACE if none was counted."""
+    """One namespace's usage (zeros if not counted yet); APIError NO_SUCH_NAMESPACE if there is
+    neither an account of that name nor a repository in it."""
     rows = await _usage(caller, "namespace", namespace)
-    if not rows:
-        raise APIError(codes.NO_SUCH_NAMESPACE, "no usage recorded for that namespace (yet)")
-    return rows[0]
+    if rows:
+        return rows[0]
+    known = or_(exists().where(accounts.c.name == namespace),
+                exists().where(repositories.c.name.startswith(f"{namespace}/", autoescape=True)))
+    async with caller.engine.connect() as conn:
+        if not (await conn.execute(select(known))).scalar():
+            raise APIError(codes.NO_SUCH_NAMESPACE, f"no namespace named {namespace[:64]!r}")
+    return _uncounted(namespace)
 
 
 async def list_repositories(caller: Caller, namespace: str | None = None) -> list[dict[str, Any]]:
@@ -125,8 +141,11 @@ async def list_repositories(caller: Caller, namespace: str | None = None) -> lis
 
 
 async def repository_usage(caller: Caller, repository: str) -> dict[str, Any]:
-    """One repository's usage; APIError NO_SUCH_REPOSITORY if none was counted."""
+    """One repository's usage (zeros if not counted yet); APIError NO_SUCH_REPOSITORY if there is
+    no such repository."""
     rows = await _usage(caller, "repository", repository)
-    if not rows:
-        raise APIError(codes.NO_SUCH_REPOSITORY, "no usage recorded for that repository (yet)")
-    return rows[0]
+    if rows:
+        return rows[0]
+    async with caller.engine.connect() as conn:
+        await caller.repository_id(conn, repository)
+    return _uncounted(repository)

@@ -3,6 +3,7 @@ no HTTP, against a real (embedded) Postgres."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -66,3 +67,41 @@ async def test_a_team_granted_access_through_the_use_cases(engine: AsyncEngine, 
     with pytest.raises(APIError) as e:
         await usecases.list_events(owner, svc.EventFilter(), None, 100)
     assert e.value.code is codes.FORBIDDEN
+
+
+async def test_two_admins_removing_each_other_at_once_leave_one(engine: AsyncEngine, tmp_path: Path) -> None:
+    """Each use case alone would succeed; run together, the admins' row locks make the second see
+    the first's outcome: one admin always remains."""
+    cfg = Config(data_dir=str(tmp_path))
+    auth, policy = AuthService(cfg, engine), cfg.auth.min_password_length
+    for remove in (
+        lambda c, other: usecases.update_account(c, other, usecases.AccountChanges(is_admin=False)),
+        lambda c, other: usecases.update_account(c, other, usecases.AccountChanges(is_active=False)),
+        lambda c, other: usecases.delete_account(c, other),
+    ):
+        async with engine.begin() as conn:
+            await conn.execute(svc.accounts.delete())
+            a = await svc.create_account(conn, name="alice", is_admin=True)
+            b = await svc.create_account(conn, name="bob", is_admin=True)
+        alice = Caller(engine, Principal("alice", a.id, is_admin=True), "192.0.2.1", auth, policy)
+        bob = Caller(engine, Principal("bob", b.id, is_admin=True), "192.0.2.2", auth, policy)
+        results = await asyncio.gather(remove(alice, "bob"), remove(bob, "alice"), return_exceptions=True)
+        refused = [r for r in results if isinstance(r, APIError)]
+        assert len(refused) == 1 and refused[0].code is codes.CONFLICT, results
+        assert refused[0].message.endswith("is the last active site admin: make another user admin first")
+        async with engine.connect() as conn:
+            assert len(await svc.lock_active_admins(conn)) == 1
+
+
+async def test_a_personal_access_token_principal_may_not_make_tokens(engine: AsyncEngine, tmp_path: Path) -> None:
+    cfg = Config(data_dir=str(tmp_path))
+    auth, policy = AuthService(cfg, engine), cfg.auth.min_password_length
+    async with engine.begin() as conn:
+        row = await svc.create_account(conn, name="carol")
+    with pytest.raises(APIError) as e:
+        await usecases.create_token(Caller(engine, Principal("carol", row.id, by_token=True), "", auth, policy),
+                                    None, "ci", None)
+    assert e.value.code is codes.FORBIDDEN
+    _, token, _ = await usecases.create_token(Caller(engine, Principal("carol", row.id), "", auth, policy),
+                                              None, "ci", None)
+    assert token.label == "ci"

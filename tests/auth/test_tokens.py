@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import json
+import time
 import uuid
 
 from tests.auth.client import Client
@@ -156,8 +158,10 @@ def test_personal_access_token_works_as_password(client: Client) -> None:
     assert client.token([], (owner[0], token)).status == 401
     client.api("DELETE", f"/api_tokens/{hashed}", owner, expect=204)
     # Expired tokens stop working.
-    r = client.api("POST", "/api_tokens", owner, {"tokenLabel": "old", "expiresAt": "2000-01-01T00:00:00Z"},
+    expires = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=2)
+    r = client.api("POST", "/api_tokens", owner, {"tokenLabel": "soon", "expiresAt": expires.isoformat()},
                    expect=201)
+    time.sleep(max(0.0, (expires - dt.datetime.now(dt.UTC)).total_seconds()) + 0.5)
     assert client.token([], (owner[0], r.json()["token"])).status == 401
 
 
