@@ -20,7 +20,7 @@ from dtr.keys import AUTH
 
 #: What everyone is when ``auth.enabled`` is false.
 UNRESTRICTED = Principal(name="", id=0, is_admin=True)
-_KEY = "dtr_principal"
+_KEY: web.RequestKey[Principal] = web.RequestKey("dtr_principal", Principal)
 
 
 def _unauthorized(message: str, status: int = 401, retry_after: float = 0.0) -> web.Response:
@@ -62,7 +62,7 @@ async def api_auth(request: web.Request,
 
 
 def principal(request: web.Request) -> Principal:
-    return request.get(_KEY, ANONYMOUS)  # type: ignore[no-any-return]
+    return request.get(_KEY, ANONYMOUS)
 
 
 def check_user(p: Principal) -> Principal:
