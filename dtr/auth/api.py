@@ -62,7 +62,7 @@ async def api_auth(request: web.Request,
 
 
 def principal(request: web.Request) -> Principal:
-    return request.get(_KEY, ANONYMOUS)
+    return request.get(_KEY, ANONYMOUS)  # type: ignore[no-any-return]
 
 
 def check_user(p: Principal) -> Principal:
