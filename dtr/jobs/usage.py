@@ -20,6 +20,7 @@ from dtr.jobs.models import StorageUsage
 from dtr.jobs.params import only
 
 if TYPE_CHECKING:
+    from dtr.jobs import shapes
     from dtr.jobs.caller import Caller
 
 storage_usage = cast(Table, StorageUsage.__table__)
@@ -89,13 +90,13 @@ async def run(ctx: JobContext) -> dict[str, Any]:
 # -- use cases ----------------------------------------------------------------------------------
 
 
-def usage_json(r: Any) -> dict[str, Any]:
+def usage_json(r: Any) -> shapes.Usage:
     return {"name": r.name, "bytes": r.bytes, "uniqueBytes": r.unique_bytes, "blobs": r.blobs,
             "manifests": r.manifests, "updatedAt": r.updated_at.isoformat().replace("+00:00", "Z")}
 
 
 async def _usage(caller: Caller, scope: str, name: str | None = None,
-                 namespace: str | None = None) -> list[dict[str, Any]]:
+                 namespace: str | None = None) -> list[shapes.Usage]:
     caller.admin()
     q = select(storage_usage).where(storage_usage.c.scope == scope).order_by(storage_usage.c.name).limit(LIST_LIMIT)
     if name is not None:
@@ -106,12 +107,12 @@ async def _usage(caller: Caller, scope: str, name: str | None = None,
         return [usage_json(r) for r in await conn.execute(q)]
 
 
-async def list_namespaces(caller: Caller) -> list[dict[str, Any]]:
+async def list_namespaces(caller: Caller) -> list[shapes.Usage]:
     """Every namespace's usage, by name."""
     return await _usage(caller, "namespace")
 
 
-async def namespace_usage(caller: Caller, namespace: str) -> dict[str, Any]:
+async def namespace_usage(caller: Caller, namespace: str) -> shapes.Usage:
     """One namespace's usage; APIError NO_SUCH_NAMESPACE if none was counted."""
     rows = await _usage(caller, "namespace", namespace)
     if not rows:
@@ -119,12 +120,12 @@ async def namespace_usage(caller: Caller, namespace: str) -> dict[str, Any]:
     return rows[0]
 
 
-async def list_repositories(caller: Caller, namespace: str | None = None) -> list[dict[str, Any]]:
+async def list_repositories(caller: Caller, namespace: str | None = None) -> list[shapes.Usage]:
     """Every repository's usage (of ``namespace`` only, if given), by name."""
     return await _usage(caller, "repository", namespace=namespace)
 
 
-async def repository_usage(caller: Caller, repository: str) -> dict[str, Any]:
+async def repository_usage(caller: Caller, repository: str) -> shapes.Usage:
     """One repository's usage; APIError NO_SUCH_REPOSITORY if none was counted."""
     rows = await _usage(caller, "repository", repository)
     if not rows:
