@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import datetime as dt
 import uuid
-from collections.abc import AsyncIterator, Mapping
-from typing import Any, ClassVar
+from collections.abc import AsyncIterator
+from typing import Any
 
 from dtr.api.errors import APIError, codes
-from dtr.errors import ErrorCode
-from dtr.jobs import actions
+from dtr.jobs import actions, shapes
 from dtr.jobs.caller import Caller
 from dtr.jobs.params import ParameterError
 from dtr.jobs.schedule import ScheduleError
@@ -22,6 +22,9 @@ from dtr.jobs.service import STATUSES, JobService, NotFound, ended
 
 #: Seconds between looks at a followed job that has nothing new.
 FOLLOW_POLL = 0.5
+
+#: What following a job yields.
+FollowEvent = shapes.JobLogLine | shapes.JobProgress | shapes.JobEnded
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,27 +35,6 @@ class JobOptions:
     deadline: float | None = None
     stop_timeout: float | None = None
 
-    #: Their names in the API's JSON.
-    KEYS: ClassVar[frozenset[str]] = frozenset({"retries", "deadline", "stopTimeout"})
-
-    @classmethod
-    def parse(cls, body: Mapping[str, Any]) -> JobOptions:
-        """From the API's ``retries``, ``deadline`` and ``stopTimeout``; APIError INVALID_JOB."""
-        retries = body.get("retries")
-        if retries is not None and (isinstance(retries, bool) or not isinstance(retries, int)
-                                    or not 0 <= retries <= 100):
-            raise APIError(codes.INVALID_JOB, "retries: expected an integer from 0 to 100")
-        return cls(retries, _seconds(body, "deadline"), _seconds(body, "stopTimeout"))
-
-
-def _seconds(body: Mapping[str, Any], name: str) -> float | None:
-    v = body.get(name)
-    if v is None:
-        return None
-    if isinstance(v, bool) or not isinstance(v, int | float) or v <= 0:
-        raise APIError(codes.INVALID_JOB, f"{name}: expected a positive number of seconds")
-    return float(v)
-
 
 def job_id(raw: str) -> uuid.UUID:
     """A job id from its text; APIError NO_SUCH_JOB if it cannot be one."""
@@ -62,22 +44,41 @@ def job_id(raw: str) -> uuid.UUID:
         raise APIError(codes.NO_SUCH_JOB) from None
 
 
-def _unknown_key(body: Mapping[str, Any], allowed: set[str] | frozenset[str], code: ErrorCode) -> None:
-    unknown = set(body) - allowed
-    if unknown:
-        raise APIError(code, f"unknown key {sorted(unknown)[0]!r}")
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_MICROSECOND = dt.timedelta(microseconds=1)
+
+
+def _page_start(job: shapes.Job) -> str:
+    """The opaque pageStart of the page that begins with ``job``: its creation time and id."""
+    created = dt.datetime.fromisoformat(job["createdAt"] or "")
+    return f"{(created - _EPOCH) // _MICROSECOND}_{job['id']}"
+
+
+def _parse_page_start(raw: str) -> tuple[dt.datetime, uuid.UUID]:
+    micros, _, jid = raw.partition("_")
+    try:
+        return _EPOCH + int(micros) * _MICROSECOND, uuid.UUID(jid)
+    except (ValueError, OverflowError):
+        raise APIError(codes.INVALID_PARAMETER, "pageStart: not the X-Next-Page-Start of a page of jobs") from None
 
 
 # -- jobs -------------------------------------------------------------------------------------
 
 
 async def list_jobs(caller: Caller, *, action: str | None = None, status: str | None = None,
-                    worker: str | None = None, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
-    """Jobs, newest first; ``status`` is a comma-separated list of statuses."""
+                    worker: str | None = None, start: str | None = None,
+                    size: int = 100) -> tuple[list[shapes.Job], str | None]:
+    """One page of jobs, newest first, from ``start`` (a pageStart this returned) on, and the
+    pageStart of the next page (None on the last). ``status`` is a comma-separated list of
+    statuses; an unknown status or action is APIError INVALID_PARAMETER."""
     caller.admin()
     if status and not set(status.split(",")) <= set(STATUSES):
         raise APIError(codes.INVALID_PARAMETER, f"status: allowed: {', '.join(STATUSES)}")
-    return await caller.jobs.list_jobs(action=action, status=status, worker=worker, limit=limit, offset=offset)
+    if action and action not in actions.actions():
+        raise APIError(codes.INVALID_PARAMETER, f"action: allowed: {', '.join(sorted(actions.actions()))}")
+    rows = await caller.jobs.list_jobs(action=action, status=status, worker=worker, limit=size + 1,
+                                       start=_parse_page_start(start) if start else None)
+    return rows[:size], _page_start(rows[size]) if len(rows) > size else None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,20 +89,8 @@ class JobSpec:
     parameters: Any = None
     options: JobOptions = dataclasses.field(default_factory=JobOptions)
 
-    @classmethod
-    def parse(cls, body: Any) -> JobSpec:
-        """From the API's ``{"action", "parameters", "retries", "deadline", "stopTimeout"}``;
-        APIError INVALID_JOB."""
-        if not isinstance(body, dict):
-            raise APIError(codes.INVALID_JOB, "expected an object with action and parameters")
-        _unknown_key(body, {"action", "parameters"} | JobOptions.KEYS, codes.INVALID_JOB)
-        action = body.get("action")
-        if not isinstance(action, str):
-            raise APIError(codes.INVALID_JOB, f"action: required; allowed: {', '.join(sorted(actions.actions()))}")
-        return cls(action, body.get("parameters"), JobOptions.parse(body))
 
-
-async def start_job(caller: Caller, spec: JobSpec) -> dict[str, Any]:
+async def start_job(caller: Caller, spec: JobSpec) -> shapes.Job:
     """Queue a job; APIError INVALID_JOB for an unknown action or bad parameters."""
     caller.admin()
     o = spec.options
@@ -114,19 +103,19 @@ async def start_job(caller: Caller, spec: JobSpec) -> dict[str, Any]:
     return job
 
 
-async def _job(jobs: JobService, job_id: uuid.UUID) -> dict[str, Any]:
+async def _job(jobs: JobService, job_id: uuid.UUID) -> shapes.Job:
     try:
         return await jobs.get(job_id)
     except NotFound:
         raise APIError(codes.NO_SUCH_JOB) from None
 
 
-async def get_job(caller: Caller, job_id: uuid.UUID) -> dict[str, Any]:
+async def get_job(caller: Caller, job_id: uuid.UUID) -> shapes.Job:
     caller.admin()
     return await _job(caller.jobs, job_id)
 
 
-async def cancel_job(caller: Caller, job_id: uuid.UUID) -> dict[str, Any]:
+async def cancel_job(caller: Caller, job_id: uuid.UUID) -> shapes.Job:
     """Cancel a waiting job now, or ask a running one's worker to stop it."""
     caller.admin()
     try:
@@ -137,7 +126,7 @@ async def cancel_job(caller: Caller, job_id: uuid.UUID) -> dict[str, Any]:
     return job
 
 
-async def job_logs(caller: Caller, job_id: uuid.UUID, after: int = 0, limit: int = 1000) -> list[dict[str, Any]]:
+async def job_logs(caller: Caller, job_id: uuid.UUID, after: int = 0, limit: int = 1000) -> list[shapes.JobLogLine]:
     """Up to ``limit`` log lines ``{lineNum, time, data}`` after line ``after``."""
     caller.admin()
     try:
@@ -146,14 +135,14 @@ async def job_logs(caller: Caller, job_id: uuid.UUID, after: int = 0, limit: int
         raise APIError(codes.NO_SUCH_JOB) from None
 
 
-async def follow_job(caller: Caller, job_id: uuid.UUID, after: int = 0) -> AsyncIterator[dict[str, Any]]:
+async def follow_job(caller: Caller, job_id: uuid.UUID, after: int = 0) -> AsyncIterator[FollowEvent]:
     """The job's log as it grows: its lines, ``{"progress"}`` when that changes, and a last
     ``{"job"}`` once it has ended. Checks (caller, job) happen here, before the first item."""
     caller.admin()
     return _follow(caller.jobs, await _job(caller.jobs, job_id), after)
 
 
-async def _follow(jobs: JobService, job: dict[str, Any], after: int) -> AsyncIterator[dict[str, Any]]:
+async def _follow(jobs: JobService, job: shapes.Job, after: int) -> AsyncIterator[FollowEvent]:
     job_id, progress = uuid.UUID(job["id"]), None
     while True:
         lines = await jobs.logs(job_id, after)
@@ -177,12 +166,12 @@ async def _follow(jobs: JobService, job: dict[str, Any], after: int) -> AsyncIte
 # -- schedules and workers --------------------------------------------------------------------
 
 
-async def list_crons(caller: Caller) -> list[dict[str, Any]]:
+async def list_crons(caller: Caller) -> list[shapes.Cron]:
     caller.admin()
     return await caller.jobs.crons()
 
 
-async def get_cron(caller: Caller, action: str) -> dict[str, Any]:
+async def get_cron(caller: Caller, action: str) -> shapes.Cron:
     caller.admin()
     try:
         return await caller.jobs.cron(action)
@@ -199,21 +188,8 @@ class CronSpec:
     enabled: bool = True
     options: JobOptions = dataclasses.field(default_factory=JobOptions)
 
-    @classmethod
-    def parse(cls, body: Any) -> CronSpec:
-        """From the API's ``{"schedule", "parameters", "enabled", "retries", "deadline",
-        "stopTimeout"}`` (``action`` is allowed, and ignored); APIError INVALID_CRON, or
-        INVALID_JOB for the job options."""
-        if not isinstance(body, dict) or not isinstance(body.get("schedule"), str):
-            raise APIError(codes.INVALID_CRON, "expected an object with schedule (six fields, seconds first)")
-        _unknown_key(body, {"schedule", "parameters", "enabled", "action"} | JobOptions.KEYS, codes.INVALID_CRON)
-        enabled = body.get("enabled", True)
-        if not isinstance(enabled, bool):
-            raise APIError(codes.INVALID_CRON, "enabled: expected true or false")
-        return cls(body["schedule"], body.get("parameters"), enabled, JobOptions.parse(body))
 
-
-async def put_cron(caller: Caller, action: str, spec: CronSpec) -> dict[str, Any]:
+async def put_cron(caller: Caller, action: str, spec: CronSpec) -> shapes.Cron:
     """Create or replace the schedule of ``action``; APIError INVALID_CRON for a bad schedule,
     action or parameters."""
     caller.admin()
@@ -236,7 +212,7 @@ async def delete_cron(caller: Caller, action: str) -> None:
     await caller.changed("cron_delete", "cron", action)
 
 
-async def list_workers(caller: Caller) -> list[dict[str, Any]]:
+async def list_workers(caller: Caller) -> list[shapes.Worker]:
     """Workers seen in the last hour, with their capacity, heartbeat expiration and running jobs."""
     caller.admin()
     return await caller.jobs.workers()

@@ -17,7 +17,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dtr.api.errors import APIError, codes
-from dtr.jobs import pruning
+from dtr.jobs import pruning, shapes
 from dtr.jobs.caller import Caller
 from dtr.jobs.models import PruningPolicy, RepositoryPruning
 from dtr.jobs.service import JobService
@@ -32,7 +32,7 @@ _SETTINGS = text("SELECT s.tag_limit, r.immutable_tags AS immutable FROM reposit
                  "LEFT JOIN repository_pruning s ON s.repository_id = r.id WHERE r.id = :r")
 
 
-def policy_json(r: Any) -> dict[str, Any]:
+def policy_json(r: Any) -> shapes.PruningPolicy:
     return {"id": str(r.id), "enabled": r.enabled, "rules": r.rules, "keepNewest": r.keep_newest}
 
 
@@ -59,20 +59,7 @@ class Settings:
     tag_limit: int | None = None
     immutable_tags: bool = False
 
-    @classmethod
-    def parse(cls, body: Any) -> Settings:
-        """From the API's ``{"tagLimit", "immutableTags"}`` (absent: none, false); APIError INVALID_SETTINGS."""
-        if not isinstance(body, dict) or set(body) - {"tagLimit", "immutableTags"}:
-            raise APIError(codes.INVALID_SETTINGS, "expected an object with tagLimit and/or immutableTags")
-        limit = body.get("tagLimit")
-        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
-            raise APIError(codes.INVALID_SETTINGS, "tagLimit: expected a positive integer, or null for none")
-        immutable = body.get("immutableTags", False)
-        if not isinstance(immutable, bool):
-            raise APIError(codes.INVALID_SETTINGS, "immutableTags: expected true or false")
-        return cls(limit, immutable)
-
-    def json(self) -> dict[str, Any]:
+    def json(self) -> shapes.PruningSettings:
         return {"tagLimit": self.tag_limit, "immutableTags": self.immutable_tags}
 
 
@@ -93,7 +80,7 @@ async def queue_prune(jobs: JobService, conn: AsyncConnection, repository: str) 
 # -- use cases ----------------------------------------------------------------------------------
 
 
-async def list_policies(caller: Caller, repository: str) -> list[dict[str, Any]]:
+async def list_policies(caller: Caller, repository: str) -> list[shapes.PruningPolicy]:
     """The repository's policies, oldest first."""
     caller.admin()
     async with caller.engine.connect() as conn:
@@ -104,7 +91,7 @@ async def list_policies(caller: Caller, repository: str) -> list[dict[str, Any]]
 
 
 async def create_policy(caller: Caller, repository: str, policy: pruning.Policy, *,
-                        evaluate_now: bool = False) -> dict[str, Any]:
+                        evaluate_now: bool = False) -> shapes.PruningPolicy:
     caller.admin()
     async with caller.engine.begin() as conn:
         rid = await caller.repository_id(conn, repository)
@@ -116,7 +103,7 @@ async def create_policy(caller: Caller, repository: str, policy: pruning.Policy,
     return policy_json(row)
 
 
-async def get_policy(caller: Caller, repository: str, pid: uuid.UUID) -> dict[str, Any]:
+async def get_policy(caller: Caller, repository: str, pid: uuid.UUID) -> shapes.PruningPolicy:
     caller.admin()
     async with caller.engine.connect() as conn:
         rid = await caller.repository_id(conn, repository)
@@ -128,7 +115,7 @@ async def get_policy(caller: Caller, repository: str, pid: uuid.UUID) -> dict[st
 
 
 async def update_policy(caller: Caller, repository: str, pid: uuid.UUID, policy: pruning.Policy, *,
-                        evaluate_now: bool = False) -> dict[str, Any]:
+                        evaluate_now: bool = False) -> shapes.PruningPolicy:
     """Replace policy ``pid`` of the repository."""
     caller.admin()
     async with caller.engine.begin() as conn:
@@ -153,7 +140,7 @@ async def delete_policy(caller: Caller, repository: str, pid: uuid.UUID) -> None
     await caller.changed("pruning_policy_delete", "repository", repository, {"policy": str(pid)})
 
 
-async def would_prune(caller: Caller, repository: str, policy: pruning.Policy | None = None) -> dict[str, Any]:
+async def would_prune(caller: Caller, repository: str, policy: pruning.Policy | None = None) -> shapes.WouldPrune:
     """What would be pruned now: by ``policy`` (evaluated as if enabled, without the tag limit),
     or by the repository's own policies and tag limit. Prunes nothing."""
     caller.admin()
@@ -192,5 +179,5 @@ async def put_settings(caller: Caller, repository: str, settings: Settings, *,
             await set_immutable_tags(conn, rid, repository, settings.immutable_tags, caller.actor)
         if evaluate_now:
             await queue_prune(caller.jobs, conn, repository)
-    await caller.changed("repo_pruning_update", "repository", repository, settings.json())
+    await caller.changed("repo_pruning_update", "repository", repository, dict(settings.json()))
     return settings

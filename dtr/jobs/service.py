@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, delete, func, insert, or_, select, text, update
+from sqlalchemy import Table, and_, delete, func, insert, or_, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from dtr.jobs import actions
+from dtr.jobs import actions, shapes
 from dtr.jobs.models import Cron, Job, JobLog, Worker
 from dtr.jobs.schedule import Schedule
 
@@ -36,7 +36,7 @@ class NotFound(Exception):
     pass
 
 
-def ended(job: dict[str, Any]) -> bool:
+def ended(job: Mapping[str, Any]) -> bool:
     """The job (as ``job_json`` shows it) will not run again: final, or dead with no attempt left."""
     return job["status"] in FINAL or (job["status"] == "worker_dead" and job["attempt"] > job["retries"])
 
@@ -45,7 +45,7 @@ def _iso(t: dt.datetime | None) -> str | None:
     return t.isoformat().replace("+00:00", "Z") if t else None
 
 
-def job_json(r: Row[Any] | Any) -> dict[str, Any]:
+def job_json(r: Row[Any] | Any) -> shapes.Job:
     """A job as the API shows it (DTR's field names)."""
     return {
         "id": str(r.id), "action": r.action, "parameters": r.parameters, "status": r.status,
@@ -57,7 +57,7 @@ def job_json(r: Row[Any] | Any) -> dict[str, Any]:
     }
 
 
-def cron_json(r: Row[Any] | Any) -> dict[str, Any]:
+def cron_json(r: Row[Any] | Any) -> shapes.Cron:
     return {
         "action": r.action, "schedule": r.schedule, "parameters": r.parameters, "enabled": r.enabled,
         "retries": max(r.max_attempts - 1, 0), "deadline": r.deadline, "stopTimeout": r.stop_timeout,
@@ -76,7 +76,7 @@ class JobService:
     async def queue(self, action: str, parameters: Any = None, *, retries: int | None = None,
                     deadline: float | None = None, stop_timeout: float | None = None,
                     dedupe_key: str | None = None, conn: AsyncConnection | None = None,
-                    cron_action: str | None = None, scheduled_at: dt.datetime | None = None) -> dict[str, Any]:
+                    cron_action: str | None = None, scheduled_at: dt.datetime | None = None) -> shapes.Job:
         """Queue a job (ParameterError for a bad action or parameters); with ``dedupe_key``, an
         equal job already waiting is returned instead of a new one."""
         params = actions.check(action, parameters)
@@ -96,7 +96,7 @@ class JobService:
         async with self.engine.begin() as c:
             return await self._insert(c, stmt, dedupe_key)
 
-    async def _insert(self, conn: AsyncConnection, stmt: Any, dedupe_key: str | None) -> dict[str, Any]:
+    async def _insert(self, conn: AsyncConnection, stmt: Any, dedupe_key: str | None) -> shapes.Job:
         while True:
             row = (await conn.execute(stmt)).first()
             if row is None:  # an equal job is waiting already
@@ -105,7 +105,7 @@ class JobService:
             if row is not None:  # else it was claimed in between: insert again
                 return job_json(row)
 
-    async def get(self, job_id: uuid.UUID) -> dict[str, Any]:
+    async def get(self, job_id: uuid.UUID) -> shapes.Job:
         async with self.engine.connect() as conn:
             row = (await conn.execute(select(jobs).where(jobs.c.id == job_id))).first()
         if row is None:
@@ -113,8 +113,12 @@ class JobService:
         return job_json(row)
 
     async def list_jobs(self, *, action: str | None = None, status: str | None = None, worker: str | None = None,
-                   limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
-        q = select(jobs).order_by(jobs.c.created_at.desc(), jobs.c.id).limit(limit).offset(offset)
+                        limit: int = 100, start: tuple[dt.datetime, uuid.UUID] | None = None) -> list[shapes.Job]:
+        """Up to ``limit`` jobs, newest first (by ``createdAt``, then id), from the job ``start``
+        (its ``(createdAt, id)``) on; ``status`` is a comma-separated list."""
+        q = select(jobs).order_by(jobs.c.created_at.desc(), jobs.c.id.desc()).limit(limit)
+        if start is not None:
+            q = q.where(tuple_(jobs.c.created_at, jobs.c.id) <= tuple_(*start))
         if action:
             q = q.where(jobs.c.action == action)
         if status:
@@ -124,7 +128,7 @@ class JobService:
         async with self.engine.connect() as conn:
             return [job_json(r) for r in await conn.execute(q)]
 
-    async def cancel(self, job_id: uuid.UUID) -> dict[str, Any]:
+    async def cancel(self, job_id: uuid.UUID) -> shapes.Job:
         """Waiting jobs become ``cancel`` now; running ones ``cancel_request`` (their worker stops them)."""
         async with self.engine.begin() as conn:
             await lock_job(conn, job_id)
@@ -141,7 +145,7 @@ class JobService:
             out = (await conn.execute(select(jobs).where(jobs.c.id == job_id))).one()
         return job_json(out)
 
-    async def logs(self, job_id: uuid.UUID, after: int = 0, limit: int = 1000) -> list[dict[str, Any]]:
+    async def logs(self, job_id: uuid.UUID, after: int = 0, limit: int = 1000) -> list[shapes.JobLogLine]:
         q = (select(job_logs.c.line, job_logs.c.time, job_logs.c.data)
              .where(job_logs.c.job_id == job_id, job_logs.c.line > after).order_by(job_logs.c.line).limit(limit))
         async with self.engine.connect() as conn:
@@ -152,11 +156,11 @@ class JobService:
 
     # -- schedules ------------------------------------------------------------------------
 
-    async def crons(self) -> list[dict[str, Any]]:
+    async def crons(self) -> list[shapes.Cron]:
         async with self.engine.connect() as conn:
             return [cron_json(r) for r in await conn.execute(select(crons).order_by(crons.c.action))]
 
-    async def cron(self, action: str) -> dict[str, Any]:
+    async def cron(self, action: str) -> shapes.Cron:
         async with self.engine.connect() as conn:
             row = (await conn.execute(select(crons).where(crons.c.action == action))).first()
         if row is None:
@@ -165,7 +169,7 @@ class JobService:
 
     async def put_cron(self, action: str, schedule: str, parameters: Any = None, *, enabled: bool = True,
                        retries: int | None = None, deadline: float | None = None,
-                       stop_timeout: float | None = None) -> dict[str, Any]:
+                       stop_timeout: float | None = None) -> shapes.Cron:
         """Create or replace the schedule for ``action`` (ScheduleError / ParameterError on bad input)."""
         params = actions.check(action, parameters)
         sched = Schedule.parse(schedule)
@@ -198,7 +202,7 @@ class JobService:
 
     # -- workers --------------------------------------------------------------------------
 
-    async def workers(self) -> list[dict[str, Any]]:
+    async def workers(self) -> list[shapes.Worker]:
         running = (select(jobs.c.worker_id, func.count().label("n"))
                    .where(jobs.c.status.in_(("running", "cancel_request"))).group_by(jobs.c.worker_id).subquery())
         q = (select(workers, func.coalesce(running.c.n, 0).label("running"))

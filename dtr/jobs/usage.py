@@ -23,6 +23,7 @@ from dtr.jobs.params import only
 from dtr.registry.models import Repository
 
 if TYPE_CHECKING:
+    from dtr.jobs import shapes
     from dtr.jobs.caller import Caller
 
 storage_usage = cast(Table, StorageUsage.__table__)
@@ -94,18 +95,18 @@ async def run(ctx: JobContext) -> dict[str, Any]:
 # -- use cases ----------------------------------------------------------------------------------
 
 
-def usage_json(r: Any) -> dict[str, Any]:
+def usage_json(r: Any) -> shapes.Usage:
     return {"name": r.name, "bytes": r.bytes, "uniqueBytes": r.unique_bytes, "blobs": r.blobs,
             "manifests": r.manifests, "updatedAt": r.updated_at.isoformat().replace("+00:00", "Z")}
 
 
-def _uncounted(name: str) -> dict[str, Any]:
+def _uncounted(name: str) -> shapes.Usage:
     """The usage of what exists but was not counted yet: nothing."""
     return {"name": name, "bytes": 0, "uniqueBytes": 0, "blobs": 0, "manifests": 0, "updatedAt": None}
 
 
 async def _usage(caller: Caller, scope: str, name: str | None = None,
-                 namespace: str | None = None) -> list[dict[str, Any]]:
+                 namespace: str | None = None) -> list[shapes.Usage]:
     caller.admin()
     q = select(storage_usage).where(storage_usage.c.scope == scope).order_by(storage_usage.c.name).limit(LIST_LIMIT)
     if name is not None:
@@ -116,12 +117,12 @@ async def _usage(caller: Caller, scope: str, name: str | None = None,
         return [usage_json(r) for r in await conn.execute(q)]
 
 
-async def list_namespaces(caller: Caller) -> list[dict[str, Any]]:
+async def list_namespaces(caller: Caller) -> list[shapes.Usage]:
     """Every namespace's usage, by name."""
     return await _usage(caller, "namespace")
 
 
-async def namespace_usage(caller: Caller, namespace: str) -> dict[str, Any]:
+async def namespace_usage(caller: Caller, namespace: str) -> shapes.Usage:
     """One namespace's usage (zeros if not counted yet); APIError NO_SUCH_NAMESPACE if there is
     neither an account of that name nor a repository in it."""
     rows = await _usage(caller, "namespace", namespace)
@@ -135,12 +136,12 @@ async def namespace_usage(caller: Caller, namespace: str) -> dict[str, Any]:
     return _uncounted(namespace)
 
 
-async def list_repositories(caller: Caller, namespace: str | None = None) -> list[dict[str, Any]]:
+async def list_repositories(caller: Caller, namespace: str | None = None) -> list[shapes.Usage]:
     """Every repository's usage (of ``namespace`` only, if given), by name."""
     return await _usage(caller, "repository", namespace=namespace)
 
 
-async def repository_usage(caller: Caller, repository: str) -> dict[str, Any]:
+async def repository_usage(caller: Caller, repository: str) -> shapes.Usage:
     """One repository's usage (zeros if not counted yet); APIError NO_SUCH_REPOSITORY if there is
     no such repository."""
     rows = await _usage(caller, "repository", repository)

@@ -45,12 +45,12 @@ async def test_an_admin_queues_lists_and_cancels_a_job(caller: CallerFor, engine
     root = caller(ROOT)
     job = await admin.start_job(root, admin.JobSpec("noop", {"seconds": 1}, admin.JobOptions(retries=2)))
     assert job["status"] == "waiting" and job["retries"] == 2 and job["parameters"] == {"seconds": 1}
-    listed = await admin.list_jobs(root, action="noop", status="waiting,running")
-    assert [j["id"] for j in listed] == [job["id"]]
+    listed, more = await admin.list_jobs(root, action="noop", status="waiting,running")
+    assert [j["id"] for j in listed] == [job["id"]] and more is None
     assert await admin.get_job(root, uuid.UUID(job["id"])) == job
     assert (await admin.cancel_job(root, uuid.UUID(job["id"])))["status"] == "cancel"
     assert [x["data"] for x in await admin.job_logs(root, uuid.UUID(job["id"]))] == ["cancelled before it ran"]
-    assert await admin.list_jobs(root, status="waiting") == []
+    assert await admin.list_jobs(root, status="waiting") == ([], None)
     assert await _events(engine, "job_start") == [("root", "192.0.2.1", job["id"], {"action": "noop"})]
     assert await _events(engine, "job_cancel") == [("root", "192.0.2.1", job["id"], {"action": "noop"})]
 
@@ -66,7 +66,7 @@ async def test_only_site_admins_may_use_the_job_queue(caller: CallerFor, engine:
         with pytest.raises(APIError) as e:
             await usage.list_namespaces(caller(who))
         assert e.value.code is code
-    assert await admin.list_jobs(caller(ROOT)) == []  # nothing was queued
+    assert await admin.list_jobs(caller(ROOT)) == ([], None)  # nothing was queued
     assert await _events(engine, "job_start") == []
 
 
@@ -76,6 +76,8 @@ async def test_client_mistakes_are_api_errors(caller: CallerFor) -> None:
         (lambda: admin.start_job(root, admin.JobSpec("nope")), codes.INVALID_JOB),
         (lambda: admin.start_job(root, admin.JobSpec("noop", {"seconds": "soon"})), codes.INVALID_JOB),
         (lambda: admin.list_jobs(root, status="lost"), codes.INVALID_PARAMETER),
+        (lambda: admin.list_jobs(root, action="nope"), codes.INVALID_PARAMETER),
+        (lambda: admin.list_jobs(root, start="not-a-page-start"), codes.INVALID_PARAMETER),
         (lambda: admin.get_job(root, uuid.uuid4()), codes.NO_SUCH_JOB),
         (lambda: admin.put_cron(root, "noop", admin.CronSpec("* * * * *")), codes.INVALID_CRON),
         (lambda: admin.delete_cron(root, "noop"), codes.NO_SUCH_CRON),
@@ -86,9 +88,19 @@ async def test_client_mistakes_are_api_errors(caller: CallerFor) -> None:
         with pytest.raises(APIError) as e:
             await call()
         assert e.value.code is code, e.value.message
-    with pytest.raises(APIError) as e:
-        admin.JobSpec.parse({"action": "noop", "retries": True})
-    assert e.value.code is codes.INVALID_JOB
+
+
+async def test_jobs_page_newest_first(caller: CallerFor) -> None:
+    root = caller(ROOT)
+    queued = [(await admin.start_job(root, admin.JobSpec("noop")))["id"] for _ in range(5)]
+    pages, start = [], None
+    while True:
+        jobs, start = await admin.list_jobs(root, start=start, size=2)
+        pages.append([j["id"] for j in jobs])
+        if start is None:
+            break
+    newest = queued[::-1]
+    assert pages == [newest[0:2], newest[2:4], newest[4:]]
 
 
 async def test_pruning_policies_and_settings(caller: CallerFor, engine: AsyncEngine) -> None:
@@ -103,7 +115,8 @@ async def test_pruning_policies_and_settings(caller: CallerFor, engine: AsyncEng
     assert (await policies.would_prune(root, "acme/app", policy)) == {"immutableTags": False, "tags": []}
     settings = await policies.put_settings(root, "acme/app", policies.Settings(5, True), evaluate_now=True)
     assert await policies.get_settings(root, "acme/app") == settings == policies.Settings(5, True)
-    assert [j["parameters"] for j in await admin.list_jobs(root, action="prune")] == [{"repository": "acme/app"}]
+    jobs, _ = await admin.list_jobs(root, action="prune")
+    assert [j["parameters"] for j in jobs] == [{"repository": "acme/app"}]
     await policies.delete_policy(root, "acme/app", uuid.UUID(created["id"]))
     with pytest.raises(APIError) as e:
         await policies.get_policy(root, "acme/app", uuid.UUID(created["id"]))

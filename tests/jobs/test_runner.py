@@ -119,7 +119,7 @@ async def test_cron_fires_once_across_two_processes(cluster, http: aiohttp.Clien
     assert cron["nextRun"]
     await asyncio.sleep(6)
     await api(http, "PUT", f"{b.url}/api/v0/crons/noop", {"schedule": "* * * * * *", "enabled": False})
-    jobs = (await api(http, "GET", f"{a.url}/api/v0/jobs?action=noop&limit=1000"))["jobs"]
+    jobs = (await api(http, "GET", f"{a.url}/api/v0/jobs?action=noop&pageSize=1000"))["jobs"]
     fired = [j["scheduledAt"] for j in jobs if j["cron"] == "noop"]
     assert len(fired) >= 4, fired
     assert len(fired) == len(set(fired)), sorted(fired)  # never twice for one due time
