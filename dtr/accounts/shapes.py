@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal, NotRequired
 from pydantic import Field
 from typing_extensions import TypedDict
 
-from dtr.api.operations import Body, Query
+from dtr.api.operations import Body, PageQuery, Query
 
 Name = Annotated[str, Field(max_length=255)]
 Short = Annotated[str, Field(max_length=255)]
@@ -243,12 +243,6 @@ class SettingsChanges(Body):
 
 
 # -- queries -------------------------------------------------------------------------------------
-
-
-class PageQuery(Query):
-    page_start: str | None = Field(None, max_length=255, description="where the page starts: the "
-                                   "X-Next-Page-Start of the previous page")
-    page_size: Annotated[int, Field(ge=1, le=1000, description="at most this many items")] = 100
 
 
 class AccountsQuery(PageQuery):

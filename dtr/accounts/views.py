@@ -18,7 +18,7 @@ from dtr.accounts import service as svc
 from dtr.accounts import shapes as s
 from dtr.accounts.context import Caller
 from dtr.api.errors import APIError, codes
-from dtr.api.operations import Paged, add, operation
+from dtr.api.operations import Paged, PageQuery, add, operation
 from dtr.auth.access import Level
 from dtr.auth.api import principal
 from dtr.keys import AUTH, CONFIG, DATABASE
@@ -206,7 +206,7 @@ def _changes(body: s.RepositoryFields) -> repos.RepoChanges:
 
 
 @operation()
-async def list_all_repositories(request: web.Request, query: s.PageQuery) -> Paged[s.RepositoryList]:
+async def list_all_repositories(request: web.Request, query: PageQuery) -> Paged[s.RepositoryList]:
     """Repositories the caller may see, by name."""
     rows, types = await repos.list_repositories(caller(request), None, query.page_start, query.page_size)
     return Paged({"repositories": [repos.repo_json(r, types[r.name.partition("/")[0]])
@@ -216,7 +216,7 @@ async def list_all_repositories(request: web.Request, query: s.PageQuery) -> Pag
 
 @operation()
 async def list_namespace_repositories(request: web.Request, namespace: str,
-                                      query: s.PageQuery) -> Paged[s.RepositoryList]:
+                                      query: PageQuery) -> Paged[s.RepositoryList]:
     """Repositories of the namespace the caller may see, by name."""
     rows, types = await repos.list_repositories(caller(request), namespace, query.page_start, query.page_size)
     return Paged({"repositories": [repos.repo_json(r, types[namespace]) for r in rows[:query.page_size]]},

@@ -65,7 +65,7 @@ def document(app: web.Application) -> dict[str, Any]:
         if op.name in seen:
             raise ValueError(f"operation id {op.name} is used by {seen[op.name]} and {method} {path}")
         seen[op.name] = f"{method} {path}"
-        paths.setdefault(path, {})[method] = _operation(op, {k[1]: v for k, v in made.items() if k[0] == op.name},
+        paths.setdefault(path, {})[method] = _operation(op, {k[0][1]: v for k, v in made.items() if k[0][0] == op.name},
                                                         defs.get("$defs", {}))
     return {"openapi": "3.1.0",
             "info": {"title": "dtr API", "version": "v0",

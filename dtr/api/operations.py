@@ -29,7 +29,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeVar
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
 from dtr import text
@@ -52,6 +52,14 @@ class Query(BaseModel):
 
     model_config = ConfigDict(extra="ignore", alias_generator=to_camel, populate_by_name=False,
                               allow_inf_nan=False, frozen=True)
+
+
+class PageQuery(Query):
+    """Where a page of a list starts and how long it is (every list of /api/v0 pages so)."""
+
+    page_start: str | None = Field(None, max_length=255, description="where the page starts: the "
+                                   "X-Next-Page-Start of the previous page")
+    page_size: int = Field(100, ge=1, le=1000, description="at most this many items")
 
 
 @dataclasses.dataclass(frozen=True)

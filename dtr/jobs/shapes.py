@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from pydantic import Field
 from typing_extensions import TypedDict
 
-from dtr.api.operations import Body, Query
+from dtr.api.operations import Body, PageQuery, Query
 from dtr.jobs.pruning import MAX_RULES
 
 #: The longest ``deadline`` of a job attempt (30 days) and ``stopTimeout`` (1 hour), in seconds.
@@ -217,10 +217,7 @@ class PruningSettingsChanges(Body):
 # -- queries -------------------------------------------------------------------------------------
 
 
-class JobsQuery(Query):
-    page_start: str | None = Field(None, max_length=255, description="where the page starts: the "
-                                   "X-Next-Page-Start of the previous page")
-    page_size: Annotated[int, Field(ge=1, le=1000, description="at most this many jobs")] = 100
+class JobsQuery(PageQuery):
     action: str | None = Field(None, max_length=64, description="only jobs of this action")
     status: str | None = Field(None, max_length=255, description="only jobs in these statuses (comma-separated)")
     worker: str | None = Field(None, max_length=64, description="only jobs of this worker")

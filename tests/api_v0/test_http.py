@@ -48,6 +48,14 @@ def test_openapi_lists_each_endpoints_error_codes(api: Client) -> None:
     grant = _codes(doc["paths"]["/api/v0/repositories/{namespace}/{repo}/teamAccess/{team}"]["delete"])
     assert grant["404"] == {"NO_SUCH_REPOSITORY", "NO_SUCH_TEAM", "NO_SUCH_GRANT"}
     assert _codes(doc["paths"]["/api/v0/jobs/{id}"]["get"])["404"] == {"NO_SUCH_JOB"}
+    post = doc["paths"]["/api/v0/accounts"]["post"]
+    assert post["requestBody"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/NewAccount"}
+    assert post["responses"]["201"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/Account"}
+    assert {"additionalProperties": False}.items() <= doc["components"]["schemas"]["NewAccount"].items()
+    jobs = doc["paths"]["/api/v0/jobs"]["get"]
+    assert {p["name"] for p in jobs["parameters"]} >= {"pageStart", "pageSize", "action", "status"}
+    assert "X-Next-Page-Start" in jobs["responses"]["200"]["headers"]
     for path, ops in doc["paths"].items():
         for method, op in ops.items():
             found = _codes(op)
