@@ -25,8 +25,9 @@ _STORAGE_OPTIONS = {"redirect", "max_concurrency"}
 def _storage(data: Any) -> StorageConfig:
     if not isinstance(data, Mapping):
         raise ConfigError(f"storage: expected a mapping with one driver section, got {data!r}")
-    drivers = [k for k in data if k not in _STORAGE_OPTIONS]
     known = driver_names()
+    data = {k.lower() if isinstance(k, str) and k.lower() in known else k: v for k, v in data.items()}
+    drivers = [k for k in data if k not in _STORAGE_OPTIONS]
     for name in drivers:
         if name not in known:
             raise ConfigError(f"storage.{name}: unknown storage driver; allowed: {', '.join(known)}")
@@ -81,7 +82,9 @@ def _validate_auth(a: AuthConfig) -> None:
             raise ConfigError("auth.ldap: give bind_password or bind_password_file, not both")
 
 
-def _apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> None:
+def _apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> dict[str, str]:
+    """Apply the ``DTR_`` overrides to ``data``; {dotted key: variable} of those applied."""
+    applied: dict[str, str] = {}
     for name, raw in environ.items():
         if not name.startswith(ENV_PREFIX) or name == "DTR_CONFIG":
             continue
@@ -101,6 +104,17 @@ def _apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> None:
                 raise ConfigError(f"{name}: {part} is not a section")
             node = child
         node[path[-1]] = value
+        applied[".".join(path)] = name
+    return applied
+
+
+def _from_env(e: ConfigError, applied: dict[str, str]) -> ConfigError:
+    """``e`` prefixed with the variable that set its key (or a section around or inside it), if any."""
+    key = str(e).split(": ", 1)[0]
+    for dotted, name in applied.items():
+        if key == dotted or key.startswith(dotted + ".") or dotted.startswith(key + "."):
+            return ConfigError(f"{name}: {e}")
+    return e
 
 
 def load_config(path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None) -> Config:
@@ -122,10 +136,13 @@ def load_config(path: str | os.PathLike[str] | None = None, environ: Mapping[str
         if not isinstance(loaded, dict):
             raise ConfigError(f"{path}: the top level must be a mapping")
         data = loaded
-    _apply_env(data, environ)
-    storage = data.pop("storage", None)
-    cfg = build(Config, data)
-    if storage is not None:
-        cfg = dataclasses.replace(cfg, storage=_storage(storage))
-    _validate(cfg)
+    applied = _apply_env(data, environ)
+    try:
+        storage = data.pop("storage", None)
+        cfg = build(Config, data)
+        if storage is not None:
+            cfg = dataclasses.replace(cfg, storage=_storage(storage))
+        _validate(cfg)
+    except ConfigError as e:
+        raise _from_env(e, applied) from None
     return cfg
