@@ -56,7 +56,8 @@ async def _serve(cfg: Config) -> None:
         site = web.TCPSite(runner, cfg.http.host, cfg.http.port, ssl_context=ssl_ctx)
         await site.start()
         log.info("dtr serving", extra={"addr": cfg.http.addr, "data_dir": cfg.data_dir,
-                                       "storage": cfg.storage_config.driver, "tls": bool(ssl_ctx)})
+                                       "storage": cfg.storage_config.driver, "tls": bool(ssl_ctx),
+                                       "auth": "on" if cfg.auth.enabled else "off"})
         async with background(trim_memory_periodically()):
             await stop.wait()
         # Stop accepting, then let requests in flight (uploads above all) finish before closing.

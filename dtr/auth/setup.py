@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 
 from dtr.keys import AUTH, CONFIG, DATABASE
 
+log = logging.getLogger("dtr.auth")
 
 async def _auth_resource(app: web.Application) -> AsyncIterator[None]:
     cfg = app[CONFIG]
     if not cfg.auth.enabled:
+        log.warning("AUTHENTICATION IS OFF (auth.enabled: false): anyone who reaches this server may push, "
+                    "pull and delete anything; for tests only")
         app[AUTH] = None
         yield
         return

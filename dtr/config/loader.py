@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -115,6 +116,30 @@ def _from_env(e: ConfigError, applied: dict[str, str]) -> ConfigError:
         if key == dotted or key.startswith(dotted + ".") or dotted.startswith(key + "."):
             return ConfigError(f"{name}: {e}")
     return e
+
+
+#: Keys whose values are secrets: never logged. (``..._file`` keys name files; those are shown.)
+_SECRET_KEY = re.compile(r"password|secret|token$|accountkey|credentials|privatekey", re.I)
+_URL_PASSWORD = re.compile(r"(://[^/@:]*:)[^/@]*@")
+
+
+def redacted(cfg: Config) -> dict[str, Any]:
+    """The config as plain data with secrets (passwords, keys, a URL's password) replaced by
+    ``***``: for the debug log and diagnostics."""
+    def clean(value: Any, key: str = "") -> Any:
+        if isinstance(value, Mapping):
+            return {k: clean(v, str(k)) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [clean(v) for v in value]
+        if isinstance(value, str) and value and _SECRET_KEY.search(key) and not key.endswith("_file"):
+            return "***"
+        if isinstance(value, str):
+            return _URL_PASSWORD.sub(r"\1***@", value)
+        return value
+
+    data = clean(dataclasses.asdict(cfg))
+    data["storage"] = clean(dataclasses.asdict(cfg.storage_config))
+    return typing.cast(dict[str, Any], data)
 
 
 def load_config(path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None) -> Config:
