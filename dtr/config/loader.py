@@ -83,6 +83,15 @@ def _validate_auth(a: AuthConfig) -> None:
             raise ConfigError("auth.ldap: give bind_password or bind_password_file, not both")
 
 
+def _yaml_problem(e: yaml.YAMLError) -> str:
+    """The YAML error on one line: where and what."""
+    if isinstance(e, yaml.MarkedYAMLError) and e.problem_mark is not None:
+        where = f"line {e.problem_mark.line + 1}, column {e.problem_mark.column + 1}"
+        context = f" {e.context}" if e.context else ""
+        return f"{where}: {e.problem}{context}"
+    return " ".join(str(e).split())
+
+
 def _apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> dict[str, str]:
     """Apply the ``DTR_`` overrides to ``data``; {dotted key: variable} of those applied."""
     applied: dict[str, str] = {}
@@ -95,7 +104,7 @@ def _apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> dict[str, st
         try:
             value = yaml.safe_load(raw) if raw != "" else ""
         except yaml.YAMLError as e:
-            raise ConfigError(f"{name}: cannot parse {raw!r}: {e}") from None
+            raise ConfigError(f"{name}: cannot parse {raw!r}: {_yaml_problem(e)}") from None
         node = data
         for part in path[:-1]:
             child = node.get(part)
@@ -155,7 +164,7 @@ def load_config(path: str | os.PathLike[str] | None = None, environ: Mapping[str
         try:
             loaded = yaml.safe_load(text)
         except yaml.YAMLError as e:
-            raise ConfigError(f"{path}: not valid YAML: {e}") from None
+            raise ConfigError(f"{path}: not valid YAML: {_yaml_problem(e)}") from None
         if loaded is None:
             loaded = {}
         if not isinstance(loaded, dict):
