@@ -331,3 +331,10 @@ def test_an_error_from_an_environment_override_names_the_variable(tmp_path: Path
 
 def test_an_error_in_the_file_names_no_variable(tmp_path: Path) -> None:
     assert error(tmp_path, {"http": {"addr": "x"}}, {"DTR_LOG__LEVEL": "info"}).startswith("http.addr: ")
+
+
+def test_the_example_config_shows_the_defaults() -> None:
+    cfg = load_config(ROOT / "config.example.yaml", environ={})
+    defaults = load_config(None, environ={})
+    for section in ("http", "database", "registry", "log", "jobs", "auth"):
+        assert getattr(cfg, section) == getattr(defaults, section), section
