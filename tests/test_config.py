@@ -6,6 +6,7 @@ Every error names the key, says what is wrong and what is allowed.
 from __future__ import annotations
 
 import dataclasses
+import json
 import subprocess
 import sys
 import typing
@@ -15,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from dtr.config import Config, ConfigError, JobCapacity, load_config
+from dtr.config import Config, ConfigError, JobCapacity, load_config, redacted
 from dtr.sections import DURATION
 from tests.servers import ROOT
 
@@ -338,3 +339,21 @@ def test_the_example_config_shows_the_defaults() -> None:
     defaults = load_config(None, environ={})
     for section in ("http", "database", "registry", "log", "jobs", "auth"):
         assert getattr(cfg, section) == getattr(defaults, section), section
+
+
+def test_redacted_leaves_out_secrets(tmp_path: Path) -> None:
+    secrets = ["Adm1n-secret", "db-pass-word", "s3-secret-key", "ldap-bind-secret", "sess-token"]
+    cfg = load(tmp_path, {
+        "database": {"url": "postgresql://dtr:db-pass-word@db.example.com:5432/dtr"},
+        "storage": {"s3": {"bucket": "b", "region": "us-east-1", "accesskey": "AKIA", "secretkey": "s3-secret-key",
+                           "sessiontoken": "sess-token"}},
+        "auth": {"admin_password": "Adm1n-secret", "token_ttl": "5m",
+                 "ldap": {"url": "ldap://x", "user_search_base": "dc=x", "bind_password": "ldap-bind-secret"}},
+    })
+    shown = redacted(cfg)
+    text = json.dumps(shown)
+    assert not [s for s in secrets if s in text]
+    assert shown["database"]["url"] == "postgresql://dtr:***@db.example.com:5432/dtr"
+    assert shown["storage"]["params"]["secretkey"] == "***" and shown["storage"]["params"]["accesskey"] == "AKIA"
+    assert shown["auth"]["admin_password"] == "***" and shown["auth"]["token_ttl"] == 300
+    assert shown["auth"]["admin_password_file"] is None
