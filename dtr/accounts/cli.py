@@ -141,8 +141,8 @@ def cmd_ldap_sync(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config)
     if cfg.auth.ldap is None:
-        print("dtr: no directory configured (auth.ldap)", file=sys.stderr)
-        return 1
+        print("dtr: configuration error: no directory configured (auth.ldap)", file=sys.stderr)
+        return 2
     directory = Directory(cfg.auth.ldap)
 
     async def run() -> int:
