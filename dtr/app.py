@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -13,7 +14,7 @@ from dtr.audit.service import record_registry_events
 from dtr.auth.api import api_auth
 from dtr.auth.middleware import registry_auth
 from dtr.auth.setup import setup_auth
-from dtr.config import Config
+from dtr.config import Config, redacted
 from dtr.db.engine import Database
 from dtr.jobs.events import RegistryEvents, queue_pruning
 from dtr.jobs.runner import jobs_running
@@ -31,10 +32,15 @@ from dtr.storage.factory import create_driver
 #: hashed as received; /api/v0 decodes gzip itself, with its size limit on the decoded bytes).
 SERVER_OPTIONS: dict[str, Any] = {"auto_decompress": False}
 
+log = logging.getLogger("dtr")
+
 
 async def _resources(app: web.Application) -> AsyncIterator[None]:
     cfg = app[CONFIG]
+    log.debug("configuration (secrets left out)", extra={"config": redacted(cfg)})
     storage = create_driver(cfg.storage_config)
+    log.debug("storage driver %s", cfg.storage_config.driver, extra={
+        "max_concurrency": cfg.storage_config.max_concurrency, "redirect": cfg.storage_config.redirect})
     db = await Database.open(cfg)
     app[STORAGE] = storage
     app[DATABASE] = db

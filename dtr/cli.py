@@ -56,7 +56,8 @@ async def _serve(cfg: Config) -> None:
         site = web.TCPSite(runner, cfg.http.host, cfg.http.port, ssl_context=ssl_ctx)
         await site.start()
         log.info("dtr serving", extra={"addr": cfg.http.addr, "data_dir": cfg.data_dir,
-                                       "storage": cfg.storage_config.driver, "tls": bool(ssl_ctx)})
+                                       "storage": cfg.storage_config.driver, "tls": bool(ssl_ctx),
+                                       "auth": "on" if cfg.auth.enabled else "off"})
         async with background(trim_memory_periodically()):
             await stop.wait()
         # Stop accepting, then let requests in flight (uploads above all) finish before closing.
@@ -144,52 +145,70 @@ def cmd_config_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("dtr")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
+    """The ``dtr`` command line: every argument and command has a help text; a command group
+    called without its command (``dtr``, ``dtr jobs``) is a usage error naming the choices."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", "-c", help="YAML config file (default: $DTR_CONFIG, else built-in defaults)")
-    p = argparse.ArgumentParser(prog="dtr", description="dtr: a self-hosted container registry")
-    sub = p.add_subparsers(dest="command", required=True)
+    p = argparse.ArgumentParser(prog="dtr", description="dtr: a self-hosted container registry",
+                                epilog="Exit status: 0 success, 1 failure, 2 usage or configuration error.")
+    p.add_argument("--version", action="version", version=f"dtr {_version()}", help="print the version and exit")
+    sub = p.add_subparsers(required=True, title="commands", help="what to do (dtr COMMAND --help for more)")
 
-    def leaf(parent: argparse._SubParsersAction[argparse.ArgumentParser], name: str, help: str,
-             func: object) -> None:
-        parent.add_parser(name, help=help, parents=[common]).set_defaults(func=func)
+    def group(name: str, help: str) -> argparse._SubParsersAction[argparse.ArgumentParser]:
+        """A command group: ``dtr NAME COMMAND``."""
+        parser = sub.add_parser(name, help=help, description=help)
+        return parser.add_subparsers(required=True, title="commands", help="what to do")
+
+    def leaf(parent: argparse._SubParsersAction[argparse.ArgumentParser], name: str, help: str, func: object) -> None:
+        parent.add_parser(name, help=help, description=help, parents=[common]).set_defaults(func=func)
 
     leaf(sub, "serve", "run the registry", cmd_serve)
-    db = sub.add_parser("db", help="database schema").add_subparsers(dest="db_command", required=True)
-    leaf(db, "upgrade", "migrate the database to the latest schema", cmd_db_upgrade)
-    ca = sub.add_parser("ca", help="the internal certificate authority").add_subparsers(dest="ca_command",
-                                                                                       required=True)
-    leaf(ca, "export", "print the CA certificate (PEM) for clients' certs.d", cmd_ca_export)
-    st = sub.add_parser("storage", help="storage backend").add_subparsers(dest="storage_command", required=True)
-    leaf(st, "check", "write, read, list and delete a probe object", cmd_storage_check)
-    cf = sub.add_parser("config", help="configuration").add_subparsers(dest="config_command", required=True)
-    leaf(cf, "check", "validate the configuration and exit", cmd_config_check)
+    leaf(group("db", "database schema"), "upgrade", "migrate the database to the latest schema", cmd_db_upgrade)
+    leaf(group("ca", "the internal certificate authority"), "export",
+         "print the CA certificate (PEM) for clients' certs.d", cmd_ca_export)
+    leaf(group("storage", "storage backend"), "check", "write, read, list and delete a probe object",
+         cmd_storage_check)
+    leaf(group("config", "configuration"), "check", "validate the configuration and exit", cmd_config_check)
     from dtr.accounts.cli import add_commands as add_account_commands
 
-    add_account_commands(sub, common)
+    add_account_commands(sub, common, group)
     from dtr.jobs.cli import add_commands as add_job_commands
 
-    add_job_commands(sub, common)
+    add_job_commands(sub, common, group)
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    """Run a command. Exit status: 0 success; 1 failure (not found, refused, the database or
+    storage failing); 2 usage error (arguments, values, configuration). Failures are one line on
+    stderr, never a traceback (but for bugs)."""
+    from dtr.db.engine import DatabaseError
+    from dtr.errors import UsageError
+
+    args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
     except ConfigError as e:
         print(f"dtr: configuration error: {e}", file=sys.stderr)
         return 2
+    except UsageError as e:
+        print(f"dtr: {e}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
-    except Exception as e:  # a readable message, not a traceback, for operational failures
-        from dtr.db.engine import DatabaseError
-
-        if isinstance(e, DatabaseError):
-            print(f"dtr: {e}", file=sys.stderr)
-            return 1
-        raise
+    except (DatabaseError, OSError) as e:
+        print(f"dtr: {e}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -21,3 +21,8 @@ def error_item(code: ErrorCode, message: str | None = None, detail: Any = None) 
     if detail is not None:
         item["detail"] = detail
     return item
+
+
+class UsageError(Exception):
+    """A mistake in how a ``dtr`` command was called (a bad value, a missing flag): the command
+    exits with status 2 and the message on stderr. For every domain's command-line code."""

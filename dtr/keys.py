@@ -29,6 +29,9 @@ JOB_WORKER: web.AppKey[JobWorker | None] = web.AppKey("job_worker")
 #: Per request: its id (``X-Request-Id``) and the repository it is about, for the access line.
 REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id", str)
 REPOSITORY: web.RequestKey[str] = web.RequestKey("repository", str)
+#: Per request: who it says it is (a token's subject, a Basic user), for the access line; set by
+#: the auth checks before they decide, so refused requests name it too.
+USER: web.RequestKey[str] = web.RequestKey("user", str)
 #: Per /v2 request: the route table entry's metrics area (read by the request metrics).
 AREA: web.RequestKey[str] = web.RequestKey("area", str)
 #: Per /v2 request that passed the token check: who acts (name "" for anonymous or auth off).

@@ -5,15 +5,19 @@ Every error names the key, says what is wrong and what is allowed.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import subprocess
 import sys
+import typing
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from dtr.config import Config, ConfigError, load_config
+from dtr.config import Config, ConfigError, JobCapacity, load_config, redacted
+from dtr.sections import DURATION
 from tests.servers import ROOT
 
 
@@ -77,7 +81,7 @@ def test_unknown_keys_are_named_with_what_is_allowed(tmp_path: Path, data: Any, 
 
 
 @pytest.mark.parametrize("data,expected", [
-    ({"http": {"drain_timeout": "soon"}}, "http.drain_timeout: got 'soon', expected a number"),
+    ({"http": {"drain_timeout": "soon"}}, "http.drain_timeout: got 'soon', expected a duration (90s, 30m"),
     ({"registry": {"max_page_size": "many"}}, "registry.max_page_size: got 'many', expected an integer"),
     ({"registry": {"max_page_size": True}}, "registry.max_page_size: got True, expected an integer"),
     ({"registry": {"max_page_size": 1.5}}, "registry.max_page_size: got 1.5, expected an integer"),
@@ -222,3 +226,134 @@ def test_cli_usage_errors_exit_2() -> None:
     assert r.returncode == 2 and "usage:" in r.stderr
     r = run_cli("config", "frobnicate")
     assert r.returncode == 2 and "invalid choice" in r.stderr
+
+
+# -- durations, enums, empty sections ---------------------------------------------------------
+
+
+def _duration_fields(cls: type, prefix: str = "") -> dict[str, Any]:
+    """{dotted key: default} of every field of the schema marked as a duration."""
+    out: dict[str, Any] = {}
+    hints = typing.get_type_hints(cls, include_extras=True)
+    for f in dataclasses.fields(cls):
+        tp = hints[f.name]
+        key = f"{prefix}{f.name}"
+        if typing.get_origin(tp) is typing.Annotated and DURATION in typing.get_args(tp):
+            out[key] = f.default
+        for arg in (tp, *typing.get_args(tp)):
+            if dataclasses.is_dataclass(arg) and isinstance(arg, type):
+                out.update(_duration_fields(arg, f"{key}."))
+    return out
+
+
+def _nest(dotted: str, value: Any) -> dict[str, Any]:
+    *sections, last = dotted.split(".")
+    data: dict[str, Any] = {last: value}
+    for s in reversed(sections):
+        data = {s: data}
+    return data
+
+
+def _as_duration(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
+
+
+def test_every_time_in_the_schema_is_a_duration() -> None:
+    assert set(_duration_fields(Config)) == {
+        "http.drain_timeout", "auth.token_ttl", "auth.refresh_token_ttl", "auth.failed_login_window",
+        "auth.lockout_base", "auth.lockout_max", "auth.ldap.timeout", *(f"jobs.{n}" for n in (
+            "poll_interval", "heartbeat_interval", "worker_timeout", "retry_backoff", "retry_backoff_max",
+            "stop_timeout", "gc_grace_period", "upload_max_age", "job_retention"))}
+
+
+@pytest.mark.parametrize("key", sorted(_duration_fields(Config)))
+def test_duration_fields_take_duration_strings(tmp_path: Path, key: str) -> None:
+    default = _duration_fields(Config)[key]
+    data = _nest(key, _as_duration(default))
+    if key.startswith("auth.ldap."):
+        data["auth"]["ldap"].update(url="ldap://x", user_search_base="dc=x")
+    cfg = load(tmp_path, data)
+    value: Any = cfg
+    for part in key.split("."):
+        value = getattr(value, part)
+    assert value == default and type(value) is type(default)
+
+
+@pytest.mark.parametrize("text,seconds", [("24h", 86400), ("30m", 1800), ("90s", 90), ("1h30m", 5400),
+                                          ("2d", 172800), ("45", 45), (45, 45), (2.5, 2.5), ("1H", 3600)])
+def test_duration_formats(tmp_path: Path, text: Any, seconds: float) -> None:
+    assert load(tmp_path, {"jobs": {"gc_grace_period": text}}).jobs.gc_grace_period == seconds
+
+
+@pytest.mark.parametrize("data,expected", [
+    ({"jobs": {"gc_grace_period": "1y"}}, "jobs.gc_grace_period: got '1y', expected a duration (90s, 30m, 24h"),
+    ({"jobs": {"gc_grace_period": "-5"}}, "jobs.gc_grace_period: got '-5', expected a duration"),
+    ({"auth": {"token_ttl": "1.5s"}}, "auth.token_ttl: got '1.5s', expected a whole number of seconds"),
+    ({"jobs": {"poll_interval": True}}, "jobs.poll_interval: got True, expected a duration"),
+])
+def test_bad_durations(tmp_path: Path, data: Any, expected: str) -> None:
+    assert expected in error(tmp_path, data)
+
+
+def test_whole_second_durations_stay_integers(tmp_path: Path) -> None:
+    cfg = load(tmp_path, {"auth": {"token_ttl": "10m", "refresh_token_ttl": "7d"}})
+    assert (cfg.auth.token_ttl, cfg.auth.refresh_token_ttl) == (600, 7 * 86400)
+    assert isinstance(cfg.auth.token_ttl, int)
+
+
+def test_enum_values_are_case_insensitive_and_stored_normalised(tmp_path: Path) -> None:
+    cfg = load(tmp_path, {"log": {"level": "DEBUG", "format": "JSON"}, "http": {"tls": "Auto"},
+                          "storage": {"FileSystem": {"rootdirectory": str(tmp_path)}}})
+    assert (cfg.log.level, cfg.log.format, cfg.http.tls) == ("debug", "json", "auto")
+    assert cfg.storage_config.driver == "filesystem"
+    assert load(tmp_path, {}, {"DTR_LOG__LEVEL": "Warning"}).log.level == "warning"
+
+
+def test_an_empty_section_is_its_defaults(tmp_path: Path) -> None:
+    cfg = load(tmp_path, "jobs:\nlog:\nhttp:\nregistry:\nauth:\ndatabase:\n")
+    assert cfg == load_config(None, environ={})
+    assert load(tmp_path, "jobs:\n  capacity:\n").jobs.capacity == JobCapacity()
+
+
+@pytest.mark.parametrize("env,expected", [
+    ({"DTR_HTTP__ADDR": "abc"}, "DTR_HTTP__ADDR: http.addr: got 'abc', expected HOST:PORT"),
+    ({"DTR_JOBS__WORKER_TIMEOUT": "soon"}, "DTR_JOBS__WORKER_TIMEOUT: jobs.worker_timeout: got 'soon'"),
+    ({"DTR_LOG": "loud"}, "DTR_LOG: log: expected a mapping"),
+    ({"DTR_STORAGE__FILESYSTEM__MAXTHREADS": "lots"}, "DTR_STORAGE__FILESYSTEM__MAXTHREADS: storage.filesystem."),
+    ({"DTR_REGISTRY__NOPE": "1"}, "DTR_REGISTRY__NOPE: registry.nope: unknown key"),
+])
+def test_an_error_from_an_environment_override_names_the_variable(tmp_path: Path, env: dict[str, str],
+                                                                  expected: str) -> None:
+    assert error(tmp_path, {}, env).startswith(expected)
+
+
+def test_an_error_in_the_file_names_no_variable(tmp_path: Path) -> None:
+    assert error(tmp_path, {"http": {"addr": "x"}}, {"DTR_LOG__LEVEL": "info"}).startswith("http.addr: ")
+
+
+def test_the_example_config_shows_the_defaults() -> None:
+    cfg = load_config(ROOT / "config.example.yaml", environ={})
+    defaults = load_config(None, environ={})
+    for section in ("http", "database", "registry", "log", "jobs", "auth"):
+        assert getattr(cfg, section) == getattr(defaults, section), section
+
+
+def test_redacted_leaves_out_secrets(tmp_path: Path) -> None:
+    secrets = ["Adm1n-secret", "db-pass-word", "s3-secret-key", "ldap-bind-secret", "sess-token"]
+    cfg = load(tmp_path, {
+        "database": {"url": "postgresql://dtr:db-pass-word@db.example.com:5432/dtr"},
+        "storage": {"s3": {"bucket": "b", "region": "us-east-1", "accesskey": "AKIA", "secretkey": "s3-secret-key",
+                           "sessiontoken": "sess-token"}},
+        "auth": {"admin_password": "Adm1n-secret", "token_ttl": "5m",
+                 "ldap": {"url": "ldap://x", "user_search_base": "dc=x", "bind_password": "ldap-bind-secret"}},
+    })
+    shown = redacted(cfg)
+    text = json.dumps(shown)
+    assert not [s for s in secrets if s in text]
+    assert shown["database"]["url"] == "postgresql://dtr:***@db.example.com:5432/dtr"
+    assert shown["storage"]["params"]["secretkey"] == "***" and shown["storage"]["params"]["accesskey"] == "AKIA"
+    assert shown["auth"]["admin_password"] == "***" and shown["auth"]["token_ttl"] == 300
+    assert shown["auth"]["admin_password_file"] is None

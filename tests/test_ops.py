@@ -161,16 +161,19 @@ async def test_access_lines_are_the_json_of_their_fields(value: str | None) -> N
     from aiohttp import web
     from aiohttp.test_utils import make_mocked_request
 
-    from dtr.keys import REPOSITORY, REQUEST_ID
+    from dtr.keys import REPOSITORY, REQUEST_ID, USER
     from dtr.ops import logs
 
     assert logs._json_str(value) == json.dumps(value)
     req = make_mocked_request("GET", "/v2/a/b/tags/list")
     req[REQUEST_ID] = value  # type: ignore[assignment]  # hostile values, None included
     req[REPOSITORY] = "a/b"
+    if value is not None:
+        req[USER] = value
     logs.AccessLogger(logging.getLogger("test.access"), "").log(req, web.Response(body=b"12345"), 0.012345)
     line = logs.ACCESS_LINES._lines.pop()
     entry = json.loads(line)
     assert line == json.dumps(entry)
     assert (entry["request_id"], entry["path"], entry["repository"], entry["status"], entry["bytes"],
             entry["bytes_in"], entry["duration_ms"]) == (value, "/v2/a/b/tags/list", "a/b", 200, 0, 0, 12.35)
+    assert entry["user"] == (value or None)

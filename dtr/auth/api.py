@@ -16,7 +16,7 @@ from dtr.auth.access import ANONYMOUS, Principal
 from dtr.auth.service import AuthError
 from dtr.auth.tokens import InvalidToken
 from dtr.auth.views import basic_credentials
-from dtr.keys import AUTH
+from dtr.keys import AUTH, USER
 
 #: What everyone is when ``auth.enabled`` is false.
 UNRESTRICTED = Principal(name="", id=0, is_admin=True)
@@ -44,6 +44,7 @@ async def api_auth(request: web.Request,
                 claims = auth.signer.verify_access(header[7:].strip())
             except InvalidToken as e:
                 return _unauthorized(f"invalid bearer token: {e}")
+            request[USER] = claims.subject
             who = await auth.lookup_principal(claims.subject)
             if claims.subject and not who.authenticated:
                 return _unauthorized("the token's account is unknown or inactive")
@@ -53,6 +54,7 @@ async def api_auth(request: web.Request,
             creds = basic_credentials(header)
             if creds is None:
                 return _unauthorized("use Basic (username and password or access token) or Bearer authorization")
+            request[USER] = creds[0]
             try:
                 who = await auth.authenticate(creds[0], creds[1], request.remote or "", cache=True)
             except AuthError as e:

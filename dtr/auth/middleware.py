@@ -18,7 +18,7 @@ from aiohttp import web
 
 from dtr.auth.access import Action, Principal, explain
 from dtr.auth.tokens import AccessClaims, InvalidToken
-from dtr.keys import ACTOR, AUTH, MAY_PULL
+from dtr.keys import ACTOR, AUTH, MAY_PULL, REPOSITORY, USER
 from dtr.registry.errors import RegistryError, codes
 from dtr.registry.events import Actor
 from dtr.registry.names import is_name
@@ -87,6 +87,7 @@ async def registry_auth(request: web.Request, route: Route, m: re.Match[str],
     if token:
         try:
             claims = auth.signer.verify_access(token)
+            request[USER] = claims.subject
         except InvalidToken:
             error = "invalid_token"
     if claims is not None and (name is None or claims.allows(type_, name, action)):
@@ -100,6 +101,8 @@ async def registry_auth(request: web.Request, route: Route, m: re.Match[str],
             request[MAY_PULL] = check
         request[ACTOR] = Actor(claims.subject, request.remote or "")
         return await handler(request, route, m)
+    if type_ == "repository" and name is not None:  # for the access line (the handler sets it otherwise)
+        request[REPOSITORY] = name
     source = _mount_source(request) if route.mounts and "mount" in request.query else None
     if claims is None or not claims.subject:
         raise _refusal(auth, access, name, source, error)

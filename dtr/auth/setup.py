@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from dtr.auth.passwords import PasswordPolicyError, check_policy
 from dtr.config import AuthConfig, ConfigError
 from dtr.keys import AUTH, CONFIG, DATABASE
 
+log = logging.getLogger("dtr.auth")
 
 def first_admin_password(cfg: AuthConfig) -> str | None:
     """``admin_password``, or the content of ``admin_password_file`` (stripped), or None for a
@@ -37,6 +39,8 @@ def _auth_resource(password: str | None) -> Callable[[web.Application], AsyncIte
     async def resource(app: web.Application) -> AsyncIterator[None]:
         cfg = app[CONFIG]
         if not cfg.auth.enabled:
+            log.warning("AUTHENTICATION IS OFF (auth.enabled: false): anyone who reaches this server may push, "
+                        "pull and delete anything; for tests only")
             app[AUTH] = None
             yield
             return

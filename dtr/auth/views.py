@@ -25,7 +25,7 @@ from dtr.audit import service as audit
 from dtr.auth.access import ANONYMOUS, Principal
 from dtr.auth.service import AuthError, AuthService
 from dtr.errors import ErrorCode
-from dtr.keys import AUTH
+from dtr.keys import AUTH, USER
 
 log = logging.getLogger("dtr.auth")
 _SCOPE = re.compile(r"^([a-z0-9]+)(?:\([a-z0-9]+\))?:(.+):([a-z*]+(?:,[a-z*]+)*)$")
@@ -108,6 +108,7 @@ async def token_get(request: web.Request) -> web.Response:
         creds = basic_credentials(header)
         if creds is None:
             return _error(codes.UNAUTHORIZED, "the token endpoint takes Basic credentials")
+        request[USER] = creds[0]
         try:
             principal = await auth.authenticate(creds[0], creds[1], request.remote or "")
         except AuthError as e:
@@ -127,6 +128,7 @@ async def token_post(request: web.Request) -> web.Response:
     grant = str(form.get("grant_type") or "")
     try:
         if grant == "password":
+            request[USER] = str(form.get("username") or "")
             principal = await auth.authenticate(str(form.get("username") or ""), str(form.get("password") or ""),
                                                 request.remote or "")
         elif grant == "refresh_token":

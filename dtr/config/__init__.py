@@ -17,7 +17,7 @@ The schema (one dataclass per section) is ``dtr.config.schema``; reading and che
 ``dtr.config.loader``. Import both from here.
 """
 
-from dtr.config.loader import ENV_PREFIX, load_config
+from dtr.config.loader import ENV_PREFIX, load_config, redacted
 from dtr.config.schema import (
     AuthConfig,
     Config,
@@ -50,4 +50,5 @@ __all__ = [
     "TLSFiles",
     "default_data_dir",
     "load_config",
+    "redacted",
 ]

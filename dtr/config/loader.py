@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -25,8 +26,9 @@ _STORAGE_OPTIONS = {"redirect", "max_concurrency"}
 def _storage(data: Any) -> StorageConfig:
     if not isinstance(data, Mapping):
         raise ConfigError(f"storage: expected a mapping with one driver section, got {data!r}")
-    drivers = [k for k in data if k not in _STORAGE_OPTIONS]
     known = driver_names()
+    data = {k.lower() if isinstance(k, str) and k.lower() in known else k: v for k, v in data.items()}
+    drivers = [k for k in data if k not in _STORAGE_OPTIONS]
     for name in drivers:
         if name not in known:
             raise ConfigError(f"storage.{name}: unknown storage driver; allowed: {', '.join(known)}")
@@ -81,7 +83,18 @@ def _validate_auth(a: AuthConfig) -> None:
             raise ConfigError("auth.ldap: give bind_password or bind_password_file, not both")
 
 
-def _apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> None:
+def _yaml_problem(e: yaml.YAMLError) -> str:
+    """The YAML error on one line: where and what."""
+    if isinstance(e, yaml.MarkedYAMLError) and e.problem_mark is not None:
+        where = f"line {e.problem_mark.line + 1}, column {e.problem_mark.column + 1}"
+        context = f" {e.context}" if e.context else ""
+        return f"{where}: {e.problem}{context}"
+    return " ".join(str(e).split())
+
+
+def _apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> dict[str, str]:
+    """Apply the ``DTR_`` overrides to ``data``; {dotted key: variable} of those applied."""
+    applied: dict[str, str] = {}
     for name, raw in environ.items():
         if not name.startswith(ENV_PREFIX) or name == "DTR_CONFIG":
             continue
@@ -91,7 +104,7 @@ def _apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> None:
         try:
             value = yaml.safe_load(raw) if raw != "" else ""
         except yaml.YAMLError as e:
-            raise ConfigError(f"{name}: cannot parse {raw!r}: {e}") from None
+            raise ConfigError(f"{name}: cannot parse {raw!r}: {_yaml_problem(e)}") from None
         node = data
         for part in path[:-1]:
             child = node.get(part)
@@ -101,6 +114,41 @@ def _apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> None:
                 raise ConfigError(f"{name}: {part} is not a section")
             node = child
         node[path[-1]] = value
+        applied[".".join(path)] = name
+    return applied
+
+
+def _from_env(e: ConfigError, applied: dict[str, str]) -> ConfigError:
+    """``e`` prefixed with the variable that set its key (or a section around or inside it), if any."""
+    key = str(e).split(": ", 1)[0]
+    for dotted, name in applied.items():
+        if key == dotted or key.startswith(dotted + ".") or dotted.startswith(key + "."):
+            return ConfigError(f"{name}: {e}")
+    return e
+
+
+#: Keys whose values are secrets: never logged. (``..._file`` keys name files; those are shown.)
+_SECRET_KEY = re.compile(r"password|secret|token$|accountkey|credentials|privatekey", re.I)
+_URL_PASSWORD = re.compile(r"(://[^/@:]*:)[^/@]*@")
+
+
+def redacted(cfg: Config) -> dict[str, Any]:
+    """The config as plain data with secrets (passwords, keys, a URL's password) replaced by
+    ``***``: for the debug log and diagnostics."""
+    def clean(value: Any, key: str = "") -> Any:
+        if isinstance(value, Mapping):
+            return {k: clean(v, str(k)) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [clean(v) for v in value]
+        if isinstance(value, str) and value and _SECRET_KEY.search(key) and not key.endswith("_file"):
+            return "***"
+        if isinstance(value, str):
+            return _URL_PASSWORD.sub(r"\1***@", value)
+        return value
+
+    data = clean(dataclasses.asdict(cfg))
+    data["storage"] = clean(dataclasses.asdict(cfg.storage_config))
+    return typing.cast(dict[str, Any], data)
 
 
 def load_config(path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None) -> Config:
@@ -116,16 +164,19 @@ def load_config(path: str | os.PathLike[str] | None = None, environ: Mapping[str
         try:
             loaded = yaml.safe_load(text)
         except yaml.YAMLError as e:
-            raise ConfigError(f"{path}: not valid YAML: {e}") from None
+            raise ConfigError(f"{path}: not valid YAML: {_yaml_problem(e)}") from None
         if loaded is None:
             loaded = {}
         if not isinstance(loaded, dict):
             raise ConfigError(f"{path}: the top level must be a mapping")
         data = loaded
-    _apply_env(data, environ)
-    storage = data.pop("storage", None)
-    cfg = build(Config, data)
-    if storage is not None:
-        cfg = dataclasses.replace(cfg, storage=_storage(storage))
-    _validate(cfg)
+    applied = _apply_env(data, environ)
+    try:
+        storage = data.pop("storage", None)
+        cfg = build(Config, data)
+        if storage is not None:
+            cfg = dataclasses.replace(cfg, storage=_storage(storage))
+        _validate(cfg)
+    except ConfigError as e:
+        raise _from_env(e, applied) from None
     return cfg

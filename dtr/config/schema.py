@@ -8,10 +8,15 @@ from __future__ import annotations
 import dataclasses
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from dtr.sections import ConfigError
+from dtr.sections import DURATION, ConfigError
 from dtr.storage.config import StorageConfig
+
+#: Seconds, written as a number or a duration (``90s``, ``30m``, ``24h``, ``1h30m``, ``2d``).
+Seconds = Annotated[float, DURATION]
+#: Whole seconds, written the same way.
+WholeSeconds = Annotated[int, DURATION]
 
 
 def default_data_dir() -> str:
@@ -36,7 +41,7 @@ class HTTPConfig:
     #: ``auto`` (a certificate from the internal CA in data_dir), explicit files, or plain HTTP.
     tls: Literal["auto"] | TLSFiles | None = None
     #: Seconds in-flight requests get to finish after SIGTERM.
-    drain_timeout: float = 30.0
+    drain_timeout: Seconds = 30.0
 
     @property
     def host(self) -> str:
@@ -75,27 +80,27 @@ class JobCapacity:
 
 @dataclasses.dataclass(frozen=True)
 class JobsConfig:
-    """The job runner every dtr process starts (see dtr.jobs). Times are in seconds."""
+    """The job runner every dtr process starts (see dtr.jobs). Times are durations (seconds)."""
 
     #: Run a worker in this process; replicas with ``false`` only queue jobs.
     worker: bool = True
     capacity: JobCapacity = dataclasses.field(default_factory=JobCapacity)
     #: How often a worker looks for jobs, cancel requests and due schedules.
-    poll_interval: float = 1.0
-    heartbeat_interval: float = 5.0
+    poll_interval: Seconds = 1.0
+    heartbeat_interval: Seconds = 5.0
     #: A worker silent this long is dead: its jobs become ``worker_dead`` and are picked up again.
-    worker_timeout: float = 30.0
+    worker_timeout: Seconds = 30.0
     #: First retry delay; doubles with each attempt up to ``retry_backoff_max``.
-    retry_backoff: float = 10.0
-    retry_backoff_max: float = 600.0
+    retry_backoff: Seconds = 10.0
+    retry_backoff_max: Seconds = 600.0
     #: Default seconds a job gets to stop by itself before it is cut off.
-    stop_timeout: float = 30.0
+    stop_timeout: Seconds = 30.0
     #: Blobs and manifests younger than this are never collected (overridable per GC run).
-    gc_grace_period: float = 86400.0
+    gc_grace_period: Seconds = 86400.0
     #: Uploads untouched this long are abandoned and deleted.
-    upload_max_age: float = 86400.0
+    upload_max_age: Seconds = 86400.0
     #: Finished jobs (and their logs) older than this are deleted.
-    job_retention: float = 30 * 86400.0
+    job_retention: Seconds = 30 * 86400.0
 
     def __post_init__(self) -> None:
         for name in ("poll_interval", "heartbeat_interval", "worker_timeout", "retry_backoff",
@@ -137,7 +142,7 @@ class LDAPConfig:
     username_attr: str = "uid"
     fullname_attr: str = "cn"
     email_attr: str = "mail"
-    timeout: float = 10.0
+    timeout: Seconds = 10.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -153,17 +158,17 @@ class AuthConfig:
     #: The ``service`` (JWT audience) of issued tokens; default: the host:port of the external URL.
     service: str | None = None
     issuer: str = "dtr"
-    #: Lifetime of registry bearer tokens and of refresh tokens (seconds).
-    token_ttl: int = 300
-    refresh_token_ttl: int = 30 * 86400
+    #: Lifetime of registry bearer tokens and of refresh tokens (durations).
+    token_ttl: WholeSeconds = 300
+    refresh_token_ttl: WholeSeconds = 30 * 86400
     min_password_length: int = 8
     #: Failed logins for one user (or, ``address_threshold``, from one client address) before
     #: further attempts are refused for ``lockout_base`` seconds, doubling per failure up to ``lockout_max``.
     failed_login_threshold: int = 5
     failed_login_address_threshold: int = 20
-    failed_login_window: float = 900.0
-    lockout_base: float = 1.0
-    lockout_max: float = 300.0
+    failed_login_window: Seconds = 900.0
+    lockout_base: Seconds = 1.0
+    lockout_max: Seconds = 300.0
     ldap: LDAPConfig | None = None
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from importlib import resources
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 #: Any constant shared by all dtr processes; serialises migrations across replicas.
 MIGRATION_LOCK = 0x647472_6D6967
 
+log = logging.getLogger("dtr.db")
 
 
 def migrations_dir() -> Path:
@@ -43,6 +45,8 @@ def _upgrade(connection: Connection, revision: str) -> None:
 
 async def upgrade(engine: AsyncEngine, revision: str = "heads") -> None:
     """Migrate to ``revision``; safe to call from several processes at once."""
+    log.debug("database migrations: upgrading to %s (waiting for the migration lock)", revision)
     async with engine.connect() as conn:
         await conn.run_sync(_upgrade, revision)
         await conn.commit()
+    log.debug("database migrations: done")

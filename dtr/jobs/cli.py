@@ -3,7 +3,8 @@
 The commands talk to the database named in the config (as ``dtr users`` does), not to the
 HTTP API: an admin on the box has the config, needs no token, and the running cluster's
 workers pick the job up from the same queue whichever replica is up. ``dtr gc`` queues a GC
-job, follows its log with a progress bar and exits when it ends (0 when done).
+job, follows its log with a progress bar and exits when it ends (0 when done). A job id may be
+given by a unique prefix (``dtr jobs logs 3fa8``).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
 import shutil
 import sys
 import time
@@ -21,6 +23,7 @@ from typing import Any, TextIO
 import yaml
 
 from dtr.config import Config, load_config
+from dtr.errors import UsageError
 
 POLL = 0.5
 #: How long a job may wait before the CLI says no worker seems able to run it.
@@ -42,11 +45,48 @@ def _run(args: argparse.Namespace, work: Callable[[Any], Awaitable[int]]) -> int
     return asyncio.run(_with_service(load_config(args.config), work))
 
 
-def _job_id(raw: str) -> uuid.UUID:
+_ID_PREFIX = re.compile(r"[0-9a-fA-F-]{1,36}")
+
+
+async def _job_id(service: Any, raw: str) -> uuid.UUID | None:
+    """The id of the one job whose id is or starts with ``raw`` (dashes optional); None, with the
+    reason on stderr, when no job or several do. UsageError if ``raw`` cannot start an id."""
+    from sqlalchemy import Text, cast, func, select
+
+    from dtr.jobs.models import Job
+
+    if not _ID_PREFIX.fullmatch(raw):
+        raise UsageError(f"{raw!r} is not a job id (or the start of one)")
     try:
         return uuid.UUID(raw)
     except ValueError:
-        raise SystemExit(f"dtr: {raw!r} is not a job id") from None
+        pass
+    prefix = raw.replace("-", "").lower()
+    async with service.engine.connect() as conn:
+        found = list((await conn.execute(select(Job.id).where(
+            func.replace(cast(Job.id, Text), "-", "").startswith(prefix, autoescape=True)).limit(2))).scalars())
+    if len(found) == 1:
+        return uuid.UUID(str(found[0]))
+    print(f"dtr: no job id starts with {raw}" if not found else
+          f"dtr: several jobs' ids start with {raw}; give more of the id", file=sys.stderr)
+    return None
+
+
+def _statuses(text: str) -> str:
+    """``--status``: comma-separated statuses, each one the API knows."""
+    from dtr.jobs.service import STATUSES
+
+    unknown = [s for s in text.split(",") if s not in STATUSES]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown status {unknown[0]!r}; allowed: {', '.join(STATUSES)}")
+    return text
+
+
+def _limit(text: str) -> int:
+    """``--limit``: 1 to 1000, as the API takes it."""
+    if not text.isdigit() or not 1 <= int(text) <= 1000:
+        raise argparse.ArgumentTypeError(f"expected an integer from 1 to 1000, got {text!r}")
+    return int(text)
 
 
 class _Bar:
@@ -143,7 +183,7 @@ def _parameters(pairs: list[str]) -> dict[str, Any]:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise SystemExit(f"dtr: parameters are KEY=VALUE, got {pair!r}")
+            raise UsageError(f"parameters are KEY=VALUE, got {pair!r}")
         params[key] = yaml.safe_load(value) if value else ""
     return params
 
@@ -180,14 +220,17 @@ def cmd_gc(args: argparse.Namespace) -> int:
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
-    from dtr.jobs.service import NotFound
+    from dtr.jobs.service import ended
 
     async def work(service: Any) -> int:
-        try:
-            job = await service.cancel(_job_id(args.id))
-        except NotFound:
-            print(f"dtr: no job {args.id}", file=sys.stderr)
+        job_id = await _job_id(service, args.id)
+        if job_id is None:
             return 1
+        job = await service.get(job_id)
+        if ended(job):
+            print(f"dtr: job {job['id']} has ended ({job['status']}); nothing to cancel", file=sys.stderr)
+            return 1
+        job = await service.cancel(job_id)
         print(f"job {job['id']}: {job['status']}")
         return 0
 
@@ -198,7 +241,9 @@ def cmd_logs(args: argparse.Namespace) -> int:
     from dtr.jobs.service import NotFound
 
     async def work(service: Any) -> int:
-        job_id = _job_id(args.id)
+        job_id = await _job_id(service, args.id)
+        if job_id is None:
+            return 1
         try:
             if args.follow:
                 return await follow(service, job_id)
@@ -218,29 +263,32 @@ def cmd_logs(args: argparse.Namespace) -> int:
         return 130
 
 
-def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
-    """Add ``jobs`` and ``gc`` to the ``dtr`` command."""
+def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser,
+                 group: Callable[[str, str], argparse._SubParsersAction[argparse.ArgumentParser]]) -> None:
+    """Add ``jobs`` and ``gc`` to the ``dtr`` command (``group(name, help)`` makes a command group)."""
     from dtr.jobs.actions import actions
+    from dtr.jobs.service import STATUSES
 
-    jobs = sub.add_parser("jobs", help="the job queue").add_subparsers(dest="jobs_command", required=True)
+    jobs = group("jobs", "the job queue (on the configured database)")
+    job_id = argparse.ArgumentParser(add_help=False)
+    job_id.add_argument("id", help="the job's id, or a unique start of it")
     p = jobs.add_parser("list", help="recent jobs, newest first", parents=[common])
-    p.add_argument("--action")
-    p.add_argument("--status", help="comma-separated: waiting,running,done,error,cancel_request,cancel,worker_dead")
-    p.add_argument("--limit", type=int, default=50)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--action", choices=sorted(actions()), help="only jobs of this action")
+    p.add_argument("--status", type=_statuses,
+                   help=f"only jobs in these statuses (comma-separated: {','.join(STATUSES)})")
+    p.add_argument("--limit", type=_limit, default=50, help="at most this many jobs, 1 to 1000 (default: 50)")
+    p.add_argument("--json", action="store_true", help="print JSON as the API shows jobs")
     p.set_defaults(func=cmd_list)
     p = jobs.add_parser("run", help="queue a job (KEY=VALUE parameters)", parents=[common])
-    p.add_argument("action", choices=sorted(actions()))
-    p.add_argument("parameters", nargs="*", metavar="KEY=VALUE")
-    p.add_argument("--retries", type=int)
+    p.add_argument("action", choices=sorted(actions()), help="what the job does")
+    p.add_argument("parameters", nargs="*", metavar="KEY=VALUE", help="the action's parameters (values as YAML)")
+    p.add_argument("--retries", type=int, help="retries after a failed attempt (default: the action's)")
     p.add_argument("--deadline", type=float, help="seconds an attempt may run")
     p.add_argument("--follow", "-f", action="store_true", help="print its log until it ends")
     p.set_defaults(func=cmd_run)
-    p = jobs.add_parser("cancel", help="cancel a job", parents=[common])
-    p.add_argument("id")
+    p = jobs.add_parser("cancel", help="cancel a waiting or running job", parents=[common, job_id])
     p.set_defaults(func=cmd_cancel)
-    p = jobs.add_parser("logs", help="print a job's log", parents=[common])
-    p.add_argument("id")
+    p = jobs.add_parser("logs", help="print a job's log", parents=[common, job_id])
     p.add_argument("--follow", "-f", action="store_true", help="keep printing until the job ends")
     p.set_defaults(func=cmd_logs)
     p = sub.add_parser("gc", help="garbage-collect unneeded blobs and manifests (online)", parents=[common])

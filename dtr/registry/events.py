@@ -113,6 +113,7 @@ class Outbox:
     def subscribe(self, name: str, handler: Handler) -> None:
         """Deliver to ``handler`` under ``name`` (its cursor); a new name starts at the newest event."""
         self._handlers[name] = handler
+        log.debug("registry event subscriber %s", name)
 
     async def deliver(self) -> int:
         """Hand every subscriber that is behind its pending events; the number of events handled."""
