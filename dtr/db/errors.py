@@ -24,6 +24,9 @@ class DatabaseUnavailable(web.HTTPServiceUnavailable):
         self.message = f"database unavailable: {reason}"
         super().__init__(text=self.message, headers={"Retry-After": str(RETRY_AFTER)})
 
+    def __str__(self) -> str:
+        return self.message
+
 
 def _chain(exc: BaseException) -> list[BaseException]:
     """``exc`` and the errors behind it (SQLAlchemy's ``orig``, ``__cause__``, ``__context__``)."""
