@@ -38,6 +38,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dtr.config import Config
+from dtr.db.errors import DatabaseUnavailable
 from dtr.jobs import actions
 from dtr.jobs.context import JobContext, JobStopped
 from dtr.jobs.params import ParameterError
@@ -147,6 +148,8 @@ class JobWorker:
                     await self._housekeeping()
             except asyncio.CancelledError:
                 raise
+            except DatabaseUnavailable as e:
+                log.warning("job worker: %s; retrying", e.message, extra={"worker": self.id})
             except Exception:
                 log.exception("job worker loop failed; retrying")
             with contextlib.suppress(TimeoutError):
