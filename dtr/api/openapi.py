@@ -65,8 +65,8 @@ def document(app: web.Application) -> dict[str, Any]:
         if op.name in seen:
             raise ValueError(f"operation id {op.name} is used by {seen[op.name]} and {method} {path}")
         seen[op.name] = f"{method} {path}"
-        paths.setdefault(path, {})[method] = _operation(op, {k[1]: v for k, v in made.items() if k[0] == op.name},
-                                                        defs.get("$defs", {}))
+        schemas = {key[1]: schema for (key, _), schema in made.items() if key[0] == op.name}
+        paths.setdefault(path, {})[method] = _operation(op, schemas, defs.get("$defs", {}))
     return {"openapi": "3.1.0",
             "info": {"title": "dtr API", "version": "v0",
                      "description": "The administration API of dtr. Every error answers "
@@ -83,7 +83,7 @@ def _operation(op: Operation, schemas: dict[str, Any], defs: dict[str, Any]) -> 
         query = _resolve(schemas["query"], defs)
         required = set(query.get("required", ()))
         for name, schema in query.get("properties", {}).items():
-            doc = {k: v for k, v in schema.items() if k not in ("title", "description")}
+            doc = _present({k: v for k, v in schema.items() if k not in ("title", "description")})
             params.append({"name": name, "in": "query", "required": name in required, "schema": doc,
                            **({"description": schema["description"]} if "description" in schema else {})})
     success: dict[str, Any] = {"description": "success" if op.status != 202 else "accepted"}
@@ -100,6 +100,15 @@ def _operation(op: Operation, schemas: dict[str, Any], defs: dict[str, Any]) -> 
     if "body" in schemas:
         out["requestBody"] = {"required": True, "content": {"application/json": {"schema": schemas["body"]}}}
     return out
+
+
+def _present(schema: dict[str, Any]) -> dict[str, Any]:
+    """A query parameter's schema without its ``null`` alternative: a parameter absent is the null."""
+    options = [o for o in schema.get("anyOf", ()) if o != {"type": "null"}]
+    rest = {k: v for k, v in schema.items() if k != "anyOf" and not (k == "default" and v is None)}
+    if "anyOf" not in schema:
+        return rest
+    return {**options[0], **rest} if len(options) == 1 else {**rest, "anyOf": options}
 
 
 def _resolve(schema: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
