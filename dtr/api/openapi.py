@@ -12,7 +12,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import TypeAdapter
 
-from dtr.api.errors import EVERY_ROUTE
+from dtr.api.errors import EVERY_ROUTE, codes
 from dtr.api.http import json_response
 from dtr.api.operations import Operation, describe
 from dtr.errors import ErrorCode
@@ -27,10 +27,15 @@ _SECURITY = {"basic": {"type": "http", "scheme": "basic", "description": "a pass
              "bearer": {"type": "http", "scheme": "bearer", "description": "a token from /auth/token"}}
 
 
+#: What every operation may answer: ``EVERY_ROUTE``'s codes, and the 400 of the API's middleware for
+#: a NUL or an unpaired surrogate in the path or query (``dtr.api.app``).
+EVERY_OPERATION = (codes.INVALID_PARAMETER, *EVERY_ROUTE)
+
+
 def error_responses(found: tuple[ErrorCode, ...]) -> dict[str, Any]:
-    """OpenAPI responses for the codes ``found`` (and ``EVERY_ROUTE``), keyed by status."""
+    """OpenAPI responses for the codes ``found`` (and ``EVERY_OPERATION``), keyed by status."""
     by_status: dict[int, list[ErrorCode]] = {}
-    for code in dict.fromkeys(found + EVERY_ROUTE):
+    for code in dict.fromkeys(found + EVERY_OPERATION):
         by_status.setdefault(code.status, []).append(code)
     return {str(status): {
         "description": "; ".join(f"{c.code}: {c.message}" for c in group),
@@ -98,7 +103,9 @@ def _operation(op: Operation, schemas: dict[str, Any], defs: dict[str, Any]) -> 
     if params:
         out["parameters"] = params
     if "body" in schemas:
-        out["requestBody"] = {"required": True, "content": {"application/json": {"schema": schemas["body"]}}}
+        # Without a body, a body of no required fields is {}.
+        needed = op.body is not None and any(f.is_required() for f in op.body.model_fields.values())
+        out["requestBody"] = {"required": needed, "content": {"application/json": {"schema": schemas["body"]}}}
     return out
 
 
