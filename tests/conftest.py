@@ -121,7 +121,10 @@ async def app_client(database_url: str, tmp_path: Path, app_extra: dict[str, Any
                      ) -> AsyncIterator[TestClient[web.Request, web.Application]]:
     # The config file a DtrProcess would run with, loaded and validated as `dtr serve` does.
     config = load_config(DtrProcess(tmp_path / "app", database_url, app_extra).config_path, environ={})
-    server = TestServer(create_app(config), host=config.http.host, port=config.http.port, **SERVER_OPTIONS)
+    server = TestServer(create_app(config), host=config.http.host, port=config.http.port)
+    # As `dtr serve` runs (request bodies reach the handlers as sent). Started here: TestServer
+    # ignores runner options given to its constructor.
+    await server.start_server(**SERVER_OPTIONS)
     async with TestClient(server, auto_decompress=False) as client:
         yield client
 

@@ -37,7 +37,7 @@ access_tokens = cast(Table, AccessToken.__table__)
 repositories = cast(Table, Repository.__table__)
 events = cast(Table, AuditEvent.__table__)
 
-NAME = re.compile(r"^[a-z0-9](?:[a-z0-9._-]{0,253}[a-z0-9])?$")
+NAME = re.compile(shapes.NAME_PATTERN)
 #: Names that are API paths, never accounts.
 RESERVED = frozenset({"me", "api", "v2", "auth", "admin-api", "_catalog"})
 

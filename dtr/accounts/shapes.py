@@ -13,7 +13,10 @@ from typing_extensions import TypedDict
 
 from dtr.api.operations import Body, PageQuery, Query
 
+#: What an account's or a team's name must match (``service.check_name`` checks it, answering INVALID_NAME).
+NAME_PATTERN = r"^[a-z0-9](?:[a-z0-9._-]{0,253}[a-z0-9])?$"
 Name = Annotated[str, Field(max_length=255)]
+NewName = Annotated[str, Field(max_length=255, json_schema_extra={"pattern": NAME_PATTERN})]
 Short = Annotated[str, Field(max_length=255)]
 Time = Annotated[dt.datetime, Field(strict=False, description="ISO 8601; UTC when it names no zone")]
 AccessLevel = Literal["read-only", "read-write", "admin"]
@@ -171,7 +174,7 @@ class EventList(TypedDict):
 class NewAccount(Body):
     """A user (with ``password``) or an organisation (``isOrg: true``)."""
 
-    name: Name
+    name: NewName
     is_org: bool = False
     full_name: Short = ""
     email: Short = ""
@@ -197,7 +200,7 @@ class Membership(Body):
 
 
 class NewTeam(Body):
-    name: Name
+    name: NewName
     description: Short = ""
 
 

@@ -12,7 +12,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import TypeAdapter
 
-from dtr.api.errors import EVERY_ROUTE
+from dtr.api.errors import EVERY_ROUTE, codes
 from dtr.api.http import json_response
 from dtr.api.operations import Operation, describe
 from dtr.errors import ErrorCode
@@ -27,10 +27,15 @@ _SECURITY = {"basic": {"type": "http", "scheme": "basic", "description": "a pass
              "bearer": {"type": "http", "scheme": "bearer", "description": "a token from /auth/token"}}
 
 
+#: What every operation may answer: ``EVERY_ROUTE``'s codes, and the 400 of the API's middleware for
+#: a NUL or an unpaired surrogate in the path or query (``dtr.api.app``).
+EVERY_OPERATION = (codes.INVALID_PARAMETER, *EVERY_ROUTE)
+
+
 def error_responses(found: tuple[ErrorCode, ...]) -> dict[str, Any]:
-    """OpenAPI responses for the codes ``found`` (and ``EVERY_ROUTE``), keyed by status."""
+    """OpenAPI responses for the codes ``found`` (and ``EVERY_OPERATION``), keyed by status."""
     by_status: dict[int, list[ErrorCode]] = {}
-    for code in dict.fromkeys(found + EVERY_ROUTE):
+    for code in dict.fromkeys(found + EVERY_OPERATION):
         by_status.setdefault(code.status, []).append(code)
     return {str(status): {
         "description": "; ".join(f"{c.code}: {c.message}" for c in group),
@@ -65,8 +70,8 @@ def document(app: web.Application) -> dict[str, Any]:
         if op.name in seen:
             raise ValueError(f"operation id {op.name} is used by {seen[op.name]} and {method} {path}")
         seen[op.name] = f"{method} {path}"
-        paths.setdefault(path, {})[method] = _operation(op, {k[0][1]: v for k, v in made.items() if k[0][0] == op.name},
-                                                        defs.get("$defs", {}))
+        schemas = {key[1]: schema for (key, _), schema in made.items() if key[0] == op.name}
+        paths.setdefault(path, {})[method] = _operation(op, schemas, defs.get("$defs", {}))
     return {"openapi": "3.1.0",
             "info": {"title": "dtr API", "version": "v0",
                      "description": "The administration API of dtr. Every error answers "
@@ -83,7 +88,7 @@ def _operation(op: Operation, schemas: dict[str, Any], defs: dict[str, Any]) -> 
         query = _resolve(schemas["query"], defs)
         required = set(query.get("required", ()))
         for name, schema in query.get("properties", {}).items():
-            doc = {k: v for k, v in schema.items() if k not in ("title", "description")}
+            doc = _present({k: v for k, v in schema.items() if k not in ("title", "description")})
             params.append({"name": name, "in": "query", "required": name in required, "schema": doc,
                            **({"description": schema["description"]} if "description" in schema else {})})
     success: dict[str, Any] = {"description": "success" if op.status != 202 else "accepted"}
@@ -98,8 +103,19 @@ def _operation(op: Operation, schemas: dict[str, Any], defs: dict[str, Any]) -> 
     if params:
         out["parameters"] = params
     if "body" in schemas:
-        out["requestBody"] = {"required": True, "content": {"application/json": {"schema": schemas["body"]}}}
+        # Without a body, a body of no required fields is {}.
+        needed = op.body is not None and any(f.is_required() for f in op.body.model_fields.values())
+        out["requestBody"] = {"required": needed, "content": {"application/json": {"schema": schemas["body"]}}}
     return out
+
+
+def _present(schema: dict[str, Any]) -> dict[str, Any]:
+    """A query parameter's schema without its ``null`` alternative: a parameter absent is the null."""
+    options = [o for o in schema.get("anyOf", ()) if o != {"type": "null"}]
+    rest = {k: v for k, v in schema.items() if k != "anyOf" and not (k == "default" and v is None)}
+    if "anyOf" not in schema:
+        return rest
+    return {**options[0], **rest} if len(options) == 1 else {**rest, "anyOf": options}
 
 
 def _resolve(schema: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:

@@ -127,8 +127,8 @@ def operation(*raises: ErrorCode, status: int = 200,
         op = Operation(name=to_camel(fn.__name__), summary=doc.split("\n\n")[0].replace("\n", " "),
                        description=doc, body=body_model, query=query_model, path_params=path_params,
                        response=None if no_content else response, status=204 if no_content else status,
-                       paged=paged, streamed=streamed, raises=raises + ((invalid,) if body_model or query_model
-                                                                         else ()), invalid=invalid)
+                       paged=paged, streamed=streamed, raises=raises + _parsing(body_model, query_model, invalid),
+                       invalid=invalid)
 
         async def handler(request: web.Request) -> web.StreamResponse:
             kwargs: dict[str, Any] = {p: request.match_info[p] for p in path_params}
@@ -153,6 +153,13 @@ def operation(*raises: ErrorCode, status: int = 200,
     return wrap
 
 
+def _parsing(body: type[Body] | None, query: type[Query] | None, invalid: ErrorCode) -> tuple[ErrorCode, ...]:
+    """The codes parsing a body (``read_body``, aiohttp's size limit, ``invalid``) or a query may answer."""
+    found = (invalid, codes.INVALID_JSON, codes.BAD_REQUEST, codes.PAYLOAD_TOO_LARGE,
+             codes.UNSUPPORTED_MEDIA_TYPE) if body is not None else ()
+    return found + ((codes.INVALID_PARAMETER,) if query is not None else ())
+
+
 def add(router: web.UrlDispatcher, method: str, path: str, handler: Handler) -> None:
     """Register ``handler`` (an ``operation``) for ``method path``; its path parameters must match."""
     op = describe(handler)
@@ -164,7 +171,7 @@ def add(router: web.UrlDispatcher, method: str, path: str, handler: Handler) -> 
 
 
 async def read_body(request: web.Request) -> Any:
-    """The request body as strict JSON (``dtr.text.loads``); an empty body is ``{}``.
+    """The request body as strict JSON (``dtr.text.loads``); no body at all is ``{}``.
 
     A ``Content-Encoding`` of gzip or deflate is decoded here, with the size limit applied to the
     decoded bytes; anything undecodable answers 400.
@@ -173,7 +180,7 @@ async def read_body(request: web.Request) -> Any:
     encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
     if encoding not in ("identity", ""):
         raw = _decode(raw, encoding)
-    if not raw.strip():
+    if not raw:
         return {}
     try:
         return text.loads(raw)
