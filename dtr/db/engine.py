@@ -122,6 +122,8 @@ def create_engine(url: str, pool_size: int, while_away: str = "") -> AsyncEngine
     )
 
     def on_error(ctx: ExceptionContext) -> None:
+        if not isinstance(ctx.original_exception, Exception):
+            return  # a cancellation (the pool counts it as a disconnect) stays a cancellation
         if (unavailable := away(ctx.original_exception, ctx.is_disconnect)) is not None:
             raise unavailable from ctx.original_exception
 
