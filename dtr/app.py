@@ -54,7 +54,9 @@ async def _v2_redirect(request: web.Request) -> web.Response:
 
 
 def create_app(config: Config) -> web.Application:
-    app = web.Application(middlewares=[ops.request_middleware], client_max_size=1 << 20)
+    app = web.Application(middlewares=[ops.request_middleware], client_max_size=1 << 20,
+                          handler_args={"auto_decompress": False})  # bodies as sent: dtr.registry.inputs
+    app.on_response_prepare.append(ops.server_header)
     app[CONFIG] = config
     app.cleanup_ctx.append(_resources)
     setup_auth(app)
