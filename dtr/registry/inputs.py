@@ -8,8 +8,7 @@ refuse them) and become U+FFFD in query values (storable); raw non-ASCII bytes a
 C HTTP parser (400) but decoded with ``surrogateescape`` by the pure-Python one, giving unpaired
 surrogates. Each is answered 400 with the code of the part it is in.
 
-Request bodies: ``unencoded`` refuses a ``Content-Encoding``; ``undecodable`` answers a body whose
-framing aiohttp could not decode.
+Request bodies: ``unencoded`` refuses a ``Content-Encoding``.
 """
 
 from __future__ import annotations
@@ -17,7 +16,6 @@ from __future__ import annotations
 import re
 
 from aiohttp import web
-from aiohttp.http_exceptions import HttpProcessingError
 
 from dtr.errors import ErrorCode
 from dtr.registry.errors import RegistryError, codes
@@ -102,8 +100,3 @@ def unencoded(request: web.Request, code: ErrorCode) -> None:
                             message=f"Content-Encoding {encoding[:64]!r} is not accepted: send the bytes "
                                     "as they are (their digest is of those bytes)")
 
-
-def undecodable(area: str | None, e: HttpProcessingError) -> RegistryError:
-    """A body whose HTTP framing aiohttp could not decode: the client's fault, a 400."""
-    code = codes.MANIFEST_INVALID if area == "manifests" else codes.BLOB_UPLOAD_INVALID
-    return RegistryError(code, message=f"the request body could not be read: {e.message}"[:300])

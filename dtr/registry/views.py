@@ -18,12 +18,11 @@ from typing import Any
 from urllib.parse import urlencode
 
 from aiohttp import web
-from aiohttp.http_exceptions import HttpProcessingError
 
 from dtr.errors import ErrorCode
 from dtr.keys import ACTOR, AREA, CONFIG, MAY_PULL, REGISTRY, REPOSITORY, STORAGE
 from dtr.registry.errors import RegistryError, codes
-from dtr.registry.inputs import check_path, check_query, undecodable, unencoded
+from dtr.registry.inputs import check_path, check_query, unencoded
 from dtr.registry.manifests import DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, is_media_type
 from dtr.registry.names import (
     TAG_RE,
@@ -465,8 +464,6 @@ async def handle_v2(request: web.Request, gate: Gate) -> web.StreamResponse:
         resp = await gate(request, route, m, dispatch)
     except RegistryError as e:
         resp = e.response()
-    except HttpProcessingError as e:  # a request body aiohttp could not decode (its framing)
-        resp = undecodable(request.get(AREA), e).response()
     except StorageError as e:
         log.warning("storage failure: %s", e)
         resp = RegistryError(codes.UNAVAILABLE, message="storage backend unavailable, try again later",
