@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
 
 from aiohttp import web
 
@@ -32,10 +31,6 @@ from dtr.registry.events import Outbox
 from dtr.registry.service import RegistryService
 from dtr.registry.views import API_VERSION, add_registry_routes
 from dtr.storage.factory import create_driver
-
-#: Options of the aiohttp server that runs the app: request bodies reach dtr as sent (a blob is
-#: hashed as received; /api/v0 decodes gzip itself, with its size limit on the decoded bytes).
-SERVER_OPTIONS: dict[str, Any] = {"auto_decompress": False}
 
 log = logging.getLogger("dtr")
 
@@ -87,7 +82,11 @@ async def _v2_redirect(request: web.Request) -> web.Response:
 
 
 def create_app(config: Config) -> web.Application:
-    app = web.Application(middlewares=[ops.request_middleware, unavailable], client_max_size=1 << 20)
+    # Request bodies reach dtr as sent (a blob is hashed as received, dtr.registry.inputs; /api/v0
+    # decodes gzip itself, with its size limit on the decoded bytes).
+    app = web.Application(middlewares=[ops.request_middleware, unavailable], client_max_size=1 << 20,
+                          handler_args={"auto_decompress": False})
+    app.on_response_prepare.append(ops.server_header)
     app[CONFIG] = config
     app.cleanup_ctx.append(_resources)
     setup_auth(app)

@@ -55,14 +55,14 @@ async def _serve(cfg: Config, socks: list[socket.socket], ssl_ctx: ssl.SSLContex
 
     from aiohttp import web
 
-    from dtr.app import SERVER_OPTIONS, create_app
+    from dtr.app import create_app
     from dtr.keys import DATABASE
     from dtr.ops.logs import ACCESS_LINES, AccessLogger
     from dtr.ops.runtime import trim_memory_periodically
     from dtr.ops.tasks import background
     from dtr.ops.views import IN_FLIGHT
 
-    runner = web.AppRunner(create_app(cfg), access_log_class=AccessLogger, **SERVER_OPTIONS,
+    runner = web.AppRunner(create_app(cfg), access_log_class=AccessLogger,
                            access_log=logging.getLogger("dtr.access"), shutdown_timeout=cfg.http.drain_timeout,
                            handle_signals=False)
     await runner.setup()

@@ -29,7 +29,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from dtr.app import SERVER_OPTIONS, create_app
+from dtr.app import create_app
 from dtr.config import load_config
 from tests.servers import DtrProcess, create_database, start_postgres
 
@@ -122,9 +122,6 @@ async def app_client(database_url: str, tmp_path: Path, app_extra: dict[str, Any
     # The config file a DtrProcess would run with, loaded and validated as `dtr serve` does.
     config = load_config(DtrProcess(tmp_path / "app", database_url, app_extra).config_path, environ={})
     server = TestServer(create_app(config), host=config.http.host, port=config.http.port)
-    # As `dtr serve` runs (request bodies reach the handlers as sent). Started here: TestServer
-    # ignores runner options given to its constructor.
-    await server.start_server(**SERVER_OPTIONS)
     async with TestClient(server, auto_decompress=False) as client:
         yield client
 

@@ -105,7 +105,7 @@ async def registry_auth(request: web.Request, route: Route, m: re.Match[str],
         request[REPOSITORY] = name
     source = _mount_source(request) if route.mounts and "mount" in request.query else None
     if claims is None or not claims.subject:
-        raise _refusal(auth, access, name, source, error)
+        raise _refusal(auth, access, name, source, error, _basic_sent(request, auth.realm))
     # An authenticated user's token lacks the access: a better token if the user has it, else
     # why not (the slow path may use the database).
     principal = await auth.lookup_principal(claims.subject)
@@ -121,8 +121,16 @@ async def registry_auth(request: web.Request, route: Route, m: re.Match[str],
     raise RegistryError(codes.DENIED, message=message, detail={"Type": type_, "Name": name, "Action": action})
 
 
+def _basic_sent(request: web.Request, realm: str) -> str | None:
+    """The message for a client that sent Basic credentials to /v2 (clients send them to the
+    realm, which answers a token; the challenge tells them where), else None."""
+    if request.headers.get("Authorization", "")[:6].lower() != "basic ":
+        return None
+    return f"Basic credentials are not accepted on /v2/: get a token from {realm} (docker login does this)"
+
+
 def _refusal(auth: AuthService, access: Access | None, name: str | None, source: str | None,
-             error: str | None) -> RegistryError:
+             error: str | None, message: str | None = None) -> RegistryError:
     """401 with the challenge naming every scope the request needs (a mount's source too)."""
     detail: list[dict[str, str | None]] = []
     scopes = []
@@ -133,4 +141,4 @@ def _refusal(auth: AuthService, access: Access | None, name: str | None, source:
         scopes.append(f"repository:{source}:pull")
         detail.append({"Type": "repository", "Name": source, "Action": "pull"})
     headers = _challenge(auth.realm, auth.service, " ".join(scopes) or None, error)
-    return RegistryError(codes.UNAUTHORIZED, headers=headers, detail=detail or None)
+    return RegistryError(codes.UNAUTHORIZED, headers=headers, detail=detail or None, message=message)

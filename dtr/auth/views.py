@@ -15,7 +15,7 @@ import datetime as dt
 import json
 import logging
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from aiohttp import web
@@ -26,6 +26,7 @@ from dtr.auth.access import ANONYMOUS, Principal
 from dtr.auth.service import AuthError, AuthService
 from dtr.errors import ErrorCode
 from dtr.keys import AUTH, USER
+from dtr.text import BadInput, check_text
 
 log = logging.getLogger("dtr.auth")
 _SCOPE = re.compile(r"^([a-z0-9]+)(?:\([a-z0-9]+\))?:(.+):([a-z*]+(?:,[a-z*]+)*)$")
@@ -88,6 +89,18 @@ async def _answer(request: web.Request, auth: AuthService, principal: Principal,
                         headers={"Cache-Control": "no-store"})
 
 
+def _check_text(fields: Iterable[tuple[str, object]]) -> web.Response | None:
+    """400 when a parameter (or credential) holds a NUL or an unpaired surrogate, else None."""
+    try:
+        for key, value in fields:
+            check_text(key, "a parameter's name")
+            if isinstance(value, str):
+                check_text(value, f"the parameter {key}")
+    except BadInput as e:
+        return _error(codes.INVALID_PARAMETER, str(e), "invalid_request")
+    return None
+
+
 def _check_service(auth: AuthService, service: str | None) -> web.Response | None:
     if service and service != auth.service:
         return _error(codes.UNSUPPORTED, f"unknown service {service[:128]!r}; this server is {auth.service!r}",
@@ -97,8 +110,8 @@ def _check_service(auth: AuthService, service: str | None) -> web.Response | Non
 
 async def token_get(request: web.Request) -> web.Response:
     auth = request.app[AUTH]
-    assert auth is not None
-    bad = _check_service(auth, request.query.get("service"))
+    assert auth is not None  # _json_errors answers 404 when auth is off
+    bad = _check_text(request.query.items()) or _check_service(auth, request.query.get("service"))
     if bad is not None:
         return bad
     scopes = parse_scopes(request.query.getall("scope", []))
@@ -108,6 +121,9 @@ async def token_get(request: web.Request) -> web.Response:
         creds = basic_credentials(header)
         if creds is None:
             return _error(codes.UNAUTHORIZED, "the token endpoint takes Basic credentials")
+        bad = _check_text([("username", creds[0]), ("password", creds[1])])
+        if bad is not None:
+            return bad
         request[USER] = creds[0]
         try:
             principal = await auth.authenticate(creds[0], creds[1], request.remote or "")
@@ -119,9 +135,9 @@ async def token_get(request: web.Request) -> web.Response:
 
 async def token_post(request: web.Request) -> web.Response:
     auth = request.app[AUTH]
-    assert auth is not None
+    assert auth is not None  # _json_errors answers 404 when auth is off
     form = await request.post()
-    bad = _check_service(auth, str(form.get("service") or "") or None)
+    bad = _check_text(form.items()) or _check_service(auth, str(form.get("service") or "") or None)
     if bad is not None:
         return bad
     scopes = parse_scopes([str(form.get("scope") or "")])
@@ -145,6 +161,8 @@ async def token_post(request: web.Request) -> web.Response:
 def _json_errors(handler: Callable[[web.Request], Awaitable[web.Response]]
                  ) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def wrapped(request: web.Request) -> web.Response:
+        if request.app[AUTH] is None:
+            return _error(codes.NOT_FOUND, "token authentication is off on this server (auth.enabled)")
         try:
             return await handler(request)
         except web.HTTPException:

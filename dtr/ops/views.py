@@ -132,6 +132,12 @@ async def request_middleware(
                          time.perf_counter() - start)
 
 
+async def server_header(request: web.Request, response: web.StreamResponse) -> None:
+    """``on_response_prepare``: ``Server: dtr`` on every response, naming no versions (aiohttp's
+    default names Python's and its own)."""
+    response.headers["Server"] = "dtr"
+
+
 async def ping(request: web.Request) -> web.Response:
     """200 when the database and storage answer, else 503 (``Retry-After``) with the reasons, as a
     person reads them ("database unavailable: connection refused, ...")."""

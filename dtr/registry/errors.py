@@ -37,6 +37,8 @@ class codes:
     MANIFEST_TOO_LARGE = ErrorCode("MANIFEST_INVALID", 413, "manifest payload too large")
     PAGINATION_NUMBER_INVALID = ErrorCode("PAGINATION_NUMBER_INVALID", 400, "invalid number of results requested")
     TAG_INVALID = ErrorCode("TAG_INVALID", 400, "manifest tag did not match URI")
+    #: A query parameter no other code covers (the spec's UNSUPPORTED: "an invalid set of parameters").
+    PARAMETER_INVALID = ErrorCode("UNSUPPORTED", 400, "a query parameter is invalid")
     UNAVAILABLE = ErrorCode("UNAVAILABLE", 503, "service unavailable, try again later")
     UNKNOWN = ErrorCode("UNKNOWN", 500, "unknown error")
 

@@ -6,12 +6,12 @@ import base64
 import binascii
 import dataclasses
 import hashlib
-import json
 import re
 from typing import Any
 
 from dtr.registry.errors import RegistryError, codes
 from dtr.registry.names import check_digest
+from dtr.text import BadInput, check_text, loads
 
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
@@ -51,6 +51,9 @@ class ParsedManifest:
     annotations: dict[str, str] | None
     #: For indexes: (digest, os, architecture, variant) of each child with a platform.
     platforms: tuple[tuple[str, str, str, str], ...] = ()
+    #: (where, digest, size) of each descriptor of ``blobs`` and ``manifests``: the stored
+    #: blob or manifest must have that size (``config``, ``layers[2]``, ``manifests[0]``).
+    sizes: tuple[tuple[str, str, int], ...] = ()
 
 
 def _invalid(message: str, detail: Any = None) -> RegistryError:
@@ -102,17 +105,6 @@ def _check_data(d: dict[str, Any], where: str) -> None:
         raise _invalid(f"{where}.data does not match the descriptor's digest and size")
 
 
-def _text(value: str) -> bool:
-    """Storable text: no NUL and no lone surrogates (PostgreSQL refuses both)."""
-    if "\x00" in value:
-        return False
-    try:
-        value.encode()
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
 def _annotations(doc: dict[str, Any], where: str = "") -> dict[str, str] | None:
     key = f"{where}.annotations" if where else "annotations"
     ann = doc.get("annotations")
@@ -120,19 +112,26 @@ def _annotations(doc: dict[str, Any], where: str = "") -> dict[str, str] | None:
         return None
     if not isinstance(ann, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in ann.items()):
         raise _invalid(f"{key} must map strings to strings")
-    if not all(_text(k) and _text(v) for k, v in ann.items()):
-        raise _invalid(f"{key} must not contain NUL characters or invalid Unicode")
+    try:  # stored (jsonb) for the top level; refused alike in descriptors
+        for k, v in ann.items():
+            check_text(k, f"a key of {key}")
+            check_text(v, f"{key}.{k}")
+    except BadInput as e:
+        raise _invalid(str(e)) from None
     return ann
 
 
 def parse_manifest(body: bytes, content_type: str | None) -> ParsedManifest:
-    """Check ``body`` against its media type; raise MANIFEST_INVALID with the reason."""
+    """Check ``body`` against its media type; raise MANIFEST_INVALID with the reason.
+
+    JSON is parsed strictly (``dtr.text.loads``: no NaN/Infinity/overflow, depth 64). Of its
+    strings only those stored as text are checked for NUL and unpaired surrogates (annotations,
+    in jsonb; media types and digests pass their grammars): the bytes are kept exactly as pushed,
+    and JSON allows ``\\u0000`` in strings that the registry only passes on."""
     try:
-        doc = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise _invalid(f"not valid JSON: {e}") from None
-    except RecursionError:
-        raise _invalid("not valid JSON: nested too deeply") from None
+        doc = loads(body, text=False)
+    except BadInput as e:
+        raise _invalid(str(e)) from None
     if not isinstance(doc, dict):
         raise _invalid("the top level must be a JSON object")
     if doc.get("schemaVersion") == 1:
@@ -178,27 +177,31 @@ def parse_manifest(body: bytes, content_type: str | None) -> ParsedManifest:
         if not isinstance(layers, list):
             raise _invalid("layers must be a list")
         blobs = [config["digest"]]
+        sizes = [("config", config["digest"], config["size"])]
         for i, layer in enumerate(layers):
             d = _descriptor(layer, f"layers[{i}]")
             if d["mediaType"] in FOREIGN_LAYERS and d.get("urls"):
                 continue
             blobs.append(d["digest"])
+            sizes.append((f"layers[{i}]", d["digest"], d["size"]))
         if artifact_type is None and config["mediaType"] == OCI_EMPTY and media_type == OCI_MANIFEST:
             raise _invalid(f"artifactType is required when config.mediaType is {OCI_EMPTY}")
         if artifact_type is None and media_type == OCI_MANIFEST:
             artifact_type = config["mediaType"]
-        return ParsedManifest(media_type, tuple(dict.fromkeys(blobs)), (), subject, artifact_type, annotations)
+        return ParsedManifest(media_type, tuple(dict.fromkeys(blobs)), (), subject, artifact_type, annotations,
+                              sizes=tuple(sizes))
 
     children = doc.get("manifests")
     if not isinstance(children, list):
         raise _invalid("manifests must be a list")
-    digests, platforms = [], []
+    digests, platforms, sizes = [], [], []
     for i, child in enumerate(children):
         d = _descriptor(child, f"manifests[{i}]")
         digests.append(d["digest"])
+        sizes.append((f"manifests[{i}]", d["digest"], d["size"]))
         p = d.get("platform")
         if isinstance(p, dict):
             platforms.append((d["digest"], str(p.get("os", "")), str(p.get("architecture", "")),
                               str(p.get("variant", ""))))
     return ParsedManifest(media_type, (), tuple(dict.fromkeys(digests)), subject, artifact_type, annotations,
-                          tuple(platforms))
+                          tuple(platforms), tuple(sizes))

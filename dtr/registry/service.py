@@ -57,9 +57,10 @@ _HOLDERS = text("SELECT r.name FROM repository_blobs l JOIN repositories r ON r.
                 "split_part(r.name, '/', 1) = split_part(:name, '/', 1) DESC, r.name LIMIT :limit")
 _MOUNT_CANDIDATES = 32
 _REPOSITORY = text("SELECT id, immutable_tags FROM repositories WHERE name = :name")
-_LINKED_BLOBS = text("SELECT digest FROM repository_blobs WHERE repository_id = :rid "
-                     "AND digest = ANY(CAST(:digests AS text[]))")
-_PRESENT_MANIFESTS = text("SELECT digest FROM manifests WHERE repository_id = :rid "
+#: The sizes of the blobs a repository links and of the manifests it holds, among ``digests``.
+_LINKED_BLOBS = text("SELECT l.digest, b.size FROM repository_blobs l JOIN blobs b ON b.digest = l.digest "
+                     "WHERE l.repository_id = :rid AND l.digest = ANY(CAST(:digests AS text[]))")
+_PRESENT_MANIFESTS = text("SELECT digest, size FROM manifests WHERE repository_id = :rid "
                           "AND digest = ANY(CAST(:digests AS text[]))")
 _INSERT_MANIFEST = text("""
 INSERT INTO manifests (repository_id, digest, media_type, artifact_type, subject_digest, annotations, payload, size)
@@ -293,17 +294,27 @@ class RegistryService:
         return Event(events.TAG_PUSHED, name, tag, digest)
 
     async def _check_references(self, conn: AsyncConnection, rid: int, parsed: ParsedManifest) -> None:
-        if parsed.blobs:
-            have = set((await conn.execute(_LINKED_BLOBS, {"rid": rid, "digests": list(parsed.blobs)})).scalars())
-            missing = [d for d in parsed.blobs if d not in have]
-            if missing:
-                raise _unknown_references(missing, "blob")
-        if parsed.manifests:
-            have = set((await conn.execute(_PRESENT_MANIFESTS, {"rid": rid, "digests": list(parsed.manifests)}
-                                           )).scalars())
-            missing = [d for d in parsed.manifests if d not in have]
-            if missing:
-                raise _unknown_references(missing, "manifest")
+        """Every blob and child manifest ``parsed`` names is in the repository (else
+        MANIFEST_BLOB_UNKNOWN) with the size its descriptor says (else MANIFEST_INVALID): the
+        existence query returns the sizes, so this costs no further round-trip."""
+        sizes: dict[str, int] = {}
+        for kind, digests, query in (("blob", parsed.blobs, _LINKED_BLOBS),
+                                     ("manifest", parsed.manifests, _PRESENT_MANIFESTS)):
+            if digests:
+                have = {row.digest: int(row.size) for row in await conn.execute(
+                    query, {"rid": rid, "digests": list(digests)})}
+                missing = [d for d in digests if d not in have]
+                if missing:
+                    raise _unknown_references(missing, kind)
+                sizes.update(have)
+        wrong = [RegistryError(codes.MANIFEST_INVALID, detail={"descriptor": where, "digest": digest, "size": size,
+                                                              "stored": sizes[digest]},
+                               message=f"manifest invalid: {where}: size {size} does not match the stored "
+                                       f"{'manifest' if where.startswith('manifests') else 'blob'}'s "
+                                       f"{sizes[digest]} bytes")
+                 for where, digest, size in parsed.sizes if sizes.get(digest, size) != size]
+        if wrong:
+            raise RegistryError(wrong[0].code, wrong[0].detail, wrong[0].message, more=wrong[1:])
 
     async def delete_manifest(self, name: str, reference: str, actor: Actor) -> str:
         """By digest: delete the manifest (and its tags). By tag: delete the tag only.

@@ -23,6 +23,7 @@ from dtr.errors import ErrorCode
 from dtr.keys import ACTOR, AREA, CONFIG, MAY_PULL, REGISTRY, REPOSITORY, STORAGE
 from dtr.ops import metrics
 from dtr.registry.errors import RegistryError, codes
+from dtr.registry.inputs import check_path, check_query, unencoded
 from dtr.registry.manifests import DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, is_media_type
 from dtr.registry.names import (
     TAG_RE,
@@ -59,6 +60,8 @@ def _upload_id(raw: str) -> uuid.UUID:
 
 
 def _body(request: web.Request) -> AsyncIterator[bytes]:
+    """An upload's body as sent (``dtr.registry.inputs.unencoded``)."""
+    unencoded(request, codes.BLOB_UPLOAD_INVALID)
     return request.content.iter_any()
 
 
@@ -197,6 +200,7 @@ async def _read_manifest(request: web.Request, limit: int) -> bytes:
         return RegistryError(codes.MANIFEST_TOO_LARGE, detail=detail,
                              message=f"manifest is larger than the limit of {limit} bytes")
 
+    unencoded(request, codes.MANIFEST_INVALID)
     if request.content_length is not None and request.content_length > limit:
         raise too_large(request.content_length)
     body = bytearray()
@@ -310,13 +314,13 @@ async def start_upload(request: web.Request, name: str, _: str) -> web.Response:
         return web.Response(status=201, headers={
             "Location": f"/v2/{name}/blobs/{mount}", "Docker-Content-Digest": mount})
     digest = request.query.get("digest")
-    if digest is not None:
+    if digest is not None:  # a monolithic upload
         check_digest(digest)
-    upload_id = await svc.uploads.start(name, request[ACTOR])
-    if digest is not None:
-        await svc.uploads.finish(name, upload_id, digest, _body(request))
+        body = _body(request)
+        await svc.uploads.finish(name, await svc.uploads.start(name, request[ACTOR]), digest, body)
         return web.Response(status=201, headers={"Location": f"/v2/{name}/blobs/{digest}",
                                                  "Docker-Content-Digest": digest})
+    upload_id = await svc.uploads.start(name, request[ACTOR])
     return web.Response(status=202, headers=upload_headers(name, upload_id, 0))
 
 
@@ -429,16 +433,18 @@ ROUTES = RouteTable([
 
 
 async def dispatch(request: web.Request, route: Route, m: re.Match[str]) -> web.StreamResponse:
-    """Call the route's handler with the repository name (checked) and reference of the match."""
+    """Call the route's handler with the repository name (checked by ``handle_v2``) and reference."""
     if route.repository:
-        return await route.handler(request, _repo(request, m.group(1)), m.group(2))
+        return await route.handler(request, m.group(1), m.group(2))
     return await route.handler(request, "", "")
 
 
 async def handle_v2(request: web.Request, gate: Gate) -> web.StreamResponse:
     """Every ``/v2/`` request: matched once against ``ROUTES`` (no entry: 404; a method the entry
     does not take: 405 with ``Allow``), passed through ``gate`` (the token check), dispatched,
-    errors as the spec's JSON.
+    errors as the spec's JSON. Before the gate, so that a malformed request is a 400 whoever
+    asks and tells nothing of what exists: the path's and query's text (``dtr.registry.inputs``)
+    and the repository name's grammar.
 
     A bug is logged and answered as UNKNOWN, never as HTML. Every answer carries
     ``Docker-Distribution-API-Version`` (streamed ones set it themselves). One plain handler
@@ -447,13 +453,18 @@ async def handle_v2(request: web.Request, gate: Gate) -> web.StreamResponse:
     rather than ``request.config_dict`` (a chain of mappings built per request).
     """
     try:
-        found = ROUTES.match(request.match_info["tail"])
+        tail = request.match_info["tail"]
+        found = ROUTES.match(tail)
+        check_path(tail, found)
         if found is None:
             raise RegistryError(codes.NAME_UNKNOWN, message="no such endpoint", detail={"path": request.path[:256]})
         route, m = found
         request[AREA] = route.area
+        check_query(request, route)
         if request.method not in route.methods:
             raise RegistryError(codes.UNSUPPORTED, detail={"method": request.method}, headers={"Allow": route.allow})
+        if route.repository:
+            _repo(request, m.group(1))
         resp = await gate(request, route, m, dispatch)
     except RegistryError as e:
         resp = e.response()

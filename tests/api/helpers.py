@@ -10,7 +10,13 @@ import os
 from typing import Any
 
 import aiohttp
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
 
+from dtr.keys import AUTH
+from tests.auth.client import basic
+from tests.auth.constants import ADMIN_AUTH, auth_config
 from tests.oci import (
     DOCKER_CONFIG,
     DOCKER_LAYER,
@@ -19,6 +25,7 @@ from tests.oci import (
     EMPTY_DIGEST,
     OCI_CONFIG,
     OCI_EMPTY,
+    OCI_LAYER,
     OCI_LAYER_GZIP,
     OCI_MANIFEST,
     descriptor,
@@ -100,3 +107,46 @@ class Registry:
         r = await self.put_manifest(name, tag or digest, body, OCI_MANIFEST)
         assert r.status == 201, r.status
         return digest, body
+
+
+# -- the in-process app (``app_client``), auth off or on -------------------------------------
+
+Client = TestClient[web.Request, web.Application]
+#: Run a test on the in-process app with auth off and on (``auth_config``: the admin's password).
+AUTH_MODES = pytest.mark.parametrize("app_extra", [{}, auth_config()], ids=["auth-off", "auth-on"])
+
+
+def image_of(config: bytes, layer: bytes, /, **fields: Any) -> bytes:
+    """An OCI image manifest of ``config`` and one ``layer``, with more top-level ``fields``."""
+    doc = {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": descriptor(OCI_CONFIG, config),
+           "layers": [descriptor(OCI_LAYER, layer)], **fields}
+    return dumps(doc)
+
+
+async def app_token(app_client: Client, app_base: str, scope: str) -> dict[str, str]:
+    """An admin's bearer token for ``scope`` as headers ({} when auth is off)."""
+    if app_client.app[AUTH] is None:
+        return {}
+    async with app_client.session.get(f"{app_base}/auth/token", params={"scope": scope},
+                                      headers={"Authorization": basic(*ADMIN_AUTH)}) as r:
+        assert r.status == 200, await r.text()
+        return {"Authorization": f"Bearer {(await r.json())['token']}"}
+
+
+async def app_seed(app_client: Client, app_base: str, name: str = "acme/app") -> tuple[dict[str, str], bytes, bytes]:
+    """An image ``name:v1`` (config and layer); returns a push token's headers, config, layer."""
+    if app_client.app[AUTH] is not None:
+        async with app_client.session.post(f"{app_base}/api/v0/meta/settings", json={"createRepositoryOnPush": True},
+                                           headers={"Authorization": basic(*ADMIN_AUTH)}) as r:
+            assert r.status == 200, await r.text()
+    headers = await app_token(app_client, app_base, f"repository:{name}:pull,push,delete")
+    http = aiohttp.ClientSession(headers=headers)
+    async with http:
+        config, layer = b'{"architecture":"amd64","os":"linux"}', os.urandom(78)
+        for blob in (config, layer):
+            await upload_blob(http, app_base, name, blob)
+        body = image_of(config, layer)
+        async with http.put(f"{app_base}/v2/{name}/manifests/v1", data=body,
+                            headers={"Content-Type": OCI_MANIFEST}) as r:
+            assert r.status == 201, await r.text()
+    return headers, config, layer

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import os
+import uuid
+from urllib.parse import quote
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from yarl import URL
 
-from tests.api.helpers import Registry, error_codes
+from dtr.errors import ErrorCode
+from dtr.registry.errors import codes
+from tests.api.helpers import AUTH_MODES, Client, Registry, app_seed, app_token, error_codes
 from tests.oci import OCI_MANIFEST, digest_of, dumps
 
 
@@ -138,3 +146,72 @@ async def test_range_garbage_on_an_existing_blob(reg: Registry, repo_name: str) 
             body = await r.read()
             if r.status == 200:
                 assert body == data
+
+
+# -- a property-based fuzz of /v2 on the in-process app, auth off and on ---------------------
+
+#: Every code /v2 may answer (dtr.registry.errors declares them once).
+DECLARED = {c.code for c in vars(codes).values() if isinstance(c, ErrorCode)}
+JUNK = ["", "%00", "a%00b", "%ED%A0%80", "%FF", "%C0%80", "%0A", "%2F", "%2e%2e", "..", "A", "x" * 300, "%C3%A4",
+        "%09", "%25", "+", ";", "sha256:", "sha256:" + "0" * 64, "sha512:zz", "-1", "99999999999999999999999"]
+#: Path segments: real ones (the seeded repository ``acme/app``, its tag, digests, upload ids), junk,
+#: and any text (percent-encoded).
+SEGMENT = st.one_of(
+    st.sampled_from(["acme", "app", "App", "manifests", "blobs", "uploads", "tags", "list", "referrers", "_catalog",
+                     "v1", str(uuid.UUID(int=0)), str(uuid.uuid4()), *JUNK]),
+    st.text(max_size=8).map(lambda s: quote(s.encode("utf-8", "surrogatepass"), safe="")))
+PATH = st.one_of(
+    st.lists(SEGMENT, max_size=7).map(lambda segs: "/v2/" + "/".join(segs)),
+    st.tuples(st.sampled_from(["acme/app", "acme/a%00pp", "acme/App", "acme//x", "acme/app/"]),
+              st.sampled_from(["manifests/v1", "manifests/", "blobs/uploads/", "tags/list", "blobs/", "referrers/"]),
+              SEGMENT).map(lambda t: f"/v2/{t[0]}/{t[1]}{t[2]}"))
+QUERY = st.lists(st.tuples(st.sampled_from(["n", "last", "digest", "mount", "from", "cursor", "artifactType", "%00",
+                                            "x"]),
+                           st.one_of(st.sampled_from(JUNK), st.text(max_size=8).map(
+                               lambda s: quote(s.encode("utf-8", "surrogatepass"), safe="")))),
+                 max_size=4).map(lambda kv: "&".join(f"{k}={v}" for k, v in kv))
+HEADERS = st.fixed_dictionaries({}, optional={
+    "Content-Type": st.sampled_from([OCI_MANIFEST, "application/vnd.oci.image.index.v1+json", "application/json",
+                                     "a/b;;;", "", "application/octet-stream", "x/y; charset=\xff"]),
+    "Content-Range": st.sampled_from(["0-0", "0-99", "5-1", "bytes=0-1", "garbage", "-", "0-99999999999999999999",
+                                      "0-10/*", ""]),
+    "Range": st.sampled_from(["bytes=0-1", "bytes=garbage", "bytes=-5", "bytes=5-1", "items=0-5", "bytes=0-1,3-4"]),
+    "Accept": st.sampled_from(["*/*", ";;;,,,", OCI_MANIFEST + ";q=0", "text/html", "a/*;q=abc"]),
+    "Authorization": st.sampled_from(["Basic !!!", "Basic " + base64.b64encode(b"\x00:\xff").decode(), "Bearer ",
+                                      "Bearer a.b.c", "Bearer " + "x" * 2000, "Negotiate x", "basic", "TOKEN"]),
+    "Content-Encoding": st.sampled_from(["gzip", "identity", "br", "x"]),
+})
+BODY = st.one_of(st.binary(max_size=256), st.sampled_from([
+    b"{}", b"null", b'{"schemaVersion": 2, "x": NaN}', b"[" * 100 + b"]" * 100, dumps({
+        "schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": {"mediaType": "a/b", "digest": digest_of(b"x"),
+                                                                  "size": 1}, "layers": [],
+        "annotations": {"a": "b\u0000"}})]))
+
+
+@AUTH_MODES
+@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(method=st.sampled_from(["GET", "HEAD", "PUT", "POST", "PATCH", "DELETE", "OPTIONS"]), path=PATH,
+       query=QUERY, headers=HEADERS, body=BODY, token=st.booleans())
+async def test_fuzz_never_a_5xx_and_every_error_is_the_spec_s_json(
+        app_client: Client, app_base: str, seeded: dict[str, str], method: str, path: str, query: str,
+        headers: dict[str, str], body: bytes, token: bool) -> None:
+    """Any /v2 path, query, headers and body, with or without a token: no 5xx, and every 4xx from
+    /v2 is ``{"errors": [{"code", "message", ...}]}`` with a declared code."""
+    if token and seeded:
+        headers = {**headers, **seeded}
+    url = URL(f"{app_base}{path}" + (f"?{query}" if query else ""), encoded=True)
+    async with app_client.session.request(method, url, headers=headers, data=body or None,
+                                          allow_redirects=False) as r:
+        payload = await r.read()
+        assert r.status < 500, (method, str(url), headers, r.status, payload[:500])
+        if r.status >= 400 and method != "HEAD" and "Docker-Distribution-API-Version" in r.headers:
+            errors = json.loads(payload)["errors"]
+            assert errors and all(set(e) <= {"code", "message", "detail"} and e["code"] in DECLARED
+                                  and isinstance(e["message"], str) for e in errors), payload[:500]
+
+
+@pytest.fixture
+async def seeded(app_client: Client, app_base: str) -> dict[str, str]:
+    """``acme/app:v1`` pushed; a token's headers covering it and the catalog ({} with auth off)."""
+    await app_seed(app_client, app_base)
+    return await app_token(app_client, app_base, "repository:acme/app:pull,push,delete registry:catalog:*")
