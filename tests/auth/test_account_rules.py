@@ -68,9 +68,9 @@ def test_the_first_admins_password_file_obeys_the_policy(dtr_factory: Callable[.
                                                          tmp_path_factory: pytest.TempPathFactory) -> None:
     secret = tmp_path_factory.mktemp("secret") / "admin-password"
     secret.write_text("weak\n")
-    for path, why in ((secret, "at least 8"), (secret.with_name("missing"), "cannot read")):
-        message = _refused(dtr_factory({"auth": {"enabled": True, "admin_password_file": str(path)}}, start=False))
-        assert message.startswith("dtr: configuration error: auth.admin_password_file: ") and why in message
+    # (A missing file is the start-up checks' one line and exit 1: tests/test_startup.py.)
+    message = _refused(dtr_factory({"auth": {"enabled": True, "admin_password_file": str(secret)}}, start=False))
+    assert message.startswith("dtr: configuration error: auth.admin_password_file: ") and "at least 8" in message
 
 
 def test_access_tokens_neither_make_tokens_nor_change_passwords(client: Client) -> None:
