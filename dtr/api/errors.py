@@ -3,15 +3,15 @@ one builder of error JSON: ``{"errors": [{"code", "message"[, "detail"]}]}``.
 
 Raise ``APIError(codes.NO_SUCH_REPOSITORY, "no repository named 'acme/app'")`` from any domain's
 service or view; the API's error middleware (and the token endpoint) answer it with its status.
-Handlers declare what they may answer with ``@raises(codes.X, ...)``: the OpenAPI document lists it.
+Handlers declare what they may answer in their ``dtr.api.operations.operation``: the OpenAPI
+document lists it.
 It imports nothing of dtr's but ``dtr.errors``, so every package may use it.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from aiohttp import web
 
@@ -58,24 +58,6 @@ ALL: dict[str, ErrorCode] = {v.code: v for k, v in vars(codes).items() if isinst
 
 #: The codes every /api/v0 route may answer (authentication, throttling, the unexpected).
 EVERY_ROUTE: tuple[ErrorCode, ...] = (codes.UNAUTHORIZED, codes.TOOMANYREQUESTS, codes.INTERNAL_ERROR)
-
-_H = TypeVar("_H", bound=Callable[..., Any])
-_DECLARED: dict[Callable[..., Any], tuple[ErrorCode, ...]] = {}
-
-
-def raises(*declared: ErrorCode) -> Callable[[_H], _H]:
-    """Declare the codes a handler may answer (besides ``EVERY_ROUTE``), for the OpenAPI document."""
-    def mark(handler: _H) -> _H:
-        _DECLARED[handler] = declared
-        return handler
-
-    return mark
-
-
-def declared(handler: Callable[..., Any]) -> tuple[ErrorCode, ...]:
-    """The codes ``handler`` declared with ``raises`` (none if it did not)."""
-    return _DECLARED.get(handler, ())
-
 
 def error_response(code: ErrorCode, message: str | None = None, detail: Any = None,
                    headers: dict[str, str] | None = None, extra: dict[str, Any] | None = None) -> web.Response:
