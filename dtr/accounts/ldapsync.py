@@ -23,6 +23,8 @@ class SyncReport:
     created: list[str] = dataclasses.field(default_factory=list)
     updated: int = 0
     deactivated: list[str] = dataclasses.field(default_factory=list)
+    #: Gone from the directory but kept active: the last active site admin.
+    kept: list[str] = dataclasses.field(default_factory=list)
     #: Directory users whose name is taken by a local (non-directory) account.
     conflicts: list[str] = dataclasses.field(default_factory=list)
     #: "org/team" -> (added, removed) member names.
@@ -30,7 +32,7 @@ class SyncReport:
 
     def as_dict(self) -> dict[str, Any]:
         return {"created": self.created, "updated": self.updated, "deactivated": self.deactivated,
-                "conflicts": self.conflicts,
+                "kept": self.kept, "conflicts": self.conflicts,
                 "teams": {k: {"added": a, "removed": r} for k, (a, r) in self.teams.items()}}
 
 
@@ -58,8 +60,13 @@ async def sync(engine: AsyncEngine, directory: Directory) -> SyncReport:
             elif (row.full_name, row.email, row.ldap_dn) != (values["full_name"], values["email"], values["ldap_dn"]):
                 await conn.execute(update(accounts).where(accounts.c.id == row.id).values(**values))
                 report.updated += 1
+        admins = set(await svc.lock_active_admins(conn))
         for name, row in existing.items():
             if row.is_imported and row.is_active and name not in found:
+                if admins == {name}:  # never leave the site without an admin
+                    report.kept.append(name)
+                    continue
+                admins.discard(name)
                 await conn.execute(update(accounts).where(accounts.c.id == row.id)
                                    .values(is_active=False, credential_gen=row.credential_gen + 1))
                 report.deactivated.append(name)

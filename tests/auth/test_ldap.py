@@ -125,3 +125,19 @@ def test_sync_reports_an_unreachable_directory(dtr_factory: Callable[..., DtrPro
                                          "timeout": 2}))
     p = dtr_cli(proc, "ldap", "sync")
     assert p.returncode == 1 and "LDAP sync failed" in p.stderr and "cannot talk to" in p.stderr
+
+
+def test_sync_never_deactivates_the_last_active_site_admin(slapd: Slapd,
+                                                           dtr_factory: Callable[..., DtrProcess]) -> None:
+    proc = dtr_factory(ldap_config(slapd))
+    c = Client(proc.url)
+    (boss,) = _people(slapd, 1)
+    assert dtr_cli(proc, "ldap", "sync").returncode == 0
+    c.api("PATCH", f"/accounts/{boss}", ADMIN_AUTH, {"isAdmin": True}, expect=200)
+    c.api("PATCH", "/accounts/admin", (boss, f"Ldap-{boss}"), {"isAdmin": False}, expect=200)
+    slapd.delete(f"uid={boss},{PEOPLE}")  # the only site admin leaves the directory
+    p = dtr_cli(proc, "ldap", "sync")
+    assert p.returncode == 0, p.stderr
+    report = json.loads(p.stdout)
+    assert report["kept"] == [boss] and boss not in report["deactivated"]
+    assert c.api("GET", f"/accounts/{boss}", ADMIN_AUTH, expect=200).json()["isActive"] is True
