@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 
 from aiohttp import web
 
 from dtr.accounts.views import register as register_accounts
 from dtr.api.app import create_api_app
-from dtr.api.errors import codes as api_codes
-from dtr.api.errors import error_response
 from dtr.audit.service import record_registry_events
 from dtr.auth.api import api_auth
 from dtr.auth.middleware import registry_auth
 from dtr.auth.setup import setup_auth
 from dtr.config import Config, redacted
 from dtr.db.engine import Database
-from dtr.db.errors import DatabaseUnavailable
 from dtr.jobs.events import RegistryEvents, queue_pruning
 from dtr.jobs.runner import jobs_running
 from dtr.jobs.service import JobService
@@ -25,11 +22,9 @@ from dtr.jobs.views import register as register_jobs
 from dtr.keys import CONFIG, DATABASE, REGISTRY, STORAGE
 from dtr.ops import views as ops
 from dtr.ops.metrics import setup_metrics
-from dtr.registry.errors import RegistryError
-from dtr.registry.errors import codes as registry_codes
 from dtr.registry.events import Outbox
 from dtr.registry.service import RegistryService
-from dtr.registry.views import API_VERSION, add_registry_routes
+from dtr.registry.views import add_registry_routes
 from dtr.storage.factory import create_driver
 
 log = logging.getLogger("dtr")
@@ -61,22 +56,6 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         await storage.close()
 
 
-@web.middleware
-async def unavailable(request: web.Request,
-                      handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
-    """The database being away (``DatabaseUnavailable``, a 503 with ``Retry-After``) in the error
-    shape of the API asked: OCI ``UNAVAILABLE`` on /v2, ``{"errors": [...]}`` elsewhere (/api/v0's
-    own error middleware renders it the same way before it gets here)."""
-    try:
-        return await handler(request)
-    except DatabaseUnavailable as e:
-        retry = {"Retry-After": e.headers["Retry-After"]}
-        if request.path.startswith("/v2/"):
-            return RegistryError(registry_codes.UNAVAILABLE, message=e.message,
-                                 headers={**retry, **API_VERSION}).response()
-        return error_response(api_codes.UNAVAILABLE, e.message, headers=retry)
-
-
 async def _v2_redirect(request: web.Request) -> web.Response:
     raise web.HTTPMovedPermanently("/v2/")
 
@@ -84,9 +63,8 @@ async def _v2_redirect(request: web.Request) -> web.Response:
 def create_app(config: Config) -> web.Application:
     # Request bodies reach dtr as sent (a blob is hashed as received, dtr.registry.inputs; /api/v0
     # decodes gzip itself, with its size limit on the decoded bytes).
-    app = web.Application(middlewares=[ops.request_middleware, unavailable], client_max_size=1 << 20,
+    app = web.Application(middlewares=[ops.request_middleware], client_max_size=1 << 20,
                           handler_args={"auto_decompress": False})
-    app.on_response_prepare.append(ops.server_header)
     app[CONFIG] = config
     app.cleanup_ctx.append(_resources)
     setup_auth(app)

@@ -24,6 +24,7 @@ from dtr.api.errors import codes, error_response
 from dtr.audit import service as audit
 from dtr.auth.access import ANONYMOUS, Principal
 from dtr.auth.service import AuthError, AuthService
+from dtr.db.errors import DatabaseUnavailable
 from dtr.errors import ErrorCode
 from dtr.keys import AUTH, USER
 from dtr.text import BadInput, check_text
@@ -165,6 +166,8 @@ def _json_errors(handler: Callable[[web.Request], Awaitable[web.Response]]
             return _error(codes.NOT_FOUND, "token authentication is off on this server (auth.enabled)")
         try:
             return await handler(request)
+        except DatabaseUnavailable as e:
+            return error_response(codes.UNAVAILABLE, e.message, headers={"Retry-After": e.headers["Retry-After"]})
         except web.HTTPException:
             raise
         except Exception:
