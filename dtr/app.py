@@ -22,6 +22,7 @@ from dtr.jobs.views import register as register_jobs
 from dtr.keys import CONFIG, DATABASE, REGISTRY, STORAGE
 from dtr.ops import views as ops
 from dtr.ops.metrics import setup_metrics
+from dtr.ops.runtime import name_the_server
 from dtr.registry.events import Outbox
 from dtr.registry.service import RegistryService
 from dtr.registry.views import add_registry_routes
@@ -61,6 +62,7 @@ async def _v2_redirect(request: web.Request) -> web.Response:
 
 
 def create_app(config: Config) -> web.Application:
+    name_the_server()
     # Request bodies reach dtr as sent (a blob is hashed as received, dtr.registry.inputs; /api/v0
     # decodes gzip itself, with its size limit on the decoded bytes).
     app = web.Application(middlewares=[ops.request_middleware], client_max_size=1 << 20,

@@ -20,7 +20,6 @@ from dtr.jobs import shapes as s
 from dtr.jobs.caller import Caller
 from dtr.jobs.service import JobService
 from dtr.keys import CONFIG, DATABASE, REGISTRY
-from dtr.ops.views import SERVER
 
 
 def caller(request: web.Request) -> Caller:
@@ -79,7 +78,7 @@ async def get_job_logs(request: web.Request, id: str, query: s.LogsQuery) -> s.J
     if not query.follow:
         return await admin.job_logs(who, job_id, query.after, query.limit)
     events = await admin.follow_job(who, job_id, query.after)
-    resp = web.StreamResponse(headers={"Content-Type": "application/x-ndjson", "Cache-Control": "no-store", **SERVER})
+    resp = web.StreamResponse(headers={"Content-Type": "application/x-ndjson", "Cache-Control": "no-store"})
     await resp.prepare(request)
     async for event in events:
         await resp.write(json.dumps(event).encode() + b"\n")

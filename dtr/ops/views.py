@@ -19,9 +19,6 @@ from dtr.db.errors import RETRY_AFTER, DatabaseUnavailable
 from dtr.keys import AREA, DATABASE, REQUEST_ID, STORAGE
 
 PING_TIMEOUT = 5.0
-#: What every response says the server is: no versions.
-SERVER_NAME = "dtr"
-SERVER = {"Server": SERVER_NAME}
 
 
 class RequestMetrics(Collector):
@@ -114,9 +111,7 @@ _observe_request = REQUEST_METRICS.observe
 async def request_middleware(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
-    """Give each request an id (``X-Request-Id``), name the server without versions (``Server``;
-    aiohttp's default names Python's and its own: a handler that prepares its own response sends
-    ``SERVER`` itself) and count the request."""
+    """Give each request an id (``X-Request-Id``) and count it."""
     rid = request.headers.get("X-Request-Id", "")[:64] or f"{_RID_PREFIX}{next(_rid_counter):08x}"
     request[REQUEST_ID] = rid
     start = time.perf_counter()
@@ -125,13 +120,10 @@ async def request_middleware(
     try:
         resp = await handler(request)
         status = resp.status
-        headers = resp.headers
-        headers["X-Request-Id"] = rid
-        headers["Server"] = SERVER_NAME
+        resp.headers["X-Request-Id"] = rid
         return resp
     except web.HTTPException as e:
         status = e.status
-        e.headers["Server"] = SERVER_NAME
         raise
     finally:
         IN_FLIGHT.leave()

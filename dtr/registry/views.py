@@ -23,7 +23,6 @@ from dtr.db.errors import DatabaseUnavailable
 from dtr.errors import ErrorCode
 from dtr.keys import ACTOR, AREA, CONFIG, MAY_PULL, REGISTRY, REPOSITORY, STORAGE
 from dtr.ops import metrics
-from dtr.ops.views import SERVER
 from dtr.registry.errors import RegistryError, codes
 from dtr.registry.inputs import check_path, check_query, unencoded
 from dtr.registry.manifests import DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, is_media_type
@@ -286,7 +285,7 @@ async def _stream_blob(request: web.Request, path: str, size: int, headers: dict
         start, end = s, min((e if e is not None else size) - 1, size - 1)
         status = 206
         headers["Content-Range"] = f"bytes {start}-{end}/{size}"
-    resp = web.StreamResponse(status=status, headers={**headers, **API_VERSION, **SERVER})
+    resp = web.StreamResponse(status=status, headers={**headers, **API_VERSION})
     resp.content_length = end - start + 1
     await resp.prepare(request)
     remaining = end - start + 1
