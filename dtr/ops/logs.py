@@ -120,20 +120,29 @@ atexit.register(ACCESS_LINES.flush)
 
 
 _second: tuple[int, str] = (0, "")
+_millisecond: tuple[int, str] = (0, "")
 
 
-def _timestamp(zone: str = "+00:00") -> str:
-    """Now as ISO 8601 (UTC, written ``zone``) with milliseconds, the seconds part formatted once per second."""
-    global _second
-    now = time.time()
-    whole = int(now)
-    if _second[0] != whole:
-        _second = (whole, dt.datetime.fromtimestamp(whole, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S"))
-    return f"{_second[1]}.{int((now - whole) * 1000):03d}{zone}"
+def _timestamp() -> str:
+    """Now (UTC) as ISO 8601 to the millisecond, without the zone: formatted at most once per
+    millisecond (many requests end in the same one under load), the seconds part once per second."""
+    global _second, _millisecond
+    ms = int(time.time() * 1000)
+    if _millisecond[0] != ms:
+        whole, frac = divmod(ms, 1000)
+        if _second[0] != whole:
+            _second = (whole, dt.datetime.fromtimestamp(whole, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S"))
+        _millisecond = (ms, f"{_second[1]}.{frac:03d}")
+    return _millisecond[1]
 
 
 #: Strings JSON needs no escaping for (printable ASCII but ``"`` and ``\``): written as they are.
 _PLAIN = re.compile(r'[ !#-\[\]-~]*')
+
+
+def _quoted(value: str | None) -> str:
+    """``value`` as JSON when it is known to need no escaping."""
+    return "null" if value is None else f'"{value}"'
 
 
 def _json_str(value: str | None) -> str:
@@ -158,20 +167,22 @@ class AccessLogger(AbstractAccessLogger):
     json_format = True
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
-        values = (request.get(REQUEST_ID), request.method, request.path, request.get(REPOSITORY),
-                  request.get(USER) or None, response.status, request.content_length or 0, response.body_length,
-                  round(time * 1000, 2), request.remote, request.headers.get("User-Agent"))
+        rid, method, path, repo = request.get(REQUEST_ID), request.method, request.path, request.get(REPOSITORY)
+        user, remote, agent = request.get(USER) or None, request.remote, request.headers.get("User-Agent")
+        status, bytes_in, sent, ms = (response.status, request.content_length or 0, response.body_length,
+                                      round(time * 1000, 2))
         if not self.json_format:
-            ACCESS_LINES.append(_text_line(_timestamp("Z"), "INFO", "dtr.access", "request",
-                                           zip(_ACCESS_FIELDS, values, strict=True)))
+            ACCESS_LINES.append(_text_line(f"{_timestamp()}Z", "INFO", "dtr.access", "request", zip(
+                _ACCESS_FIELDS, (rid, method, path, repo, user, status, bytes_in, sent, ms, remote, agent),
+                strict=True)))
             return
-        rid, method, path, repo, user, status, bytes_in, sent, ms, remote, agent = values
+        # One check for every string at once (None reads "None": plain); escaping only when needed.
+        q = _quoted if _PLAIN.fullmatch(f"{rid}{method}{path}{repo}{user}{remote}{agent}") else _json_str
         ACCESS_LINES.append(
-            f'{{"time": "{_timestamp()}", "level": "info", "logger": "dtr.access", "msg": "request", '
-            f'"request_id": {_json_str(rid)}, "method": {_json_str(method)}, "path": {_json_str(path)}, '
-            f'"repository": {_json_str(repo)}, "user": {_json_str(user)}, "status": {status}, '
-            f'"bytes_in": {bytes_in}, "bytes": {sent}, "duration_ms": {ms}, "remote": {_json_str(remote)}, '
-            f'"user_agent": {_json_str(agent)}}}')
+            f'{{"time": "{_timestamp()}+00:00", "level": "info", "logger": "dtr.access", "msg": "request", '
+            f'"request_id": {q(rid)}, "method": {q(method)}, "path": {q(path)}, "repository": {q(repo)}, '
+            f'"user": {q(user)}, "status": {status}, "bytes_in": {bytes_in}, "bytes": {sent}, '
+            f'"duration_ms": {ms}, "remote": {q(remote)}, "user_agent": {q(agent)}}}')
 
     @property
     def enabled(self) -> bool:

@@ -16,7 +16,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import text
 
 from dtr.db.errors import RETRY_AFTER, DatabaseUnavailable
-from dtr.keys import AREA, DATABASE, REQUEST_ID, STORAGE
+from dtr.keys import AREA, DATABASE, REQUEST_ID, STORAGE, USER
 
 PING_TIMEOUT = 5.0
 
@@ -114,6 +114,7 @@ async def request_middleware(
     """Give each request an id (``X-Request-Id``) and count it."""
     rid = request.headers.get("X-Request-Id", "")[:64] or f"{_RID_PREFIX}{next(_rid_counter):08x}"
     request[REQUEST_ID] = rid
+    request[USER] = ""  # set by auth when it learns who; present, so reading it raises no KeyError
     start = time.perf_counter()
     status = 500
     IN_FLIGHT.enter()

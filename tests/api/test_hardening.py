@@ -260,3 +260,17 @@ async def test_the_server_header_names_no_versions(app_client: Client, app_base:
                          ("GET", "/api/v0/nonsense"), ("GET", "/nonsense"), ("GET", "/v2"), ("GET", "/auth/token")):
         async with app_client.session.request(method, f"{app_base}{path}", allow_redirects=False) as r:
             assert r.headers.get("Server") == "dtr", (method, path, r.status, r.headers.get("Server"))
+
+
+async def test_aiohttps_own_error_pages_name_no_versions_either(app_client: Client, app_base: str) -> None:
+    """A request line aiohttp's parser refuses never reaches dtr's handlers: its 400 page too."""
+    url = URL(app_base)
+    reader, writer = await asyncio.open_connection(url.host, url.port)
+    try:
+        writer.write(b"GET /v2/ HTTP/1.1\r\nHost: x\r\nContent-Length: nonsense\r\n\r\n")
+        await writer.drain()
+        head = (await reader.read(4096)).decode("latin-1")
+    finally:
+        writer.close()
+    assert head.startswith(("HTTP/1.0 400", "HTTP/1.1 400")), head
+    assert "\r\nServer: dtr\r\n" in head, head
