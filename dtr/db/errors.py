@@ -64,7 +64,3 @@ def unavailable_reason(exc: BaseException) -> str | None:
             return f"cannot connect ({type(e).__name__}: {e})"[:200]
     return None
 
-
-def is_unavailable(exc: BaseException) -> bool:
-    """Whether ``exc`` means the database cannot be reached now (answer 503, not 500)."""
-    return unavailable_reason(exc) is not None

@@ -41,7 +41,7 @@ def ended(job: Mapping[str, Any]) -> bool:
     return job["status"] in FINAL or (job["status"] == "worker_dead" and job["attempt"] > job["retries"])
 
 
-def _iso(t: dt.datetime | None) -> str | None:
+def iso(t: dt.datetime | None) -> str | None:
     return t.isoformat().replace("+00:00", "Z") if t else None
 
 
@@ -50,10 +50,10 @@ def job_json(r: Row[Any] | Any) -> shapes.Job:
     return {
         "id": str(r.id), "action": r.action, "parameters": r.parameters, "status": r.status,
         "workerID": r.worker_id or "", "attempt": r.attempt, "retries": max(r.max_attempts - 1, 0),
-        "runAfter": _iso(r.run_after), "deadline": r.deadline, "stopTimeout": r.stop_timeout,
+        "runAfter": iso(r.run_after), "deadline": r.deadline, "stopTimeout": r.stop_timeout,
         "progress": r.progress, "result": r.result, "error": r.error, "cron": r.cron_action,
-        "scheduledAt": _iso(r.scheduled_at), "createdAt": _iso(r.created_at),
-        "startTime": _iso(r.started_at), "endTime": _iso(r.ended_at),
+        "scheduledAt": iso(r.scheduled_at), "createdAt": iso(r.created_at),
+        "startTime": iso(r.started_at), "endTime": iso(r.ended_at),
     }
 
 
@@ -61,7 +61,7 @@ def cron_json(r: Row[Any] | Any) -> shapes.Cron:
     return {
         "action": r.action, "schedule": r.schedule, "parameters": r.parameters, "enabled": r.enabled,
         "retries": max(r.max_attempts - 1, 0), "deadline": r.deadline, "stopTimeout": r.stop_timeout,
-        "nextRun": _iso(r.next_run), "lastJobID": str(r.last_job_id) if r.last_job_id else None,
+        "nextRun": iso(r.next_run), "lastJobID": str(r.last_job_id) if r.last_job_id else None,
     }
 
 
@@ -152,7 +152,7 @@ class JobService:
             rows = (await conn.execute(q)).all()
             if not rows and (await conn.execute(select(jobs.c.id).where(jobs.c.id == job_id))).first() is None:
                 raise NotFound(str(job_id))
-        return [{"lineNum": r.line, "time": _iso(r.time), "data": r.data} for r in rows]
+        return [{"lineNum": r.line, "time": iso(r.time), "data": r.data} for r in rows]
 
     # -- schedules ------------------------------------------------------------------------
 
@@ -214,8 +214,8 @@ class JobService:
             rows = (await conn.execute(q)).all()
         return [{
             "id": r.id, "status": r.status, "host": r.host, "pid": r.pid, "capacityMap": r.capacity,
-            "runningJobs": r.running, "startTime": _iso(r.started_at), "heartbeat": _iso(r.heartbeat_at),
-            "heartbeatExpiration": _iso(r.heartbeat_at + dt.timedelta(seconds=self.worker_timeout)),
+            "runningJobs": r.running, "startTime": iso(r.started_at), "heartbeat": iso(r.heartbeat_at),
+            "heartbeatExpiration": iso(r.heartbeat_at + dt.timedelta(seconds=self.worker_timeout)),
         } for r in rows]
 
 

@@ -20,6 +20,7 @@ from dtr.auth.models import Account
 from dtr.jobs.context import JobContext
 from dtr.jobs.models import StorageUsage
 from dtr.jobs.params import only
+from dtr.jobs.service import iso
 from dtr.registry.models import Repository
 
 if TYPE_CHECKING:
@@ -97,7 +98,7 @@ async def run(ctx: JobContext) -> dict[str, Any]:
 
 def usage_json(r: Any) -> shapes.Usage:
     return {"name": r.name, "bytes": r.bytes, "uniqueBytes": r.unique_bytes, "blobs": r.blobs,
-            "manifests": r.manifests, "updatedAt": r.updated_at.isoformat().replace("+00:00", "Z")}
+            "manifests": r.manifests, "updatedAt": iso(r.updated_at)}
 
 
 def _uncounted(name: str) -> shapes.Usage:
