@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from pathlib import Path
 from typing import Annotated, Literal
@@ -219,9 +220,10 @@ class Config:
     def data_path(self) -> Path:
         return Path(self.data_dir)
 
-    @property
+    @functools.cached_property
     def storage_config(self) -> StorageConfig:
-        """The storage section, defaulting to the filesystem under data_dir."""
+        """The storage section, defaulting to the filesystem under data_dir (made once: a blob GET
+        reads it)."""
         if self.storage is not None:
             return self.storage
         return StorageConfig("filesystem", {"rootdirectory": str(self.data_path / "registry")})
