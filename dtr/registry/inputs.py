@@ -19,6 +19,7 @@ from aiohttp import web
 
 from dtr.errors import ErrorCode
 from dtr.registry.errors import RegistryError, codes
+from dtr.registry.names import is_digest
 from dtr.registry.routes import Route
 from dtr.text import BadInput, check_text
 
@@ -39,7 +40,7 @@ def _refuse(code: ErrorCode, e: BadInput, detail: dict[str, str]) -> RegistryErr
 
 def _reference_code(route: Route, reference: str) -> ErrorCode:
     if route.area == "manifests":
-        return codes.DIGEST_INVALID if ":" in reference else codes.TAG_INVALID
+        return codes.DIGEST_INVALID if is_digest(reference) else codes.TAG_INVALID
     return _REFERENCE_CODES.get(route.area, codes.PARAMETER_INVALID)
 
 

@@ -31,6 +31,7 @@ from dtr.registry.names import (
     blob_path,
     check_digest,
     check_name,
+    check_tag,
     is_digest,
     is_name,
     is_valid_digest,
@@ -124,14 +125,14 @@ async def tags_list(request: web.Request, name: str, _: str) -> web.Response:
 # -- manifests ---------------------------------------------------------------------------
 
 
-def _check_reference(reference: str, method: str) -> None:
+def _check_reference(reference: str, by_digest: bool, method: str) -> None:
     """A digest must be well formed (400); a tag outside the grammar is 400 for PUT and, as the
     reference registry answers, a manifest unknown (404) for the rest: no such tag can exist."""
-    if is_digest(reference):
+    if by_digest:
         check_digest(reference)
+    elif method == "PUT":
+        check_tag(reference)
     elif not TAG_RE.fullmatch(reference):
-        if method == "PUT":
-            raise RegistryError(codes.MANIFEST_INVALID, detail={"tag": reference[:200]}, message="invalid tag")
         raise RegistryError(codes.MANIFEST_UNKNOWN, detail={"tag": reference[:200]},
                             message="no such tag: not a valid tag name")
 
@@ -174,7 +175,8 @@ def _is_q_zero(param: str) -> bool:
         return False
 
 
-async def _negotiate(request: web.Request, name: str, reference: str, m: StoredManifest) -> StoredManifest:
+async def _negotiate(request: web.Request, name: str, reference: str, by_digest: bool,
+                     m: StoredManifest) -> StoredManifest:
     """What the reference registry (distribution) answers a client whose Accept excludes ``m``'s type.
 
     OCI manifests and indexes: MANIFEST_UNKNOWN. A Docker manifest list fetched by tag: its
@@ -185,7 +187,7 @@ async def _negotiate(request: web.Request, name: str, reference: str, m: StoredM
     if accepts(m.media_type) or m.media_type == DOCKER_MANIFEST:
         return m
     if m.media_type == DOCKER_LIST:
-        if is_digest(reference):
+        if by_digest:
             return m
         child = await request.app[REGISTRY].platform_child(name, m, accepts)
         if child is not None:
@@ -215,22 +217,23 @@ async def _read_manifest(request: web.Request, limit: int) -> bytes:
 async def manifest(request: web.Request, name: str, reference: str) -> web.StreamResponse:
     svc = request.app[REGISTRY]
     method = request.method
-    _check_reference(reference, method)
+    by_digest = is_digest(reference)
+    _check_reference(reference, by_digest, method)
     if method in ("GET", "HEAD"):
-        m = await _negotiate(request, name, reference, await svc.get_manifest(name, reference))
+        m = await _negotiate(request, name, reference, by_digest, await svc.get_manifest(name, reference))
         headers = m.headers
-        if not is_digest(reference):
+        if not by_digest:
             for pulled in svc.tag_pulled:
                 pulled(name, reference)
         if method == "HEAD":
             return web.Response(headers=headers)
-        metrics.pulled(is_digest(reference))
+        metrics.pulled(by_digest)
         return web.Response(body=m.payload, headers=headers)
     if method == "PUT":
         body = await _read_manifest(request, request.app[CONFIG].registry.max_manifest_size)
         digest, parsed = await svc.put_manifest(name, reference, body, request.headers.get("Content-Type"),
                                                 request[ACTOR])
-        metrics.pushed(is_digest(reference))
+        metrics.pushed(by_digest)
         headers = {"Location": f"/v2/{name}/manifests/{digest}", "Docker-Content-Digest": digest}
         if parsed.subject:
             headers["OCI-Subject"] = parsed.subject
