@@ -150,12 +150,11 @@ class RepoChanges:
         """The ``repository_meta`` columns to write."""
         if self.visibility is not None and self.visibility not in VISIBILITIES:
             raise APIError(codes.INVALID_PARAMETER, "visibility must be public or private")
-        return {k: v for k, v in (("visibility", self.visibility), ("short_description", self.short_description),
-                                  ("long_description", self.long_description)) if v is not None}
+        return svc.given(visibility=self.visibility, short_description=self.short_description,
+                         long_description=self.long_description)
 
     def audited(self) -> dict[str, Any]:
-        api = {"visibility": self.visibility, "immutableTags": self.immutable_tags}
-        return {k: v for k, v in api.items() if v is not None}
+        return svc.given(visibility=self.visibility, immutableTags=self.immutable_tags)
 
 
 async def list_repositories(c: Caller, namespace: str | None, start: str | None,

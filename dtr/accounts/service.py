@@ -46,6 +46,11 @@ def iso(value: dt.datetime | None) -> str | None:
     return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z") if value is not None else None
 
 
+def given(**fields: Any) -> dict[str, Any]:
+    """``fields`` without those that are None (in a change, None leaves a field as it is)."""
+    return {k: v for k, v in fields.items() if v is not None}
+
+
 def account_json(row: Any) -> shapes.Account:
     out: shapes.Account = {"id": row.id, "name": row.name, "fullName": row.full_name, "isOrg": row.is_org,
            "isAdmin": row.is_admin, "isActive": row.is_active, "isImported": row.is_imported,

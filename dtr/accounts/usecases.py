@@ -129,8 +129,7 @@ class AccountChanges:
     is_active: bool | None = None
 
     def audited(self) -> dict[str, Any]:
-        api = {"fullName": self.full_name, "email": self.email, "isAdmin": self.is_admin, "isActive": self.is_active}
-        return {k: v for k, v in api.items() if v is not None}
+        return svc.given(fullName=self.full_name, email=self.email, isAdmin=self.is_admin, isActive=self.is_active)
 
 
 async def update_account(c: Caller, name: str, changes: AccountChanges) -> Any:
@@ -252,7 +251,7 @@ async def get_token(c: Caller, username: str | None, token_hash: str) -> tuple[A
 async def update_token(c: Caller, username: str | None, token_hash: str, label: str | None = None,
                        is_active: bool | None = None) -> tuple[Any, Any]:
     """Relabel the token or (``is_active`` False) revoke it; None leaves a field as it is."""
-    values = {k: v for k, v in (("label", label), ("is_active", is_active)) if v is not None}
+    values = svc.given(label=label, is_active=is_active)
     async with c.engine.begin() as conn:
         user = await _token_owner(c, conn, username)
         row = await svc.get_token(conn, user.id, token_hash)

@@ -18,7 +18,7 @@ from dtr.accounts import service as svc
 from dtr.accounts import shapes as s
 from dtr.accounts.context import Caller
 from dtr.api.errors import APIError, codes
-from dtr.api.operations import Paged, PageQuery, add, operation
+from dtr.api.operations import Paged, PageQuery, add_all, operation
 from dtr.auth.access import Level
 from dtr.auth.api import principal
 from dtr.keys import AUTH, CONFIG, DATABASE
@@ -388,8 +388,7 @@ async def list_events(request: web.Request, query: s.EventsQuery) -> Paged[s.Eve
 
 def register(app: web.Application) -> None:
     """The accounts routes of /api/v0 (authentication is the API's: ``dtr.api.app.create_api_app``)."""
-    r = app.router
-    for method, path, handler in (
+    add_all(app.router, (
         ("GET", "/accounts", list_accounts),
         ("POST", "/accounts", create_account),
         ("GET", "/accounts/me", me),
@@ -431,5 +430,4 @@ def register(app: web.Application) -> None:
         ("POST", "/meta/settings", post_settings),
         ("PATCH", "/meta/settings", update_settings),
         ("GET", "/events", list_events),
-    ):
-        add(r, method, path, handler)
+    ))

@@ -59,6 +59,7 @@ ALL: dict[str, ErrorCode] = {v.code: v for k, v in vars(codes).items() if isinst
 #: The codes every /api/v0 route may answer (authentication, throttling, the unexpected).
 EVERY_ROUTE: tuple[ErrorCode, ...] = (codes.UNAUTHORIZED, codes.TOOMANYREQUESTS, codes.INTERNAL_ERROR)
 
+
 def error_response(code: ErrorCode, message: str | None = None, detail: Any = None,
                    headers: dict[str, str] | None = None, extra: dict[str, Any] | None = None) -> web.Response:
     """The one builder of /api/v0 (and /auth/token) error JSON; ``extra`` adds top-level fields

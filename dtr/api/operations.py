@@ -14,7 +14,8 @@ the answer it renders and the OpenAPI document (``dtr.api.openapi``), so the thr
   return a ``web.StreamResponse`` of its own when its annotation says so (a streamed answer).
 - positional ``raises``: the error codes the handler may answer besides ``EVERY_ROUTE``.
 
-``add(router, method, path, handler)`` registers an operation and checks its path parameters.
+``add(router, method, path, handler)`` registers an operation and checks its path parameters;
+``add_all(router, routes)`` registers a table of them.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import re
 import types
 import typing
 import zlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Generic, TypeVar
 
 from aiohttp import web
@@ -85,7 +86,6 @@ class Operation:
     paged: bool
     streamed: bool
     raises: tuple[ErrorCode, ...]
-    invalid: ErrorCode
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -127,8 +127,7 @@ def operation(*raises: ErrorCode, status: int = 200,
         op = Operation(name=to_camel(fn.__name__), summary=doc.split("\n\n")[0].replace("\n", " "),
                        description=doc, body=body_model, query=query_model, path_params=path_params,
                        response=None if no_content else response, status=204 if no_content else status,
-                       paged=paged, streamed=streamed, raises=raises + _parsing(body_model, query_model, invalid),
-                       invalid=invalid)
+                       paged=paged, streamed=streamed, raises=raises + _parsing(body_model, query_model, invalid))
 
         async def handler(request: web.Request) -> web.StreamResponse:
             kwargs: dict[str, Any] = {p: request.match_info[p] for p in path_params}
@@ -168,6 +167,12 @@ def add(router: web.UrlDispatcher, method: str, path: str, handler: Handler) -> 
     if set(_PARAM.findall(path)) != set(op.path_params):
         raise TypeError(f"{handler.__name__} takes {op.path_params} but {path} has {_PARAM.findall(path)}")
     router.add_route(method, path, handler)
+
+
+def add_all(router: web.UrlDispatcher, routes: Iterable[tuple[str, str, Handler]]) -> None:
+    """``add`` each ``(method, path, handler)`` of ``routes``."""
+    for method, path, handler in routes:
+        add(router, method, path, handler)
 
 
 async def read_body(request: web.Request) -> Any:
