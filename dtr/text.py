@@ -10,6 +10,7 @@ stored that a strict parser would later reject. Imports nothing of dtr's.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
 
 #: The deepest nesting of arrays and objects a JSON body may have.
@@ -17,7 +18,12 @@ MAX_DEPTH = 64
 
 
 class BadInput(ValueError):
-    """Input that breaks the rules above; ``str(e)`` says what and where, for a 400 answer."""
+    """Input that breaks the rules above; ``str(e)`` says what and where, for a 400 answer;
+    ``parameter`` names the parameter at fault (``check_params``)."""
+
+    def __init__(self, message: str, parameter: str | None = None) -> None:
+        super().__init__(message)
+        self.parameter = parameter
 
 
 def fault(value: str) -> str | None:
@@ -37,6 +43,18 @@ def check_text(value: str, where: str) -> str:
     if problem is not None:
         raise BadInput(f"{where} contains {problem}")
     return value
+
+
+def check_params(params: Iterable[tuple[str, object]], what: str = "query parameter") -> None:
+    """``check_text`` of each ``(name, value)`` (values that are no strings are skipped); the
+    ``BadInput`` says "the {what} NAME" or "a {what}'s name" and carries the parameter's name."""
+    for key, value in params:
+        try:
+            check_text(key, f"a {what}'s name")
+            if isinstance(value, str):
+                check_text(value, f"the {what} {key}")
+        except BadInput as e:
+            raise BadInput(str(e), key) from None
 
 
 def _constant(name: str) -> Any:

@@ -36,3 +36,13 @@ def test_dumps_never_writes_what_loads_refuses() -> None:
     with pytest.raises(ValueError):
         text.dumps({"deadline": float("inf")})
     assert text.dumps({"a": 1}) == b'{"a":1}'
+
+
+def test_check_params_names_the_parameter_at_fault() -> None:
+    text.check_params([("n", "10"), ("x", 5)])
+    with pytest.raises(text.BadInput, match="the query parameter last contains a NUL") as bad:
+        text.check_params([("n", "10"), ("last", "a\x00")])
+    assert bad.value.parameter == "last"
+    with pytest.raises(text.BadInput, match="a parameter's name contains an unpaired surrogate") as bad:
+        text.check_params([("\ud800", "v")], "parameter")
+    assert bad.value.parameter == "\ud800"

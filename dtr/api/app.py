@@ -44,9 +44,7 @@ def _check_text(request: web.Request) -> None:
     """A NUL or unpaired surrogate in the path or query answers 400 here, before any handler."""
     try:
         text.check_text(request.path, "the path")
-        for key, value in request.query.items():
-            text.check_text(key, "a query parameter's name")
-            text.check_text(value, f"the query parameter {key}")
+        text.check_params(request.query.items())
     except text.BadInput as e:
         raise errors.APIError(codes.INVALID_PARAMETER, str(e)) from None
 

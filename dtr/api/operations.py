@@ -14,8 +14,8 @@ the answer it renders and the OpenAPI document (``dtr.api.openapi``), so the thr
   return a ``web.StreamResponse`` of its own when its annotation says so (a streamed answer).
 - positional ``raises``: the error codes the handler may answer besides ``EVERY_ROUTE``.
 
-``add(router, method, path, handler)`` registers an operation and checks its path parameters;
-``add_all(router, routes)`` registers a table of them.
+``add_all(router, routes)`` registers a table of ``(method, path, handler)`` and checks each
+handler's path parameters against its path.
 """
 
 from __future__ import annotations
@@ -159,20 +159,16 @@ def _parsing(body: type[Body] | None, query: type[Query] | None, invalid: ErrorC
     return found + ((codes.INVALID_PARAMETER,) if query is not None else ())
 
 
-def add(router: web.UrlDispatcher, method: str, path: str, handler: Handler) -> None:
-    """Register ``handler`` (an ``operation``) for ``method path``; its path parameters must match."""
-    op = describe(handler)
-    if op is None:
-        raise TypeError(f"{handler.__name__} is not an operation")
-    if set(_PARAM.findall(path)) != set(op.path_params):
-        raise TypeError(f"{handler.__name__} takes {op.path_params} but {path} has {_PARAM.findall(path)}")
-    router.add_route(method, path, handler)
-
-
 def add_all(router: web.UrlDispatcher, routes: Iterable[tuple[str, str, Handler]]) -> None:
-    """``add`` each ``(method, path, handler)`` of ``routes``."""
+    """Register each ``(method, path, handler)`` of ``routes``: every handler an ``operation``
+    whose path parameters are the path's (TypeError otherwise)."""
     for method, path, handler in routes:
-        add(router, method, path, handler)
+        op = describe(handler)
+        if op is None:
+            raise TypeError(f"{handler.__name__} is not an operation")
+        if set(_PARAM.findall(path)) != set(op.path_params):
+            raise TypeError(f"{handler.__name__} takes {op.path_params} but {path} has {_PARAM.findall(path)}")
+        router.add_route(method, path, handler)
 
 
 async def read_body(request: web.Request) -> Any:

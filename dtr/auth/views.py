@@ -27,7 +27,7 @@ from dtr.auth.service import AuthError, AuthService
 from dtr.db.errors import DatabaseUnavailable
 from dtr.errors import ErrorCode
 from dtr.keys import AUTH, USER
-from dtr.text import BadInput, check_text
+from dtr.text import BadInput, check_params
 
 log = logging.getLogger("dtr.auth")
 _SCOPE = re.compile(r"^([a-z0-9]+)(?:\([a-z0-9]+\))?:(.+):([a-z*]+(?:,[a-z*]+)*)$")
@@ -93,10 +93,7 @@ async def _answer(request: web.Request, auth: AuthService, principal: Principal,
 def _check_text(fields: Iterable[tuple[str, object]]) -> web.Response | None:
     """400 when a parameter (or credential) holds a NUL or an unpaired surrogate, else None."""
     try:
-        for key, value in fields:
-            check_text(key, "a parameter's name")
-            if isinstance(value, str):
-                check_text(value, f"the parameter {key}")
+        check_params(fields, "parameter")
     except BadInput as e:
         return _error(codes.INVALID_PARAMETER, str(e), "invalid_request")
     return None

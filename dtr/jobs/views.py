@@ -13,7 +13,7 @@ import json
 from aiohttp import web
 
 from dtr.api.errors import codes
-from dtr.api.operations import Paged, add, operation
+from dtr.api.operations import Paged, add_all, operation
 from dtr.auth.api import require_admin
 from dtr.jobs import admin, policies, pruning, usage
 from dtr.jobs import shapes as s
@@ -219,7 +219,7 @@ async def set_pruning_settings(request: web.Request, namespace: str, repo: str, 
 def register(app: web.Application) -> None:
     """The jobs routes of /api/v0 (authentication is the API's: ``dtr.api.app.create_api_app``)."""
     base = "/repositories/{namespace}/{repo}"
-    for method, path, handler in (
+    add_all(app.router, (
         ("GET", "/jobs", list_jobs),
         ("POST", "/jobs", start_job),
         ("GET", "/jobs/{id}", get_job),
@@ -243,5 +243,4 @@ def register(app: web.Application) -> None:
         ("DELETE", base + "/pruningPolicies/{id}", delete_pruning_policy),
         ("GET", base + "/pruning", get_pruning_settings),
         ("PUT", base + "/pruning", set_pruning_settings),
-    ):
-        add(app.router, method, path, handler)
+    ))

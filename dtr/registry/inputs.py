@@ -21,7 +21,7 @@ from dtr.errors import ErrorCode
 from dtr.registry.errors import RegistryError, codes
 from dtr.registry.names import is_digest
 from dtr.registry.routes import Route
-from dtr.text import BadInput, check_text
+from dtr.text import BadInput, check_params, check_text
 
 #: The code for a bad query parameter, by name (``last`` depends on the listing).
 _QUERY_CODES: dict[str, ErrorCode] = {
@@ -71,16 +71,15 @@ def check_query(request: web.Request, route: Route) -> None:
     Costs nothing on a request without a query."""
     if not request.rel_url.raw_query_string:
         return
-    for key, value in request.query.items():
-        try:
-            check_text(key, "a query parameter's name")
-            check_text(value, f"the query parameter {key}")
-        except BadInput as e:
-            if key == "last":
-                code = codes.TAG_INVALID if route.area == "tags" else codes.NAME_INVALID
-            else:
-                code = _QUERY_CODES.get(key, codes.PARAMETER_INVALID)
-            raise _refuse(code, e, {"parameter": key[:64]}) from None
+    try:
+        check_params(request.query.items())
+    except BadInput as e:
+        key = e.parameter or ""
+        if key == "last":
+            code = codes.TAG_INVALID if route.area == "tags" else codes.NAME_INVALID
+        else:
+            code = _QUERY_CODES.get(key, codes.PARAMETER_INVALID)
+        raise _refuse(code, e, {"parameter": key[:64]}) from None
 
 
 def unencoded(request: web.Request, code: ErrorCode) -> None:
