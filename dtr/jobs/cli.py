@@ -18,7 +18,6 @@ import contextlib
 import datetime as dt
 import json
 import re
-import shutil
 import sys
 import time
 import uuid
@@ -29,6 +28,7 @@ import yaml
 
 from dtr.config import Config, load_config
 from dtr.errors import UsageError
+from dtr.progress import ProgressBar
 
 POLL = 0.5
 #: How long a job may wait before the CLI says no worker seems able to run it.
@@ -94,43 +94,11 @@ def _limit(text: str) -> int:
     return int(text)
 
 
-class _Bar:
-    """A one-line progress bar on a terminal; occasional plain lines otherwise."""
-
-    def __init__(self, out: TextIO) -> None:
-        self.out, self.tty, self.shown, self.last_plain = out, out.isatty(), False, 0.0
-
-    def show(self, progress: dict[str, Any] | None) -> None:
-        if not progress:
-            return
-        done, total, msg = progress.get("done", 0), progress.get("total"), progress.get("message", "")
-        if total:
-            frac = min(done / total, 1.0)
-            width = max(10, min(40, shutil.get_terminal_size().columns - 40))
-            fill = int(frac * width)
-            text = f"[{'#' * fill}{'.' * (width - fill)}] {frac:4.0%} {msg} {done}/{total}"
-        else:
-            text = f"{msg} {done}"
-        if self.tty:
-            self.out.write("\r\033[K" + text)
-            self.shown = True
-        elif time.monotonic() - self.last_plain > 5:
-            self.out.write(text + "\n")
-            self.last_plain = time.monotonic()
-        self.out.flush()
-
-    def clear(self) -> None:
-        if self.shown:
-            self.out.write("\r\033[K")
-            self.out.flush()
-            self.shown = False
-
-
 async def follow(service: Any, job_id: uuid.UUID, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
     """Print the job's log as it grows, with a progress bar, until it ends; 0 if it ended done."""
     from dtr.jobs.service import ended
 
-    bar = _Bar(err)
+    bar = ProgressBar(err)
     after = 0
     waiting_since = time.monotonic()
     warned = False
