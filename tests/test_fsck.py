@@ -136,6 +136,8 @@ async def test_finds_repairs_and_names_what_needs_a_push(registry: tuple[DtrProc
 
     status, report = await _fsck(proc)
     assert status == 1 and not report["clean"]
+    assert {key for p in report["problems"] for key in p} == {"kind", "subject", "message", "images", "repairable",
+                                                              "repaired", "repair", "action"}
     found = _kinds(report)
     missing = {p["subject"]: p for p in found["blob_missing"]}
     assert set(missing) == {layer_of("gone"), ghost_blob}
