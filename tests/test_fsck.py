@@ -42,12 +42,18 @@ def _file(proc: DtrProcess, digest: str) -> Path:
     return Path(proc.config["storage"]["filesystem"]["rootdirectory"]) / blob_path(digest).lstrip("/")
 
 
-async def _fsck(proc: DtrProcess, **options: Any) -> tuple[int, dict[str, Any]]:
-    """``dtr fsck --json`` in this process: (exit status, report)."""
+async def _fsck_text(proc: DtrProcess, as_json: bool = False, **options: Any) -> tuple[int, str]:
+    """``dtr fsck`` in this process: (exit status, what it printed)."""
     cfg = load_config(proc.config_path, environ={})
     out, err = io.StringIO(), io.StringIO()
-    status = await cli.run(cfg, fsck.Options(grace=DAY, **options), True, out, err)
-    return status, json.loads(out.getvalue())
+    status = await cli.run(cfg, fsck.Options(grace=DAY, **options), as_json, out, err)
+    return status, out.getvalue()
+
+
+async def _fsck(proc: DtrProcess, **options: Any) -> tuple[int, dict[str, Any]]:
+    """``dtr fsck --json`` in this process: (exit status, report)."""
+    status, out = await _fsck_text(proc, True, **options)
+    return status, json.loads(out)
 
 
 def _kinds(report: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
@@ -61,7 +67,7 @@ def _subjects(report: dict[str, Any], kind: str) -> set[str]:
     return {p["subject"] for p in _kinds(report).get(kind, [])}
 
 
-async def test_clean_registry_exits_0_and_usage_errors_exit_2(registry: tuple[DtrProcess, AsyncEngine],
+async def test_clean_exits_0_usage_errors_2_repaired_0(registry: tuple[DtrProcess, AsyncEngine],
                                                               http: aiohttp.ClientSession) -> None:
     proc, _ = registry
     await push_image(http, proc.url, "fsck/ok", "v1", os.urandom(100), [os.urandom(3000), os.urandom(2000)])
@@ -69,18 +75,28 @@ async def test_clean_registry_exits_0_and_usage_errors_exit_2(registry: tuple[Dt
     assert r.returncode == 0, r.stdout + r.stderr
     assert "no problems found" in r.stdout and "checked 1 manifests" in r.stdout
     assert "checking manifests" in r.stderr  # the progress bar (an occasional plain line off a terminal)
-    r = dtr_command("fsck", "--deep", "--json", config=proc.config_path)
-    assert r.returncode == 0, r.stdout + r.stderr
-    report = json.loads(r.stdout)
+    status, report = await _fsck(proc, deep=True)
+    assert status == 0
     assert report == {"clean": True, "deep": True, "repair": False, "repository": None,
                       "checked": {"manifests": 1, "tags": 1, "links": 3, "blobs": 3, "uploads": 0,
                                   "stored_blobs": 3, "stored_uploads": 0},
                       "problems": [], "repaired": 0, "unrepaired": 0, "notes": []}
-    for bad in (["--repository", "Not A Name"], ["--repository", "no/such"], ["--bogus"]):
+    for bad, said in ((["--repository", "Not A Name"], "not a repository name"),
+                      (["--repository", "no/such"], "no repository no/such"), (["--bogus"], "unrecognized")):
         r = dtr_command("fsck", *bad, config=proc.config_path)
-        assert r.returncode == 2, r.stdout + r.stderr
-    r = dtr_command("fsck", "--repository", "no/such", config=proc.config_path)
-    assert "no repository no/such" in r.stderr and "Traceback" not in r.stderr
+        assert r.returncode == 2 and said in r.stderr and "Traceback" not in r.stderr, r.stdout + r.stderr
+
+    # everything found repairable and repaired: 0, and clean afterwards
+    orphan = _file(proc, digest_of(b"left behind"))
+    orphan.parent.mkdir(parents=True, exist_ok=True)
+    orphan.write_bytes(b"left behind")
+    os.utime(orphan, (time.time() - 2 * DAY, time.time() - 2 * DAY))
+    status, out = await _fsck_text(proc)
+    assert status == 1 and "orphan_blob" in out and "[REPAIRABLE]" in out, out
+    status, out = await _fsck_text(proc, repair=True)
+    assert status == 0 and "[REPAIRED (file deleted)]" in out, out
+    assert not orphan.exists()
+    assert (await _fsck_text(proc))[0] == 0
 
 
 async def test_finds_repairs_and_names_what_needs_a_push(registry: tuple[DtrProcess, AsyncEngine],
