@@ -222,6 +222,9 @@ def build_parser() -> argparse.ArgumentParser:
     from dtr.jobs.cli import add_commands as add_job_commands
 
     add_job_commands(sub, common, group)
+    from dtr.cluster.cli import add_commands as add_cluster_commands
+
+    add_cluster_commands(sub, common, group)
     return p
 
 
