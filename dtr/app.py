@@ -13,6 +13,9 @@ from dtr.audit.service import record_registry_events
 from dtr.auth.api import api_auth
 from dtr.auth.middleware import registry_auth
 from dtr.auth.setup import setup_auth
+from dtr.cluster.secrets import token_signing_key
+from dtr.cluster.service import replica_registered
+from dtr.cluster.views import register as register_cluster
 from dtr.config import Config, redacted
 from dtr.db.engine import Database
 from dtr.jobs.events import RegistryEvents, queue_pruning
@@ -69,10 +72,11 @@ def create_app(config: Config) -> web.Application:
                           handler_args={"auto_decompress": False})
     app[CONFIG] = config
     app.cleanup_ctx.append(_resources)
-    setup_auth(app)
+    setup_auth(app, token_signing_key)
+    app.cleanup_ctx.append(replica_registered)
     app.router.add_get("/_ping", ops.ping)
     setup_metrics(app)
     app.router.add_get("/v2", _v2_redirect)
     add_registry_routes(app, registry_auth)
-    app.add_subapp("/api/v0/", create_api_app([register_accounts, register_jobs], api_auth))
+    app.add_subapp("/api/v0/", create_api_app([register_accounts, register_jobs, register_cluster], api_auth))
     return app

@@ -10,6 +10,7 @@ if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
     from dtr.auth.service import AuthService
+    from dtr.cluster.service import Membership
     from dtr.config import Config
     from dtr.db.engine import Database
     from dtr.jobs.runner import JobWorker
@@ -25,6 +26,8 @@ REGISTRY: web.AppKey[RegistryService] = web.AppKey("registry")
 AUTH: web.AppKey[AuthService | None] = web.AppKey("auth")
 #: The job worker of this process (``None`` when ``jobs.worker`` is false).
 JOB_WORKER: web.AppKey[JobWorker | None] = web.AppKey("job_worker")
+#: This process's entry in the cluster's list of replicas.
+REPLICA: web.AppKey[Membership] = web.AppKey("replica")
 
 #: Per request: its id (``X-Request-Id``) and the repository it is about, for the access line.
 REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id", str)

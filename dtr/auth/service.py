@@ -13,10 +13,10 @@ import logging
 import secrets
 import sys
 import time
-from pathlib import Path
 from typing import Any, Literal, cast
 from urllib.parse import urlsplit
 
+from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import Table, func, literal, select, union_all, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -35,7 +35,7 @@ from dtr.auth.models import (
 )
 from dtr.auth.passwords import hash_password_async, random_password, verify_password_async
 from dtr.auth.throttle import LoginThrottle, duration
-from dtr.auth.tokens import InvalidToken, TokenSigner, load_or_create_key
+from dtr.auth.tokens import InvalidToken, TokenSigner
 from dtr.config import AuthConfig, Config
 from dtr.ops.metrics import LOCKOUTS, LOGIN_FAILURES
 from dtr.registry.models import Repository
@@ -56,7 +56,9 @@ repositories = cast(Table, Repository.__table__)
 TOKEN_PREFIX = "dtrpat_"
 #: Site settings and their defaults (DTR's names).
 DEFAULT_SETTINGS: dict[str, Any] = {"createRepositoryOnPush": False}
-_SETTINGS_TTL = 5.0
+#: Site settings are re-read at most this often (seconds): a change made on one replica takes
+#: effect on every other within this (on the replica that made it, at once).
+_SETTINGS_TTL = 1.0
 _BAD = "invalid username or password"
 _CREDENTIAL_CACHE_TTL = 60.0
 
@@ -86,12 +88,15 @@ def _principal(row: Any, by_token: bool = False) -> Principal:
 
 
 class AuthService:
-    def __init__(self, cfg: Config, engine: AsyncEngine) -> None:
+    def __init__(self, cfg: Config, engine: AsyncEngine, key: ec.EllipticCurvePrivateKey | None = None) -> None:
+        """``key`` signs and checks tokens: the cluster's (``dtr.auth.setup``); None: a new key of
+        this instance only (for use cases called without the token endpoint)."""
         self.cfg: AuthConfig = cfg.auth
         self.engine = engine
         self.realm = f"{cfg.external_url}/auth/token"
         self.service = default_service(cfg)
-        key = load_or_create_key(Path(cfg.data_dir) / "auth" / "token-signing.pem")
+        if key is None:
+            key = ec.generate_private_key(ec.SECP256R1())
         self.signer = TokenSigner(key, self.cfg.issuer, self.service, self.cfg.token_ttl,
                                   self.cfg.refresh_token_ttl)
         a = self.cfg

@@ -1,19 +1,26 @@
-"""Wiring auth into the application: the ``AuthService`` resource, the first admin's password
-(checked when the app is built, before anything opens) and the token endpoint."""
+"""Wiring auth into the application: the ``AuthService`` resource with the cluster's token signing
+key, the first admin's password (checked when the app is built, before anything opens) and the
+token endpoint."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 from aiohttp import web
+from cryptography.hazmat.primitives.asymmetric import ec
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dtr.auth.passwords import PasswordPolicyError, check_policy
 from dtr.config import AuthConfig, ConfigError
 from dtr.keys import AUTH, CONFIG, DATABASE
 
 log = logging.getLogger("dtr.auth")
+
+#: Gives the token signing key every replica shares: ``(engine, data_dir) -> key``.
+SigningKey = Callable[[AsyncEngine, Path], Awaitable[ec.EllipticCurvePrivateKey]]
+
 
 def first_admin_password(cfg: AuthConfig) -> str | None:
     """``admin_password``, or the content of ``admin_password_file`` (stripped), or None for a
@@ -35,7 +42,8 @@ def first_admin_password(cfg: AuthConfig) -> str | None:
     return password
 
 
-def _auth_resource(password: str | None) -> Callable[[web.Application], AsyncIterator[None]]:
+def _auth_resource(password: str | None, signing_key: SigningKey
+                   ) -> Callable[[web.Application], AsyncIterator[None]]:
     async def resource(app: web.Application) -> AsyncIterator[None]:
         cfg = app[CONFIG]
         if not cfg.auth.enabled:
@@ -46,7 +54,8 @@ def _auth_resource(password: str | None) -> Callable[[web.Application], AsyncIte
             return
         from dtr.auth.service import AuthService
 
-        auth = AuthService(cfg, app[DATABASE].engine)
+        engine = app[DATABASE].engine
+        auth = AuthService(cfg, engine, await signing_key(engine, cfg.data_path))
         await auth.bootstrap_admin(password)
         app[AUTH] = auth
         yield
@@ -54,11 +63,12 @@ def _auth_resource(password: str | None) -> Callable[[web.Application], AsyncIte
     return resource
 
 
-def setup_auth(app: web.Application) -> None:
-    """Call after the database resource is registered: it needs ``DATABASE``. ConfigError if the
-    first admin's password is unreadable or breaks the password policy."""
+def setup_auth(app: web.Application, signing_key: SigningKey) -> None:
+    """Call after the database resource is registered: it needs ``DATABASE``; ``signing_key`` is
+    asked for the token signing key when auth is on. ConfigError if the first admin's password is
+    unreadable or breaks the password policy."""
     from dtr.auth.views import add_routes
 
     auth = app[CONFIG].auth
-    app.cleanup_ctx.append(_auth_resource(first_admin_password(auth) if auth.enabled else None))
+    app.cleanup_ctx.append(_auth_resource(first_admin_password(auth) if auth.enabled else None, signing_key))
     add_routes(app)

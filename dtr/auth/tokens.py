@@ -1,4 +1,5 @@
-"""Registry bearer tokens (distribution's token spec): ES256 JWTs signed with a key in data_dir.
+"""Registry bearer tokens (distribution's token spec): ES256 JWTs signed with a key every replica
+shares (kept in the database: ``dtr.cluster.secrets``), so any replica accepts any replica's tokens.
 
 Access tokens carry the spec's ``access`` claim, already narrowed to what the subject may do, so
 checking one needs no database: the signature (public key cached) and the expiry. Verified tokens
@@ -13,10 +14,8 @@ from __future__ import annotations
 import base64
 import dataclasses
 import hashlib
-import os
 import secrets
 import time
-from pathlib import Path
 from typing import Any
 
 import jwt
@@ -29,26 +28,18 @@ _PAT_AMR = ["pat"]
 _CACHE_MAX = 8192
 
 
-def load_or_create_key(path: Path) -> ec.EllipticCurvePrivateKey:
-    """The P-256 signing key at ``path``; generated (mode 0600) on first use."""
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        key = ec.generate_private_key(ec.SECP256R1())
-        pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())
-        tmp = path.with_name(f".{path.name}.{os.getpid()}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(pem)
-        try:
-            os.link(tmp, path)  # first writer wins when replicas share data_dir
-        except FileExistsError:
-            pass
-        finally:
-            tmp.unlink()
-    loaded = serialization.load_pem_private_key(path.read_bytes(), password=None)
+def new_key_pem() -> str:
+    """A new P-256 signing key, PEM (PKCS#8)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption()).decode()
+
+
+def load_key(pem: str) -> ec.EllipticCurvePrivateKey:
+    """The signing key in ``pem``; ValueError if it is not an unencrypted EC private key."""
+    loaded = serialization.load_pem_private_key(pem.encode(), password=None)
     if not isinstance(loaded, ec.EllipticCurvePrivateKey):
-        raise ValueError(f"{path}: not an EC private key")
+        raise ValueError("not an EC private key")
     return loaded
 
 

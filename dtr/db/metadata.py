@@ -5,6 +5,7 @@ from __future__ import annotations
 # Imported for their side effect: each registers its tables on Base.metadata.
 import dtr.audit.models
 import dtr.auth.models
+import dtr.cluster.models
 import dtr.jobs.models
 import dtr.registry.models  # noqa: F401
 from dtr.db.base import Base

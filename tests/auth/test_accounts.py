@@ -15,11 +15,11 @@ from typing import Any
 
 import jwt
 import pytest
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from tests.auth.client import Client
 from tests.auth.constants import ADMIN_AUTH, PASSWORD, auth_config
+from tests.cluster.keys import signing_key
 from tests.servers import ROOT, DtrProcess
 
 
@@ -122,9 +122,7 @@ def test_failures_count_across_replicas(dtr_factory: Callable[..., DtrProcess], 
 
 
 def _signing_key(proc: DtrProcess) -> ec.EllipticCurvePrivateKey:
-    key = serialization.load_pem_private_key((proc.data_dir / "auth" / "token-signing.pem").read_bytes(), None)
-    assert isinstance(key, ec.EllipticCurvePrivateKey)
-    return key
+    return signing_key(proc.config["database"]["url"])
 
 
 def test_expired_and_foreign_tokens(client: Client, auth_dtr: DtrProcess) -> None:
