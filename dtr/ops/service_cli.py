@@ -22,7 +22,7 @@ def _deploy_file(name: str) -> str:
     return (importlib.resources.files("dtr") / "deploy" / name).read_text()
 
 
-def _executable() -> str | None:
+def installed_executable() -> str | None:
     """The absolute path of the installed ``dtr`` command (beside this Python first), or None."""
     beside = Path(sysconfig.get_path("scripts")) / "dtr"
     if beside.is_file() and os.access(beside, os.X_OK):
@@ -54,7 +54,7 @@ def _write(path: Path, text: str, mode: int) -> str | None:
 
 def cmd_install_service(args: argparse.Namespace) -> int:
     """Write the unit into ``--unit-dir`` and the example config at ``--config`` when missing."""
-    executable = _executable()
+    executable = installed_executable()
     if executable is None:
         print("dtr: cannot find the installed dtr command (pip install dtr first)", file=sys.stderr)
         return 1
