@@ -68,29 +68,32 @@ async def _serve(cfg: Config, socks: list[socket.socket], ssl_ctx: ssl.SSLContex
     from dtr.startup import reload_ssl
 
     notify = Notifier.from_environ()
-    stop, hurry = asyncio.Event(), asyncio.Event()
+    stop, hurry, serving = asyncio.Event(), asyncio.Event(), asyncio.Event()
 
     def reload() -> None:
         if ssl_ctx is None:
             log.info("SIGHUP: nothing to reload (no TLS)")
             return
-        notify.reloading()
+        tell = serving.is_set()  # systemd hears of reloads once dtr is ready, not while it starts
+        if tell:
+            notify.reloading()
         if problem := reload_ssl(cfg, ssl_ctx):
             log.error("SIGHUP: keeping the certificate in use: %s", problem)
         else:
             log.info("SIGHUP: TLS certificate loaded again; new connections use it")
-        notify.ready(f"serving on {cfg.http.addr}")
+        if tell:
+            notify.ready(f"serving on {cfg.http.addr}")
 
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGHUP, reload)  # from the start: SIGHUP's default action would end dtr
     async with background(notify.watchdog()):
         notify.status("starting: opening the database and migrating")
         runner = web.AppRunner(create_app(cfg), access_log_class=AccessLogger,
                                access_log=logging.getLogger("dtr.access"), shutdown_timeout=cfg.http.drain_timeout,
                                handle_signals=False)
         await runner.setup()
-        loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, lambda: (hurry if stop.is_set() else stop).set())
-        loop.add_signal_handler(signal.SIGHUP, reload)
         lost = runner.app[DATABASE].lost
         try:
             sites = [web.SockSite(runner, s, ssl_context=ssl_ctx) for s in socks]
@@ -100,6 +103,7 @@ async def _serve(cfg: Config, socks: list[socket.socket], ssl_ctx: ssl.SSLContex
                                            "storage": cfg.storage_config.driver, "tls": bool(ssl_ctx),
                                            "auth": "on" if cfg.auth.enabled else "off"})
             notify.ready(f"serving on {cfg.http.addr}")
+            serving.set()
             async with background(trim_memory_periodically()), background(_set_when(lost, stop)):
                 await stop.wait()
             # Health checks fail first, so load balancers send new requests elsewhere while dtr still serves.

@@ -207,30 +207,23 @@ def test_sighup_reloads_the_certificate_and_keeps_connections(tmp_path: Path,
     live_crt.write_bytes(old_crt.read_bytes())
     live_key.write_bytes(old_key.read_bytes())
     proc = dtr_factory({"http": {"tls": {"certificate": str(live_crt), "key": str(live_key)}}}, start=False)
-    popen = _spawn(proc, {})
-    deadline = time.monotonic() + 60
-    while True:
-        assert popen.poll() is None, proc.log_tail()
-        try:
-            kept = _connect(proc.port)
-            break
-        except OSError:
-            assert time.monotonic() < deadline, proc.log_tail()
-            time.sleep(0.1)
-    assert _served_cert(kept) == old_der
-    kept_sock = kept.sock
+    name = f"dtr-test-{uuid.uuid4().hex}"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind("\0" + name)
+        popen = _spawn(proc, {"NOTIFY_SOCKET": f"@{name}"})
+        _messages(sock, "READY=1")
+        kept = _connect(proc.port)
+        assert _served_cert(kept) == old_der
+        kept_sock = kept.sock
 
-    live_crt.write_bytes(new_crt.read_bytes())
-    live_key.write_bytes(new_key.read_bytes())
-    popen.send_signal(signal.SIGHUP)
-    while True:  # until the signal is handled
-        conn = _connect(proc.port)
-        served = _served_cert(conn)
-        conn.close()
-        if served == new_der:
-            break
-        assert served == old_der
-        time.sleep(0.05)
+        live_crt.write_bytes(new_crt.read_bytes())
+        live_key.write_bytes(new_key.read_bytes())
+        popen.send_signal(signal.SIGHUP)
+        reload = _messages(sock, "READY=1")
+        assert reload[0] == "RELOADING=1" and reload[1].startswith("MONOTONIC_USEC=")
+    conn = _connect(proc.port)
+    assert _served_cert(conn) == new_der
+    conn.close()
     # The connection opened before the reload still works (on its old session).
     kept.request("GET", "/_ping")
     response = kept.getresponse()
@@ -242,8 +235,9 @@ def test_sighup_reloads_the_certificate_and_keeps_connections(tmp_path: Path,
     # A broken certificate file: an error in the log, the certificate in use stays.
     live_crt.write_text("not a certificate")
     popen.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 60
     while "keeping the certificate in use" not in proc.log_tail(200):
-        assert time.monotonic() < deadline + 60, proc.log_tail()
+        assert time.monotonic() < deadline and popen.poll() is None, proc.log_tail()
         time.sleep(0.05)
     assert f"http.tls: cannot load the certificate {live_crt}" in proc.log_tail(200)
     conn = _connect(proc.port)
