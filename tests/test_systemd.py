@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from dtr.config import load_config
 from dtr.ops.service_cli import installed_executable, render_unit
 from tests.servers import ROOT, DtrProcess, require_binary
 
@@ -73,7 +74,8 @@ def test_install_service_writes_the_unit_and_a_config(tmp_path: Path) -> None:
     r = _run_dtr("install-service", "--unit-dir", str(units), "--config", str(config))
     assert r.returncode == 0, r.stderr
     assert f"ExecStart={installed_executable()} serve -c {config}\n" in (units / "dtr.service").read_text()
-    assert "data_dir: /var/lib/dtr" in config.read_text()
+    written = load_config(str(config), environ={})
+    assert written.data_dir == "/var/lib/dtr" and written.http.tls == "auto" and written.http.drain_delay == 5
     assert config.stat().st_mode & 0o777 == 0o640
     assert "useradd --system" in r.stdout and "systemctl daemon-reload" in r.stdout
     # An existing config is kept.
