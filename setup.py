@@ -10,5 +10,5 @@ from setuptools import find_packages, setup
 setup(
     packages=[*find_packages(include=["dtr", "dtr.*"]), "dtr._migrations", "dtr._migrations.versions"],
     package_dir={"dtr._migrations": "migrations"},
-    package_data={"dtr": ["py.typed"], "dtr._migrations": ["script.py.mako"]},
+    package_data={"dtr": ["py.typed", "deploy/dtr.service", "deploy/config.yaml"], "dtr._migrations": ["script.py.mako"]},
 )

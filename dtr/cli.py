@@ -50,7 +50,10 @@ def _failed(problems: list[str]) -> int:
 
 async def _serve(cfg: Config, socks: list[socket.socket], ssl_ctx: ssl.SSLContext | None) -> int:
     """Serve on ``socks`` (with ``ssl_ctx``) until SIGTERM/SIGINT (0), or until the database is lost for good (1);
-    then stop accepting, let requests in flight finish, close."""
+    then drain: /_ping and /health answer 503 for ``http.drain_delay`` s while all else is served (a second
+    signal cuts it short), then stop accepting, let requests in flight finish, close. SIGHUP loads the TLS
+    certificate files again. systemd hears of each step (``dtr.ops.systemd``: ready, watchdog, stopping)."""
+    import contextlib
     import signal
 
     from aiohttp import web
@@ -59,40 +62,72 @@ async def _serve(cfg: Config, socks: list[socket.socket], ssl_ctx: ssl.SSLContex
     from dtr.keys import DATABASE
     from dtr.ops.logs import ACCESS_LINES, AccessLogger
     from dtr.ops.runtime import trim_memory_periodically
+    from dtr.ops.systemd import Notifier
     from dtr.ops.tasks import background
-    from dtr.ops.views import IN_FLIGHT
+    from dtr.ops.views import DRAIN, IN_FLIGHT
+    from dtr.startup import reload_ssl
 
-    runner = web.AppRunner(create_app(cfg), access_log_class=AccessLogger,
-                           access_log=logging.getLogger("dtr.access"), shutdown_timeout=cfg.http.drain_timeout,
-                           handle_signals=False)
-    await runner.setup()
-    stop = asyncio.Event()
+    notify = Notifier.from_environ()
+    stop, hurry, serving = asyncio.Event(), asyncio.Event(), asyncio.Event()
+
+    def reload() -> None:
+        if ssl_ctx is None:
+            log.info("SIGHUP: nothing to reload (no TLS)")
+            return
+        tell = serving.is_set()  # systemd hears of reloads once dtr is ready, not while it starts
+        if tell:
+            notify.reloading()
+        if problem := reload_ssl(cfg, ssl_ctx):
+            log.error("SIGHUP: keeping the certificate in use: %s", problem)
+        else:
+            log.info("SIGHUP: TLS certificate loaded again; new connections use it")
+        if tell:
+            notify.ready(f"serving on {cfg.http.addr}")
+
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    lost = runner.app[DATABASE].lost
-    try:
-        sites = [web.SockSite(runner, s, ssl_context=ssl_ctx) for s in socks]
-        for site in sites:
-            await site.start()
-        log.info("dtr serving", extra={"addr": cfg.http.addr, "data_dir": cfg.data_dir,
-                                       "storage": cfg.storage_config.driver, "tls": bool(ssl_ctx),
-                                       "auth": "on" if cfg.auth.enabled else "off"})
-        async with background(trim_memory_periodically()), background(_set_when(lost, stop)):
-            await stop.wait()
-        # Stop accepting, then let requests in flight (uploads above all) finish before closing.
-        for site in sites:
-            await site.stop()
-        log.info("dtr stopping: draining requests in flight",
-                 extra={"in_flight": IN_FLIGHT.count, "timeout_s": cfg.http.drain_timeout})
+    loop.add_signal_handler(signal.SIGHUP, reload)  # from the start: SIGHUP's default action would end dtr
+    async with background(notify.watchdog()):
+        notify.status("starting: opening the database and migrating")
+        runner = web.AppRunner(create_app(cfg), access_log_class=AccessLogger,
+                               access_log=logging.getLogger("dtr.access"), shutdown_timeout=cfg.http.drain_timeout,
+                               handle_signals=False)
+        await runner.setup()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, lambda: (hurry if stop.is_set() else stop).set())
+        lost = runner.app[DATABASE].lost
         try:
-            async with asyncio.timeout(cfg.http.drain_timeout):
-                await IN_FLIGHT.wait_idle()
-        except TimeoutError:
-            log.warning("drain timeout: cutting off requests still in flight", extra={"in_flight": IN_FLIGHT.count})
-    finally:
-        await runner.cleanup()
-        ACCESS_LINES.flush()
+            sites = [web.SockSite(runner, s, ssl_context=ssl_ctx) for s in socks]
+            for site in sites:
+                await site.start()
+            log.info("dtr serving", extra={"addr": cfg.http.addr, "data_dir": cfg.data_dir,
+                                           "storage": cfg.storage_config.driver, "tls": bool(ssl_ctx),
+                                           "auth": "on" if cfg.auth.enabled else "off"})
+            notify.ready(f"serving on {cfg.http.addr}")
+            serving.set()
+            async with background(trim_memory_periodically()), background(_set_when(lost, stop)):
+                await stop.wait()
+            # Health checks fail first, so load balancers send new requests elsewhere while dtr still serves.
+            DRAIN.start()
+            delay = 0.0 if lost.is_set() else cfg.http.drain_delay
+            notify.stopping(f"draining: health checks answer 503 for {delay:g}s")
+            log.info("dtr stopping: health checks answer 503 (draining)", extra={"drain_delay_s": delay})
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay):
+                    await hurry.wait()
+            # Stop accepting, then let requests in flight (uploads above all) finish before closing.
+            for site in sites:
+                await site.stop()
+            notify.status(f"stopping: waiting for {IN_FLIGHT.count} requests in flight")
+            log.info("dtr stopping: draining requests in flight",
+                     extra={"in_flight": IN_FLIGHT.count, "timeout_s": cfg.http.drain_timeout})
+            try:
+                async with asyncio.timeout(cfg.http.drain_timeout):
+                    await IN_FLIGHT.wait_idle()
+            except TimeoutError:
+                log.warning("drain timeout: cutting off requests still in flight", extra={"in_flight": IN_FLIGHT.count})
+        finally:
+            await runner.cleanup()
+            ACCESS_LINES.flush()
     if lost.is_set():
         log.error("dtr stopped: the database is lost")
         return 1
@@ -228,6 +263,9 @@ def build_parser() -> argparse.ArgumentParser:
     from dtr.cluster.cli import add_commands as add_cluster_commands
 
     add_cluster_commands(sub, common, group)
+    from dtr.ops.service_cli import add_commands as add_service_commands
+
+    add_service_commands(sub, common, group)
     return p
 
 

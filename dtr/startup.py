@@ -104,6 +104,16 @@ def bind(cfg: Config) -> list[socket.socket]:
     return socks
 
 
+def _tls_problem(cfg: Config, e: Exception) -> str:
+    """The line saying why the certificate files ``http.tls`` names did not load (``e``)."""
+    tls = cfg.http.tls
+    files = f"{tls.certificate} with the key {tls.key}" if isinstance(tls, TLSFiles) else \
+        f"under {cfg.data_path / 'ca'}"
+    why = "not a PEM certificate and its private key" if isinstance(e, ssl.SSLError) else \
+        getattr(e, "strerror", None) or str(e)
+    return f"http.tls: cannot load the certificate {files}: {why}"
+
+
 def server_ssl(cfg: Config) -> ssl.SSLContext | None:
     """The TLS context ``http.tls`` asks for; StartupError naming the files when they do not load."""
     from dtr.tls import server_ssl_context
@@ -111,12 +121,19 @@ def server_ssl(cfg: Config) -> ssl.SSLContext | None:
     try:
         return server_ssl_context(cfg)
     except (OSError, ssl.SSLError, ValueError) as e:
-        tls = cfg.http.tls
-        files = f"{tls.certificate} with the key {tls.key}" if isinstance(tls, TLSFiles) else \
-            f"under {cfg.data_path / 'ca'}"
-        why = "not a PEM certificate and its private key" if isinstance(e, ssl.SSLError) else \
-            getattr(e, "strerror", None) or str(e)
-        raise StartupError(f"http.tls: cannot load the certificate {files}: {why}") from None
+        raise StartupError(_tls_problem(cfg, e)) from None
+
+
+def reload_ssl(cfg: Config, ctx: ssl.SSLContext) -> str | None:
+    """Load the certificate files again into the live ``ctx`` (SIGHUP); the line saying why they
+    did not load (``ctx`` unchanged), or None."""
+    from dtr.tls import reload_cert_chain
+
+    try:
+        reload_cert_chain(cfg, ctx)
+    except (OSError, ssl.SSLError, ValueError) as e:
+        return _tls_problem(cfg, e)
+    return None
 
 
 def check(cfg: Config) -> list[str]:

@@ -7,6 +7,7 @@ import ipaddress
 import os
 import socket
 import ssl
+import tempfile
 from pathlib import Path
 
 from cryptography import x509
@@ -95,13 +96,40 @@ def _server_cert(cfg: Config) -> TLSFiles:
     return TLSFiles(str(crt), str(key_path))
 
 
-def server_ssl_context(cfg: Config) -> ssl.SSLContext | None:
+def _files(cfg: Config) -> TLSFiles | None:
+    """The certificate and key ``http.tls`` names (``auto``: the internal CA's, renewed when due)."""
     tls = cfg.http.tls
-    if tls is None:
-        return None
-    files = _server_cert(cfg) if tls == "auto" else tls
-    assert isinstance(files, TLSFiles)
+    return _server_cert(cfg) if tls == "auto" else tls
+
+
+def _context() -> ssl.SSLContext:
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    return ctx
+
+
+def server_ssl_context(cfg: Config) -> ssl.SSLContext | None:
+    """The server's TLS context, or None for plain HTTP; OSError/ssl.SSLError/ValueError when the
+    files do not load."""
+    files = _files(cfg)
+    if files is None:
+        return None
+    ctx = _context()
     ctx.load_cert_chain(files.certificate, files.key)
     return ctx
+
+
+def reload_cert_chain(cfg: Config, ctx: ssl.SSLContext) -> None:
+    """Load the certificate files again into the live ``ctx``: new handshakes present the new chain,
+    connections already open keep theirs. The files are read once, into a private copy that a
+    scratch context loads first: a broken pair raises (as ``server_ssl_context``) and leaves ``ctx``
+    as it was (a failed load into a live context can leave it with a certificate and no key)."""
+    files = _files(cfg)
+    assert files is not None
+    cert, key = Path(files.certificate).read_bytes(), Path(files.key).read_bytes()
+    with tempfile.TemporaryDirectory(prefix="dtr-tls-") as d:
+        cert_copy, key_copy = Path(d) / "cert.pem", Path(d) / "key.pem"
+        cert_copy.write_bytes(cert)
+        _write_private(key_copy, key)
+        _context().load_cert_chain(cert_copy, key_copy)
+        ctx.load_cert_chain(cert_copy, key_copy)

@@ -100,7 +100,8 @@ class DtrProcess:
         self.log_path = workdir / "dtr.log"
         cfg: dict[str, Any] = {
             "data_dir": str(self.data_dir),
-            "http": {"addr": self.host, "drain_timeout": 5},
+            # No drain delay (health checks failing before the stop): tests stop at once.
+            "http": {"addr": self.host, "drain_timeout": 5, **({"drain_delay": 0} if source is None else {})},
             "database": {"url": database_url},
             "storage": {"filesystem": {"rootdirectory": str(workdir / "registry")}},
             # Protocol tests talk anonymously; auth tests pass their own ``auth`` section.

@@ -41,8 +41,11 @@ class HTTPConfig:
     external_url: str | None = None
     #: ``auto`` (a certificate from the internal CA in data_dir), explicit files, or plain HTTP.
     tls: Literal["auto"] | TLSFiles | None = None
-    #: Seconds in-flight requests get to finish after SIGTERM.
+    #: Seconds in-flight requests get to finish after SIGTERM (once dtr stops accepting).
     drain_timeout: Seconds = 30.0
+    #: Seconds after SIGTERM during which /_ping and /health answer 503 while everything else is still
+    #: served, so load balancers take this replica out of rotation before it stops accepting (0: none).
+    drain_delay: Seconds = 5.0
 
     @property
     def host(self) -> str:

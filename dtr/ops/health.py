@@ -21,6 +21,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dtr.keys import CONFIG, DATABASE, STORAGE
+from dtr.ops.views import DRAIN
 
 #: Seconds each check may take before it counts as failed.
 CHECK_TIMEOUT = 5.0
@@ -94,7 +95,10 @@ async def _storage(request: web.Request) -> dict[str, Any]:
 
 
 async def health(request: web.Request) -> web.Response:
-    """The version and every component's state; 200 when all are ok, else 503."""
+    """The version and every component's state; 200 when all are ok, else 503 (and 503 ``draining``
+    once dtr is stopping)."""
+    if DRAIN.started:
+        return DRAIN.answer()
     found, storage = await asyncio.gather(_database(request), _storage(request))
     components = {"database": found["database"], "storage": storage, "jobs": found["jobs"], "outbox": found["outbox"]}
     embedded = request.app[DATABASE].embedded_pid()

@@ -89,6 +89,27 @@ class InFlight:
 IN_FLIGHT = InFlight()
 
 
+class Drain:
+    """Whether dtr is draining before it stops: from then on ``/_ping`` and ``/health`` answer 503
+    (``answer()``) so load balancers take this replica out of rotation, while every other request
+    is still served."""
+
+    def __init__(self) -> None:
+        self.started = False
+
+    def start(self) -> None:
+        self.started = True
+
+    @staticmethod
+    def answer() -> web.Response:
+        """The 503 health checks get while draining."""
+        return web.json_response({"status": "draining", "errors": {"dtr": "draining: this replica is stopping"}},
+                                 status=503, headers={"Retry-After": str(RETRY_AFTER)})
+
+
+DRAIN = Drain()
+
+
 def _area(request: web.Request) -> str:
     """The area /v2 dispatch put on the request (its route table entry's), else the path's
     first segment (``v2`` for a /v2 path in no entry)."""
@@ -135,7 +156,10 @@ async def request_middleware(
 
 async def ping(request: web.Request) -> web.Response:
     """200 when the database and storage answer, else 503 (``Retry-After``) with the reasons, as a
-    person reads them ("database unavailable: connection refused, ...")."""
+    person reads them ("database unavailable: connection refused, ..."); 503 ``draining`` once dtr
+    is stopping (``DRAIN``)."""
+    if DRAIN.started:
+        return DRAIN.answer()
     problems: dict[str, str] = {}
 
     async def check_db() -> None:
