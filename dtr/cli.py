@@ -222,6 +222,9 @@ def build_parser() -> argparse.ArgumentParser:
     from dtr.jobs.cli import add_commands as add_job_commands
 
     add_job_commands(sub, common, group)
+    from dtr.backup.cli import add_commands as add_backup_commands
+
+    add_backup_commands(sub, common, group)
     return p
 
 
