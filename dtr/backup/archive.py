@@ -66,7 +66,10 @@ class _Hashing:
         self._src, self._hash, self.size = src, hashlib.sha256(), 0
 
     def read(self, n: int = -1) -> bytes:
-        data = self._src.read(n)
+        try:
+            data = self._src.read(n)
+        except (tarfile.TarError, EOFError) as e:  # a member of a tar stream cut short
+            raise BackupError(f"the backup is truncated or damaged: {e}") from None
         self._hash.update(data)
         self.size += len(data)
         return data
