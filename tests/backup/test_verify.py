@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import glob
+import io
+import json
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -35,6 +38,18 @@ async def tables(url: str) -> int:
                        .scalar_one())
     finally:
         await engine.dispose()
+
+
+def from_newer_dtr(plain: Path, out: Path) -> Path:
+    """A copy of the unencrypted backup ``plain`` whose manifest names a schema revision no migration has."""
+    with tarfile.open(plain) as src, tarfile.open(out, "w") as dst:
+        for info in src.getmembers():
+            data = src.extractfile(info).read()  # type: ignore[union-attr]
+            if info.name == "manifest.json":
+                data = json.dumps({**json.loads(data), "alembic_revision": "9999"}).encode()
+                info.size = len(data)
+            dst.addfile(info, io.BytesIO(data))
+    return out
 
 
 async def test_damaged_or_locked_backups_are_refused_and_change_nothing(
@@ -75,6 +90,8 @@ async def test_damaged_or_locked_backups_are_refused_and_change_nothing(
         status, _, err = await dtr_cli(capsys, "restore", path, "-c", target, *args)
         assert status == 1, (path, err)
         assert says in refusal(err), (path, err)
+    status, _, err = await dtr_cli(capsys, "restore", from_newer_dtr(plain, tmp_path / "newer.dtr"), "-c", target)
+    assert status == 1 and "newer than this dtr knows" in refusal(err)
     status, _, err = await dtr_cli(capsys, "restore", locked, "-c", target)
     assert status == 2 and "is encrypted: give --passphrase-file" in refusal(err)
     # Nothing changed: no schema in the database, no keys, no config written.
