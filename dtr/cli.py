@@ -266,6 +266,9 @@ def build_parser() -> argparse.ArgumentParser:
     from dtr.ops.service_cli import add_commands as add_service_commands
 
     add_service_commands(sub, common, group)
+    from dtr.backup.cli import add_commands as add_backup_commands
+
+    add_backup_commands(sub, common, group)
     return p
 
 

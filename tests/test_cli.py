@@ -56,7 +56,7 @@ def test_every_argument_and_command_has_help() -> None:
 
 
 @pytest.mark.parametrize("group,choices", [
-    ((), "{serve,db,ca,storage,config,users,ldap,jobs,gc,fsck,replicas,install-service}"),
+    ((), "{serve,db,ca,storage,config,users,ldap,jobs,gc,fsck,replicas,install-service,backup,restore}"),
     (("jobs",), "{list,run,cancel,logs}"),
     (("replicas",), "{list}"),
     (("users",), "{create,reset-password,list,delete,set-admin}"),
