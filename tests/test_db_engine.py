@@ -7,13 +7,14 @@ import asyncio
 import pytest
 from sqlalchemy import text
 
+from dtr.config import DatabaseConfig
 from dtr.db.engine import create_engine
 
 
 async def test_a_cancelled_query_stays_a_cancellation(database_url: str) -> None:
     """The pool counts a cancelled query as a disconnect; it must not become DatabaseUnavailable
     (a task that swallowed its cancellation hung every shutdown of the app)."""
-    engine = create_engine(database_url, 2)
+    engine = create_engine(database_url, DatabaseConfig(pool_size=2))
     try:
         async def slow() -> None:
             async with engine.connect() as conn:

@@ -61,6 +61,14 @@ class DatabaseConfig:
     #: ``postgresql://user:pass@host:port/db``; absent: an embedded PostgreSQL under data_dir.
     url: str | None = None
     pool_size: int = 10
+    #: Seconds to wait for a new connection to Postgres (TCP and startup) before answering 503.
+    connect_timeout: Seconds = 5.0
+    #: Seconds a statement may run: Postgres cancels it past this (its ``statement_timeout``), and
+    #: dtr stops waiting for a server that does not answer at all (hung) a little later; either
+    #: way a 503. 0: no limit. Migrations are not limited.
+    statement_timeout: Seconds = 30.0
+    #: Seconds a request waits for a free pooled connection (all ``2 * pool_size`` busy) before 503.
+    pool_timeout: Seconds = 10.0
 
 
 @dataclasses.dataclass(frozen=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import warnings
@@ -20,10 +21,11 @@ from typing import Any
 import asyncpg
 from sqlalchemy import event
 from sqlalchemy.engine import ExceptionContext, make_url
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.pool import QueuePool
+from sqlalchemy.pool import AsyncAdaptedQueuePool, QueuePool
 
-from dtr.config import Config
+from dtr.config import Config, DatabaseConfig
 from dtr.db.errors import DatabaseUnavailable, unavailable_reason
 from dtr.db.migrate import upgrade
 
@@ -34,6 +36,9 @@ EMBEDDED_DB = "dtr"
 SUPERVISE_INTERVAL = 1.0
 RESTART_DELAY = 2.0
 RESTART_ATTEMPTS = 30
+#: Seconds past ``statement_timeout`` the client waits before it gives up on a hung server
+#: (Postgres cancelling the statement first answers with the clearer error).
+COMMAND_TIMEOUT_MARGIN = 2.0
 
 
 class DatabaseError(Exception):
@@ -53,9 +58,28 @@ def _start_embedded(pgdata: Path) -> Any:
 
 
 def asyncpg_url(url: str) -> str:
-    """A libpq-style URL as SQLAlchemy's asyncpg dialect wants it."""
+    """A libpq-style URL as SQLAlchemy's asyncpg dialect wants it. Several hosts in the libpq form
+    (``postgresql://u@h1:5432,h2:5433/db?target_session_attrs=read-write``), which SQLAlchemy
+    cannot parse, become its ``?host=h1:5432&host=h2:5433`` form."""
+    scheme, sep, rest = url.partition("://")
+    netloc, _, tail = rest.partition("/")
+    userinfo, at, hosts = netloc.rpartition("@")
+    if sep and "," in hosts:
+        path, q, query = tail.partition("?")
+        extra = "&".join(f"host={h}" for h in hosts.split(","))
+        url = f"{scheme}://{userinfo}{at}/{path}?{extra}{'&' + query if q else ''}"
     u = make_url(url)
     return u.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
+
+
+def connect_args(url: str) -> dict[str, Any]:
+    """Keyword arguments for ``asyncpg.connect`` to the database at libpq-style ``url`` (every host
+    of a multi-host URL, ``target_session_attrs``), for connections outside the pool (LISTEN)."""
+    from sqlalchemy.dialects.postgresql import asyncpg as dialects
+
+    make: Any = dialects.dialect
+    dialect = make()  # the pool's connections are made with the same arguments
+    return dict(dialect.create_connect_args(make_url(asyncpg_url(url)))[1])
 
 
 async def _ensure_database(url: str, name: str) -> None:
@@ -100,9 +124,26 @@ def _alive(server: Any) -> bool:
         return False
 
 
-def create_engine(url: str, pool_size: int, while_away: str = "") -> AsyncEngine:
-    """An engine on libpq-style ``url`` that hides statement parameters from its errors and raises
-    ``DatabaseUnavailable`` (its reason followed by ``while_away``) when the database is away."""
+class _Pool(AsyncAdaptedQueuePool):
+    """SQLAlchemy's pool, whose checkout timeout (every connection busy) is a 503, not a 500."""
+
+    def _do_get(self) -> Any:
+        try:
+            return super()._do_get()
+        except PoolTimeout as e:
+            raise DatabaseUnavailable(f"no database connection free within {self._timeout:g} s") from e
+
+
+def create_engine(url: str, cfg: DatabaseConfig, while_away: str = "", *, limited: bool = True) -> AsyncEngine:
+    """An engine on libpq-style ``url`` sized and timed by ``cfg`` that hides statement parameters
+    from its errors and raises ``DatabaseUnavailable`` (its reason followed by ``while_away``) when
+    the database is away, hung or too slow. ``limited=False``: no statement timeouts (migrations).
+
+    Timeouts: ``connect_timeout`` for each new connection; ``statement_timeout`` set in Postgres
+    (it cancels the statement) and, a little later, on the client (``command_timeout``: a hung
+    server); ``pool_timeout`` for a free pooled connection. A connection that fails as
+    disconnected makes the pool drop every connection made before it (SQLAlchemy's pool
+    invalidation), so after a Postgres restart or failover no dead connection is handed out again."""
 
     def away(e: BaseException, disconnect: bool = False) -> DatabaseUnavailable | None:
         reason = unavailable_reason(e) or ("connection lost" if disconnect else None)
@@ -116,9 +157,15 @@ def create_engine(url: str, pool_size: int, while_away: str = "") -> AsyncEngine
                 raise
             raise unavailable from e
 
+    settings = {"application_name": "dtr"}
+    timeouts: dict[str, Any] = {"timeout": cfg.connect_timeout}
+    if limited and cfg.statement_timeout > 0:
+        settings["statement_timeout"] = str(int(cfg.statement_timeout * 1000))
+        timeouts["command_timeout"] = cfg.statement_timeout + COMMAND_TIMEOUT_MARGIN
     engine = create_async_engine(
-        asyncpg_url(url), pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=False, hide_parameters=True,
-        connect_args={"server_settings": {"application_name": "dtr"}, "async_creator_fn": connect},
+        asyncpg_url(url), poolclass=_Pool, pool_size=cfg.pool_size, max_overflow=cfg.pool_size,
+        pool_timeout=cfg.pool_timeout, pool_pre_ping=False, hide_parameters=True,
+        connect_args={"server_settings": settings, **timeouts, "async_creator_fn": connect},
     )
 
     def on_error(ctx: ExceptionContext) -> None:
@@ -129,6 +176,16 @@ def create_engine(url: str, pool_size: int, while_away: str = "") -> AsyncEngine
 
     event.listen(engine.sync_engine, "handle_error", on_error)
     return engine
+
+
+async def migrate_database(url: str, cfg: DatabaseConfig) -> None:
+    """Run the migrations on an engine of their own, without statement timeouts (waiting for
+    another replica's migrations, building an index on a big table)."""
+    engine = create_engine(url, dataclasses.replace(cfg, pool_size=1), limited=False)
+    try:
+        await upgrade(engine)
+    finally:
+        await engine.dispose()
 
 
 class Database:
@@ -156,12 +213,11 @@ class Database:
             base = embedded.get_uri()
             await _ensure_database(base, EMBEDDED_DB)
             url = make_url(base).set(database=EMBEDDED_DB).render_as_string(hide_password=False)
-        engine = create_engine(url, cfg.database.pool_size,
-                               ", restarting embedded PostgreSQL" if embedded is not None else "")
+        engine = create_engine(url, cfg.database, ", restarting embedded PostgreSQL" if embedded is not None else "")
         db = cls(engine, url, embedded)
         try:
             if migrate:
-                await upgrade(engine)
+                await migrate_database(url, cfg.database)
         except (OSError, asyncpg.PostgresError, DatabaseUnavailable) as e:
             await db.close()
             raise DatabaseError(f"cannot prepare the database: {e}") from e

@@ -1,7 +1,9 @@
 """The database being away, told apart from a statement's own faults.
 
 ``DatabaseUnavailable`` is what dtr raises when Postgres cannot be reached now (connection refused
-or lost, the server starting up or shutting down): the engine turns such errors into it at connect
+or lost, the server starting up or shutting down, no primary among several hosts, no answer
+within ``database.connect_timeout`` / ``statement_timeout``, no pooled connection free within
+``database.pool_timeout``): the engine turns such errors into it at connect
 and at execute (``dtr.db.engine``). It is a 503 with ``Retry-After``, so every API answers it as
 unavailable in its own error shape (``/api/v0``'s error middleware renders any HTTP error; the root
 app's ``dtr.app.unavailable`` renders it for ``/v2`` and ``/auth``); never a 500.
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import asyncpg
 from aiohttp import web
+from asyncpg.exceptions._base import TargetServerAttributeNotMatched
 from sqlalchemy.exc import DBAPIError
 
 #: Seconds clients are told to wait before trying again.
@@ -56,11 +59,17 @@ def unavailable_reason(exc: BaseException) -> str | None:
             return "the database is shutting down"
         if isinstance(e, asyncpg.TooManyConnectionsError):
             return "too many connections"
+        if isinstance(e, TargetServerAttributeNotMatched):
+            return "no server that takes writes (a standby not promoted yet?)"
+        if isinstance(e, asyncpg.QueryCanceledError):
+            return "a statement ran past database.statement_timeout"
+        if isinstance(e, TimeoutError):
+            return "the database did not answer in time"
         if isinstance(e, (asyncpg.ConnectionDoesNotExistError, ConnectionError, asyncpg.PostgresConnectionError)):
             return "connection lost"
         if isinstance(e, DBAPIError) and e.connection_invalidated:
             return "connection lost"
-        if isinstance(e, (TimeoutError, OSError)):
+        if isinstance(e, OSError):
             return f"cannot connect ({type(e).__name__}: {e})"[:200]
     return None
 

@@ -1,4 +1,9 @@
-"""Alembic, run from inside dtr under a Postgres advisory lock (replicas may start at once)."""
+"""Alembic, run from inside dtr under a Postgres advisory lock (replicas may start at once).
+
+Rolling upgrades: migrations are expand-then-contract (docs/upgrades.md), so a release runs on a
+schema a newer release migrated. A database at revisions this release does not know is such a
+schema: it is left as it is (one warning), not refused.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,8 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -40,7 +47,14 @@ def _upgrade(connection: Connection, revision: str) -> None:
     # A transaction-level lock: held until the migrations commit, so the next process waiting
     # for it sees them done (a session lock released before the commit let it run them again).
     connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATION_LOCK})
-    command.upgrade(alembic_config(connection), revision)
+    cfg = alembic_config(connection)
+    known = {script.revision for script in ScriptDirectory.from_config(cfg).walk_revisions()}
+    current = MigrationContext.configure(connection).get_current_heads()
+    if newer := sorted(set(current) - known):
+        log.warning("database migrations: the schema is at %s, which a newer dtr release made; left as it is "
+                    "(migrations are expand-then-contract: this release keeps working on it)", ", ".join(newer))
+        return
+    command.upgrade(cfg, revision)
 
 
 async def upgrade(engine: AsyncEngine, revision: str = "heads") -> None:

@@ -5,7 +5,9 @@ database round-trip. Every change that can alter a lookup's answer (a tag moved 
 a manifest deleted, a repository deleted) calls ``invalidate(repo)`` in the same process and
 ``NOTIFY dtr_manifests, '<repo>'`` on commit, so every replica drops that repository's entries.
 When the listening connection is lost, the whole cache is dropped and nothing is cached until
-it is back, so a replica never serves from a cache that may have missed a notification.
+it is back, so a replica never serves from a cache that may have missed a notification; the
+dropped entries are kept aside (``while_away``) for lookups the database cannot answer at all
+(an outage), until the listening connection is back.
 """
 
 from __future__ import annotations
@@ -17,8 +19,8 @@ from collections import OrderedDict
 from typing import Any, Generic, TypeVar
 
 import asyncpg
-from sqlalchemy.engine import make_url
 
+from dtr.db.engine import connect_args
 from dtr.ops.metrics import MANIFEST_CACHE
 from dtr.ops.tasks import background
 
@@ -38,6 +40,11 @@ class ManifestCache(Generic[V]):
         #: Bumped on every invalidation, so a lookup that raced with one is not stored.
         self._generation = 0
         self._task: asyncio.Task[None] | None = None
+        #: The entries held when the listening connection was lost: served only while the
+        #: database is unavailable (no change can commit then), dropped when it is back.
+        self._away: dict[tuple[str, str], V] = {}
+        #: (repository, digest) -> size of blobs served lately, for ``blob_while_away``.
+        self._blobs: OrderedDict[tuple[str, str], int] = OrderedDict()
 
     def get(self, repo: str, reference: str) -> V | None:
         if not self._listening:
@@ -59,13 +66,41 @@ class ManifestCache(Generic[V]):
         if len(self._entries) > self._max:
             self._entries.popitem(last=False)
 
+    def while_away(self, repo: str, reference: str) -> V | None:
+        """The lookup cached before the listening connection was lost, for a caller that found
+        the database unavailable: a tag moved on another replica in the moments before the
+        outage may still show its former manifest until the database is back."""
+        return self._away.get((repo, reference))
+
+    def blob_served(self, repo: str, digest: str, size: int) -> None:
+        """Remember that ``repo`` served blob ``digest`` (bounded: the least recent go first)."""
+        self._blobs[(repo, digest)] = size
+        self._blobs.move_to_end((repo, digest))
+        if len(self._blobs) > self._max:
+            self._blobs.popitem(last=False)
+
+    def blob_while_away(self, repo: str, digest: str) -> int | None:
+        """The size of a blob ``repo`` served lately, for a caller that found the database
+        unavailable (a blob unlinked in the moments before the outage may still be served)."""
+        return self._blobs.get((repo, digest))
+
     def invalidate(self, repo: str | None = None) -> None:
         self._generation += 1
         if repo is None:
             self._entries.clear()
+            self._away.clear()
+            self._blobs.clear()
             return
-        for key in [k for k in self._entries if k[0] == repo]:
-            del self._entries[key]
+        for entries in (self._entries, self._away, self._blobs):
+            for key in [k for k in entries if k[0] == repo]:
+                del entries[key]
+
+    def _set_aside(self) -> None:
+        """Stop serving entries (they may miss notifications from now on) but keep them for outages."""
+        self._generation += 1
+        self._listening = False
+        self._away.update(self._entries)
+        self._entries.clear()
 
     # -- cluster coherence ------------------------------------------------------------------
 
@@ -75,7 +110,7 @@ class ManifestCache(Generic[V]):
         while True:
             conn: Any = None
             try:
-                conn = await asyncpg.connect(**_connect_args(dsn))
+                conn = await asyncpg.connect(**connect_args(dsn))
                 lost = asyncio.Event()
                 conn.add_termination_listener(lambda _c, ev=lost: ev.set())
                 await conn.add_listener(CHANNEL, lambda _c, _pid, _ch, payload: self.invalidate(payload or None))
@@ -86,11 +121,10 @@ class ManifestCache(Generic[V]):
                 log.warning("manifest cache: lost the notification connection; cache off until reconnected")
             except asyncio.CancelledError:
                 raise
-            except (OSError, asyncpg.PostgresError) as e:
+            except (OSError, asyncpg.PostgresError, asyncpg.InternalClientError) as e:
                 log.warning("manifest cache: cannot listen for invalidations: %s", e)
             finally:
-                self._listening = False
-                self.invalidate()
+                self._set_aside()
                 if conn is not None:
                     with contextlib.suppress(Exception):
                         await conn.close()
@@ -100,9 +134,3 @@ class ManifestCache(Generic[V]):
     def running(self, dsn: str) -> contextlib.AbstractAsyncContextManager[asyncio.Task[Any]]:
         """Listen for invalidations for the life of the ``async with`` block."""
         return background(self.run(dsn))
-
-
-def _connect_args(dsn: str) -> dict[str, Any]:
-    u = make_url(dsn)
-    return {"host": u.query.get("host") or u.host, "port": u.port, "user": u.username,
-            "password": u.password, "database": u.database}

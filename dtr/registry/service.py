@@ -17,6 +17,7 @@ from sqlalchemy import LargeBinary, Table, and_, bindparam, delete, func, select
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from dtr.db.errors import DatabaseUnavailable
 from dtr.registry import events
 from dtr.registry import locks as gc_locks
 from dtr.registry.cache import ManifestCache
@@ -134,7 +135,19 @@ class RegistryService:
     # -- blobs ----------------------------------------------------------------------------
 
     async def blob_size(self, name: str, digest: str) -> int | None:
-        """Size of ``digest`` if repository ``name`` may read it, else None; renews a stale link."""
+        """Size of ``digest`` if repository ``name`` may read it, else None; renews a stale link.
+        While the database is unavailable, a blob the repository served lately keeps its size."""
+        try:
+            size = await self._blob_size(name, digest)
+        except DatabaseUnavailable:
+            if (size := self.cache.blob_while_away(name, digest)) is None:
+                raise
+            return size
+        if size is not None:
+            self.cache.blob_served(name, digest, size)
+        return size
+
+    async def _blob_size(self, name: str, digest: str) -> int | None:
         async with self.engine.connect() as conn:
             row = (await conn.execute(_BLOB_LINK, {"name": name, "digest": digest})).first()
             if row is None or row.age <= self.renew_links_after:
@@ -207,12 +220,17 @@ class RegistryService:
                  .select_from(tags.join(repositories, repositories.c.id == tags.c.repository_id)
                               .join(manifests, manifests.c.id == tags.c.manifest_id))
                  .where(repositories.c.name == name, tags.c.name == reference))
-        async with self.engine.connect() as conn:
-            row = (await conn.execute(q)).first()
-            if row is None:
-                if await self.repo_id(conn, name) is None:
-                    raise RegistryError(codes.NAME_UNKNOWN, detail={"name": name})
-                raise RegistryError(codes.MANIFEST_UNKNOWN, detail={"reference": reference})
+        try:
+            async with self.engine.connect() as conn:
+                row = (await conn.execute(q)).first()
+                if row is None:
+                    if await self.repo_id(conn, name) is None:
+                        raise RegistryError(codes.NAME_UNKNOWN, detail={"name": name})
+                    raise RegistryError(codes.MANIFEST_UNKNOWN, detail={"reference": reference})
+        except DatabaseUnavailable:
+            if (cached := self.cache.while_away(name, reference)) is None:
+                raise
+            return cached
         found = StoredManifest(row.digest, row.media_type, bytes(row.payload), row.subject_digest)
         self.cache.put(name, reference, found, generation)
         return found
