@@ -25,6 +25,7 @@ from dtr.jobs.views import register as register_jobs
 from dtr.keys import CONFIG, DATABASE, REGISTRY, STORAGE
 from dtr.ops import views as ops
 from dtr.ops.metrics import setup_metrics
+from dtr.ops.proxies import proxy_middlewares
 from dtr.ops.runtime import name_the_server
 from dtr.registry.events import Outbox
 from dtr.registry.service import RegistryService
@@ -68,7 +69,8 @@ def create_app(config: Config) -> web.Application:
     name_the_server()
     # Request bodies reach dtr as sent (a blob is hashed as received, dtr.registry.inputs; /api/v0
     # decodes gzip itself, with its size limit on the decoded bytes).
-    app = web.Application(middlewares=[ops.request_middleware], client_max_size=1 << 20,
+    proxies = proxy_middlewares(config.http.trusted_proxies, config.http.external_url)
+    app = web.Application(middlewares=[*proxies, ops.request_middleware], client_max_size=1 << 20,
                           handler_args={"auto_decompress": False})
     app[CONFIG] = config
     app.cleanup_ctx.append(_resources)

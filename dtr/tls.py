@@ -1,4 +1,5 @@
-"""An internal CA under data_dir that issues the server certificate for ``http.tls: auto``."""
+"""An internal CA that issues the server certificate for ``http.tls: auto``: this replica's own
+under data_dir, or ``http.tls_ca`` (files every replica shares)."""
 
 from __future__ import annotations
 
@@ -12,10 +13,13 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from dtr.config import Config, TLSFiles
+from dtr.config import Config, ConfigError, TLSFiles
+
+#: Keys a CA may sign with.
+CAKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
 
 
 def _write_private(path: Path, data: bytes) -> None:
@@ -31,18 +35,31 @@ def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
 
 
 def ca_paths(cfg: Config) -> tuple[Path, Path]:
+    if cfg.http.tls_ca is not None:
+        return Path(cfg.http.tls_ca.certificate), Path(cfg.http.tls_ca.key)
     d = cfg.data_path / "ca"
     return d / "ca.crt", d / "ca.key"
 
 
-def ensure_ca(cfg: Config) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
-    """Load the internal CA, creating it on first use."""
-    crt, key_path = ca_paths(cfg)
-    if crt.exists() and key_path.exists():
+def _load_ca(crt: Path, key_path: Path) -> tuple[x509.Certificate, CAKey]:
+    """The CA in these PEM files; ConfigError naming them when they are no CA certificate and key."""
+    try:
         cert = x509.load_pem_x509_certificate(crt.read_bytes())
         key = serialization.load_pem_private_key(key_path.read_bytes(), None)
-        assert isinstance(key, ec.EllipticCurvePrivateKey)
-        return cert, key
+    except (OSError, ValueError, TypeError) as e:
+        why = getattr(e, "strerror", None) or str(e)
+        raise ConfigError(f"cannot load the CA {crt} with the key {key_path}: {why}") from None
+    if not isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
+        raise ConfigError(f"{key_path} is not an EC or RSA private key")
+    return cert, key
+
+
+def ensure_ca(cfg: Config) -> tuple[x509.Certificate, CAKey]:
+    """Load the CA: ``http.tls_ca`` when configured (never created), else this replica's own,
+    created on first use."""
+    crt, key_path = ca_paths(cfg)
+    if cfg.http.tls_ca is not None or (crt.exists() and key_path.exists()):
+        return _load_ca(crt, key_path)
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "dtr internal CA")])
     now = dt.datetime.now(dt.UTC)
@@ -65,11 +82,14 @@ def _server_cert(cfg: Config) -> TLSFiles:
     """A server certificate from the internal CA for the configured host, localhost and 127.0.0.1."""
     d = cfg.data_path / "ca"
     crt, key_path = d / "server.crt", d / "server.key"
-    if crt.exists() and key_path.exists():
-        cert = x509.load_pem_x509_certificate(crt.read_bytes())
-        if cert.not_valid_after_utc > dt.datetime.now(dt.UTC) + dt.timedelta(days=30):
-            return TLSFiles(str(crt), str(key_path))
     ca_cert, ca_key = ensure_ca(cfg)
+    ca_pem = ca_cert.public_bytes(serialization.Encoding.PEM)
+    if crt.exists() and key_path.exists():
+        chain = crt.read_bytes()
+        cert = x509.load_pem_x509_certificate(chain)
+        # Reused while it is far from expiry and was issued by the CA configured now.
+        if chain.endswith(ca_pem) and cert.not_valid_after_utc > dt.datetime.now(dt.UTC) + dt.timedelta(days=30):
+            return TLSFiles(str(crt), str(key_path))
     key = ec.generate_private_key(ec.SECP256R1())
     names: list[x509.GeneralName] = [x509.DNSName("localhost"), x509.DNSName(socket.gethostname())]
     ips = {"127.0.0.1", "::1"}
@@ -92,7 +112,7 @@ def _server_cert(cfg: Config) -> TLSFiles:
         .sign(ca_key, hashes.SHA256())
     )
     _write_private(key_path, _key_pem(key))
-    crt.write_bytes(cert.public_bytes(serialization.Encoding.PEM) + ca_cert.public_bytes(serialization.Encoding.PEM))
+    crt.write_bytes(cert.public_bytes(serialization.Encoding.PEM) + ca_pem)
     return TLSFiles(str(crt), str(key_path))
 
 

@@ -19,6 +19,7 @@ from aiohttp import web
 from dtr.auth.access import Action, Principal, explain
 from dtr.auth.tokens import AccessClaims, InvalidToken
 from dtr.keys import ACTOR, AUTH, MAY_PULL, REPOSITORY, USER
+from dtr.ops.proxies import forwarded_url
 from dtr.registry.errors import RegistryError, codes
 from dtr.registry.events import Actor
 from dtr.registry.names import is_name
@@ -97,7 +98,7 @@ async def registry_auth(request: web.Request, route: Route, m: re.Match[str],
             source = _mount_source(request)
             check = _PullCheck(auth, claims)
             if source is not None and not claims.allows("repository", source, "pull") and await check(source):
-                raise _refusal(auth, access, name, source, "insufficient_scope")
+                raise _refusal(request, auth, access, name, source, "insufficient_scope")
             request[MAY_PULL] = check
         request[ACTOR] = Actor(claims.subject, request.remote or "")
         return await handler(request, route, m)
@@ -105,7 +106,7 @@ async def registry_auth(request: web.Request, route: Route, m: re.Match[str],
         request[REPOSITORY] = name
     source = _mount_source(request) if route.mounts and "mount" in request.query else None
     if claims is None or not claims.subject:
-        raise _refusal(auth, access, name, source, error, _basic_sent(request, auth.realm))
+        raise _refusal(request, auth, access, name, source, error, _basic_sent(request, auth.realm))
     # An authenticated user's token lacks the access: a better token if the user has it, else
     # why not (the slow path may use the database).
     principal = await auth.lookup_principal(claims.subject)
@@ -117,7 +118,7 @@ async def registry_auth(request: web.Request, route: Route, m: re.Match[str],
         allowed = principal.authenticated and principal.is_admin
         message = "only site admins may list the catalog"
     if allowed:
-        raise _refusal(auth, access, name, source, "insufficient_scope")
+        raise _refusal(request, auth, access, name, source, "insufficient_scope")
     raise RegistryError(codes.DENIED, message=message, detail={"Type": type_, "Name": name, "Action": action})
 
 
@@ -129,7 +130,7 @@ def _basic_sent(request: web.Request, realm: str) -> str | None:
     return f"Basic credentials are not accepted on /v2/: get a token from {realm} (docker login does this)"
 
 
-def _refusal(auth: AuthService, access: Access | None, name: str | None, source: str | None,
+def _refusal(request: web.Request, auth: AuthService, access: Access | None, name: str | None, source: str | None,
              error: str | None, message: str | None = None) -> RegistryError:
     """401 with the challenge naming every scope the request needs (a mount's source too)."""
     detail: list[dict[str, str | None]] = []
@@ -140,5 +141,6 @@ def _refusal(auth: AuthService, access: Access | None, name: str | None, source:
     if source is not None:
         scopes.append(f"repository:{source}:pull")
         detail.append({"Type": "repository", "Name": source, "Action": "pull"})
-    headers = _challenge(auth.realm, auth.service, " ".join(scopes) or None, error)
+    realm = forwarded_url(request, "/auth/token") or auth.realm  # behind a trusted proxy: its host
+    headers = _challenge(realm, auth.service, " ".join(scopes) or None, error)
     return RegistryError(codes.UNAUTHORIZED, headers=headers, detail=detail or None, message=message)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import ipaddress
 import os
 from pathlib import Path
 from typing import Annotated, Literal
@@ -46,6 +47,20 @@ class HTTPConfig:
     #: Seconds after SIGTERM during which /_ping and /health answer 503 while everything else is still
     #: served, so load balancers take this replica out of rotation before it stops accepting (0: none).
     drain_delay: Seconds = 5.0
+    #: CIDRs of load balancers whose X-Forwarded-For/-Proto/-Host dtr believes (``dtr.ops.proxies``);
+    #: empty: nobody's (the TCP peer is the client).
+    trusted_proxies: tuple[str, ...] = ()
+    #: The CA (certificate and key files) that issues the ``tls: auto`` certificate; give every
+    #: replica the same one. Absent: a CA of this replica's own under data_dir/ca.
+    tls_ca: TLSFiles | None = None
+
+    def __post_init__(self) -> None:
+        for cidr in self.trusted_proxies:
+            try:
+                ipaddress.ip_network(cidr, strict=False)
+            except ValueError:
+                raise ConfigError(f"http.trusted_proxies: {cidr!r} is not an address or CIDR "
+                                  "(such as 10.0.0.0/8)") from None
 
     @property
     def host(self) -> str:
