@@ -263,7 +263,8 @@ def _as_duration(seconds: float) -> str:
 
 def test_every_time_in_the_schema_is_a_duration() -> None:
     assert set(_duration_fields(Config)) == {
-        "http.drain_timeout", "http.drain_delay", "auth.token_ttl", "auth.refresh_token_ttl", "auth.failed_login_window",
+        "http.drain_timeout", "http.drain_delay", "auth.token_ttl", "auth.refresh_token_ttl",
+        "auth.failed_login_window",
         "auth.lockout_base", "auth.lockout_max", "auth.ldap.timeout", "database.connect_timeout",
         "database.statement_timeout", "database.pool_timeout", *(f"jobs.{n}" for n in (
             "poll_interval", "heartbeat_interval", "worker_timeout", "retry_backoff", "retry_backoff_max",

@@ -15,7 +15,7 @@ import yaml
 from alembic.script import ScriptDirectory
 from sqlalchemy import text
 
-from dtr.config import load_config
+from dtr.config import DatabaseConfig, load_config
 from dtr.db.engine import Database, create_engine
 from dtr.db.migrate import alembic_config, upgrade
 from tests.backup.helpers import PASSPHRASE, dtr_cli, refusal
@@ -31,7 +31,7 @@ def write_config(path: Path, data_dir: Path, database_url: str | None) -> Path:
 
 
 async def tables(url: str) -> int:
-    engine = create_engine(url, 1)
+    engine = create_engine(url, DatabaseConfig(pool_size=1))
     try:
         async with engine.connect() as conn:
             return int((await conn.execute(text("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")))

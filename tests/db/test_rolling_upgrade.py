@@ -12,15 +12,16 @@ from __future__ import annotations
 
 import io
 import os
-import shutil
 import subprocess
 import tarfile
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
 from tests.auth.client import Client
 from tests.auth.constants import ADMIN_AUTH, auth_config
+from tests.cluster.keys import signing_key
 from tests.oci import OCI_MANIFEST, digest_of, image
 from tests.servers import ROOT, DtrProcess, create_database
 
@@ -100,8 +101,11 @@ def test_previous_and_new_release_side_by_side(pg_uri: str, tmp_path: Path) -> N
     shared = {**auth_config(service=SERVICE), "storage": {"filesystem": {"rootdirectory": str(tmp_path / "storage")}}}
     new = DtrProcess(tmp_path / "new", url, shared).start()  # migrates the database
     old = DtrProcess(tmp_path / "old", url, shared, source=old_source)
-    (old.data_dir / "auth").mkdir(parents=True)  # one token signing key, as replicas share it
-    shutil.copy(new.data_dir / "auth" / "token-signing.pem", old.data_dir / "auth" / "token-signing.pem")
+    # One token signing key: the new release keeps it in the database; a release from before that
+    # reads it from data_dir (an operator copied it between replicas).
+    (old.data_dir / "auth").mkdir(parents=True)
+    (old.data_dir / "auth" / "token-signing.pem").write_bytes(
+        signing_key(url).private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()))
     old.start()
     try:
         n, o = Client(new.url), Client(old.url)

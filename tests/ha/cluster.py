@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,11 +18,10 @@ from tests.servers import DtrProcess, create_database
 
 #: The token audience every replica shares (the default follows each replica's own address).
 SERVICE = "dtr-lb"
-SIGNING_KEY = Path("auth") / "token-signing.pem"
 
 
 class Cluster:
-    """Replicas sharing a database, storage, the token signing key and a service name, behind ``lb``."""
+    """Replicas sharing a database (and so the token signing key), storage and a service name, behind ``lb``."""
 
     def __init__(self, replicas: list[DtrProcess], lb: Balancer) -> None:
         self.replicas, self.lb = replicas, lb
@@ -71,17 +69,14 @@ class Cluster:
 @contextlib.contextmanager
 def cluster(pg_uri: str, workdir: Path, storage: dict[str, Any], extra: dict[str, Any] | None = None
             ) -> Iterator[Cluster]:
-    """Three replicas (the first makes the token signing key, the others get a copy) behind nginx."""
+    """Three replicas behind nginx (the token signing key is the database's, shared by all)."""
     url = create_database(pg_uri)
     config = {**auth_config(service=SERVICE, failed_login_address_threshold=100000),
               "http": {"trusted_proxies": ["127.0.0.1"]}, "storage": storage, **(extra or {})}
     replicas = [DtrProcess(workdir / f"replica{i}", url, config) for i in range(3)]
     lb = Balancer("nginx", workdir / "nginx", [r.host for r in replicas])
     try:
-        replicas[0].start(60)
-        for r in replicas[1:]:
-            (r.data_dir / SIGNING_KEY).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(replicas[0].data_dir / SIGNING_KEY, r.data_dir / SIGNING_KEY)
+        for r in replicas:
             r.start(60)
         yield Cluster(replicas, lb.start())
     finally:
