@@ -17,6 +17,7 @@ from sqlalchemy import (
     LargeBinary,
     String,
     UniqueConstraint,
+    func,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB, UUID
@@ -102,6 +103,11 @@ class Tag(Base):
     name: Mapped[str] = mapped_column(String(128, collation="C"), primary_key=True)
     manifest_id: Mapped[int] = mapped_column(ForeignKey("manifests.id", ondelete="CASCADE"), index=True)
     updated_at: Mapped[dt.datetime] = utcnow_column()
+
+
+#: The tag list's order (``service.list_tags``: case-insensitive, byte order breaking ties), so a
+#: page is an index range, not a sort of all the repository's tags.
+Index("ix_tags_repository_id_lower_name", Tag.repository_id, func.lower(Tag.name), Tag.name)
 
 
 class Upload(Base):
