@@ -150,9 +150,9 @@ ORDER BY l.repository_id, l.digest
 
 # -- the sweep's re-checks (run after the locks are held) ------------------------------------
 
-#: The parent check goes through the references to the manifest's digest (few) and looks each
-#: parent up by id; a join to the parents by repository lets the planner scan the whole repository
-#: per candidate (quadratic in a big repository).
+#: The parent check goes through the child references to the manifest's digest (few; the partial
+#: index ix_manifest_references_child) and looks each parent up by id; a join to the parents by
+#: repository let the planner scan the whole repository per candidate (quadratic in a big one).
 _DELETE_MANIFESTS = text("""
 DELETE FROM manifests m
 WHERE m.id = ANY(:ids) AND m.created_at < :cutoff

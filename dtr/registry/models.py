@@ -91,7 +91,12 @@ class ManifestReference(Base):
     digest: Mapped[str] = mapped_column(String(200), primary_key=True)
     kind: Mapped[str] = mapped_column(String(16))
 
-    __table_args__ = (Index("ix_manifest_references_digest", "digest"),)
+    __table_args__ = (
+        Index("ix_manifest_references_digest", "digest"),
+        #: Where a manifest is a child (GC's re-check, fsck): the references to blobs, often
+        #: millions to one shared layer, would make the plain digest index look too costly.
+        Index("ix_manifest_references_child", "digest", postgresql_where=text("kind = 'manifest'")),
+    )
 
 
 class Tag(Base):
