@@ -128,10 +128,11 @@ def _unused_links(dry_run: bool) -> Any:
     """Links of the repositories in (``:after``, ``:last``] to a blob none of the repository's
     manifests references (the blob itself kept).
 
-    Set-based: the references of those repositories' manifests are hashed once (the materialized
-    CTE), never probed link by link (a probe costs the repository's manifests or the blob's
-    references, whichever the planner picks: quadratic for a big repository or a shared layer).
-    Each repository is in one batch, so the whole pass is linear in links, manifests and references.
+    Set-based: the references of those repositories' manifests are read once (the materialized
+    CTE) and the links anti-joined to them by hash, never probed link by link (a probe costs the
+    repository's manifests or the blob's references, whichever the planner picks: quadratic for a
+    big repository or a shared layer). Each repository is in one batch, so the whole pass is
+    linear in links, manifests and references.
     """
     exclude = "AND NOT EXISTS (SELECT 1 FROM gc_dead d WHERE d.id = m.id)" if dry_run else ""
     exclude_blobs = "AND NOT EXISTS (SELECT 1 FROM gc_dead_blobs g WHERE g.digest = l.digest)" if dry_run else ""
