@@ -31,6 +31,8 @@ from dtr.errors import UsageError
 from dtr.progress import ProgressBar
 
 POLL = 0.5
+#: Log lines read at a time; a full page is followed at once by the next (no POLL wait).
+LOG_PAGE = 1000
 #: How long a job may wait before the CLI says no worker seems able to run it.
 IDLE_WARNING = 15.0
 
@@ -104,7 +106,7 @@ async def follow(service: Any, job_id: uuid.UUID, out: TextIO = sys.stdout, err:
     warned = False
     while True:
         job = await service.get(job_id)
-        lines = await service.logs(job_id, after)
+        lines = await service.logs(job_id, after, LOG_PAGE)
         if lines:
             bar.clear()
             for line in lines:
@@ -130,7 +132,8 @@ async def follow(service: Any, job_id: uuid.UUID, out: TextIO = sys.stdout, err:
             warned = True
         if job["status"] != "waiting":
             waiting_since = time.monotonic()
-        await asyncio.sleep(POLL)
+        if len(lines) < LOG_PAGE:
+            await asyncio.sleep(POLL)
 
 
 def _print_jobs(jobs: list[dict[str, Any]], as_json: bool) -> None:

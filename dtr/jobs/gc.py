@@ -116,28 +116,51 @@ ORDER BY b.digest LIMIT :limit
 """)
 
 
+#: The last repository of the next batch: whole repositories holding at least ``:limit`` links.
+_LINK_BATCH_END = text("""
+SELECT max(repository_id) FROM (
+    SELECT repository_id FROM repository_blobs WHERE repository_id > :after ORDER BY repository_id LIMIT :limit
+) s
+""")
+
+
 def _unused_links(dry_run: bool) -> Any:
-    """Links from a repository to a blob none of its manifests references (the blob itself kept)."""
+    """Links of the repositories in (``:after``, ``:last``] to a blob none of the repository's
+    manifests references (the blob itself kept).
+
+    Set-based: the references of those repositories' manifests are read once (the materialized
+    CTE) and the links anti-joined to them by hash, never probed link by link (a probe costs the
+    repository's manifests or the blob's references, whichever the planner picks: quadratic for a
+    big repository or a shared layer). Each repository is in one batch, so the whole pass is
+    linear in links, manifests and references.
+    """
     exclude = "AND NOT EXISTS (SELECT 1 FROM gc_dead d WHERE d.id = m.id)" if dry_run else ""
     exclude_blobs = "AND NOT EXISTS (SELECT 1 FROM gc_dead_blobs g WHERE g.digest = l.digest)" if dry_run else ""
     return text(f"""
+WITH needed AS MATERIALIZED (
+    SELECT m.repository_id, r.digest FROM manifests m JOIN manifest_references r ON r.manifest_id = m.id
+    WHERE m.repository_id > :after AND m.repository_id <= :last {exclude}
+)
 SELECT l.repository_id, l.digest FROM repository_blobs l
-WHERE (l.repository_id, l.digest) > (:after_repo, :after_digest) AND l.created_at < :cutoff
-  AND NOT EXISTS (SELECT 1 FROM manifest_references r JOIN manifests m ON m.id = r.manifest_id
-                  WHERE r.digest = l.digest AND m.repository_id = l.repository_id {exclude})
+WHERE l.repository_id > :after AND l.repository_id <= :last AND l.created_at < :cutoff
+  AND NOT EXISTS (SELECT 1 FROM needed n WHERE n.repository_id = l.repository_id AND n.digest = l.digest)
   {exclude_blobs}
-ORDER BY l.repository_id, l.digest LIMIT :limit
+ORDER BY l.repository_id, l.digest
 """)
 
 
 # -- the sweep's re-checks (run after the locks are held) ------------------------------------
 
+#: The parent check goes through the child references to the manifest's digest (few; the partial
+#: index ix_manifest_references_child) and looks each parent up by id; a join to the parents by
+#: repository let the planner scan the whole repository per candidate (quadratic in a big one).
 _DELETE_MANIFESTS = text("""
 DELETE FROM manifests m
 WHERE m.id = ANY(:ids) AND m.created_at < :cutoff
   AND NOT EXISTS (SELECT 1 FROM tags t WHERE t.manifest_id = m.id)
-  AND NOT EXISTS (SELECT 1 FROM manifest_references r JOIN manifests p ON p.id = r.manifest_id
-                  WHERE r.kind = 'manifest' AND r.digest = m.digest AND p.repository_id = m.repository_id)
+  AND NOT EXISTS (SELECT 1 FROM manifest_references r
+                  WHERE r.kind = 'manifest' AND r.digest = m.digest
+                    AND (SELECT p.repository_id FROM manifests p WHERE p.id = r.manifest_id) = m.repository_id)
   AND (m.subject_digest IS NULL OR NOT EXISTS (
         SELECT 1 FROM manifests s WHERE s.repository_id = m.repository_id AND s.digest = m.subject_digest))
 RETURNING m.id
@@ -151,11 +174,17 @@ WHERE b.digest = ANY(:digests) AND b.created_at < :cutoff
 RETURNING b.digest, b.size
 """)
 
-_DELETE_LINK = text("""
+#: The links (``:repos[i]``, ``:digests[i]``) no manifest of their repository references, deleted;
+#: set-based over the batch's repositories like ``_unused_links``.
+_DELETE_LINKS = text("""
+WITH needed AS MATERIALIZED (
+    SELECT m.repository_id, r.digest FROM manifests m JOIN manifest_references r ON r.manifest_id = m.id
+    WHERE m.repository_id = ANY(CAST(:repos AS bigint[]))
+)
 DELETE FROM repository_blobs l
-WHERE l.repository_id = :repo AND l.digest = :digest AND l.created_at < :cutoff
-  AND NOT EXISTS (SELECT 1 FROM manifest_references r JOIN manifests m ON m.id = r.manifest_id
-                  WHERE r.digest = l.digest AND m.repository_id = l.repository_id)
+USING unnest(CAST(:repos AS bigint[]), CAST(:digests AS text[])) AS c(repository_id, digest)
+WHERE l.repository_id = c.repository_id AND l.digest = c.digest AND l.created_at < :cutoff
+  AND NOT EXISTS (SELECT 1 FROM needed n WHERE n.repository_id = l.repository_id AND n.digest = l.digest)
 """)
 
 
@@ -169,6 +198,28 @@ class _Totals:
                 "manifest_bytes": self.manifest_bytes, "blobs": self.blobs, "blob_bytes": self.blob_bytes,
                 "links": self.links, "bytes": self.manifest_bytes + self.blob_bytes,
                 "skipped_in_use": self.skipped_busy}
+
+
+@contextlib.asynccontextmanager
+async def _connect(ctx: JobContext) -> AsyncIterator[AsyncConnection]:
+    """A connection planning each statement for its parameters (``force_custom_plan``).
+
+    A cached generic plan cannot see how many ids a batch holds nor how many rows a repository
+    has; after five executions Postgres may switch to one that scans a table per candidate.
+    """
+    async with ctx.engine.connect() as conn:
+        await conn.execute(text("SET plan_cache_mode = force_custom_plan"))
+        await conn.commit()
+        try:
+            yield conn
+        finally:
+            try:
+                await conn.rollback()
+                await conn.execute(text("RESET plan_cache_mode"))
+                await conn.commit()
+            except Exception:
+                await conn.invalidate()  # the pool must not keep the setting
+                raise
 
 
 @contextlib.asynccontextmanager
@@ -217,7 +268,7 @@ async def run(ctx: JobContext) -> dict[str, Any]:
 async def _collect(ctx: JobContext, dry_run: bool, grace: float) -> _Totals:
     verb = "would delete" if dry_run else "deleted"
     t = _Totals()
-    async with ctx.engine.connect() as conn:
+    async with _connect(ctx) as conn:
         cutoff = (await conn.execute(text("SELECT now() - make_interval(secs => :g)"), {"g": grace})).scalar_one()
         ctx.log(f"garbage collection{' (dry run)' if dry_run else ''}: grace period {grace:g}s, "
                 f"collecting what is unneeded and older than {cutoff.isoformat()}")
@@ -238,7 +289,7 @@ async def _collect(ctx: JobContext, dry_run: bool, grace: float) -> _Totals:
 
 async def _dry_run(ctx: JobContext, garbage: Sequence[Any], cutoff: Any, t: _Totals, verb: str) -> None:
     """Count what a real run would free, in one snapshot, treating the marked manifests as gone."""
-    async with ctx.engine.connect() as conn:
+    async with _connect(ctx) as conn:
         await conn.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
         await conn.execute(text("CREATE TEMP TABLE gc_dead (id bigint PRIMARY KEY) ON COMMIT DROP"))
         await conn.execute(text("CREATE TEMP TABLE gc_dead_blobs (digest text PRIMARY KEY) ON COMMIT DROP"))
@@ -261,11 +312,8 @@ async def _dry_run(ctx: JobContext, garbage: Sequence[Any], cutoff: Any, t: _Tot
             await conn.execute(text("INSERT INTO gc_dead_blobs SELECT unnest(CAST(:d AS text[]))"),
                                {"d": [b.digest for b in page]})
             ctx.progress(t.blobs, None, "counting blobs")
-        key: tuple[int, str] = (0, "")
-        while page := (await conn.execute(_unused_links(True), {"after_repo": key[0], "after_digest": key[1],
-                                                                 "cutoff": cutoff, "limit": PAGE})).all():
-            key = (page[-1].repository_id, page[-1].digest)
-            t.links += len(page)
+        async for links in _link_batches(conn, cutoff, dry_run=True):
+            t.links += len(links)
         await conn.rollback()
 
 
@@ -275,7 +323,7 @@ async def _sweep(ctx: JobContext, garbage: Sequence[Any], cutoff: Any, t: _Total
     while pending:
         ctx.check_stop()
         progressed: list[Any] = []
-        async with ctx.engine.connect() as conn:
+        async with _connect(ctx) as conn:
             for i in range(0, len(pending), BATCH):
                 progressed += await _sweep_manifests(conn, pending[i:i + BATCH], cutoff, t, ctx, verb)
                 ctx.progress(t.manifests, len(garbage), "sweeping manifests")
@@ -288,7 +336,7 @@ async def _sweep(ctx: JobContext, garbage: Sequence[Any], cutoff: Any, t: _Total
         ctx.log(f"{len(pending)} manifests kept this time (in use by a push, or needed again)")
     # 2. blobs, a page of candidates at a time
     after = ""
-    async with ctx.engine.connect() as conn:
+    async with _connect(ctx) as conn:
         while True:
             ctx.check_stop()
             page = (await conn.execute(_garbage_blobs(False), {"after": after, "cutoff": cutoff,
@@ -301,16 +349,24 @@ async def _sweep(ctx: JobContext, garbage: Sequence[Any], cutoff: Any, t: _Total
                 await _sweep_blobs(conn, ctx, [b.digest for b in page[i:i + BATCH]], cutoff, t, verb)
             ctx.progress(t.blobs, None, "sweeping blobs")
         # 3. links no manifest of their repository needs
-        key: tuple[int, str] = (0, "")
-        while True:
+        async for links in _link_batches(conn, cutoff, dry_run=False):
             ctx.check_stop()
-            page = (await conn.execute(_unused_links(False), {"after_repo": key[0], "after_digest": key[1],
-                                                              "cutoff": cutoff, "limit": PAGE})).all()
+            for i in range(0, len(links), BATCH):
+                await _sweep_links(conn, links[i:i + BATCH], cutoff, t)
+
+
+async def _link_batches(conn: AsyncConnection, cutoff: Any, dry_run: bool) -> AsyncIterator[Sequence[Any]]:
+    """The unused links (``_unused_links``), whole repositories of about ``PAGE`` links at a time
+    (each batch read in its own transaction unless ``dry_run``: that one keeps its snapshot)."""
+    after = 0
+    while (last := (await conn.execute(_LINK_BATCH_END, {"after": after, "limit": PAGE})).scalar()) is not None:
+        links = (await conn.execute(_unused_links(dry_run), {"after": after, "last": last,
+                                                               "cutoff": cutoff})).all()
+        if not dry_run:
             await conn.commit()
-            if not page:
-                break
-            key = (page[-1].repository_id, page[-1].digest)
-            await _sweep_links(conn, page, cutoff, t)
+        after = last
+        if links:
+            yield links
 
 
 async def _sweep_manifests(conn: AsyncConnection, batch: Sequence[Any], cutoff: Any, t: _Totals,
@@ -361,14 +417,14 @@ async def _sweep_blobs(conn: AsyncConnection, ctx: JobContext, digests: Sequence
         ctx.log(f"{verb} blob {r.digest} ({r.size} bytes)")
 
 
-async def _sweep_links(conn: AsyncConnection, page: Sequence[Any], cutoff: Any, t: _Totals) -> None:
+async def _sweep_links(conn: AsyncConnection, batch: Sequence[Any], cutoff: Any, t: _Totals) -> None:
     by_key: dict[int, list[Any]] = {}
-    for link in page:
+    for link in batch:
         by_key.setdefault(locks.blob_key(link.digest), []).append(link)
     async with _exclusive(conn, list(by_key)) as held:
-        for k in held:
-            for link in by_key[k]:
-                res = await conn.execute(_DELETE_LINK, {"repo": link.repository_id, "digest": link.digest,
-                                                        "cutoff": cutoff})
-                t.links += res.rowcount
+        mine = [link for k in held for link in by_key[k]]
+        if mine:
+            res = await conn.execute(_DELETE_LINKS, {"repos": [link.repository_id for link in mine],
+                                                     "digests": [link.digest for link in mine], "cutoff": cutoff})
+            t.links += res.rowcount
         await conn.commit()

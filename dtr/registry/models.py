@@ -17,6 +17,7 @@ from sqlalchemy import (
     LargeBinary,
     String,
     UniqueConstraint,
+    func,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB, UUID
@@ -90,7 +91,12 @@ class ManifestReference(Base):
     digest: Mapped[str] = mapped_column(String(200), primary_key=True)
     kind: Mapped[str] = mapped_column(String(16))
 
-    __table_args__ = (Index("ix_manifest_references_digest", "digest"),)
+    __table_args__ = (
+        Index("ix_manifest_references_digest", "digest"),
+        #: Where a manifest is a child (GC's re-check, fsck): the references to blobs, often
+        #: millions to one shared layer, would make the plain digest index look too costly.
+        Index("ix_manifest_references_child", "digest", postgresql_where=text("kind = 'manifest'")),
+    )
 
 
 class Tag(Base):
@@ -102,6 +108,11 @@ class Tag(Base):
     name: Mapped[str] = mapped_column(String(128, collation="C"), primary_key=True)
     manifest_id: Mapped[int] = mapped_column(ForeignKey("manifests.id", ondelete="CASCADE"), index=True)
     updated_at: Mapped[dt.datetime] = utcnow_column()
+
+
+#: The tag list's order (``service.list_tags``: case-insensitive, byte order breaking ties), so a
+#: page is an index range, not a sort of all the repository's tags.
+Index("ix_tags_repository_id_lower_name", Tag.repository_id, func.lower(Tag.name), Tag.name)
 
 
 class Upload(Base):
