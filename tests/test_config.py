@@ -144,6 +144,21 @@ def test_env_overrides_use_section__key(tmp_path: Path) -> None:
     assert cfg.data_dir == str(tmp_path / "data")
 
 
+def test_dtr_variables_that_are_not_overrides_are_left_alone(tmp_path: Path) -> None:
+    cfg = load(tmp_path, {}, {"DTR_BACKUP_PASSPHRASE": "secret", "DTR_CONFIG": "elsewhere.yaml"})
+    assert cfg == load(tmp_path, {})
+
+
+@pytest.mark.parametrize("database,expected", [
+    ({"connect_timeout": -1}, "database.connect_timeout: must be greater than 0"),
+    ({"pool_timeout": 0}, "database.pool_timeout: must be greater than 0"),
+    ({"statement_timeout": -5}, "database.statement_timeout: must not be negative"),
+    ({"pool_size": 0}, "database.pool_size: must be at least 1"),
+])
+def test_database_limits_are_checked(tmp_path: Path, database: dict[str, Any], expected: str) -> None:
+    assert expected in error(tmp_path, {"database": database})
+
+
 def test_env_overrides_are_case_insensitive_in_keys(tmp_path: Path) -> None:
     cfg = load(tmp_path, {}, {"DTR_http__addr": "127.0.0.1:7000"})
     assert cfg.http.addr == "127.0.0.1:7000"

@@ -23,8 +23,7 @@ _MIB = 1 << 20
 
 
 def _config(args: argparse.Namespace) -> Config:
-    # The passphrase variable starts with DTR_ but is no config override.
-    return load_config(args.config, {k: v for k, v in os.environ.items() if k != PASSPHRASE_ENV})
+    return load_config(args.config)
 
 
 def _passphrase(args: argparse.Namespace) -> str | None:

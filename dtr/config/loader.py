@@ -19,6 +19,8 @@ from dtr.storage.config import StorageConfig
 from dtr.storage.factory import driver_names, validate_params
 
 ENV_PREFIX = "DTR_"
+#: ``DTR_`` variables that are not config overrides: the config file, the backup passphrase.
+NOT_OVERRIDES = frozenset({"DTR_CONFIG", "DTR_BACKUP_PASSPHRASE"})
 
 _STORAGE_OPTIONS = {"redirect", "max_concurrency"}
 
@@ -96,7 +98,7 @@ def _apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> dict[str, st
     """Apply the ``DTR_`` overrides to ``data``; {dotted key: variable} of those applied."""
     applied: dict[str, str] = {}
     for name, raw in environ.items():
-        if not name.startswith(ENV_PREFIX) or name == "DTR_CONFIG":
+        if not name.startswith(ENV_PREFIX) or name in NOT_OVERRIDES:
             continue
         path = [p.lower() for p in name[len(ENV_PREFIX) :].split("__")]
         if not all(path):

@@ -85,6 +85,15 @@ class DatabaseConfig:
     #: Seconds a request waits for a free pooled connection (all ``2 * pool_size`` busy) before 503.
     pool_timeout: Seconds = 10.0
 
+    def __post_init__(self) -> None:
+        if self.pool_size < 1:
+            raise ConfigError("database.pool_size: must be at least 1")
+        for name in ("connect_timeout", "pool_timeout"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"database.{name}: must be greater than 0")
+        if self.statement_timeout < 0:
+            raise ConfigError("database.statement_timeout: must not be negative (0: no limit)")
+
 
 @dataclasses.dataclass(frozen=True)
 class RegistryConfig:
