@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -85,6 +85,8 @@ class RepositoryMeta(Base):
     visibility: Mapped[str] = mapped_column(String(16), default="private")
     short_description: Mapped[str] = mapped_column(String(140), default="")
     long_description: Mapped[str] = mapped_column(Text, default="")
+    #: DTR's scanOnPush: each push of a tag queues a scan of its image.
+    scan_on_push: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     updated_at: Mapped[dt.datetime] = utcnow_column()
 
 

@@ -112,6 +112,11 @@ class JobCapacity:
     prune: int = 2
     usage: int = 1
     noop: int = 4
+    #: Scanning (``dtr.scanning``): index a layer / match an image; refresh the vulnerability
+    #: database; re-match the images a database change touches.
+    scan: int = 2
+    update_vuln_db: int = 1
+    rematch: int = 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -240,6 +245,44 @@ class MetricsConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class FeedsConfig:
+    """Where the vulnerability feeds are fetched from (a mirror's URL works the same); an empty
+    URL turns that feed off."""
+
+    #: OSV's bucket: ``<osv>/<Ecosystem>/all.zip`` for each of ``osv_ecosystems``.
+    osv: str = "https://osv-vulnerabilities.storage.googleapis.com"
+    osv_ecosystems: tuple[str, ...] = ("Debian", "Ubuntu", "Alpine", "PyPI", "npm", "Maven", "RubyGems",
+                                       "Go", "crates.io")
+    #: The Debian security tracker's JSON (source package -> CVE -> release -> status).
+    debian: str = "https://security-tracker.debian.org/tracker/data/json"
+    #: Alpine's secdb: ``<alpine>/v3.N/main.json`` and ``community.json`` for each of ``alpine_branches``.
+    alpine: str = "https://secdb.alpinelinux.org"
+    alpine_branches: tuple[str, ...] = ("v3.17", "v3.18", "v3.19", "v3.20", "v3.21", "v3.22", "v3.23")
+    #: NVD's CVE API 2.0 (CVSS scores); an API key raises its rate limit.
+    nvd: str = "https://services.nvd.nist.gov/rest/json/cves/2.0"
+    nvd_api_key: str | None = None
+    #: Seconds one feed download may take.
+    timeout: Seconds = 600.0
+
+
+@dataclasses.dataclass(frozen=True)
+class ScanningConfig:
+    """The built-in scanner (``dtr.scanning``)."""
+
+    enabled: bool = True
+    #: scanOnPush of a repository that never set it.
+    scan_on_push: bool = False
+    feeds: FeedsConfig = dataclasses.field(default_factory=FeedsConfig)
+    #: When the vulnerability database is refreshed (DTR: daily at 03:00 UTC); six-field cron.
+    update_schedule: str = "0 0 3 * * *"
+    #: PEM public keys (files) an offline bundle (``dtr vulndb import``) must be signed with.
+    bundle_trusted_keys: tuple[str, ...] = ()
+    #: The PEM private key ``dtr vulndb export`` signs with; absent: ``data_dir/scanning/bundle-signing.pem``
+    #: (made on first export; its public half is printed for importers to trust).
+    bundle_signing_key: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
 class Config:
     data_dir: str = dataclasses.field(default_factory=default_data_dir)
     http: HTTPConfig = dataclasses.field(default_factory=HTTPConfig)
@@ -250,6 +293,7 @@ class Config:
     jobs: JobsConfig = dataclasses.field(default_factory=JobsConfig)
     auth: AuthConfig = dataclasses.field(default_factory=AuthConfig)
     metrics: MetricsConfig = dataclasses.field(default_factory=MetricsConfig)
+    scanning: ScanningConfig = dataclasses.field(default_factory=ScanningConfig)
 
     @property
     def data_path(self) -> Path:

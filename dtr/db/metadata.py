@@ -7,7 +7,8 @@ import dtr.audit.models
 import dtr.auth.models
 import dtr.cluster.models
 import dtr.jobs.models
-import dtr.registry.models  # noqa: F401
+import dtr.registry.models
+import dtr.scanning.models  # noqa: F401
 from dtr.db.base import Base
 
 metadata = Base.metadata

@@ -1,0 +1,20 @@
+"""Security scanning: layers indexed once, images matched against a vulnerability database.
+
+The pieces, one module each:
+
+- ``types``: the plain records every part shares (``Distribution``, ``Package``, ``LayerIndex``,
+  ``Advisory``, ``Finding``) and ``LayerError`` (a layer that cannot be indexed, and why).
+- ``layer``: reads one layer blob as a stream (gzip, zstd or plain tar), never to disk, and hands
+  the files the indexers want to them; ``index_layer`` gives the layer's ``LayerIndex``.
+- ``indexers``: one indexer per kind of installed-software record (os-release, dpkg, apk, rpm,
+  Python, npm, gems, Java archives, Go and Rust binaries), all on the ``indexers.base.Indexer``
+  interface and listed once in ``indexers.all_indexers``.
+- ``versions``: version order per ecosystem (dpkg, apk, rpm, PEP 440, semver, Maven, RubyGems, Go).
+- ``image``: an image's software built from stored layer rows (layers in order, whiteouts, newest
+  package database per path, language packages owned by OS packages reported as the OS package).
+- ``feeds``: the vulnerability feeds (OSV, Debian security tracker, Alpine secdb, NVD) parsed into
+  ``Advisory`` records; ``vulndb`` imports them as feed versions and exports/imports offline bundles.
+- ``matcher``: an image's packages against the advisories, per ecosystem, with fix states and severity.
+- ``models``: the tables; ``service``, ``views``, ``cli``: the use cases, ``/api/v0/imagescan``, ``dtr scan``
+  and ``dtr vulndb``; ``jobs``: the ``scan`` and ``update_vuln_db`` job actions.
+"""

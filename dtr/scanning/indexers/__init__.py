@@ -1,0 +1,15 @@
+"""Indexers: see ``base.Indexer``. ``all_indexers()`` is the one list of them, in the order their
+findings are reported; ``INDEXER_VERSION`` changes whenever any indexer finds more or different
+things, so layers indexed by an older version are re-indexed when next needed."""
+
+from __future__ import annotations
+
+from dtr.scanning.indexers.base import Indexer
+
+#: Bump when an indexer's output changes for the same layer.
+INDEXER_VERSION = 1
+
+
+def all_indexers() -> list[Indexer]:
+    """A fresh instance of every indexer (one set per layer)."""
+    return []

@@ -1,0 +1,50 @@
+"""The indexer interface: one indexer per kind of installed-software record.
+
+The layer reader (``dtr.scanning.layer``) makes a fresh instance of every indexer for each layer,
+then, for each regular file of the layer in tar order:
+
+1. calls ``wants(path, size, mode)`` on every indexer (cheap: called for every file);
+2. reads the file's bytes once (never more than ``max(limit(...))`` of the indexers that want it)
+   and calls ``add(path, data)`` on each indexer that wanted it;
+
+and at the end calls ``finish(index)``, which adds what the indexer found to the layer's
+``LayerIndex`` (packages, distribution, package database locations, warnings).
+
+An indexer holds at most what it was given (bounded by its limits) and raises ``LayerError`` for a
+record it must read but cannot (a package database over its size limit, a corrupt database); it
+skips, with a warning, what it may ignore (an executable over the limit). Indexers never touch
+disk or the network; they are synchronous and run in the layer reader's thread.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import ClassVar
+
+from dtr.scanning.types import LayerIndex
+
+MiB = 1 << 20
+
+
+class Indexer(abc.ABC):
+    """Finds one kind of installed software in a layer's files."""
+
+    #: Short name (``os``, ``dpkg``, ``apk``, ``rpm``, ``python``, ``npm``, ``gem``, ``java``, ``go``, ``rust``).
+    name: ClassVar[str]
+
+    @abc.abstractmethod
+    def wants(self, path: str, size: int, mode: int) -> bool:
+        """Whether to read the regular file ``path`` (``size`` bytes, permission bits ``mode``).
+        May raise ``LayerError`` for a record it needs that is over its limit."""
+
+    def limit(self, path: str) -> int:
+        """Most bytes of ``path`` this indexer needs (a wanted file over it is not read)."""
+        return 64 * MiB
+
+    @abc.abstractmethod
+    def add(self, path: str, data: bytes) -> None:
+        """A wanted file's content (whole, as ``wants`` allowed)."""
+
+    @abc.abstractmethod
+    def finish(self, index: LayerIndex) -> None:
+        """Add what was found to ``index``."""
