@@ -4,7 +4,10 @@ things, so layers indexed by an older version are re-indexed when next needed.""
 
 from __future__ import annotations
 
+from dtr.scanning.indexers.apk import ApkIndexer
 from dtr.scanning.indexers.base import Indexer
+from dtr.scanning.indexers.dpkg import DpkgIndexer
+from dtr.scanning.indexers.os import OsIndexer
 
 #: Bump when an indexer's output changes for the same layer.
 INDEXER_VERSION = 1
@@ -12,4 +15,8 @@ INDEXER_VERSION = 1
 
 def all_indexers() -> list[Indexer]:
     """A fresh instance of every indexer (one set per layer)."""
-    return []
+    return [
+        OsIndexer(),
+        DpkgIndexer(),
+        ApkIndexer(),
+    ]
