@@ -10,7 +10,8 @@ APT_PACKAGES=(python3-venv docker.io podman skopeo umoci docker-registry busybox
   nginx-light haproxy  # the load balancers of tests/ha (deploy/nginx.conf, deploy/haproxy.cfg)
   # tests/scanning/test_language_indexers.py: real installs and toolchains for the language indexers
   python3-jinja2 python3-pycparser npm ruby golang-go binutils
-  liblog4j2-java libcommons-io-java libmongodb-java libaopalliance-java libguice-java unzip)
+  liblog4j2-java libcommons-io-java libmongodb-java libaopalliance-java libguice-java unzip
+  qemu-utils e2fsprogs)  # tests/scanning: qemu-img and debugfs read a real Alpine disk image (layer_data.alpine)
 
 scripts/apt-ensure.sh "${APT_PACKAGES[@]}"
 
