@@ -9,7 +9,7 @@ APT_PACKAGES=(python3-venv docker.io podman skopeo umoci docker-registry busybox
   python3-keystone python3-keystonemiddleware  # Keystone v3 for the swift driver (not the `keystone` service package)
   nginx-light haproxy  # the load balancers of tests/ha (deploy/nginx.conf, deploy/haproxy.cfg)
   # tests/scanning/test_language_indexers.py: real installs and toolchains for the language indexers
-  python3-jinja2 python3-pycparser npm ruby golang-go binutils
+  python3-jinja2 python3-pycparser ruby golang-go binutils  # npm: the machine's Node.js has it (below)
   liblog4j2-java libcommons-io-java libmongodb-java libaopalliance-java libguice-java unzip
   qemu-utils e2fsprogs)  # tests/scanning: qemu-img and debugfs read a real Alpine disk image (layer_data.alpine)
 
