@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(python3-venv docker.io podman skopeo umoci docker-registry busybox-static slapd ldap-utils
   swift swift-proxy swift-account swift-container swift-object memcached
   python3-keystone python3-keystonemiddleware  # Keystone v3 for the swift driver (not the `keystone` service package)
-  nginx-light haproxy)  # the load balancers of tests/ha (deploy/nginx.conf, deploy/haproxy.cfg)
+  nginx-light haproxy  # the load balancers of tests/ha (deploy/nginx.conf, deploy/haproxy.cfg)
+  mmdebstrap qemu-utils e2fsprogs)  # tests/scanning/images.py: a Debian rootfs; Alpine's disk unpacked (qemu-img, debugfs)
 
 scripts/apt-ensure.sh "${APT_PACKAGES[@]}"
 
