@@ -11,7 +11,7 @@ APT_PACKAGES=(python3-venv docker.io podman skopeo umoci docker-registry busybox
   # tests/scanning/test_language_indexers.py: real installs and toolchains for the language indexers
   python3-jinja2 python3-pycparser ruby golang-go binutils  # npm: the machine's Node.js has it (below)
   liblog4j2-java libcommons-io-java libmongodb-java libaopalliance-java libguice-java unzip
-  qemu-utils e2fsprogs)  # tests/scanning: qemu-img and debugfs read a real Alpine disk image (layer_data.alpine)
+  mmdebstrap qemu-utils e2fsprogs)  # tests/scanning: a Debian rootfs; a real Alpine disk unpacked (qemu-img, debugfs)
 
 scripts/apt-ensure.sh "${APT_PACKAGES[@]}"
 
