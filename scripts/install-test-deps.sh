@@ -7,7 +7,9 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(python3-venv docker.io podman skopeo umoci docker-registry busybox-static slapd ldap-utils
   swift swift-proxy swift-account swift-container swift-object memcached
   python3-keystone python3-keystonemiddleware  # Keystone v3 for the swift driver (not the `keystone` service package)
-  nginx-light haproxy)  # the load balancers of tests/ha (deploy/nginx.conf, deploy/haproxy.cfg)
+  nginx-light haproxy  # the load balancers of tests/ha (deploy/nginx.conf, deploy/haproxy.cfg)
+  golang-github-knqyf263-go-rpmdb-dev  # real CentOS 5-8 rpm databases (BerkeleyDB) for tests/scanning/test_rpm.py
+  rpm)  # rpm -qa / rpmbuild / rpmdb --importdb: the reference reader and sqlite rpmdb writer of tests/scanning/test_rpm.py
 
 scripts/apt-ensure.sh "${APT_PACKAGES[@]}"
 

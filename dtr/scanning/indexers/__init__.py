@@ -5,6 +5,7 @@ things, so layers indexed by an older version are re-indexed when next needed.""
 from __future__ import annotations
 
 from dtr.scanning.indexers.base import Indexer
+from dtr.scanning.indexers.rpm import RpmIndexer
 
 #: Bump when an indexer's output changes for the same layer.
 INDEXER_VERSION = 1
@@ -12,4 +13,6 @@ INDEXER_VERSION = 1
 
 def all_indexers() -> list[Indexer]:
     """A fresh instance of every indexer (one set per layer)."""
-    return []
+    return [
+        RpmIndexer(),
+    ]
