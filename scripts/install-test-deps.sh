@@ -11,7 +11,9 @@ APT_PACKAGES=(python3-venv docker.io podman skopeo umoci docker-registry busybox
   # tests/scanning/test_language_indexers.py: real installs and toolchains for the language indexers
   python3-jinja2 python3-pycparser ruby golang-go binutils  # npm: the machine's Node.js has it (below)
   liblog4j2-java libcommons-io-java libmongodb-java libaopalliance-java libguice-java unzip
-  mmdebstrap qemu-utils e2fsprogs)  # tests/scanning: a Debian rootfs; a real Alpine disk unpacked (qemu-img, debugfs)
+  mmdebstrap qemu-utils e2fsprogs  # tests/scanning: a Debian rootfs; a real Alpine disk unpacked (qemu-img, debugfs)
+  golang-github-knqyf263-go-rpmdb-dev  # real CentOS 5-8 rpm databases (BerkeleyDB) for tests/scanning/test_rpm.py
+  rpm)  # rpm -qa / rpmbuild / rpmdb --importdb: the reference reader and sqlite rpmdb writer of tests/scanning/test_rpm.py
 
 scripts/apt-ensure.sh "${APT_PACKAGES[@]}"
 

@@ -13,6 +13,7 @@ from dtr.scanning.indexers.java import JavaIndexer
 from dtr.scanning.indexers.npm import NpmIndexer
 from dtr.scanning.indexers.os import OsIndexer
 from dtr.scanning.indexers.python import PythonIndexer
+from dtr.scanning.indexers.rpm import RpmIndexer
 from dtr.scanning.indexers.rust import RustIndexer
 
 #: Bump when an indexer's output changes for the same layer.
@@ -25,6 +26,7 @@ def all_indexers() -> list[Indexer]:
         OsIndexer(),
         DpkgIndexer(),
         ApkIndexer(),
+        RpmIndexer(),
         PythonIndexer(),
         NpmIndexer(),
         GemIndexer(),
