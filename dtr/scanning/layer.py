@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator
 import zstandard
 
 from dtr.scanning.indexers import all_indexers
-from dtr.scanning.indexers.base import Indexer
+from dtr.scanning.indexers.base import HEAD, Indexer
 from dtr.scanning.indexers.limits import GiB, KiB, MiB, human_size
 from dtr.scanning.types import LayerError, LayerIndex
 from dtr.storage.base import StorageDriver
@@ -229,6 +229,22 @@ class _TarStream:
             need -= take
         return b"".join(parts)
 
+    def read_large(self, head: bytes, n: int) -> bytes:
+        """``head`` followed by the next ``n`` bytes, built in one buffer (a big file is held
+        once, not once in pieces and again joined)."""
+        out = bytearray(len(head) + n)
+        out[: len(head)] = head
+        at = len(head)
+        while at < len(out):
+            if self._pos >= len(self._buf):
+                self._buf, self._pos = self._next(), 0
+            take = min(len(out) - at, len(self._buf) - self._pos)
+            out[at : at + take] = memoryview(self._buf)[self._pos : self._pos + take]
+            self._pos += take
+            at += take
+        # A bytearray is a bytes-like object every indexer reads as it reads bytes.
+        return out  # type: ignore[return-value]
+
     def skip(self, n: int) -> None:
         avail = len(self._buf) - self._pos
         if n <= avail:
@@ -357,11 +373,22 @@ def _offer(
             limits.append(current.limit(path))
         if size > max(limits):
             return False
-        data = tar.read(size)
+        if size > HEAD:
+            head = tar.read(HEAD)
+            accepting = []
+            for current, limit in zip(wanting, limits, strict=True):
+                if size <= limit and current.accepts(path, head):
+                    accepting.append(current)
+            if not accepting:
+                tar.skip(size - HEAD + _padding(size))
+                return True
+            data = tar.read_large(head, size - HEAD)
+        else:
+            accepting = [c for c, limit in zip(wanting, limits, strict=True) if size <= limit]
+            data = tar.read(size)
         tar.skip(_padding(size))
-        for current, limit in zip(wanting, limits, strict=True):
-            if size <= limit:
-                current.add(path, data)
+        for current in accepting:
+            current.add(path, data)
         return True
     except LayerError:
         raise

@@ -4,8 +4,11 @@ The layer reader (``dtr.scanning.layer``) makes a fresh instance of every indexe
 then, for each regular file of the layer in tar order:
 
 1. calls ``wants(path, size, mode)`` on every indexer (cheap: called for every file);
-2. reads the file's bytes once (never more than ``max(limit(...))`` of the indexers that want it)
-   and calls ``add(path, data)`` on each indexer that wanted it;
+2. for a file over ``HEAD`` bytes, reads its first ``HEAD`` bytes and asks ``accepts(path, head)``
+   of those that wanted it (a binary indexer checks the magic number there), so a big file none
+   of them accepts is streamed past, never held;
+3. reads the file's bytes once (never more than ``max(limit(...))`` of the indexers that want it)
+   and calls ``add(path, data)`` on each indexer that wanted (and accepted) it;
 
 and at the end calls ``finish(index)``, which adds what the indexer found to the layer's
 ``LayerIndex`` (packages, distribution, package database locations, warnings).
@@ -24,6 +27,8 @@ from typing import ClassVar
 from dtr.scanning.types import LayerIndex
 
 MiB = 1 << 20
+#: How much of a file ``Indexer.accepts`` is shown before the rest is read.
+HEAD = 4096
 
 
 class Indexer(abc.ABC):
@@ -40,6 +45,11 @@ class Indexer(abc.ABC):
     def limit(self, path: str) -> int:
         """Most bytes of ``path`` this indexer needs (a wanted file over it is not read)."""
         return 64 * MiB
+
+    def accepts(self, path: str, head: bytes) -> bool:
+        """Whether, having seen its first ``HEAD`` bytes, this indexer still wants the file
+        (only asked for files over ``HEAD`` bytes)."""
+        return True
 
     @abc.abstractmethod
     def add(self, path: str, data: bytes) -> None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 
 from dtr.scanning.indexers.base import Indexer, MiB
-from dtr.scanning.indexers.elf import ElfError, parse_elf
+from dtr.scanning.indexers.elf import ELF_MAGIC, ElfError, parse_elf
 from dtr.scanning.types import LayerIndex, Package
 
 MAX_BINARY = 256 * MiB
@@ -122,6 +122,9 @@ class GoIndexer(Indexer):
 
     def limit(self, path: str) -> int:
         return MAX_BINARY
+
+    def accepts(self, path: str, head: bytes) -> bool:
+        return head.startswith(ELF_MAGIC)  # only ELF files are held and searched
 
     def add(self, path: str, data: bytes) -> None:
         try:

@@ -17,7 +17,7 @@ import zlib
 from typing import Any
 
 from dtr.scanning.indexers.base import Indexer, MiB
-from dtr.scanning.indexers.elf import ElfError, parse_elf
+from dtr.scanning.indexers.elf import ELF_MAGIC, ElfError, parse_elf
 from dtr.scanning.types import LayerIndex, Package
 
 MAX_BINARY = 256 * MiB
@@ -76,6 +76,9 @@ class RustIndexer(Indexer):
 
     def limit(self, path: str) -> int:
         return MAX_BINARY
+
+    def accepts(self, path: str, head: bytes) -> bool:
+        return head.startswith(ELF_MAGIC)  # only ELF files are held and searched
 
     def add(self, path: str, data: bytes) -> None:
         try:
