@@ -75,7 +75,7 @@ class VulnFeed(Base):
 
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     url: Mapped[str] = mapped_column(Text, server_default=text("''"))
-    #: Imports so far (0: never imported); advisories carry the version that wrote them.
+    #: Imports that changed something so far (0: never imported).
     version: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     etag: Mapped[str | None] = mapped_column(Text)
     last_modified: Mapped[str | None] = mapped_column(Text)
