@@ -251,8 +251,8 @@ class FeedsConfig:
 
     #: OSV's bucket: ``<osv>/<Ecosystem>/all.zip`` for each of ``osv_ecosystems``.
     osv: str = "https://osv-vulnerabilities.storage.googleapis.com"
-    osv_ecosystems: tuple[str, ...] = ("Debian", "Ubuntu", "Alpine", "PyPI", "npm", "Maven", "RubyGems",
-                                       "Go", "crates.io")
+    osv_ecosystems: tuple[str, ...] = ("Debian", "Ubuntu", "Alpine", "Rocky Linux", "AlmaLinux", "PyPI", "npm",
+                                       "Maven", "RubyGems", "Go", "crates.io")
     #: The Debian security tracker's JSON (source package -> CVE -> release -> status).
     debian: str = "https://security-tracker.debian.org/tracker/data/json"
     #: Alpine's secdb: ``<alpine>/v3.N/main.json`` and ``community.json`` for each of ``alpine_branches``.

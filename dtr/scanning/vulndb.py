@@ -33,6 +33,7 @@ import os
 import tarfile
 import tempfile
 import threading
+import urllib.parse
 from collections.abc import AsyncGenerator, Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any, Literal, TypeVar
@@ -138,7 +139,8 @@ def configured_feeds(cfg: ScanningConfig) -> list[Feed]:
     f = cfg.feeds
     out: list[Feed] = []
     if f.osv:
-        out += [Feed(f"osv:{eco}", f"{f.osv.rstrip('/')}/{eco}/all.zip", "osv") for eco in f.osv_ecosystems]
+        base = f.osv.rstrip("/")
+        out += [Feed(f"osv:{eco}", f"{base}/{urllib.parse.quote(eco)}/all.zip", "osv") for eco in f.osv_ecosystems]
     if f.debian:
         out.append(Feed("debian", f.debian, "debian"))
     if f.alpine:

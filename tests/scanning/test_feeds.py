@@ -381,3 +381,15 @@ def test_nvd_windows_are_at_most_120_days() -> None:
 def test_advisory_defaults_are_the_contract() -> None:
     a = Advisory(vuln_id="CVE-1", namespace="debian:12", package="x")
     assert (a.state, a.introduced, a.fixed, a.cvss_score) == ("fixed", "", "", None)
+
+
+def test_osv_ecosystems_map_to_the_namespaces_images_are_matched_in() -> None:
+    from dtr.scanning.feeds.osv import namespace_of
+
+    assert namespace_of("Debian:12") == "debian:12"
+    assert namespace_of("Ubuntu:22.04:LTS") == "ubuntu:22.04"
+    assert namespace_of("Alpine:v3.19") == "alpine:3.19"
+    assert namespace_of("Rocky Linux:8") == "rocky:8"
+    assert namespace_of("AlmaLinux:9") == "almalinux:9"
+    assert namespace_of("PyPI") == "pypi" and namespace_of("crates.io") == "cargo"
+    assert namespace_of("Ubuntu:Pro:18.04:LTS") is None and namespace_of("Nonsense") is None

@@ -23,6 +23,9 @@ from dtr.scanning.types import Advisory
 _LANGUAGE_NAMESPACES = {
     "PyPI": "pypi", "npm": "npm", "Maven": "maven", "RubyGems": "gem", "Go": "golang", "crates.io": "cargo",
 }
+#: RPM distributions OSV publishes, by the os-release ID of their images (packages matched by
+#: binary rpm name within the major release).
+_RPM_DISTROS = {"Rocky Linux": "rocky", "AlmaLinux": "almalinux"}
 #: Most bytes of one record in an ``all.zip`` (the largest real ones are a few MB).
 RECORD_MAX = 64 << 20
 
@@ -41,6 +44,9 @@ def namespace_of(ecosystem: str) -> str | None:
     if distro == "Alpine":
         m = re.fullmatch(r"v?(\d+\.\d+)", release)
         return f"alpine:{m.group(1)}" if m else None
+    if distro in _RPM_DISTROS:
+        m = re.fullmatch(r"(\d+)(?:\.\d+)*", release)
+        return f"{_RPM_DISTROS[distro]}:{m.group(1)}" if m else None
     return None
 
 
