@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(python3-venv docker.io podman skopeo umoci docker-registry busybox-static slapd ldap-utils
+  rpm ruby golang-go libmaven3-core-java default-jre-headless  # tests/scanning/test_versions.py: reference version orders
   swift swift-proxy swift-account swift-container swift-object memcached
   python3-keystone python3-keystonemiddleware  # Keystone v3 for the swift driver (not the `keystone` service package)
   nginx-light haproxy  # the load balancers of tests/ha (deploy/nginx.conf, deploy/haproxy.cfg)
