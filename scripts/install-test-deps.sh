@@ -5,7 +5,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(python3-venv docker.io podman skopeo umoci docker-registry busybox-static slapd ldap-utils
-  rpm ruby golang-go libmaven3-core-java default-jre-headless  # tests/scanning/test_versions.py: reference version orders
   swift swift-proxy swift-account swift-container swift-object memcached
   python3-keystone python3-keystonemiddleware  # Keystone v3 for the swift driver (not the `keystone` service package)
   nginx-light haproxy  # the load balancers of tests/ha (deploy/nginx.conf, deploy/haproxy.cfg)
@@ -13,6 +12,7 @@ APT_PACKAGES=(python3-venv docker.io podman skopeo umoci docker-registry busybox
   python3-jinja2 python3-pycparser ruby golang-go binutils  # npm: the machine's Node.js has it (below)
   liblog4j2-java libcommons-io-java libmongodb-java libaopalliance-java libguice-java unzip
   mmdebstrap qemu-utils e2fsprogs  # tests/scanning: a Debian rootfs; a real Alpine disk unpacked (qemu-img, debugfs)
+  libmaven3-core-java default-jre-headless  # tests/scanning/test_versions.py: Maven's ComparableVersion (rpm, ruby, go too)
   golang-github-knqyf263-go-rpmdb-dev  # real CentOS 5-8 rpm databases (BerkeleyDB) for tests/scanning/test_rpm.py
   rpm)  # rpm -qa / rpmbuild / rpmdb --importdb: the reference reader and sqlite rpmdb writer of tests/scanning/test_rpm.py
 

@@ -9,6 +9,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 
 from dtr.scanning import versions
+from dtr.scanning.feeds.debian import CODENAMES
 from dtr.scanning.types import LANGUAGE_ECOSYSTEMS, Advisory, Distribution, Finding, Package
 
 #: The distributions (os-release ``ID``) whose advisories each OS package family is matched against.
@@ -17,9 +18,6 @@ _RPM_DISTROS = frozenset({"rhel", "centos", "rocky", "almalinux", "ol", "fedora"
                           "mariner", "azurelinux"})
 _OS_DISTROS = {"deb": _DEB_DISTROS, "apk": frozenset({"alpine"}), "rpm": _RPM_DISTROS}
 _PEP503 = re.compile(r"[-_.]+")
-#: Debian testing has a codename but no ``VERSION_ID``; advisories use the number it will have
-#: (the feeds' table, ``feeds.debian.CODENAMES``).
-_DEBIAN_RELEASES = {"buster": "10", "bullseye": "11", "bookworm": "12", "trixie": "13", "forky": "14", "duke": "15"}
 
 
 def match_key(distribution: Distribution | None, package: Package) -> tuple[str, str, str] | None:
@@ -48,7 +46,7 @@ def match_key(distribution: Distribution | None, package: Package) -> tuple[str,
         if dist == "ubuntu":
             release = version_id
         else:
-            release = version_id.split(".")[0] or _DEBIAN_RELEASES.get(distribution.version_codename, "")
+            release = version_id.split(".")[0] or CODENAMES.get(distribution.version_codename, "")
         name = package.source_name or package.name
         version = package.source_version or package.version
     elif eco == "apk":
