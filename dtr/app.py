@@ -49,8 +49,12 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     # tag pulls batched in memory (they change nothing the registry owns).
     outbox = Outbox(db.engine)
     outbox.subscribe("audit", record_registry_events)
-    outbox.subscribe("prune-on-push", queue_pruning(JobService(db.engine, cfg.jobs.stop_timeout,
-                                                               cfg.jobs.worker_timeout)))
+    jobs = JobService(db.engine, cfg.jobs.stop_timeout, cfg.jobs.worker_timeout)
+    outbox.subscribe("prune-on-push", queue_pruning(jobs))
+    if cfg.scanning.enabled:
+        from dtr.scanning.service import scan_on_push
+
+        outbox.subscribe("scan-on-push", scan_on_push(jobs, cfg.scanning.scan_on_push))
     pulls = RegistryEvents(db.engine)
     service.tag_pulled.append(pulls.pulled)
     try:

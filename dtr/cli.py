@@ -260,6 +260,9 @@ def build_parser() -> argparse.ArgumentParser:
     from dtr.registry.cli import add_commands as add_registry_commands
 
     add_registry_commands(sub, common, group)
+    from dtr.scanning.cli import add_commands as add_scanning_commands
+
+    add_scanning_commands(sub, common, group)
     from dtr.cluster.cli import add_commands as add_cluster_commands
 
     add_cluster_commands(sub, common, group)

@@ -56,8 +56,10 @@ def test_every_argument_and_command_has_help() -> None:
 
 
 @pytest.mark.parametrize("group,choices", [
-    ((), "{serve,db,ca,storage,config,users,ldap,jobs,gc,fsck,replicas,install-service,backup,restore}"),
+    ((), "{serve,db,ca,storage,config,users,ldap,jobs,gc,fsck,scan,vulndb,replicas,install-service,backup,"
+         "restore}"),
     (("jobs",), "{list,run,cancel,logs}"),
+    (("vulndb",), "{update,status,export,import}"),
     (("replicas",), "{list}"),
     (("users",), "{create,reset-password,list,delete,set-admin}"),
     (("db",), "{upgrade}"),

@@ -281,6 +281,14 @@ class ScanningConfig:
     #: (made on first export; its public half is printed for importers to trust).
     bundle_signing_key: str | None = None
 
+    def __post_init__(self) -> None:
+        from dtr.jobs.schedule import Schedule, ScheduleError
+
+        try:
+            Schedule.parse(self.update_schedule)
+        except ScheduleError as e:
+            raise ConfigError(f"scanning.update_schedule: {e}") from None
+
 
 @dataclasses.dataclass(frozen=True)
 class Config:

@@ -18,6 +18,11 @@ class JobStopped(Exception):
     """Raised by ``JobContext.check_stop`` when the job was asked to stop (cancel, deadline, shutdown)."""
 
 
+class JobFailed(Exception):
+    """A failure another attempt would only repeat (bad content, not a passing outage): the job
+    ends ``error`` with this message at once, its remaining attempts unused."""
+
+
 class JobContext:
     """Handed to a job's handler. Log lines and progress are written to the database in batches."""
 

@@ -8,7 +8,9 @@ pushed again, or a blob link found by HEAD/GET, is renewed once past half that p
 - a blob no manifest references, with no repository link (re)made within the grace period
   (an upload or mount of an existing blob renews its link);
 - a repository's link to a blob no manifest of that repository references (it stops being
-  readable there; the bytes stay while another repository needs them).
+  readable there; the bytes stay while another repository needs them);
+- the scan results (``dtr.scanning``) of an image no repository holds any more (a layer's index
+  goes with its blob row, by cascade).
 Deleting a tag or a repository through the API removes rows; the bytes are left to GC.
 
 Mark and sweep. The mark is set-based SQL over a snapshot and only chooses candidates. Each
@@ -188,16 +190,29 @@ WHERE l.repository_id = c.repository_id AND l.digest = c.digest AND l.created_at
 """)
 
 
+#: Scan results (dtr.scanning) of images no repository holds any more: an anti-join by hash over
+#: both tables, once per run (the results' packages and findings go by cascade; a layer's index
+#: goes with its blob row).
+_DELETE_SCANS = text("""
+DELETE FROM scan_images s WHERE NOT EXISTS (SELECT 1 FROM manifests m WHERE m.digest = s.digest)
+""")
+_COUNT_DEAD_SCANS = text("""
+SELECT count(*) FROM scan_images s
+WHERE NOT EXISTS (SELECT 1 FROM manifests m WHERE m.digest = s.digest
+                  AND NOT EXISTS (SELECT 1 FROM gc_dead d WHERE d.id = m.id))
+""")
+
+
 class _Totals:
     def __init__(self) -> None:
         self.manifests = self.manifest_bytes = self.blobs = self.blob_bytes = self.links = 0
-        self.skipped_busy = 0
+        self.skipped_busy = self.scans = 0
 
     def json(self, dry_run: bool, grace: float) -> dict[str, Any]:
         return {"dry_run": dry_run, "grace_period": grace, "manifests": self.manifests,
                 "manifest_bytes": self.manifest_bytes, "blobs": self.blobs, "blob_bytes": self.blob_bytes,
                 "links": self.links, "bytes": self.manifest_bytes + self.blob_bytes,
-                "skipped_in_use": self.skipped_busy}
+                "scan_results": self.scans, "skipped_in_use": self.skipped_busy}
 
 
 @contextlib.asynccontextmanager
@@ -283,6 +298,8 @@ async def _collect(ctx: JobContext, dry_run: bool, grace: float) -> _Totals:
     ctx.log(f"{'dry run: would free' if dry_run else 'freed'} {t.manifests} manifests ({t.manifest_bytes} bytes), "
             f"{t.blobs} blobs ({t.blob_bytes} bytes), {t.links} repository links; "
             f"total {t.manifest_bytes + t.blob_bytes} bytes")
+    if t.scans:
+        ctx.log(f"{verb} the scan results of {t.scans} images no repository holds")
     ctx.progress(t.manifests + t.blobs, t.manifests + t.blobs, "done")
     return t
 
@@ -314,6 +331,7 @@ async def _dry_run(ctx: JobContext, garbage: Sequence[Any], cutoff: Any, t: _Tot
             ctx.progress(t.blobs, None, "counting blobs")
         async for links in _link_batches(conn, cutoff, dry_run=True):
             t.links += len(links)
+        t.scans = (await conn.execute(_COUNT_DEAD_SCANS)).scalar_one()
         await conn.rollback()
 
 
@@ -334,6 +352,9 @@ async def _sweep(ctx: JobContext, garbage: Sequence[Any], cutoff: Any, t: _Total
     if pending:
         t.skipped_busy += len(pending)
         ctx.log(f"{len(pending)} manifests kept this time (in use by a push, or needed again)")
+    # 1b. the scan results of images gone from every repository (by GC or by a delete)
+    async with ctx.engine.begin() as conn:
+        t.scans = (await conn.execute(_DELETE_SCANS)).rowcount
     # 2. blobs, a page of candidates at a time
     after = ""
     async with _connect(ctx) as conn:

@@ -9,7 +9,8 @@
   its own heartbeat within ``worker_timeout`` (or finds itself marked dead) stops its jobs at
   once, so it never runs a job that another worker took over (a lease, fenced by time).
 - Ending: a handler's return is ``done``; an exception retries after a backoff
-  (``retry_backoff * 2**(attempt-1)``) while attempts remain, else ``error``. A cancel request,
+  (``retry_backoff * 2**(attempt-1)``) while attempts remain, else ``error`` (``JobFailed``:
+  ``error`` at once, with its message). A cancel request,
   a passed deadline or shutdown sets ``ctx.stopping``; after ``stop_timeout`` the task is cut
   off. Jobs stopped by shutdown go back to ``waiting`` for another worker.
 - Every final write is conditional on ``worker_id = me``: a worker declared dead writes nothing.
@@ -40,7 +41,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from dtr.config import Config
 from dtr.db.errors import DatabaseUnavailable
 from dtr.jobs import actions
-from dtr.jobs.context import JobContext, JobStopped
+from dtr.jobs.context import JobContext, JobFailed, JobStopped
 from dtr.jobs.params import ParameterError
 from dtr.jobs.schedule import Schedule, ScheduleError
 from dtr.jobs.service import FINAL, JobService, append_log, crons, insert_log_lines, jobs, lock_job, workers
@@ -56,6 +57,15 @@ DEFAULT_CRONS = {
     "prune": "0 */15 * * * *",
     "usage": "0 */10 * * * *",
 }
+
+
+def default_crons(config: Config) -> dict[str, str]:
+    """``DEFAULT_CRONS``, and the vulnerability database's update when scanning is on."""
+    if not config.scanning.enabled:
+        return dict(DEFAULT_CRONS)
+    return {**DEFAULT_CRONS, "update_vuln_db": config.scanning.update_schedule}
+
+
 FLUSH_INTERVAL = 0.5
 #: Tries at writing a job's end before giving up (backing off up to 5 s between them).
 FINISH_ATTEMPTS = 6
@@ -104,7 +114,7 @@ class JobWorker:
 
     async def start(self) -> None:
         await self._register()
-        await self.service.seed_crons(DEFAULT_CRONS)
+        await self.service.seed_crons(default_crons(self.config))
         self._tasks = [asyncio.create_task(self._loop(), name="jobs-loop"),
                        asyncio.create_task(self._flush_loop(), name="jobs-flush"),
                        asyncio.create_task(self._heartbeat_loop(), name="jobs-heartbeat")]
@@ -341,8 +351,8 @@ class JobWorker:
             values = {"status": "done", "result": result}
             ctx.log("done")
         elif error is not None and reason is None:
-            msg = f"{type(error).__name__}: {error}"
-            if ctx.attempt < ctx.max_attempts:
+            msg = str(error) if isinstance(error, JobFailed) else f"{type(error).__name__}: {error}"
+            if ctx.attempt < ctx.max_attempts and not isinstance(error, JobFailed):
                 delay = min(self.cfg.retry_backoff * 2 ** (ctx.attempt - 1), self.cfg.retry_backoff_max)
                 ctx.log(f"failed: {msg}; retrying in {delay:g}s")
                 values = {"status": "waiting", "error": msg, "worker_id": None,

@@ -41,6 +41,12 @@ MANIFEST_DELETED = "manifest_deleted"
 BLOB_UNLINKED = "blob_unlinked"
 REPOSITORY_CREATED = "repository_created"
 REPOSITORY_DELETED = "repository_deleted"
+# The scanner's (dtr.scanning.service): an image scan ended (repository: the one it was for; digest:
+# the image manifest; detail: the counts, or the error), and the vulnerability database changed
+# (repository '', detail: the feeds and their versions).
+SCAN_COMPLETED = "scan_completed"
+SCAN_FAILED = "scan_failed"
+VULNDB_UPDATED = "vulndb_updated"
 #: What changes a manifest lookup's answer: each replica's cache drops the repository's entries.
 _INVALIDATES = frozenset({TAG_PUSHED, TAG_MOVED, TAG_DELETED, MANIFEST_DELETED, REPOSITORY_DELETED})
 

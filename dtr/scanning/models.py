@@ -114,7 +114,8 @@ class VulnAdvisory(Base):
 
 class VulnChange(Base):
     """A (namespace, package) whose advisories an import changed, written in the import's own
-    transaction; the re-match reads them after its cursor (``event_cursors``, subscriber ``rematch``)."""
+    transaction; the re-match handles the rows there and deletes them (its cursor, ``event_cursors``
+    subscriber ``rematch``, records the last id handled)."""
 
     __tablename__ = "vuln_changes"
 
