@@ -15,11 +15,10 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import io
-import json
 import tarfile
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -208,12 +207,3 @@ async def job_log(jobs: JobService, job_id: str) -> list[str]:
 async def rows(engine: AsyncEngine, sql: str, **params: Any) -> list[Any]:
     async with engine.connect() as conn:
         return list((await conn.execute(text(sql), params)).all())
-
-
-def by_key(records: Iterable[Any], *key: str) -> dict[Any, Any]:
-    return {tuple(getattr(r, k) for k in key) if len(key) > 1 else getattr(r, key[0]): r for r in records}
-
-
-def jsonable(rows: Iterable[Any]) -> Iterator[str]:
-    for r in rows:
-        yield json.dumps(r._asdict(), default=str, sort_keys=True)
