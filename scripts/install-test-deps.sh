@@ -7,13 +7,20 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(python3-venv docker.io podman skopeo umoci docker-registry busybox-static slapd ldap-utils
   swift swift-proxy swift-account swift-container swift-object memcached
   python3-keystone python3-keystonemiddleware  # Keystone v3 for the swift driver (not the `keystone` service package)
-  nginx-light haproxy)  # the load balancers of tests/ha (deploy/nginx.conf, deploy/haproxy.cfg)
+  nginx-light haproxy  # the load balancers of tests/ha (deploy/nginx.conf, deploy/haproxy.cfg)
+  # tests/scanning/test_language_indexers.py: real installs and toolchains for the language indexers
+  python3-jinja2 python3-pycparser ruby golang-go binutils  # npm: the machine's Node.js has it (below)
+  liblog4j2-java libcommons-io-java libmongodb-java libaopalliance-java libguice-java unzip
+  mmdebstrap qemu-utils e2fsprogs)  # tests/scanning: a Debian rootfs; a real Alpine disk unpacked (qemu-img, debugfs)
 
 scripts/apt-ensure.sh "${APT_PACKAGES[@]}"
 
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/pip install -q --disable-pip-version-check -e '.[test]' 2>&1 | { grep -v '^WARNING: Location' || true; }
+
+# cargo builds the Rust binary of the language indexers' tests (rustup's, or Debian's if none).
+command -v cargo >/dev/null || scripts/apt-ensure.sh cargo
 
 # Azurite (Azure Blob emulator) from npm, project-local.
 if [ ! -x .tools/azurite/node_modules/.bin/azurite-blob ]; then

@@ -281,7 +281,7 @@ def test_every_time_in_the_schema_is_a_duration() -> None:
         "http.drain_timeout", "http.drain_delay", "auth.token_ttl", "auth.refresh_token_ttl",
         "auth.failed_login_window",
         "auth.lockout_base", "auth.lockout_max", "auth.ldap.timeout", "database.connect_timeout",
-        "database.statement_timeout", "database.pool_timeout", *(f"jobs.{n}" for n in (
+        "database.statement_timeout", "database.pool_timeout", "scanning.feeds.timeout", *(f"jobs.{n}" for n in (
             "poll_interval", "heartbeat_interval", "worker_timeout", "retry_backoff", "retry_backoff_max",
             "stop_timeout", "gc_grace_period", "upload_max_age", "job_retention"))}
 
@@ -359,13 +359,14 @@ def test_the_example_config_shows_the_defaults() -> None:
 
 
 def test_redacted_leaves_out_secrets(tmp_path: Path) -> None:
-    secrets = ["Adm1n-secret", "db-pass-word", "s3-secret-key", "ldap-bind-secret", "sess-token"]
+    secrets = ["Adm1n-secret", "db-pass-word", "s3-secret-key", "ldap-bind-secret", "sess-token", "nvd-api-k3y"]
     cfg = load(tmp_path, {
         "database": {"url": "postgresql://dtr:db-pass-word@db.example.com:5432/dtr"},
         "storage": {"s3": {"bucket": "b", "region": "us-east-1", "accesskey": "AKIA", "secretkey": "s3-secret-key",
                            "sessiontoken": "sess-token"}},
         "auth": {"admin_password": "Adm1n-secret", "token_ttl": "5m",
                  "ldap": {"url": "ldap://x", "user_search_base": "dc=x", "bind_password": "ldap-bind-secret"}},
+        "scanning": {"feeds": {"nvd_api_key": "nvd-api-k3y"}},
     })
     shown = redacted(cfg)
     text = json.dumps(shown)

@@ -130,7 +130,7 @@ def _from_env(e: ConfigError, applied: dict[str, str]) -> ConfigError:
 
 
 #: Keys whose values are secrets: never logged. (``..._file`` keys name files; those are shown.)
-_SECRET_KEY = re.compile(r"password|secret|token$|accountkey|credentials|privatekey", re.I)
+_SECRET_KEY = re.compile(r"password|secret|token$|accountkey|credentials|privatekey|api_key$", re.I)
 _URL_PASSWORD = re.compile(r"(://[^/@:]*:)[^/@]*@")
 
 

@@ -1,0 +1,95 @@
+"""Rust binaries built with cargo-auditable: the dependency list in the ELF section ``.dep-v0``,
+zlib-compressed JSON ``{"packages": [{"name", "version", "source", "kind"?, "dependencies"?,
+"root"?}], "format"?}``.
+
+Any regular file with an exec bit, up to ``MAX_BINARY`` bytes, that is ELF with that section.
+Reported, ecosystem ``cargo``, location the binary's path: every package of kind ``runtime``
+(the default when ``kind`` is absent), the root crate included; ``build`` packages (build scripts,
+proc-macros and their dependencies) are left out, as Trivy and Syft do: their code is not in the
+binary. Binaries without the section give nothing; a section that cannot be decoded gives a
+warning (a binary is not a package database).
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from typing import Any
+
+from dtr.scanning.indexers.base import Indexer, MiB
+from dtr.scanning.indexers.elf import ElfError, parse_elf
+from dtr.scanning.types import LayerIndex, Package
+
+MAX_BINARY = 256 * MiB
+SECTION = ".dep-v0"
+#: Most bytes the section's JSON may inflate to (cargo-auditable's own reader uses 8 MiB).
+MAX_JSON = 8 * MiB
+
+
+class AuditDataError(ValueError):
+    """A ``.dep-v0`` section that is not cargo-auditable's format."""
+
+
+def parse_audit_data(compressed: bytes) -> list[tuple[str, str]]:
+    """(name, version) of the runtime packages in a ``.dep-v0`` section's bytes."""
+    inflater = zlib.decompressobj()
+    try:
+        raw = inflater.decompress(compressed, MAX_JSON)
+    except zlib.error as e:
+        raise AuditDataError(f"not zlib data ({e})") from None
+    if inflater.unconsumed_tail:
+        raise AuditDataError(f"dependency list over {MAX_JSON} bytes")
+    try:
+        doc: Any = json.loads(raw)
+    except ValueError as e:
+        raise AuditDataError(f"not JSON ({e})") from None
+    packages = doc.get("packages") if isinstance(doc, dict) else None
+    if not isinstance(packages, list):
+        raise AuditDataError("no packages list")
+    found = []
+    for p in packages:
+        if not isinstance(p, dict):
+            raise AuditDataError("a package is not an object")
+        name, version = p.get("name"), p.get("version")
+        if not isinstance(name, str) or not isinstance(version, str) or not name or not version:
+            raise AuditDataError("a package without name or version")
+        if p.get("kind", "runtime") == "runtime":
+            found.append((name, version))
+    return found
+
+
+class RustIndexer(Indexer):
+    name = "rust"
+
+    def __init__(self) -> None:
+        self._packages: list[Package] = []
+        self._warnings: list[str] = []
+
+    def wants(self, path: str, size: int, mode: int) -> bool:
+        if not mode & 0o111 or size < 64:
+            return False
+        if size > MAX_BINARY:
+            self._warnings.append(f"{path}: executable of {size} bytes over the {MAX_BINARY} byte "
+                                  "limit, not searched for cargo-auditable data")
+            return False
+        return True
+
+    def limit(self, path: str) -> int:
+        return MAX_BINARY
+
+    def add(self, path: str, data: bytes) -> None:
+        try:
+            elf = parse_elf(data)
+            section = elf.section_data(SECTION) if elf is not None else None
+            if section is None:
+                return
+            packages = parse_audit_data(section)
+        except (ElfError, AuditDataError) as e:
+            self._warnings.append(f"{path}: cargo-auditable data not read: {e}")
+            return
+        self._packages.extend(Package(ecosystem="cargo", name=name, version=version, location=path)
+                              for name, version in packages)
+
+    def finish(self, index: LayerIndex) -> None:
+        index.packages.extend(self._packages)
+        index.warnings.extend(self._warnings)
