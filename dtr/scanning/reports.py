@@ -18,11 +18,13 @@ import csv
 import dataclasses
 import datetime as dt
 import functools
+import hashlib
 import importlib.metadata
 import io
+import json
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +38,9 @@ from dtr.auth.access import Action, Level, decide
 from dtr.auth.service import AuthService
 from dtr.config.schema import ScanningConfig
 from dtr.jobs.service import JobService
-from dtr.registry.manifests import INDEX_TYPES
+from dtr.registry.errors import RegistryError
+from dtr.registry.manifests import INDEX_TYPES, OCI_EMPTY, OCI_MANIFEST
+from dtr.registry.service import RegistryService
 from dtr.scanning import licenses, service, shapes, vulndb
 from dtr.scanning import sbom as sboms
 from dtr.scanning.purl import package_url
@@ -86,6 +90,8 @@ class Caller(caller.Caller):
     config: ScanningConfig
     #: Where uploads are spooled (the server's data directory).
     data_path: Path
+    #: The registry (an SBOM attached to its image is pushed there).
+    registry: RegistryService
 
 
 def iso(t: dt.datetime | None) -> str | None:
@@ -263,16 +269,64 @@ def result_csv(report: ImageReport) -> str:
 async def sbom(c: Caller, namespace: str, repo: str, reference: str, fmt: str, registry: str,
                os_: str | None = None, arch: str | None = None) -> dict[str, Any]:
     """The image's SBOM (``spdx`` or ``cyclonedx``); NOT_FOUND until it has been scanned."""
-    report = await image_report(c, namespace, repo, reference, os_, arch)
-    if report.state is None or report.state.status in (0, 1) or report.state.scanned_at is None:
-        raise APIError(codes.NOT_FOUND, f"{namespace}/{repo}:{reference} has not been scanned: queue a scan first "
-                                        f"(POST /api/v0/imagescan/scan/{namespace}/{repo}/{reference})")
-    img = report.image
-    subject = sboms.Subject(img.repository, reference, img.digest, img.os or report.state.os,
-                            img.architecture or report.state.architecture, report.distribution, registry,
+    return _sbom_of(await image_report(c, namespace, repo, reference, os_, arch), fmt, registry)
+
+
+def _sbom_of(report: ImageReport, fmt: str, registry: str) -> dict[str, Any]:
+    img, state = report.image, report.state
+    if state is None or state.status in (0, 1) or state.scanned_at is None:
+        raise APIError(codes.NOT_FOUND, f"{img.repository}:{img.reference} has not been scanned: queue a scan first "
+                                        f"(POST /api/v0/imagescan/scan/{img.repository}/{img.reference})")
+    subject = sboms.Subject(img.repository, img.reference, img.digest, img.os or state.os,
+                            img.architecture or state.architecture, report.distribution, registry,
                             dt.datetime.now(dt.UTC), dtr_version())
     make = sboms.spdx if fmt == "spdx" else sboms.cyclonedx
     return make(subject, report.components)
+
+
+async def attach_sbom(c: Caller, namespace: str, repo: str, reference: str, fmt: str, registry: str,
+                      os_: str | None = None, arch: str | None = None) -> shapes.AttachedSbom:
+    """Push the image's SBOM into its repository as an OCI artifact whose subject is the image's
+    manifest (``artifactType`` the SBOM's media type), so referrers clients find it (read-write)."""
+    async with c.engine.connect() as conn:
+        await _open(c, conn, namespace, repo, Action.PUSH)
+    report = await image_report(c, namespace, repo, reference, os_, arch)
+    doc = _sbom_of(report, fmt, registry)
+    body = json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
+    name, subject = report.image.repository, report.image.digest
+    media = sboms.SPDX_MEDIA_TYPE if fmt == "spdx" else sboms.CYCLONEDX_MEDIA_TYPE
+    async with c.engine.connect() as conn:
+        image = (await conn.execute(select(manifests.c.media_type, manifests.c.size).where(
+            manifests.c.repository_id == report.image.repository_id, manifests.c.digest == subject))).one()
+    layer = await _push_blob(c, name, body)
+    config = await _push_blob(c, name, b"{}")
+    title = f"sbom.{'spdx' if fmt == 'spdx' else 'cdx'}.json"
+    manifest = json.dumps({
+        "schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": media,
+        "config": {"mediaType": OCI_EMPTY, "digest": config, "size": 2},
+        "layers": [{"mediaType": media, "digest": layer, "size": len(body),
+                    "annotations": {"org.opencontainers.image.title": title}}],
+        "subject": {"mediaType": image.media_type, "digest": subject, "size": image.size},
+        "annotations": {"org.opencontainers.image.created": iso(dt.datetime.now(dt.UTC).replace(microsecond=0))},
+    }, separators=(",", ":")).encode()
+    digest = "sha256:" + hashlib.sha256(manifest).hexdigest()
+    try:
+        await c.registry.put_manifest(name, digest, manifest, OCI_MANIFEST, c.actor)
+    except RegistryError as e:
+        raise APIError(codes.CONFLICT, f"the registry refused the SBOM artifact: {e}") from None
+    await c.changed("sbom_attach", "repository", name, {"subject": subject, "artifactType": media, "digest": digest})
+    return {"digest": digest, "artifactType": media, "subject": subject, "size": len(body)}
+
+
+async def _push_blob(c: Caller, repository: str, data: bytes) -> str:
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+
+    async def body() -> AsyncIterator[bytes]:
+        yield data
+
+    uploads = c.registry.uploads
+    await uploads.finish(repository, await uploads.start(repository, c.actor), digest, body())
+    return digest
 
 
 # -- summaries ------------------------------------------------------------------------------------

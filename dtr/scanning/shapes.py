@@ -192,6 +192,16 @@ class ScanJobs(TypedDict):
     jobs: list[Job]
 
 
+class AttachedSbom(TypedDict):
+    """An SBOM pushed as an OCI artifact referring to its image (``subject``): the artifact
+    manifest's ``digest``, its ``artifactType``, and the SBOM's size in bytes."""
+
+    digest: str
+    artifactType: str
+    subject: str
+    size: int
+
+
 class Override(TypedDict):
     id: int
     vulnId: str

@@ -26,7 +26,7 @@ from dtr.api.operations import Paged, PageQuery, add_all, operation
 from dtr.auth.api import principal
 from dtr.jobs.service import JobService
 from dtr.jobs.shapes import Job
-from dtr.keys import AUTH, CONFIG, DATABASE
+from dtr.keys import AUTH, CONFIG, DATABASE, REGISTRY
 from dtr.ops.proxies import forwarded_url
 from dtr.scanning import reports
 from dtr.scanning import shapes as s
@@ -41,7 +41,7 @@ def caller(request: web.Request) -> reports.Caller:
     engine = request.config_dict[DATABASE].engine
     jobs = JobService(engine, cfg.jobs.stop_timeout, cfg.jobs.worker_timeout)
     return reports.Caller(engine, principal(request), request.remote or "", request.config_dict[AUTH], jobs,
-                          cfg.scanning, cfg.data_path)
+                          cfg.scanning, cfg.data_path, request.config_dict[REGISTRY])
 
 
 _REPO = (codes.NO_SUCH_REPOSITORY,)
@@ -144,6 +144,22 @@ async def get_platform_sbom(request: web.Request, namespace: str, repo: str, tag
                             query: s.SbomQuery) -> s.Document:
     """The SBOM of one platform's image of a multi-platform tag (as ``getSbom``)."""
     return await reports.sbom(caller(request), namespace, repo, tag, query.format, _registry(request), os, arch)
+
+
+@operation(*_IMAGE, codes.FORBIDDEN, codes.CONFLICT, status=201)
+async def attach_sbom(request: web.Request, namespace: str, repo: str, tag: str, query: s.SbomQuery) -> s.AttachedSbom:
+    """Push the image's SBOM into its repository as an OCI artifact referring to the image
+    (``subject``; ``artifactType`` application/spdx+json or application/vnd.cyclonedx+json), so
+    referrers clients (``oras discover``) find it; read-write access."""
+    return await reports.attach_sbom(caller(request), namespace, repo, tag, query.format, _registry(request))
+
+
+@operation(*_IMAGE, codes.FORBIDDEN, codes.CONFLICT, status=201)
+async def attach_platform_sbom(request: web.Request, namespace: str, repo: str, tag: str, os: str, arch: str,
+                               query: s.SbomQuery) -> s.AttachedSbom:
+    """Push the SBOM of one platform's image of a multi-platform tag as an artifact referring to it."""
+    return await reports.attach_sbom(caller(request), namespace, repo, tag, query.format, _registry(request),
+                                     os, arch)
 
 
 # -- scans and the database -----------------------------------------------------------------------
@@ -283,6 +299,8 @@ def register(app: web.Application) -> None:
         ("GET", "/imagescan/scansummary/license/{license}", license_scan_summary),
         ("GET", "/imagescan/sbom" + image, get_sbom),
         ("GET", "/imagescan/sbom" + image + "/{os}/{arch}", get_platform_sbom),
+        ("POST", "/imagescan/sbom" + image, attach_sbom),
+        ("POST", "/imagescan/sbom" + image + "/{os}/{arch}", attach_platform_sbom),
         ("GET", "/imagescan/overrides", list_overrides),
         ("POST", "/imagescan/overrides", create_override),
         ("GET", "/imagescan/overrides/{id}", get_override),

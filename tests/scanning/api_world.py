@@ -183,7 +183,7 @@ async def _api(client: Client, method: str, path: str, body: Any, expect: tuple[
         return await r.json() if r.status != 204 else None
 
 
-async def _token(client: Client, base: str, repo: str) -> dict[str, str]:
+async def token(client: Client, base: str, repo: str) -> dict[str, str]:
     async with client.session.get(f"{base}/auth/token", params={"scope": f"repository:{repo}:push,pull"},
                                   headers={"Authorization": basic(*ADMIN_AUTH)}) as r:
         assert r.status == 200, await r.text()
@@ -236,7 +236,7 @@ async def build(client: Client, base: str) -> World:
     layers = {"base": digest_of(base_layer), "python": digest_of(py_layer), "java": digest_of(java_layer),
               "arm": digest_of(arm_layer)}
 
-    app_token, other_token = await _token(client, base, "acme/app"), await _token(client, base, "acme/other")
+    app_token, other_token = await token(client, base, "acme/app"), await token(client, base, "acme/other")
     config = dumps({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}})
     arm_config = dumps({"architecture": "arm64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}})
     v1, _ = await _push(base, app_token, "acme/app", "v1", config, [base_layer, py_layer, java_layer])

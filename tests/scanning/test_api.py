@@ -334,8 +334,8 @@ async def test_every_imagescan_operation_is_in_the_openapi_document(world: World
         "/imagescan/scansummary/repositories/{namespace}/{repo}": {"get"},
         "/imagescan/scansummary/cve/{cve}": {"get"}, "/imagescan/scansummary/component/{component}": {"get"},
         "/imagescan/scansummary/layer/{layerid}": {"get"}, "/imagescan/scansummary/license/{license}": {"get"},
-        "/imagescan/sbom/{namespace}/{repo}/{tag}": {"get"},
-        "/imagescan/sbom/{namespace}/{repo}/{tag}/{os}/{arch}": {"get"},
+        "/imagescan/sbom/{namespace}/{repo}/{tag}": {"get", "post"},
+        "/imagescan/sbom/{namespace}/{repo}/{tag}/{os}/{arch}": {"get", "post"},
         "/imagescan/overrides": {"get", "post"}, "/imagescan/overrides/{id}": {"get", "delete"},
     }
     result = doc["paths"]["/api/v0/imagescan/repositories/{namespace}/{repo}/{tag}"]["get"]["responses"]["200"]

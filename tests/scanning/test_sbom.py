@@ -29,7 +29,8 @@ from dtr.scanning.purl import image_url, package_url
 from dtr.scanning.results import Component, Image, Vuln
 from dtr.scanning.types import Distribution
 from tests.auth.constants import auth_config
-from tests.scanning.api_world import LOG4SHELL, LOG4SHELL_CVE, Client, World, build
+from tests.oci import OCI_EMPTY, OCI_MANIFEST
+from tests.scanning.api_world import LOG4SHELL, LOG4SHELL_CVE, Client, World, build, token
 
 SPDX_SCHEMA = Path(__file__).parent / "data" / "spdx-2.3.schema.json"
 
@@ -217,3 +218,26 @@ def test_csv_cells_are_never_formulas() -> None:
     report = reports.ImageReport(image, None, [comp], {})
     [row] = list(csv.DictReader(io.StringIO(reports.result_csv(report))))
     assert row["component"] == "'=HYPERLINK(\"http://x\")" and row["summary"] == "'-1+1"
+
+
+async def test_an_sbom_attached_to_its_image_is_found_by_referrers(world: World) -> None:
+    path = "/imagescan/sbom/acme/app/v1?format=cyclonedx"
+    await world.call("POST", path, who="alice", expect=403)
+    await world.call("POST", path, who="carol", expect=404)
+    _, made, _ = await world.call("POST", path, who="bob", expect=201)
+    v1 = world.digests["v1"]
+    assert (made["subject"], made["artifactType"]) == (v1, "application/vnd.cyclonedx+json")
+    _, spdx, _ = await world.call("POST", "/imagescan/sbom/acme/app/v1", who="bob", expect=201)
+    headers = await token(world.client, world.base, "acme/app")
+    async with world.client.session.get(f"{world.base}/v2/acme/app/referrers/{v1}", headers=headers) as r:
+        assert r.status == 200, await r.text()
+        listed = {m["digest"]: m["artifactType"] for m in (await r.json())["manifests"]}
+    assert listed == {made["digest"]: "application/vnd.cyclonedx+json", spdx["digest"]: "application/spdx+json"}
+    async with world.client.session.get(f"{world.base}/v2/acme/app/manifests/{made['digest']}",
+                                        headers={**headers, "Accept": OCI_MANIFEST}) as r:
+        manifest = await r.json()
+    assert manifest["subject"]["digest"] == v1 and manifest["config"]["mediaType"] == OCI_EMPTY
+    async with world.client.session.get(f"{world.base}/v2/acme/app/blobs/{manifest['layers'][0]['digest']}",
+                                        headers=headers) as r:
+        bom = json.loads(await r.read())
+    assert cyclonedx_errors(bom) == [] and bom["metadata"]["component"]["version"] == "v1"
