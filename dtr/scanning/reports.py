@@ -72,6 +72,7 @@ from dtr.scanning.results import (
     repositories,
     resolve_image,
     scan_state,
+    scan_states,
     should_rescan,
     tags,
     tags_of,
@@ -362,7 +363,7 @@ async def repository_summary(c: Caller, namespace: str, repo: str, start: str | 
             found = [(tag, dataclasses.replace(img, layers=tuple(layer_descriptors(payloads.get(img.digest, b"{}"))))
                       if img.index else img) for tag, img in found]
         digests = {img.digest for _, img in found}
-        states = {s.digest: s for s in [await scan_state(conn, d) for d in sorted(digests)] if s is not None}
+        states = await scan_states(conn, digests)
         tallies = await counts(conn, digests, in_repository(row.name))
         current = await feed_versions(conn)
     return ({"namespace": namespace, "reponame": repo,

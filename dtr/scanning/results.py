@@ -303,13 +303,25 @@ async def feed_versions(conn: AsyncConnection) -> dict[str, int]:
     return {r.name: r.version for r in rows}
 
 
-async def scan_state(conn: AsyncConnection, digest: str) -> Any | None:
-    """The image's ``scan_images`` row, with ``stale_layers``: how many of its layers an older
-    indexer indexed."""
+def _state_select() -> Any:
     stale = (select(func.count()).select_from(layers)
              .where(layers.c.digest == any_(images.c.layers), layers.c.indexer_version < INDEXER_VERSION)
              .scalar_subquery())
-    return (await conn.execute(select(images, stale.label("stale_layers")).where(images.c.digest == digest))).first()
+    return select(images, stale.label("stale_layers"))
+
+
+async def scan_state(conn: AsyncConnection, digest: str) -> Any | None:
+    """The image's ``scan_images`` row, with ``stale_layers``: how many of its layers an older
+    indexer indexed."""
+    return (await conn.execute(_state_select().where(images.c.digest == digest))).first()
+
+
+async def scan_states(conn: AsyncConnection, digests: Iterable[str]) -> dict[str, Any]:
+    """``scan_state`` of each of ``digests`` that has a row."""
+    wanted = sorted(set(digests))
+    if not wanted:
+        return {}
+    return {r.digest: r for r in await conn.execute(_state_select().where(images.c.digest.in_(wanted)))}
 
 
 def should_rescan(state: Any | None, current_feeds: dict[str, int]) -> bool:
