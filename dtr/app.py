@@ -30,6 +30,7 @@ from dtr.ops.runtime import name_the_server
 from dtr.registry.events import Outbox
 from dtr.registry.service import RegistryService
 from dtr.registry.views import add_registry_routes
+from dtr.scanning.views import register as register_scanning
 from dtr.storage.factory import create_driver
 
 log = logging.getLogger("dtr")
@@ -84,5 +85,6 @@ def create_app(config: Config) -> web.Application:
     setup_metrics(app)
     app.router.add_get("/v2", _v2_redirect)
     add_registry_routes(app, registry_auth)
-    app.add_subapp("/api/v0/", create_api_app([register_accounts, register_jobs, register_cluster], api_auth))
+    app.add_subapp("/api/v0/", create_api_app([register_accounts, register_jobs, register_cluster,
+                                                    register_scanning], api_auth))
     return app

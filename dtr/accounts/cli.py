@@ -47,7 +47,8 @@ async def _as_admin(cfg: Config, work: Callable[[Caller], Awaitable[int]]) -> in
 
     db = await Database.open(cfg)
     try:
-        return await work(Caller(db.engine, UNRESTRICTED, "cli", None, cfg.auth.min_password_length))
+        return await work(Caller(db.engine, UNRESTRICTED, "cli", None, cfg.auth.min_password_length,
+                                 cfg.scanning.scan_on_push))
     except APIError as e:
         print(f"dtr: {e.message}", file=sys.stderr)
         return 1

@@ -21,6 +21,8 @@ class Caller(caller.Caller):
 
     auth: AuthService | None
     min_password_length: int
+    #: scanOnPush of a repository that never set it (``scanning.scan_on_push``).
+    scan_on_push_default: bool = False
 
     async def changed(self, type_: str, object_type: str, object_name: str,
                       detail: dict[str, Any] | None = None) -> None:

@@ -39,7 +39,8 @@ def repo_json(row: Any, namespace_type: str) -> shapes.Repository:
     return {"id": row.id, "namespace": namespace, "namespaceType": namespace_type, "name": name,
             "fullName": row.name, "shortDescription": row.short_description or "",
             "longDescription": row.long_description or "", "visibility": row.visibility or "private",
-            "immutableTags": bool(row.immutable_tags), "status": "ok", "createdAt": svc.iso(row.created_at)}
+            "immutableTags": bool(row.immutable_tags), "scanOnPush": bool(row.scan_on_push), "status": "ok",
+            "createdAt": svc.iso(row.created_at)}
 
 
 def grant_json(row: Any, org_name: str) -> shapes.Grant:
@@ -49,14 +50,16 @@ def grant_json(row: Any, org_name: str) -> shapes.Grant:
 # -- database work ------------------------------------------------------------------------------
 
 
-def _repo_select() -> Any:
+def _repo_select(scan_on_push_default: bool) -> Any:
+    """Repositories with their metadata (``scan_on_push``: ``scan_on_push_default`` without a meta row)."""
+    scan_on_push = func.coalesce(repo_meta.c.scan_on_push, scan_on_push_default).label("scan_on_push")
     return (select(repositories.c.id, repositories.c.name, repositories.c.created_at, repositories.c.immutable_tags,
-                   repo_meta.c.visibility, repo_meta.c.short_description, repo_meta.c.long_description)
+                   repo_meta.c.visibility, repo_meta.c.short_description, repo_meta.c.long_description, scan_on_push)
             .select_from(repositories.outerjoin(repo_meta, repo_meta.c.repository_id == repositories.c.id)))
 
 
-async def _get_repository(conn: AsyncConnection, full_name: str) -> Any:
-    row = (await conn.execute(_repo_select().where(repositories.c.name == full_name))).first()
+async def _get_repository(conn: AsyncConnection, full_name: str, scan_on_push_default: bool) -> Any:
+    row = (await conn.execute(_repo_select(scan_on_push_default).where(repositories.c.name == full_name))).first()
     if row is None:
         raise APIError(codes.NO_SUCH_REPOSITORY, f"no repository named {full_name[:300]!r}")
     return row
@@ -82,8 +85,9 @@ def visible_to(p: Principal) -> Any:
     return or_(public, ns == p.name, ns.in_(owned_orgs), repo_grant, ns_grant)
 
 
-async def _set_meta(conn: AsyncConnection, repo_id: int, meta: dict[str, Any]) -> None:
-    stmt = pg_insert(repo_meta).values(repository_id=repo_id, **meta)
+async def _set_meta(conn: AsyncConnection, repo_id: int, meta: dict[str, Any], scan_on_push_default: bool) -> None:
+    """Write ``meta``; a new row takes ``scan_on_push_default`` unless ``meta`` sets it."""
+    stmt = pg_insert(repo_meta).values(repository_id=repo_id, **{"scan_on_push": scan_on_push_default, **meta})
     await conn.execute(stmt.on_conflict_do_update(index_elements=[repo_meta.c.repository_id],
                                                   set_={**meta, "updated_at": func.now()}))
 
@@ -113,7 +117,7 @@ async def _namespace_type(conn: AsyncConnection, namespace: str) -> str:
 async def _open_repository(c: Caller, conn: AsyncConnection, namespace: str, name: str, action: Action) -> Any:
     """The repository, if the caller may ``action`` it (NO_SUCH_REPOSITORY when it may not even read it)."""
     full = f"{namespace}/{name}"
-    row = await _get_repository(conn, full)
+    row = await _get_repository(conn, full, c.scan_on_push_default)
     if c.auth is None:
         return row
     p = c.principal
@@ -145,16 +149,17 @@ class RepoChanges:
     short_description: str | None = None
     long_description: str | None = None
     immutable_tags: bool | None = None
+    scan_on_push: bool | None = None
 
     def meta(self) -> dict[str, Any]:
         """The ``repository_meta`` columns to write."""
         if self.visibility is not None and self.visibility not in VISIBILITIES:
             raise APIError(codes.INVALID_PARAMETER, "visibility must be public or private")
         return svc.given(visibility=self.visibility, short_description=self.short_description,
-                         long_description=self.long_description)
+                         long_description=self.long_description, scan_on_push=self.scan_on_push)
 
     def audited(self) -> dict[str, Any]:
-        return svc.given(visibility=self.visibility, immutableTags=self.immutable_tags)
+        return svc.given(visibility=self.visibility, immutableTags=self.immutable_tags, scanOnPush=self.scan_on_push)
 
 
 async def list_repositories(c: Caller, namespace: str | None, start: str | None,
@@ -163,7 +168,8 @@ async def list_repositories(c: Caller, namespace: str | None, start: str | None,
     namespace type by namespace). ``start`` may omit the namespace when listing one."""
     if namespace is not None and start and not start.startswith(f"{namespace}/"):
         start = f"{namespace}/{start}"
-    q = _repo_select().where(visible_to(c.principal)).order_by(repositories.c.name).limit(size + 1)
+    q = (_repo_select(c.scan_on_push_default).where(visible_to(c.principal)).order_by(repositories.c.name)
+         .limit(size + 1))
     if namespace is not None:
         q = q.where(repositories.c.name.startswith(f"{namespace}/", autoescape=True))
     if start:
@@ -186,7 +192,8 @@ async def create_repository(c: Caller, namespace: str, name: str, new: RepoChang
         check_repo_name(full)
     except RegistryError:
         raise bad from None
-    meta = RepoChanges(new.visibility or "private", new.short_description or "", new.long_description or "").meta()
+    meta = RepoChanges(new.visibility or "private", new.short_description or "", new.long_description or "",
+                       scan_on_push=new.scan_on_push).meta()
     async with c.engine.begin() as conn:
         ns_type = await _namespace_type(conn, namespace)
         if ns_type == "none":
@@ -198,8 +205,8 @@ async def create_repository(c: Caller, namespace: str, name: str, new: RepoChang
         rid = await changes.create_repository(conn, full, c.actor, immutable_tags=bool(new.immutable_tags))
         if rid is None:
             raise APIError(codes.CONFLICT, f"repository {full!r} exists")
-        await _set_meta(conn, rid, meta)
-        row = await _get_repository(conn, full)
+        await _set_meta(conn, rid, meta, c.scan_on_push_default)
+        row = await _get_repository(conn, full, c.scan_on_push_default)
     await c.changed("repo_create", "repository", full, {"visibility": meta["visibility"]})
     return row, ns_type
 
@@ -217,10 +224,10 @@ async def update_repository(c: Caller, namespace: str, name: str, change: RepoCh
     async with c.engine.begin() as conn:
         row = await _open_repository(c, conn, namespace, name, Action.ADMIN)
         if meta:
-            await _set_meta(conn, row.id, meta)
+            await _set_meta(conn, row.id, meta, c.scan_on_push_default)
         if change.immutable_tags is not None:
             await changes.set_immutable_tags(conn, row.id, row.name, change.immutable_tags, c.actor)
-        row = await _get_repository(conn, row.name)
+        row = await _get_repository(conn, row.name, c.scan_on_push_default)
         ns_type = await _namespace_type(conn, namespace)
     await c.changed("repo_update", "repository", row.name, change.audited())
     return row, ns_type

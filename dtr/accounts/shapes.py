@@ -90,6 +90,8 @@ class Repository(TypedDict):
     longDescription: str
     visibility: str
     immutableTags: bool
+    #: DTR's scanOnPush: each push of a tag queues a scan of its image.
+    scanOnPush: bool
     status: str
     createdAt: str | None
 
@@ -221,6 +223,7 @@ class RepositoryFields(Body):
     short_description: str | None = Field(None, max_length=140)
     long_description: str | None = Field(None, max_length=100_000)
     immutable_tags: bool | None = None
+    scan_on_push: bool | None = None
 
 
 class NewRepository(RepositoryFields):

@@ -27,7 +27,8 @@ from dtr.keys import AUTH, CONFIG, DATABASE
 def caller(request: web.Request) -> Caller:
     """The request's principal and client address, with what the use cases work with."""
     return Caller(request.config_dict[DATABASE].engine, principal(request), request.remote or "",
-                  request.config_dict[AUTH], request.config_dict[CONFIG].auth.min_password_length)
+                  request.config_dict[AUTH], request.config_dict[CONFIG].auth.min_password_length,
+                  request.config_dict[CONFIG].scanning.scan_on_push)
 
 
 def _member(row: Any, is_admin: bool | None = None) -> s.Member:
@@ -202,7 +203,8 @@ async def set_sync_config(request: web.Request, org: str, team: str, body: s.Syn
 
 def _changes(body: s.RepositoryFields) -> repos.RepoChanges:
     return repos.RepoChanges(visibility=body.visibility, short_description=body.short_description,
-                             long_description=body.long_description, immutable_tags=body.immutable_tags)
+                             long_description=body.long_description, immutable_tags=body.immutable_tags,
+                             scan_on_push=body.scan_on_push)
 
 
 @operation()

@@ -95,7 +95,7 @@ def _operation(op: Operation, schemas: dict[str, Any], defs: dict[str, Any]) -> 
     if "response" in schemas:
         success["content"] = {"application/json": {"schema": schemas["response"]}}
         if op.streamed:
-            success["content"]["application/x-ndjson"] = {"schema": {"type": "string"}}
+            success["content"].update({media: {"schema": {"type": "string"}} for media in op.streams})
     if op.paged:
         success["headers"] = _NEXT_PAGE
     out: dict[str, Any] = {"operationId": op.name, "summary": op.summary, "description": op.description,

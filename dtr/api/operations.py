@@ -11,7 +11,8 @@ the answer it renders and the OpenAPI document (``dtr.api.openapi``), so the thr
 - any other ``str`` parameter: the path parameter of that name (the route must have it).
 - the return annotation: the JSON answer's type (a ``TypedDict`` or a list of them) sent with
   ``status``; ``None`` answers 204; ``Paged[T]`` adds ``X-Next-Page-Start``; a handler may also
-  return a ``web.StreamResponse`` of its own when its annotation says so (a streamed answer).
+  return a ``web.StreamResponse`` of its own when its annotation says so (a streamed answer, of
+  the media types ``streams`` names: NDJSON unless told).
 - positional ``raises``: the error codes the handler may answer besides ``EVERY_ROUTE``.
 
 ``add_all(router, routes)`` registers a table of ``(method, path, handler)`` and checks each
@@ -86,6 +87,8 @@ class Operation:
     paged: bool
     streamed: bool
     raises: tuple[ErrorCode, ...]
+    #: The media types of a streamed answer.
+    streams: tuple[str, ...] = ("application/x-ndjson",)
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -112,8 +115,9 @@ def _unwrap(hint: Any) -> tuple[Any, bool, bool]:
     return hint, False, streamed
 
 
-def operation(*raises: ErrorCode, status: int = 200,
-              invalid: ErrorCode = codes.INVALID_PARAMETER) -> Callable[[Callable[..., Awaitable[Any]]], Handler]:
+def operation(*raises: ErrorCode, status: int = 200, invalid: ErrorCode = codes.INVALID_PARAMETER,
+              streams: tuple[str, ...] = ("application/x-ndjson",)
+              ) -> Callable[[Callable[..., Awaitable[Any]]], Handler]:
     """Make an aiohttp handler of a typed one (see the module's docstring)."""
     def wrap(fn: Callable[..., Awaitable[Any]]) -> Handler:
         hints = typing.get_type_hints(fn)
@@ -127,7 +131,8 @@ def operation(*raises: ErrorCode, status: int = 200,
         op = Operation(name=to_camel(fn.__name__), summary=doc.split("\n\n")[0].replace("\n", " "),
                        description=doc, body=body_model, query=query_model, path_params=path_params,
                        response=None if no_content else response, status=204 if no_content else status,
-                       paged=paged, streamed=streamed, raises=raises + _parsing(body_model, query_model, invalid))
+                       paged=paged, streamed=streamed, raises=raises + _parsing(body_model, query_model, invalid),
+                       streams=streams)
 
         async def handler(request: web.Request) -> web.StreamResponse:
             kwargs: dict[str, Any] = {p: request.match_info[p] for p in path_params}
