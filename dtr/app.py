@@ -30,6 +30,7 @@ from dtr.ops.runtime import name_the_server
 from dtr.registry.events import Outbox
 from dtr.registry.service import RegistryService
 from dtr.registry.views import add_registry_routes
+from dtr.scanning.jobs import register_actions as register_scan_actions
 from dtr.scanning.views import register as register_scanning
 from dtr.storage.factory import create_driver
 
@@ -72,6 +73,7 @@ async def _v2_redirect(request: web.Request) -> web.Response:
 
 def create_app(config: Config) -> web.Application:
     name_the_server()
+    register_scan_actions()
     # Request bodies reach dtr as sent (a blob is hashed as received, dtr.registry.inputs; /api/v0
     # decodes gzip itself, with its size limit on the decoded bytes).
     proxies = proxy_middlewares(config.http.trusted_proxies, config.http.external_url)

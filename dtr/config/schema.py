@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Literal
 
+from dtr.schedule import Schedule, ScheduleError
 from dtr.sections import DURATION, ConfigError
 from dtr.storage.config import StorageConfig
 
@@ -282,8 +283,6 @@ class ScanningConfig:
     bundle_signing_key: str | None = None
 
     def __post_init__(self) -> None:
-        from dtr.jobs.schedule import Schedule, ScheduleError
-
         try:
             Schedule.parse(self.update_schedule)
         except ScheduleError as e:

@@ -58,29 +58,35 @@ def _registry() -> dict[str, Action]:
     import dtr.jobs.gc as gc
     import dtr.jobs.pruning as pruning
     import dtr.jobs.usage as usage
-    import dtr.scanning.jobs as scanning
 
     return {
         "gc": Action(gc.run, gc.check_params, "online garbage collection of blobs and manifests"),
         "upload_cleanup": Action(cleanup.run, cleanup.check_params, "delete abandoned uploads"),
         "prune": Action(pruning.run, pruning.check_params, "apply tag pruning policies and tag limits"),
         "usage": Action(usage.run, usage.check_params, "recount storage used per repository and namespace"),
-        "scan": Action(scanning.scan, scanning.check_scan, "scan an image: index its layers, match its software"),
-        "update_vuln_db": Action(scanning.update_vuln_db, scanning.check_update,
-                                 "update the vulnerability database from its feeds", max_attempts=1),
-        "rematch": Action(scanning.rematch, scanning.check_rematch,
-                          "match the images a vulnerability database change touches again"),
         "noop": Action(_noop, _check_noop, "sleep, reporting progress (checks the job system)", max_attempts=1),
     }
 
 
 _ACTIONS: dict[str, Action] | None = None
+#: Actions other domains add (``dtr.scanning.jobs.register_actions``), registered by the composition
+#: roots (``dtr.app``, ``dtr.cli``): the job system imports no domain that uses it.
+_ADDED: dict[str, Action] = {}
+
+
+def register(name: str, action: Action) -> None:
+    """Add another domain's action ``name`` (again with the same action: nothing changes)."""
+    global _ACTIONS
+    if _ADDED.get(name, action) is not action or name in _registry():
+        raise ValueError(f"job action {name!r} is already registered")
+    _ADDED[name] = action
+    _ACTIONS = None
 
 
 def actions() -> dict[str, Action]:
     global _ACTIONS
     if _ACTIONS is None:
-        _ACTIONS = _registry()
+        _ACTIONS = {**_registry(), **_ADDED}
     return _ACTIONS
 
 

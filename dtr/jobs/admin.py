@@ -17,8 +17,8 @@ from dtr.api.errors import APIError, codes
 from dtr.jobs import actions, shapes
 from dtr.jobs.caller import Caller
 from dtr.jobs.params import ParameterError
-from dtr.jobs.schedule import ScheduleError
 from dtr.jobs.service import STATUSES, JobService, NotFound, ended
+from dtr.schedule import ScheduleError
 
 #: Seconds between looks at a followed job that has nothing new.
 FOLLOW_POLL = 0.5

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dtr.jobs.schedule import ScheduleError, parse_duration
+from dtr.schedule import ScheduleError, parse_duration
 
 
 class ParameterError(ValueError):

@@ -27,8 +27,8 @@ from sqlalchemy import text
 
 from dtr.jobs.context import JobContext
 from dtr.jobs.params import ParameterError, only
-from dtr.jobs.schedule import ScheduleError, parse_duration
 from dtr.registry import changes
+from dtr.schedule import ScheduleError, parse_duration
 
 TAG_OPERATORS = ("eq", "neq", "sw", "ew", "c", "oneof", "noneof", "matches")
 TIME_OPERATORS = ("older_than", "newer_than", "never")

@@ -43,10 +43,10 @@ from dtr.db.errors import DatabaseUnavailable
 from dtr.jobs import actions
 from dtr.jobs.context import JobContext, JobFailed, JobStopped
 from dtr.jobs.params import ParameterError
-from dtr.jobs.schedule import Schedule, ScheduleError
 from dtr.jobs.service import FINAL, JobService, append_log, crons, insert_log_lines, jobs, lock_job, workers
 from dtr.keys import CONFIG, DATABASE, JOB_WORKER, STORAGE
 from dtr.ops.metrics import job_ended
+from dtr.schedule import Schedule, ScheduleError
 from dtr.storage.base import StorageDriver
 
 log = logging.getLogger("dtr.jobs")

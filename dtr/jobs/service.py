@@ -12,14 +12,14 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, delete, func, insert, or_, select, text, tuple_, update
+from sqlalchemy import Table, delete, func, insert, or_, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from dtr.jobs import actions, shapes
 from dtr.jobs.models import Cron, Job, JobLog, Worker
-from dtr.jobs.schedule import Schedule
+from dtr.schedule import Schedule
 
 jobs = cast(Table, Job.__table__)
 job_logs = cast(Table, JobLog.__table__)
@@ -65,6 +65,12 @@ def cron_json(r: Row[Any] | Any) -> shapes.Cron:
     }
 
 
+#: The predicate of the partial unique index ``uq_jobs_dedupe_waiting``, as a literal: Postgres
+#: infers the index for ON CONFLICT only from the same expression, never from bound parameters
+#: (which SQLAlchemy 2.1 renders for ``status == "waiting"``).
+_DEDUPE_WAITING = text("status = 'waiting' AND dedupe_key IS NOT NULL")
+
+
 class JobService:
     def __init__(self, engine: AsyncEngine, default_stop_timeout: float = 30.0, worker_timeout: float = 30.0) -> None:
         self.engine = engine
@@ -88,8 +94,7 @@ class JobService:
         stmt: Any = pg_insert(jobs).values(**values)
         if dedupe_key is not None:
             stmt = stmt.on_conflict_do_nothing(index_elements=[jobs.c.dedupe_key],
-                                               index_where=and_(jobs.c.status == "waiting",
-                                                                jobs.c.dedupe_key.isnot(None)))
+                                               index_where=_DEDUPE_WAITING)
         stmt = stmt.returning(*jobs.c)
         if conn is not None:
             return await self._insert(conn, stmt, dedupe_key)

@@ -125,7 +125,8 @@ async def scan(cfg: Config, jobs: JobService, repository: str, reference: str, p
 async def _print_summary(jobs: JobService, digests: list[str], out: TextIO) -> None:
     from sqlalchemy import select
 
-    from dtr.scanning.service import COMPLETED, scan_images
+    from dtr.scanning.results import COMPLETED
+    from dtr.scanning.service import scan_images
 
     async with jobs.engine.connect() as conn:
         rows = {r.digest: r for r in await conn.execute(select(scan_images).where(scan_images.c.digest.in_(digests)))}
@@ -193,7 +194,8 @@ async def status(jobs: JobService, out: TextIO = sys.stdout) -> int:
     from sqlalchemy import func, select
 
     from dtr.scanning.models import VulnFeed
-    from dtr.scanning.service import COMPLETED, scan_images
+    from dtr.scanning.results import COMPLETED
+    from dtr.scanning.service import scan_images
 
     def when(t: Any) -> str:
         return t.isoformat(timespec="seconds").replace("+00:00", "Z") if t else "-"

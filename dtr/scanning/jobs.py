@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from dtr.jobs import actions
 from dtr.jobs.context import JobContext, JobFailed
 from dtr.jobs.params import ParameterError, only
 from dtr.jobs.service import JobService
@@ -110,3 +111,17 @@ async def rematch(ctx: JobContext) -> dict[str, Any]:
     if (skipped := _disabled(ctx)) is not None:
         return skipped
     return {"images": await run(ctx.engine, ctx.log, check_stop=ctx.check_stop, progress=ctx.progress)}
+
+
+_ACTIONS = {
+    "scan": actions.Action(scan, check_scan, "scan an image: index its layers, match its software"),
+    "update_vuln_db": actions.Action(update_vuln_db, check_update, "update the vulnerability database from its feeds",
+                                     max_attempts=1),
+    "rematch": actions.Action(rematch, check_rematch, "match the images a vulnerability database change touches again"),
+}
+
+
+def register_actions() -> None:
+    """Make the scanner's actions known to the job system (idempotent)."""
+    for name, action in _ACTIONS.items():
+        actions.register(name, action)

@@ -41,6 +41,7 @@ from dtr.jobs.service import JobService
 from dtr.registry.errors import RegistryError
 from dtr.registry.manifests import INDEX_TYPES, OCI_EMPTY, OCI_MANIFEST
 from dtr.registry.service import RegistryService
+from dtr.scanning import jobs as scan_jobs
 from dtr.scanning import licenses, service, shapes, vulndb
 from dtr.scanning import sbom as sboms
 from dtr.scanning.purl import package_url
@@ -608,6 +609,7 @@ async def import_upload(c: Caller, path: Path) -> shapes.ScannerStatus:
         await c.changed("vulndb_import_refused", "vulndb", "offline", {"reason": str(e)[:1000]})
         raise APIError(codes.INVALID_BUNDLE, f"the bundle is refused: {e}") from None
     await c.changed("vulndb_import", "vulndb", "offline", {"feeds": len(results)})
+    await service.database_updated(c.engine, c.jobs, scan_jobs.changes(results))
     return await status(c)
 
 
@@ -621,8 +623,8 @@ def _trusted_keys(paths: Iterable[str]) -> list[bytes]:
     return out
 
 
-def _log_progress(progress: dict[str, Any]) -> None:
-    log.debug("vulndb import", extra={"progress": progress})
+def _log_progress(done: int, total: int) -> None:
+    log.debug("vulndb import", extra={"progress": {"done": done, "total": total}})
 
 
 # -- overrides -----------------------------------------------------------------------------------

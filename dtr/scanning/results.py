@@ -16,7 +16,7 @@ import json
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Table, and_, any_, exists, func, literal, or_, select, true, update
+from sqlalchemy import ColumnElement, Table, and_, any_, exists, func, literal, or_, select, text, true
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dtr.api.errors import APIError, codes
@@ -266,17 +266,49 @@ async def counts(conn: AsyncConnection, digests: Iterable[str], scope: Scope) ->
     return {r.image_digest: Counts(r.critical, r.major, r.minor, r.hidden) for r in rows}
 
 
-async def recount(conn: AsyncConnection, digests: Iterable[str]) -> None:
+#: Whether override ``o`` hides finding ``v`` of package ``p`` in some repository holding the image:
+#: the finding's vulnerability (or one it is an alias of), the image (or any), the component (its
+#: name or source name, or any), and the scope (the registry, a repository or a namespace holding it).
+_HIDDEN = """EXISTS (
+    SELECT 1 FROM scan_overrides o
+    WHERE (o.vuln_id = v.vuln_id OR EXISTS (SELECT 1 FROM vulnerabilities x
+                                            WHERE x.id = v.vuln_id AND o.vuln_id = ANY(x.aliases)))
+      AND o.digest IN ('', v.image_digest)
+      AND o.component IN ('', p.name, p.source_name)
+      AND (o.scope = '' OR EXISTS (
+            SELECT 1 FROM manifests m JOIN repositories r ON r.id = m.repository_id
+            WHERE m.digest = v.image_digest AND (r.name = o.scope OR split_part(r.name, '/', 1) = o.scope))))"""
+#: Each image's counts from its findings: by band, those no override hides; ``hidden`` apart.
+_RECOUNT = text(f"""
+UPDATE scan_images s SET critical = c.critical, major = c.major, minor = c.minor, hidden = c.hidden,
+                         updated_at = now()
+FROM (
+    SELECT d.digest,
+           count(*) FILTER (WHERE f.band = 'critical' AND NOT f.hidden) AS critical,
+           count(*) FILTER (WHERE f.band = 'major' AND NOT f.hidden) AS major,
+           count(*) FILTER (WHERE f.band = 'minor' AND NOT f.hidden) AS minor,
+           count(*) FILTER (WHERE f.hidden) AS hidden
+    FROM unnest(CAST(:digests AS text[])) AS d(digest)
+    LEFT JOIN LATERAL (
+        SELECT v.band, {_HIDDEN} AS hidden
+        FROM scan_image_vulns v JOIN scan_packages p ON p.id = v.package_id
+        WHERE v.image_digest = d.digest
+    ) f ON true
+    GROUP BY d.digest
+) c
+WHERE s.digest = c.digest
+RETURNING s.digest, s.critical, s.major, s.minor, s.hidden
+""")
+
+
+async def recount(conn: AsyncConnection, digests: Iterable[str]) -> dict[str, dict[str, int]]:
     """Store on ``scan_images`` each image's counts from ``scan_image_vulns`` and the overrides
-    (hidden: what an override hides in any repository holding the image)."""
+    (``hidden``: what an override hides in any repository holding the image); the counts by digest."""
     wanted = sorted(set(digests))
     if not wanted:
-        return
-    found = _tally(wanted, in_any_repository(image_vulns.c.image_digest)).subquery()
-    zero = {b: 0 for b in (*BANDS, "hidden")}
-    await conn.execute(update(images).where(images.c.digest.in_(wanted)).values(**zero, updated_at=func.now()))
-    await conn.execute(update(images).where(images.c.digest == found.c.image_digest)
-                       .values({b: found.c[b] for b in (*BANDS, "hidden")}))
+        return {}
+    return {r.digest: {"critical": r.critical, "major": r.major, "minor": r.minor, "hidden": r.hidden}
+            for r in await conn.execute(_RECOUNT, {"digests": wanted})}
 
 
 async def images_with_vuln(conn: AsyncConnection, vuln_id: str, digest: str = "") -> list[str]:

@@ -50,7 +50,7 @@ from dtr.registry.events import SYSTEM, Event, Handler
 from dtr.registry.manifests import FOREIGN_LAYERS, IMAGE_TYPES, INDEX_TYPES
 from dtr.registry.names import blob_path, is_digest
 from dtr.scanning import image as composer
-from dtr.scanning import matcher, vulndb
+from dtr.scanning import matcher, results, vulndb
 from dtr.scanning.indexers import INDEXER_VERSION
 from dtr.scanning.layer import index_layer
 from dtr.scanning.models import (
@@ -60,6 +60,7 @@ from dtr.scanning.models import (
     ScanLayer,
     ScanPackage,
 )
+from dtr.scanning.results import COMPLETED, FAILED, PENDING, SCANNING
 from dtr.scanning.types import Distribution, Finding, LayerError, LayerIndex, Package
 from dtr.storage.base import PathNotFoundError, StorageDriver
 
@@ -69,8 +70,6 @@ scan_images = cast(Table, ScanImage.__table__)
 image_packages = cast(Table, ScanImagePackage.__table__)
 image_vulns = cast(Table, ScanImageVuln.__table__)
 
-#: DTR's scan status codes (``scan_images.status``).
-FAILED, UNSCANNED, SCANNING, PENDING, SCANNED, CHECKING, COMPLETED = range(7)
 #: Image configs a scan reads (other manifests are artifacts: signatures, SBOMs, charts...).
 IMAGE_CONFIGS = frozenset({"application/vnd.oci.image.config.v1+json",
                            "application/vnd.docker.container.image.v1+json"})
@@ -272,39 +271,6 @@ _LOCK_IMAGES = text("SELECT digest FROM scan_images WHERE digest = ANY(CAST(:dig
                     "ORDER BY digest FOR UPDATE")
 _FEED_VERSIONS = text("SELECT name, version FROM vuln_feeds WHERE version > 0 ORDER BY name")
 
-#: Whether override ``o`` hides finding ``v`` of package ``p`` in some repository holding the image:
-#: the finding's vulnerability (or one it is an alias of), the image (or any), the component (its
-#: name or source name, or any), and the scope (the registry, a repository or a namespace holding it).
-_HIDDEN = """EXISTS (
-    SELECT 1 FROM scan_overrides o
-    WHERE (o.vuln_id = v.vuln_id OR EXISTS (SELECT 1 FROM vulnerabilities x
-                                            WHERE x.id = v.vuln_id AND o.vuln_id = ANY(x.aliases)))
-      AND o.digest IN ('', v.image_digest)
-      AND o.component IN ('', p.name, p.source_name)
-      AND (o.scope = '' OR EXISTS (
-            SELECT 1 FROM manifests m JOIN repositories r ON r.id = m.repository_id
-            WHERE m.digest = v.image_digest AND (r.name = o.scope OR split_part(r.name, '/', 1) = o.scope))))"""
-#: Each image's counts from its findings: by band, those no override hides; ``hidden`` apart.
-_RECOUNT = text(f"""
-UPDATE scan_images s SET critical = c.critical, major = c.major, minor = c.minor, hidden = c.hidden,
-                         updated_at = now()
-FROM (
-    SELECT d.digest,
-           count(*) FILTER (WHERE f.band = 'critical' AND NOT f.hidden) AS critical,
-           count(*) FILTER (WHERE f.band = 'major' AND NOT f.hidden) AS major,
-           count(*) FILTER (WHERE f.band = 'minor' AND NOT f.hidden) AS minor,
-           count(*) FILTER (WHERE f.hidden) AS hidden
-    FROM unnest(CAST(:digests AS text[])) AS d(digest)
-    LEFT JOIN LATERAL (
-        SELECT v.band, {_HIDDEN} AS hidden
-        FROM scan_image_vulns v JOIN scan_packages p ON p.id = v.package_id
-        WHERE v.image_digest = d.digest
-    ) f ON true
-    GROUP BY d.digest
-) c
-WHERE s.digest = c.digest
-RETURNING s.digest, s.critical, s.major, s.minor, s.hidden
-""")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -580,7 +546,7 @@ class _Scan:
                 status=COMPLETED, error=None, feed_versions=feeds,
                 distribution=dataclasses.asdict(distribution) if distribution else None,
                 scanned_at=func.now(), check_completed_at=func.now()))
-            (counts,) = await _recount(conn, [self.digest])
+            counts = (await results.recount(conn, [self.digest]))[self.digest]
             await events.record(conn, SYSTEM, [Event(events.SCAN_COMPLETED, self.repository, digest=self.digest,
                                                      detail={**counts, "packages": len(rows)})])
         for problem in matches.problems[:MAX_PROBLEMS]:
@@ -625,13 +591,6 @@ class _Matches:
                     "fixed_version": f.fixed_version, "band": f.band, "severity": f.severity,
                     "cvss_score": f.cvss_score})
         return list(out.values())
-
-
-async def _recount(conn: AsyncConnection, digests: Sequence[str]) -> list[dict[str, int]]:
-    """Store each image's counts (``_RECOUNT``); the counts, in ``digests`` order."""
-    got = {r.digest: {"critical": r.critical, "major": r.major, "minor": r.minor, "hidden": r.hidden}
-           for r in await conn.execute(_RECOUNT, {"digests": list(digests)})}
-    return [got[d] for d in digests if d in got]
 
 
 @contextlib.asynccontextmanager
@@ -747,7 +706,7 @@ async def _rematch_images(conn: AsyncConnection, digests: Sequence[str], matches
         await conn.execute(insert(image_vulns), vulns)
     await conn.execute(update(scan_images).where(scan_images.c.digest.in_(list(digests)))
                        .values(check_completed_at=func.now(), feed_versions=feeds))
-    await _recount(conn, digests)
+    await results.recount(conn, digests)
 
 
 async def _mark_current(engine: AsyncEngine) -> None:

@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from dtr.jobs.schedule import Schedule, ScheduleError, parse_duration
+from dtr.schedule import Schedule, ScheduleError, parse_duration
 
 T0 = dt.datetime(2026, 11, 30, 8, 30, 15, 500_000, tzinfo=dt.UTC)  # a Monday
 
