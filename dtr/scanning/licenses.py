@@ -40,5 +40,10 @@ def parse(declared: str) -> License:
     declared = declared.strip()
     if not declared:
         return License("", "")
-    info = _licensing().validate(declared)
+    try:
+        info = _licensing().validate(declared)
+    except Exception:
+        # license-expression 30.x raises its own AttributeError on some invalid keys ('MIT/X11')
+        # instead of reporting them: free text, as the package wrote it.
+        return License(declared, "")
     return License(declared, "" if info.errors else str(info.normalized_expression or ""))
