@@ -134,7 +134,7 @@ def run_dtr(layout: Path, pg_uri: str, work: Path) -> tuple[float, int, int]:
                        check=True, capture_output=True)
         elapsed = time.perf_counter() - start
         assert proc.proc is not None
-        peak = rss_status(proc.proc.pid).get("VmHWM", 0) // 1024
+        peak = rss_status(proc.proc.pid).get("VmHWM", 0) >> 20
         url = f"{proc.url}/api/v0/imagescan/repositories/bench/image/v1?detailed=true"
         with urllib.request.urlopen(url) as r:
             result = json.load(r)
