@@ -1,5 +1,5 @@
 """Reading scan results from the tables: which image a tag names, its findings with overrides
-applied, its counts. No access checks here (``reports`` makes them); no HTTP.
+applied, its counts. No access checks here (the use cases make them: ``access``); no HTTP.
 
 Overrides hide a finding (never drop it): an override applies to a finding of image ``D`` seen in
 repository ``R`` when its ``vuln_id`` is the finding's (or one of its aliases), its ``digest`` is

@@ -1,7 +1,7 @@
 """``/api/v0/imagescan``: scan results, summaries, CSV and SBOM exports, overrides, scans and
 vulnerability database updates queued, the database's status and offline bundles, in DTR's names
 and shapes (``shapes``). Each handler is a typed operation (``dtr.api.operations``) calling its use
-case (``reports``) with the request's ``Caller``.
+case (``reports``, ``exports``, ``overrides``, ``control``) with the request's ``Caller``.
 
 An image's result is CSV when the request accepts ``text/csv``. An offline bundle is a
 ``multipart/form-data`` upload (field ``upload``) to ``PUT /imagescan/scan/update?online=false``,
@@ -28,7 +28,7 @@ from dtr.jobs.service import JobService
 from dtr.jobs.shapes import Job
 from dtr.keys import AUTH, CONFIG, DATABASE, REGISTRY
 from dtr.ops.proxies import forwarded_url
-from dtr.scanning import reports
+from dtr.scanning import access, control, exports, overrides, reports
 from dtr.scanning import shapes as s
 
 #: The largest offline bundle accepted (bytes).
@@ -36,12 +36,12 @@ MAX_BUNDLE = 16 << 30
 _CHUNK = 1 << 20
 
 
-def caller(request: web.Request) -> reports.Caller:
+def caller(request: web.Request) -> access.Caller:
     cfg = request.config_dict[CONFIG]
     engine = request.config_dict[DATABASE].engine
     jobs = JobService(engine, cfg.jobs.stop_timeout, cfg.jobs.worker_timeout)
-    return reports.Caller(engine, principal(request), request.remote or "", request.config_dict[AUTH], jobs,
-                          cfg.scanning, cfg.data_path, request.config_dict[REGISTRY])
+    return access.Caller(engine, principal(request), request.remote or "", request.config_dict[AUTH], jobs,
+                         cfg.scanning, cfg.data_path, request.config_dict[REGISTRY])
 
 
 _REPO = (codes.NO_SUCH_REPOSITORY,)
@@ -58,7 +58,7 @@ async def _result(request: web.Request, namespace: str, repo: str, tag: str, que
     report = await reports.image_report(caller(request), namespace, repo, tag, os_, arch)
     if _wants_csv(request):
         name = f"{namespace}-{repo}-{tag}".replace(":", "_").replace('"', "")
-        return web.Response(text=reports.result_csv(report), content_type="text/csv", charset="utf-8",
+        return web.Response(text=exports.result_csv(report), content_type="text/csv", charset="utf-8",
                             headers={"Content-Disposition": f'attachment; filename="{name}.csv"'})
     return reports.result_json(report, query.detailed)
 
@@ -136,14 +136,14 @@ def _registry(request: web.Request) -> str:
 async def get_sbom(request: web.Request, namespace: str, repo: str, tag: str, query: s.SbomQuery) -> s.Document:
     """The image's SBOM: SPDX 2.3 JSON (``format=spdx``) or CycloneDX 1.6 JSON (``format=cyclonedx``,
     with its vulnerabilities; those an override hides as VEX ``not_affected``)."""
-    return await reports.sbom(caller(request), namespace, repo, tag, query.format, _registry(request))
+    return await exports.sbom(caller(request), namespace, repo, tag, query.format, _registry(request))
 
 
 @operation(*_IMAGE)
 async def get_platform_sbom(request: web.Request, namespace: str, repo: str, tag: str, os: str, arch: str,
                             query: s.SbomQuery) -> s.Document:
     """The SBOM of one platform's image of a multi-platform tag (as ``getSbom``)."""
-    return await reports.sbom(caller(request), namespace, repo, tag, query.format, _registry(request), os, arch)
+    return await exports.sbom(caller(request), namespace, repo, tag, query.format, _registry(request), os, arch)
 
 
 @operation(*_IMAGE, codes.FORBIDDEN, codes.CONFLICT, status=201)
@@ -151,14 +151,14 @@ async def attach_sbom(request: web.Request, namespace: str, repo: str, tag: str,
     """Push the image's SBOM into its repository as an OCI artifact referring to the image
     (``subject``; ``artifactType`` application/spdx+json or application/vnd.cyclonedx+json), so
     referrers clients (``oras discover``) find it; read-write access."""
-    return await reports.attach_sbom(caller(request), namespace, repo, tag, query.format, _registry(request))
+    return await exports.attach_sbom(caller(request), namespace, repo, tag, query.format, _registry(request))
 
 
 @operation(*_IMAGE, codes.FORBIDDEN, codes.CONFLICT, status=201)
 async def attach_platform_sbom(request: web.Request, namespace: str, repo: str, tag: str, os: str, arch: str,
                                query: s.SbomQuery) -> s.AttachedSbom:
     """Push the SBOM of one platform's image of a multi-platform tag as an artifact referring to it."""
-    return await reports.attach_sbom(caller(request), namespace, repo, tag, query.format, _registry(request),
+    return await exports.attach_sbom(caller(request), namespace, repo, tag, query.format, _registry(request),
                                      os, arch)
 
 
@@ -168,27 +168,27 @@ async def attach_platform_sbom(request: web.Request, namespace: str, repo: str, 
 @operation(*_IMAGE, codes.FORBIDDEN, codes.UNSUPPORTED, codes.INVALID_OPERATION, status=202)
 async def scan_image(request: web.Request, namespace: str, repo: str, tag: str) -> s.ScanJobs:
     """Queue a scan of the tag's image (each platform of a multi-platform tag); read-write access."""
-    return await reports.queue_scan(caller(request), namespace, repo, tag)
+    return await control.queue_scan(caller(request), namespace, repo, tag)
 
 
 @operation(*_IMAGE, codes.FORBIDDEN, codes.UNSUPPORTED, codes.INVALID_OPERATION, status=202)
 async def scan_platform_image(request: web.Request, namespace: str, repo: str, tag: str, os: str,
                               arch: str) -> s.ScanJobs:
     """Queue a scan of one platform's image of a multi-platform tag; read-write access."""
-    return await reports.queue_scan(caller(request), namespace, repo, tag, os, arch)
+    return await control.queue_scan(caller(request), namespace, repo, tag, os, arch)
 
 
 @operation(codes.FORBIDDEN)
 async def scanner_status(request: web.Request) -> s.ScannerStatus:
     """The vulnerability database: its version, last update, and whether (and why) the last update
     failed, per feed (site admins)."""
-    return await reports.status(caller(request))
+    return await control.status(caller(request))
 
 
 @operation(codes.FORBIDDEN, status=202)
 async def update_vuln_db(request: web.Request) -> Job:
     """Queue the online update of the vulnerability database (site admins)."""
-    job: Job = await reports.queue_update(caller(request))
+    job: Job = await control.queue_update(caller(request))
     return job
 
 
@@ -205,7 +205,7 @@ async def upload_vuln_db(request: web.Request, query: s.UpdateQuery) -> s.Scanne
         raise APIError(codes.INVALID_PARAMETER, "PUT imports an offline bundle (online=false); POST "
                                                 "/api/v0/imagescan/scan/update queues an online update")
     async with _spooled_upload(request, who.data_path) as path:
-        return await reports.import_upload(who, path)
+        return await control.import_upload(who, path)
 
 
 @contextlib.asynccontextmanager
@@ -257,7 +257,7 @@ _OVERRIDE = (codes.FORBIDDEN, codes.NO_SUCH_OVERRIDE)
 async def list_overrides(request: web.Request, query: s.OverridesQuery) -> s.OverrideList:
     """The overrides that apply in ``repository`` (read access), or every override (site admins);
     ``vulnId`` narrows them to one vulnerability."""
-    return {"overrides": await reports.list_overrides(caller(request), query.repository, query.vuln_id)}
+    return {"overrides": await overrides.list_overrides(caller(request), query.repository, query.vuln_id)}
 
 
 @operation(codes.FORBIDDEN, codes.NO_SUCH_REPOSITORY, codes.NO_SUCH_TAG, status=201)
@@ -265,20 +265,20 @@ async def create_override(request: web.Request, body: s.NewOverride) -> s.Overri
     """Hide a vulnerability, with a reason: for one image (``digest``; ``scope`` its repository), a
     repository or a namespace (``scope``; admin access to it), or the whole registry (``scope``
     '': site admins); ``component`` limits it to one package. Hidden findings are counted apart."""
-    spec = reports.OverrideSpec(body.vuln_id, body.scope, body.reason, body.digest, body.component)
-    return await reports.create_override(caller(request), spec)
+    spec = overrides.OverrideSpec(body.vuln_id, body.scope, body.reason, body.digest, body.component)
+    return await overrides.create_override(caller(request), spec)
 
 
 @operation(*_OVERRIDE)
 async def get_override(request: web.Request, id: str) -> s.Override:
     """An override."""
-    return await reports.get_override(caller(request), reports.override_id(id))
+    return await overrides.get_override(caller(request), overrides.override_id(id))
 
 
 @operation(*_OVERRIDE, codes.NO_SUCH_REPOSITORY)
 async def delete_override(request: web.Request, id: str) -> None:
     """Delete an override (the right to create it is needed); what it hid counts again."""
-    await reports.delete_override(caller(request), reports.override_id(id))
+    await overrides.delete_override(caller(request), overrides.override_id(id))
 
 
 def register(app: web.Application) -> None:

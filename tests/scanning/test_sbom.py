@@ -24,7 +24,7 @@ from referencing.jsonschema import DRAFT7
 from spdx_tools.spdx.parser.jsonlikedict.json_like_dict_parser import JsonLikeDictParser
 from spdx_tools.spdx.validation.document_validator import validate_full_spdx_document
 
-from dtr.scanning import reports, sbom
+from dtr.scanning import exports, reports, sbom
 from dtr.scanning.purl import image_url, package_url
 from dtr.scanning.results import Component, Image, Vuln
 from dtr.scanning.types import Distribution
@@ -216,7 +216,7 @@ def test_csv_cells_are_never_formulas() -> None:
                      "pkg:npm/x@1.0", (Vuln("CVE-2024-1", "fixed", "1.1", "major", "", 5.0, "", "-1+1", (), None),))
     image = Image("acme/app", 1, "v1", "sha256:" + "e" * 64, None, "linux", "amd64", ())
     report = reports.ImageReport(image, None, [comp], {})
-    [row] = list(csv.DictReader(io.StringIO(reports.result_csv(report))))
+    [row] = list(csv.DictReader(io.StringIO(exports.result_csv(report))))
     assert row["component"] == "'=HYPERLINK(\"http://x\")" and row["summary"] == "'-1+1"
 
 
