@@ -41,8 +41,8 @@ from dtr.jobs.service import JobService
 from dtr.registry.errors import RegistryError
 from dtr.registry.manifests import INDEX_TYPES, OCI_EMPTY, OCI_MANIFEST
 from dtr.registry.service import RegistryService
+from dtr.scanning import bundles, licenses, service, shapes
 from dtr.scanning import jobs as scan_jobs
-from dtr.scanning import licenses, service, shapes, vulndb
 from dtr.scanning import sbom as sboms
 from dtr.scanning.purl import package_url
 from dtr.scanning.results import (
@@ -604,7 +604,7 @@ async def import_upload(c: Caller, path: Path) -> shapes.ScannerStatus:
         raise APIError(codes.INVALID_BUNDLE, "no trusted bundle signing key is configured "
                                              "(scanning.bundle_trusted_keys): no bundle can be imported")
     try:
-        results = await vulndb.import_bundle(c.engine, path, keys, _log_progress)
+        results = await bundles.import_bundle(c.engine, path, keys, _log_progress)
     except ValueError as e:  # the bundle's own fault (format, checksum, signature): nothing imported
         await c.changed("vulndb_import_refused", "vulndb", "offline", {"reason": str(e)[:1000]})
         raise APIError(codes.INVALID_BUNDLE, f"the bundle is refused: {e}") from None
