@@ -6,7 +6,7 @@ Writes, with set-based SQL, what scanning ``--images`` images would have stored:
 shared base layers of ``--packages`` Debian packages each (drawn from ``--sources`` source
 packages) plus one layer of its own per image (2 packages), their ``scan_images`` and
 ``scan_image_packages`` rows (no finding yet). Then, through dtr's own code: imports a feed
-(``vulndb.import_advisories``: ``--vulnerable`` of the sources get 20 advisories each, half of
+(``vulnimport.import_advisories``: ``--vulnerable`` of the sources get 20 advisories each, half of
 them affecting the installed versions) and times ``service.rematch`` (every image touched: the
 first import), then re-imports with 1% of those packages' advisories changed and times the re-match
 again (the daily case). Also times ``matcher.match`` of one image's packages. Prints the times,
@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from dtr.db.engine import _ensure_database, asyncpg_url
 from dtr.db.migrate import upgrade
-from dtr.scanning import matcher, service, vulndb
+from dtr.scanning import matcher, service, vulndb, vulnimport
 from dtr.scanning.types import Advisory, Distribution, Package
 
 PER_SOURCE = 20
@@ -121,7 +121,7 @@ async def main(args: argparse.Namespace) -> None:
             assert matcher.match_key(Distribution("debian", "12"), one[0][1]) == one[0][0]
             for label, changed_every, checksum in (("first import", 0, "c1"),
                                                    ("1% of the packages changed", 100, "c2")):
-                r = await vulndb.import_advisories(
+                r = await vulnimport.import_advisories(
                     engine, "bench", lambda ce=changed_every: advisories(args.vulnerable, args.sources, ce),  # type: ignore[misc]
                     checksum=checksum)
                 t0 = time.perf_counter()

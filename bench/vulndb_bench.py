@@ -2,12 +2,12 @@
 
     .venv/bin/python -m bench.vulndb_bench [--rows 1000000] [--database-url URL]
 
-Times, through ``dtr.scanning.vulndb``'s own code: the first import of the feed (COPY into a
-temp table, diff, insert), a re-import of the same rows under a new checksum (a full diff that
-changes nothing), a re-import with 1% of the packages changed, then a signed bundle's export and
-its import into a second, empty database. Rows: ``--rows`` advisories over rows/20 packages of
-``debian:12`` (20 vulnerabilities each, every vulnerability with a summary). Without
-``--database-url`` an embedded PostgreSQL is started in a temp dir.
+Times, through dtr's own code (``dtr.scanning.vulnimport``, ``dtr.scanning.bundles``): the first
+import of the feed (COPY into a temp table, diff, insert), a re-import of the same rows under a new
+checksum (a full diff that changes nothing), a re-import with 1% of the packages changed, then a
+signed bundle's export and its import into a second, empty database. Rows: ``--rows`` advisories
+over rows/20 packages of ``debian:12`` (20 vulnerabilities each, every vulnerability with a
+summary). Without ``--database-url`` an embedded PostgreSQL is started in a temp dir.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from dtr.db.engine import _ensure_database, asyncpg_url
 from dtr.db.migrate import upgrade
-from dtr.scanning import vulndb
+from dtr.scanning import bundles, vulnimport
 from dtr.scanning.types import Advisory
 
 PER_PACKAGE = 20
@@ -70,19 +70,19 @@ async def main(args: argparse.Namespace) -> None:
             for label, checksum, changed_every in (("first import", "c1", 0), ("same rows, new checksum", "c2", 0),
                                                    ("1% of packages changed", "c3", 100)):
                 t0 = time.perf_counter()
-                r = await vulndb.import_advisories(a, "bench", lambda ce=changed_every: rows(n, ce),  # type: ignore[misc]
-                                                   checksum=checksum)
+                r = await vulnimport.import_advisories(a, "bench", lambda ce=changed_every: rows(n, ce),  # type: ignore[misc]
+                                                       checksum=checksum)
                 print(f"{label}: {time.perf_counter() - t0:.1f}s -> {r.status}, {r.records} rows, "
                       f"{r.changed} keys changed; max RSS {rss():.0f} MiB")
             key = Ed25519PrivateKey.generate()
             pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                     serialization.NoEncryption())
             t0 = time.perf_counter()
-            await vulndb.export_bundle(a, tmpdir / "db.tar", pem)
+            await bundles.export_bundle(a, tmpdir / "db.tar", pem)
             size = (tmpdir / "db.tar").stat().st_size
             print(f"bundle export: {time.perf_counter() - t0:.1f}s -> {size / 2**20:.1f} MiB; max RSS {rss():.0f} MiB")
             t0 = time.perf_counter()
-            results = await vulndb.import_bundle(b, tmpdir / "db.tar", [vulndb.public_key_pem(key)])
+            results = await bundles.import_bundle(b, tmpdir / "db.tar", [bundles.public_key_pem(key)])
             print(f"bundle import (verify + import): {time.perf_counter() - t0:.1f}s -> "
                   f"{[(r.name, r.status, r.records) for r in results]}; max RSS {rss():.0f} MiB")
         finally:

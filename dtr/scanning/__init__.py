@@ -13,7 +13,8 @@ The pieces, one module each:
 - ``image``: an image's software built from stored layer rows (layers in order, whiteouts, newest
   package database per path, language packages owned by OS packages reported as the OS package).
 - ``feeds``: the vulnerability feeds (OSV, Debian security tracker, Alpine secdb, NVD) parsed into
-  ``Advisory`` records; ``vulndb`` imports them as feed versions and exports/imports offline bundles.
+  ``Advisory`` records; ``vulndb`` updates the database from them (``vulnimport``: one transaction
+  per feed version) and reads it; ``bundles``: signed offline bundles of it (export, verify, import).
 - ``matcher``: an image's packages against the advisories, per ecosystem, with fix states and severity.
 - ``models``: the tables; ``service``, ``views``, ``cli``: the use cases, ``/api/v0/imagescan``, ``dtr scan``
   and ``dtr vulndb``; ``jobs``: the ``scan`` and ``update_vuln_db`` job actions.

@@ -228,11 +228,11 @@ def signing_key_path(cfg: Config) -> Path:
 
 async def export(jobs: JobService, path: Path, key_pem: bytes, err: TextIO = sys.stderr) -> int:
     """Write the offline bundle signed with ``key_pem``."""
-    from dtr.scanning import vulndb
+    from dtr.scanning import bundles
 
     bar = ProgressBar(err)
     try:
-        manifest = await vulndb.export_bundle(jobs.engine, path, key_pem, lambda done, total: bar.show(
+        manifest = await bundles.export_bundle(jobs.engine, path, key_pem, lambda done, total: bar.show(
             {"done": done, "total": total, "message": "records"}))
     finally:
         bar.clear()
@@ -242,13 +242,13 @@ async def export(jobs: JobService, path: Path, key_pem: bytes, err: TextIO = sys
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from dtr.scanning import vulndb
+    from dtr.scanning import bundles
 
     cfg = load_config(args.config)
     key_path = signing_key_path(cfg)
     made = not key_path.exists() and cfg.scanning.bundle_signing_key is None
     try:
-        key = vulndb.load_signing_key(key_path, create=cfg.scanning.bundle_signing_key is None)
+        key = bundles.load_signing_key(key_path, create=cfg.scanning.bundle_signing_key is None)
     except FileNotFoundError:
         print(f"dtr: the bundle signing key {key_path} (scanning.bundle_signing_key) does not exist", file=sys.stderr)
         return 1
@@ -260,7 +260,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     status = asyncio.run(_with_jobs(cfg, lambda jobs: export(jobs, Path(args.file), key_path.read_bytes())))
     print("importers trust its signer with this public key (dtr vulndb import --trust-key FILE, or "
           "scanning.bundle_trusted_keys):", file=sys.stderr)
-    sys.stdout.write(vulndb.public_key_pem(key).decode())
+    sys.stdout.write(bundles.public_key_pem(key).decode())
     return status
 
 
@@ -268,15 +268,15 @@ async def import_(cfg: Config, jobs: JobService, path: Path, keys: list[bytes], 
                   err: TextIO = sys.stderr) -> int:
     """Import the bundle (refused: one line, 1); then re-match the images it touches (followed,
     run here when no dtr process would)."""
-    from dtr.scanning import vulndb
+    from dtr.scanning import bundles
     from dtr.scanning.jobs import changes, describe
     from dtr.scanning.service import database_updated
 
     bar = ProgressBar(err)
     try:
-        results = await vulndb.import_bundle(jobs.engine, path, keys, lambda done, total: bar.show(
+        results = await bundles.import_bundle(jobs.engine, path, keys, lambda done, total: bar.show(
             {"done": done, "total": total, "message": "records imported"}))
-    except vulndb.BundleError as e:
+    except bundles.BundleError as e:
         bar.clear()
         print(f"dtr: {path}: bundle refused: {e}", file=err)
         return 1

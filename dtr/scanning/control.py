@@ -14,8 +14,8 @@ from sqlalchemy import select
 
 from dtr.api.errors import APIError, codes
 from dtr.auth.access import Action
+from dtr.scanning import bundles, service, shapes
 from dtr.scanning import jobs as scan_jobs
-from dtr.scanning import service, shapes, vulndb
 from dtr.scanning.access import Caller, open_repository
 from dtr.scanning.reports import iso, requested_platform
 from dtr.scanning.results import feeds
@@ -83,7 +83,7 @@ async def import_upload(c: Caller, path: Path) -> shapes.ScannerStatus:
         raise APIError(codes.INVALID_BUNDLE, "no trusted bundle signing key is configured "
                                              "(scanning.bundle_trusted_keys): no bundle can be imported")
     try:
-        results = await vulndb.import_bundle(c.engine, path, keys, _log_progress)
+        results = await bundles.import_bundle(c.engine, path, keys, _log_progress)
     except ValueError as e:  # the bundle's own fault (format, checksum, signature): nothing imported
         await c.changed("vulndb_import_refused", "vulndb", "offline", {"reason": str(e)[:1000]})
         raise APIError(codes.INVALID_BUNDLE, f"the bundle is refused: {e}") from None

@@ -83,7 +83,7 @@ async def update_vuln_db(ctx: JobContext) -> dict[str, Any]:
 
 
 def describe(r: Any) -> str:
-    """A feed's result (``vulndb.FeedResult``) in a few words."""
+    """A feed's result (``vulnimport.FeedResult``) in a few words."""
     if r.status == "failed":
         return f"failed: {r.error}"
     if r.status == "unchanged":

@@ -21,8 +21,9 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from dtr.config.schema import FeedsConfig, ScanningConfig
-from dtr.scanning import vulndb
-from dtr.scanning.vulndb import BundleError, FeedResult
+from dtr.scanning import bundles, vulndb
+from dtr.scanning.bundles import BundleError
+from dtr.scanning.vulnimport import FeedResult
 from tests.scanning.vulnfeeds import (
     Fact,
     FeedServer,
@@ -283,19 +284,19 @@ async def test_bundle_round_trip(engine: AsyncEngine, engine2: AsyncEngine, serv
                                  tmp_path: Path) -> None:
     await update(engine, server)
     key_path = tmp_path / "data" / "scanning" / "bundle-signing.pem"
-    key = vulndb.load_signing_key(key_path)
+    key = bundles.load_signing_key(key_path)
     assert stat.S_IMODE(os.stat(key_path).st_mode) == 0o600
-    assert vulndb.key_id(vulndb.load_signing_key(key_path).public_key()) == vulndb.key_id(key.public_key())
-    public = vulndb.public_key_pem(key)
+    assert bundles.key_id(bundles.load_signing_key(key_path).public_key()) == bundles.key_id(key.public_key())
+    public = bundles.public_key_pem(key)
     seen: list[tuple[int, int]] = []
-    manifest = await vulndb.export_bundle(engine, tmp_path / "db.tar", key_path.read_bytes(),
+    manifest = await bundles.export_bundle(engine, tmp_path / "db.tar", key_path.read_bytes(),
                                           progress=lambda d, t: seen.append((d, t)))
-    assert manifest["key_id"] == vulndb.key_id(key.public_key())
+    assert manifest["key_id"] == bundles.key_id(key.public_key())
     assert [f["name"] for f in manifest["feeds"]] == ["alpine:v3.19:community", "alpine:v3.19:main", "debian",
                                                       "nvd", "osv:Debian"]
     assert seen[-1][0] == seen[-1][1] > 0
 
-    results = await vulndb.import_bundle(engine2, tmp_path / "db.tar", [public])
+    results = await bundles.import_bundle(engine2, tmp_path / "db.tar", [public])
     assert [(r.name, r.status) for r in results] == [("vulnerabilities", "updated")] + [
         (f["name"], "unchanged" if f["name"] == "nvd" else "updated") for f in manifest["feeds"]]
     keys = await _all_keys(engine)
@@ -305,7 +306,7 @@ async def test_bundle_round_trip(engine: AsyncEngine, engine2: AsyncEngine, serv
     assert set(rows) == set(keys)
 
     # The same bundle again: nothing to do.
-    results = await vulndb.import_bundle(engine2, tmp_path / "db.tar", [public])
+    results = await bundles.import_bundle(engine2, tmp_path / "db.tar", [public])
     assert {r.status for r in results} == {"unchanged"}
     assert (await changes_after(engine2, 0))[1] == rows
 
@@ -314,8 +315,8 @@ async def test_bundle_round_trip(engine: AsyncEngine, engine2: AsyncEngine, serv
 async def bundle(engine: AsyncEngine, server: FeedServer, tmp_path: Path) -> tuple[Path, bytes]:
     await update(engine, server, feeds=["debian", "nvd"])
     key = Ed25519PrivateKey.generate()
-    await vulndb.export_bundle(engine, tmp_path / "db.tar", _pem(key))
-    return tmp_path / "db.tar", vulndb.public_key_pem(key)
+    await bundles.export_bundle(engine, tmp_path / "db.tar", _pem(key))
+    return tmp_path / "db.tar", bundles.public_key_pem(key)
 
 
 async def test_bundle_tampered_records_refused(engine2: AsyncEngine, bundle: tuple[Path, bytes]) -> None:
@@ -327,16 +328,16 @@ async def test_bundle_tampered_records_refused(engine2: AsyncEngine, bundle: tup
     path.write_bytes(bytes(data))
     before = await snapshot(engine2)
     with pytest.raises(BundleError, match=r"feeds/0000.jsonl.gz does not match its checksum"):
-        await vulndb.import_bundle(engine2, path, [public])
+        await bundles.import_bundle(engine2, path, [public])
     assert await snapshot(engine2) == before
 
 
 async def test_bundle_signed_by_an_untrusted_key_refused(engine2: AsyncEngine, bundle: tuple[Path, bytes]) -> None:
     path, public = bundle
-    other = vulndb.public_key_pem(Ed25519PrivateKey.generate())
-    signer = vulndb.key_id(vulndb.public_key_from_pem(public))
+    other = bundles.public_key_pem(Ed25519PrivateKey.generate())
+    signer = bundles.key_id(bundles.public_key_from_pem(public))
     with pytest.raises(BundleError, match=f"signed by key {signer}, which is not a trusted key"):
-        await vulndb.import_bundle(engine2, path, [other])
+        await bundles.import_bundle(engine2, path, [other])
     # A manifest altered after signing does not verify.
     data = path.read_bytes()
     with tarfile.open(path) as tar:
@@ -346,7 +347,7 @@ async def test_bundle_signed_by_an_untrusted_key_refused(engine2: AsyncEngine, b
     altered[offset] = ord("9") if altered[offset] != ord("9") else ord("8")
     path.write_bytes(bytes(altered))
     with pytest.raises(BundleError, match=f"signature by key {signer} does not verify"):
-        await vulndb.import_bundle(engine2, path, [public, other])
+        await bundles.import_bundle(engine2, path, [public, other])
     assert (await snapshot(engine2))["feeds"] == []
 
 
@@ -358,5 +359,5 @@ async def test_bundle_truncated_refused(engine2: AsyncEngine, bundle: tuple[Path
     for cut in (records.offset_data + records.size // 2, vulns.offset_data + 10, 100):
         path.write_bytes(data[:cut])
         with pytest.raises(BundleError, match=r"truncated|has no|not a readable bundle"):
-            await vulndb.import_bundle(engine2, path, [public])
+            await bundles.import_bundle(engine2, path, [public])
     assert (await snapshot(engine2))["feeds"] == []

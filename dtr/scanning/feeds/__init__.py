@@ -4,7 +4,7 @@ One module per feed format: ``osv`` (OSV JSON, ``all.zip``), ``debian`` (the Deb
 tracker's JSON), ``alpine`` (Alpine's secdb), ``nvd`` (NVD's CVE API 2.0 pages, CVSS). Parsers are
 synchronous, read from binary file objects and yield records as they go (a feed can be hundreds of
 MB); bad input raises ``FeedError`` naming the feed and what is wrong. ``dtr.scanning.vulndb``
-downloads, imports and diffs them.
+downloads them; ``dtr.scanning.vulnimport`` imports and diffs them.
 """
 
 from __future__ import annotations
