@@ -7,7 +7,7 @@ shared base layers of ``--packages`` Debian packages each (drawn from ``--source
 packages) plus one layer of its own per image (2 packages), their ``scan_images`` and
 ``scan_image_packages`` rows (no finding yet). Then, through dtr's own code: imports a feed
 (``vulnimport.import_advisories``: ``--vulnerable`` of the sources get 20 advisories each, half of
-them affecting the installed versions) and times ``service.rematch`` (every image touched: the
+them affecting the installed versions) and times ``rematch.rematch`` (every image touched: the
 first import), then re-imports with 1% of those packages' advisories changed and times the re-match
 again (the daily case). Also times ``matcher.match`` of one image's packages. Prints the times,
 the findings stored and the peak RSS. Without ``--database-url`` an embedded PostgreSQL is started
@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from dtr.db.engine import _ensure_database, asyncpg_url
 from dtr.db.migrate import upgrade
-from dtr.scanning import matcher, service, vulndb, vulnimport
+from dtr.scanning import matcher, rematch, vulndb, vulnimport
 from dtr.scanning.types import Advisory, Distribution, Package
 
 PER_SOURCE = 20
@@ -125,7 +125,7 @@ async def main(args: argparse.Namespace) -> None:
                     engine, "bench", lambda ce=changed_every: advisories(args.vulnerable, args.sources, ce),  # type: ignore[misc]
                     checksum=checksum)
                 t0 = time.perf_counter()
-                images = await service.rematch(engine, lambda _: None)
+                images = await rematch.rematch(engine, lambda _: None)
                 took = time.perf_counter() - t0
                 findings = await count(engine, "SELECT count(*) FROM scan_image_vulns")
                 print(f"{label}: {r.records} advisories, {r.changed} packages changed -> re-matched {images} images "

@@ -41,7 +41,7 @@ MANIFEST_DELETED = "manifest_deleted"
 BLOB_UNLINKED = "blob_unlinked"
 REPOSITORY_CREATED = "repository_created"
 REPOSITORY_DELETED = "repository_deleted"
-# The scanner's (dtr.scanning.service): an image scan ended (repository: the one it was for; digest:
+# The scanner's (dtr.scanning): an image scan ended (repository: the one it was for; digest:
 # the image manifest; detail: the counts, or the error), and the vulnerability database changed
 # (repository '', detail: the feeds and their versions).
 SCAN_COMPLETED = "scan_completed"

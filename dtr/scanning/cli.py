@@ -126,7 +126,7 @@ async def _print_summary(jobs: JobService, digests: list[str], out: TextIO) -> N
     from sqlalchemy import select
 
     from dtr.scanning.results import COMPLETED
-    from dtr.scanning.service import scan_images
+    from dtr.scanning.results import images as scan_images
 
     async with jobs.engine.connect() as conn:
         rows = {r.digest: r for r in await conn.execute(select(scan_images).where(scan_images.c.digest.in_(digests)))}
@@ -195,7 +195,7 @@ async def status(jobs: JobService, out: TextIO = sys.stdout) -> int:
 
     from dtr.scanning.models import VulnFeed
     from dtr.scanning.results import COMPLETED
-    from dtr.scanning.service import scan_images
+    from dtr.scanning.results import images as scan_images
 
     def when(t: Any) -> str:
         return t.isoformat(timespec="seconds").replace("+00:00", "Z") if t else "-"

@@ -35,7 +35,7 @@ def check_scan(params: dict[str, Any]) -> dict[str, Any]:
 
 
 async def scan(ctx: JobContext) -> dict[str, Any]:
-    from dtr.scanning.service import scan_image
+    from dtr.scanning.scan import scan_image
 
     if (skipped := _disabled(ctx)) is not None:
         return skipped
@@ -106,7 +106,7 @@ def check_rematch(params: dict[str, Any]) -> dict[str, Any]:
 
 
 async def rematch(ctx: JobContext) -> dict[str, Any]:
-    from dtr.scanning.service import rematch as run
+    from dtr.scanning.rematch import rematch as run
 
     if (skipped := _disabled(ctx)) is not None:
         return skipped

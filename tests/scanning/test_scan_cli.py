@@ -25,7 +25,7 @@ from dtr.db.engine import asyncpg_url
 from dtr.jobs.service import JobService
 from dtr.keys import CONFIG, DATABASE
 from dtr.scanning import cli
-from dtr.scanning.service import _layer_key
+from dtr.scanning.scan import _layer_key
 from tests.jobs.test_cli import dtr_cli
 from tests.oci import digest_of
 from tests.scanning.service_data import (

@@ -16,7 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from dtr.jobs.service import JobService
 from dtr.keys import DATABASE
 from dtr.registry import events
-from dtr.scanning.service import COMPLETED, FAILED, PENDING, ScanTargetError, queue_scan
+from dtr.scanning.results import COMPLETED, FAILED, PENDING
+from dtr.scanning.service import ScanTargetError, queue_scan
 from tests.oci import OCI_INDEX, OCI_MANIFEST, descriptor, digest_of, dumps, get, push_blob, put_manifest
 from tests.scanning.service_data import (
     DPKG_STATUS,
