@@ -30,7 +30,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from dtr.config.schema import ScanningConfig
 from dtr.scanning.feeds import VulnInfo, parse_time
 from dtr.scanning.types import Advisory
 from dtr.scanning.vulnimport import ADVISORY_COLUMNS, BATCH, FeedResult, import_advisories, import_vulnerabilities
@@ -67,17 +66,6 @@ def load_signing_key(path: Path, *, create: bool = True) -> Ed25519PrivateKey:
             f.write(pem)
         return key
     return private_key_from_pem(path.read_bytes(), name=str(path))
-
-
-def signing_key_path(data_dir: Path, cfg: ScanningConfig) -> Path:
-    """Where ``dtr vulndb export``'s key is: ``bundle_signing_key``, else ``data_dir/scanning/bundle-signing.pem``
-    (only the latter is made when missing: pass ``create=cfg.bundle_signing_key is None``)."""
-    return Path(cfg.bundle_signing_key) if cfg.bundle_signing_key else data_dir / "scanning" / "bundle-signing.pem"
-
-
-def trusted_keys(cfg: ScanningConfig) -> list[bytes]:
-    """The PEM public keys of ``bundle_trusted_keys`` (files), for ``import_bundle``."""
-    return [Path(p).read_bytes() for p in cfg.bundle_trusted_keys]
 
 
 def private_key_from_pem(pem: bytes, *, name: str = "signing key") -> Ed25519PrivateKey:
