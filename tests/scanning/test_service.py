@@ -351,3 +351,33 @@ async def test_a_change_committed_after_a_later_one_is_still_handled(
     (job,) = await wait_jobs(jobs, [(await jobs.queue("rematch"))["id"]])
     assert job["result"] == {"images": 1}
     assert {v for _, v in await findings(engine_, digest)} == {coreutils.vuln_id, tar.vuln_id}
+
+
+async def test_a_layer_indexed_by_an_older_indexer_is_indexed_again_when_next_needed(
+        app_client: Client, app_base: str, engine_: AsyncEngine, jobs: JobService, status: bytes,
+        repo_name: str) -> None:
+    from dtr.scanning.indexers import INDEXER_VERSION
+
+    base, pkgs = os_layer(), dpkg_layer(status, marker="reindex")
+    await push(app_client.session, app_base, repo_name, "v1", plain(base, pkgs))
+    (job,) = await scan(jobs, engine_, repo_name, "v1")
+    assert job["status"] == "done", job
+    before = {r.digest: r.indexed_at for r in await rows(engine_, "SELECT digest, indexed_at FROM scan_layers")}
+    async with engine_.begin() as conn:  # as an older dtr's indexer left it
+        await conn.execute(text("UPDATE scan_layers SET indexer_version = :v WHERE digest = :d"),
+                           {"v": INDEXER_VERSION - 1, "d": digest_of(pkgs)})
+    (job,) = await scan(jobs, engine_, repo_name, "v1")
+    assert job["status"] == "done", job
+    after = {r.digest: (r.indexed_at, r.indexer_version)
+             for r in await rows(engine_, "SELECT digest, indexed_at, indexer_version FROM scan_layers")}
+    assert after[digest_of(base)] == (before[digest_of(base)], INDEXER_VERSION)  # current: not read again
+    assert after[digest_of(pkgs)][0] > before[digest_of(pkgs)] and after[digest_of(pkgs)][1] == INDEXER_VERSION
+    log = await job_log(jobs, job["id"])
+    assert any("1 of 2 layers indexed already" in line for line in log), log
+
+
+async def test_the_daily_database_update_is_scheduled(app_client: Client, app_base: str) -> None:
+    async with app_client.session.get(f"{app_base}/api/v0/crons/update_vuln_db") as r:
+        assert r.status == 200, await r.text()
+        cron = await r.json()
+    assert cron["schedule"] == "0 0 3 * * *"  # DTR's 03:00 UTC, scanning.update_schedule's default
