@@ -2,14 +2,22 @@
 section and program headers of a whole file in memory, 32- or 64-bit, either byte order.
 
 ``parse_elf`` returns None for a file that is not ELF and raises ``ElfError`` for an ELF file
-whose headers point outside it.
+whose headers point outside it. ``ElfIndexer`` is what those indexers share: which files they
+hold (executables up to ``MAX_BINARY`` bytes that start as ELF) and how they report.
 """
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import struct
+from typing import ClassVar
 
+from dtr.scanning.indexers.base import Indexer, MiB
+from dtr.scanning.types import LayerIndex, Package
+
+#: The largest executable the binary indexers hold (it is read whole: section headers come last).
+MAX_BINARY = 256 * MiB
 ELF_MAGIC = b"\x7fELF"
 SHT_NOBITS = 8
 SHN_XINDEX = 0xFFFF
@@ -133,3 +141,51 @@ def parse_elf(data: bytes) -> Elf | None:
                 raise ElfError(f"ELF segment at {p_offset} (+{p_filesz}) past the end of the file")
             segments.append(Segment(p_type, p_flags, p_offset, p_filesz))
     return Elf(data, tuple(sections), tuple(segments))
+
+
+class ElfIndexer(Indexer):
+    """An indexer of executables: wants files with an exec bit up to ``MAX_BINARY`` bytes (a
+    warning names those over it), holds only those whose first bytes are ELF, and hands each one
+    parsed to ``read_elf``."""
+
+    #: What it searches executables for, for its warnings ("Go build info").
+    looks_for: ClassVar[str]
+    #: The error of records that cannot be decoded (besides ``ElfError``): a warning each.
+    decode_error: ClassVar[type[ValueError]]
+
+    def __init__(self) -> None:
+        self._packages: list[Package] = []
+        self._warnings: list[str] = []
+
+    def wants(self, path: str, size: int, mode: int) -> bool:
+        if not mode & 0o111 or size < 64:
+            return False
+        if size > MAX_BINARY:
+            self._warnings.append(f"{path}: executable of {size} bytes over the {MAX_BINARY} byte "
+                                  f"limit, not searched for {self.looks_for}")
+            return False
+        return True
+
+    def limit(self, path: str) -> int:
+        return MAX_BINARY
+
+    def accepts(self, path: str, head: bytes) -> bool:
+        return head.startswith(ELF_MAGIC)  # only ELF files are held and searched
+
+    def add(self, path: str, data: bytes) -> None:
+        try:
+            elf = parse_elf(data)
+            if elf is not None:
+                self._packages.extend(self.read_elf(path, data, elf))
+        except (ElfError, self.decode_error) as e:
+            self._warnings.append(f"{path}: {self.looks_for} not read: {e}")
+
+    @abc.abstractmethod
+    def read_elf(self, path: str, data: bytes, elf: Elf) -> list[Package]:
+        """The packages ``elf`` (the parsed ``data`` of ``path``) records; ``decode_error``
+        for records that cannot be decoded (a warning, not a layer error: a binary is no package
+        database)."""
+
+    def finish(self, index: LayerIndex) -> None:
+        index.packages.extend(self._packages)
+        index.warnings.extend(self._warnings)

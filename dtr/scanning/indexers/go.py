@@ -19,11 +19,9 @@ from __future__ import annotations
 
 import re
 
-from dtr.scanning.indexers.base import Indexer, MiB
-from dtr.scanning.indexers.elf import ELF_MAGIC, ElfError, parse_elf
-from dtr.scanning.types import LayerIndex, Package
+from dtr.scanning.indexers.elf import Elf, ElfIndexer
+from dtr.scanning.types import Package
 
-MAX_BINARY = 256 * MiB
 BUILDINFO_MAGIC = b"\xff Go buildinf:"
 HEADER_SIZE = 32
 FLAG_INLINE = 0x2
@@ -104,52 +102,23 @@ def modules(modinfo: str) -> list[tuple[str, str]]:
     return [(path, version) for path, version in found if version and version != "(devel)"]
 
 
-class GoIndexer(Indexer):
+class GoIndexer(ElfIndexer):
     name = "go"
+    looks_for = "Go build info"
+    decode_error = GoBuildInfoError
 
-    def __init__(self) -> None:
-        self._packages: list[Package] = []
-        self._warnings: list[str] = []
-
-    def wants(self, path: str, size: int, mode: int) -> bool:
-        if not mode & 0o111 or size < 64:
-            return False
-        if size > MAX_BINARY:
-            self._warnings.append(f"{path}: executable of {size} bytes over the {MAX_BINARY} byte "
-                                  "limit, not searched for Go build info")
-            return False
-        return True
-
-    def limit(self, path: str) -> int:
-        return MAX_BINARY
-
-    def accepts(self, path: str, head: bytes) -> bool:
-        return head.startswith(ELF_MAGIC)  # only ELF files are held and searched
-
-    def add(self, path: str, data: bytes) -> None:
-        try:
-            elf = parse_elf(data)
-            if elf is None:
-                return
-            # No section headers (stripped by sstrip): the data segment, as debug/buildinfo does.
-            region = elf.section(".go.buildinfo") or (elf.data_segment() if not elf.sections else None)
-            if region is None:
-                return
-            at = find_buildinfo(data, region.offset, region.end)
-            if at < 0:
-                return
-            go_version, modinfo = read_buildinfo(data, at, region.end)
-        except (ElfError, GoBuildInfoError) as e:
-            self._warnings.append(f"{path}: Go build info not read: {e}")
-            return
-        for mod_path, version in modules(modinfo):
-            self._packages.append(Package(ecosystem="golang", name=mod_path, version=version,
-                                          location=path))
+    def read_elf(self, path: str, data: bytes, elf: Elf) -> list[Package]:
+        # No section headers (stripped by sstrip): the data segment, as debug/buildinfo does.
+        region = elf.section(".go.buildinfo") or (elf.data_segment() if not elf.sections else None)
+        if region is None:
+            return []
+        at = find_buildinfo(data, region.offset, region.end)
+        if at < 0:
+            return []
+        go_version, modinfo = read_buildinfo(data, at, region.end)
+        found = [Package(ecosystem="golang", name=mod_path, version=version, location=path)
+                 for mod_path, version in modules(modinfo)]
         std = stdlib_version(go_version)
         if std:
-            self._packages.append(Package(ecosystem="golang", name="stdlib", version=std,
-                                          location=path))
-
-    def finish(self, index: LayerIndex) -> None:
-        index.packages.extend(self._packages)
-        index.warnings.extend(self._warnings)
+            found.append(Package(ecosystem="golang", name="stdlib", version=std, location=path))
+        return found

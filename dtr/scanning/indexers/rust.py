@@ -16,11 +16,10 @@ import json
 import zlib
 from typing import Any
 
-from dtr.scanning.indexers.base import Indexer, MiB
-from dtr.scanning.indexers.elf import ELF_MAGIC, ElfError, parse_elf
-from dtr.scanning.types import LayerIndex, Package
+from dtr.scanning.indexers.base import MiB
+from dtr.scanning.indexers.elf import Elf, ElfIndexer
+from dtr.scanning.types import Package
 
-MAX_BINARY = 256 * MiB
 SECTION = ".dep-v0"
 #: Most bytes the section's JSON may inflate to (cargo-auditable's own reader uses 8 MiB).
 MAX_JSON = 8 * MiB
@@ -58,41 +57,14 @@ def parse_audit_data(compressed: bytes) -> list[tuple[str, str]]:
     return found
 
 
-class RustIndexer(Indexer):
+class RustIndexer(ElfIndexer):
     name = "rust"
+    looks_for = "cargo-auditable data"
+    decode_error = AuditDataError
 
-    def __init__(self) -> None:
-        self._packages: list[Package] = []
-        self._warnings: list[str] = []
-
-    def wants(self, path: str, size: int, mode: int) -> bool:
-        if not mode & 0o111 or size < 64:
-            return False
-        if size > MAX_BINARY:
-            self._warnings.append(f"{path}: executable of {size} bytes over the {MAX_BINARY} byte "
-                                  "limit, not searched for cargo-auditable data")
-            return False
-        return True
-
-    def limit(self, path: str) -> int:
-        return MAX_BINARY
-
-    def accepts(self, path: str, head: bytes) -> bool:
-        return head.startswith(ELF_MAGIC)  # only ELF files are held and searched
-
-    def add(self, path: str, data: bytes) -> None:
-        try:
-            elf = parse_elf(data)
-            section = elf.section_data(SECTION) if elf is not None else None
-            if section is None:
-                return
-            packages = parse_audit_data(section)
-        except (ElfError, AuditDataError) as e:
-            self._warnings.append(f"{path}: cargo-auditable data not read: {e}")
-            return
-        self._packages.extend(Package(ecosystem="cargo", name=name, version=version, location=path)
-                              for name, version in packages)
-
-    def finish(self, index: LayerIndex) -> None:
-        index.packages.extend(self._packages)
-        index.warnings.extend(self._warnings)
+    def read_elf(self, path: str, data: bytes, elf: Elf) -> list[Package]:
+        section = elf.section_data(SECTION)
+        if section is None:
+            return []
+        return [Package(ecosystem="cargo", name=name, version=version, location=path)
+                for name, version in parse_audit_data(section)]
