@@ -238,6 +238,27 @@ async def finish_feed(conn: AsyncConnection, name: str, *, changed: bool, record
     return version
 
 
+async def _copy(apg: asyncpg.Connection, table: str, produce: Callable[[], Iterable[tuple[Any, ...]]],
+                progress: Callable[[int], None] | None) -> int:
+    """COPY the rows ``produce()`` makes (in a worker thread, in batches) into ``table``;
+    ``progress(rows so far)`` after each batch; the rows sent."""
+    sent = 0
+
+    async def rows() -> AsyncGenerator[tuple[Any, ...]]:
+        nonlocal sent
+        async with contextlib.aclosing(_thread_batches(produce)) as batches:
+            async for batch in batches:
+                for row in batch:
+                    yield row
+                sent += len(batch)
+                if progress is not None:
+                    progress(sent)
+
+    async with contextlib.aclosing(rows()) as records:
+        await apg.copy_records_to_table(table, records=records)
+    return sent
+
+
 async def _write_changes(apg: asyncpg.Connection) -> int:
     result: str = await apg.execute("INSERT INTO vuln_changes (namespace, package) "
                                     "SELECT DISTINCT namespace, package FROM tmp_keys")
@@ -263,20 +284,7 @@ async def import_advisories(engine: AsyncEngine, name: str, produce: Callable[[]
         apg = await _driver(conn)
         await apg.execute(_CREATE_TMP_ADV)
         await apg.execute(_CREATE_TMP_KEYS)
-        sent = 0
-
-        async def rows() -> AsyncGenerator[tuple[Any, ...]]:
-            nonlocal sent
-            async with contextlib.aclosing(_thread_batches(lambda: _advisory_rows(produce()))) as batches:
-                async for batch in batches:
-                    for row in batch:
-                        yield row
-                    sent += len(batch)
-                    if progress is not None:
-                        progress(sent)
-
-        async with contextlib.aclosing(rows()) as records:
-            await apg.copy_records_to_table("tmp_adv", records=records)
+        await _copy(apg, "tmp_adv", lambda: _advisory_rows(produce()), progress)
         await apg.execute(f"CREATE TEMP TABLE tmp_new ON COMMIT DROP AS SELECT DISTINCT {_COLS} FROM tmp_adv")
         records = await apg.fetchval("SELECT count(*) FROM tmp_new")
         await apg.execute(f"""
@@ -323,20 +331,7 @@ async def import_vulnerabilities(engine: AsyncEngine, name: str | None, produce:
         apg = await _driver(conn)
         await apg.execute(_CREATE_TMP_VULN_RAW)
         await apg.execute(_CREATE_TMP_KEYS)
-        sent = 0
-
-        async def rows() -> AsyncGenerator[tuple[Any, ...]]:
-            nonlocal sent
-            async with contextlib.aclosing(_thread_batches(lambda: _vuln_rows(produce()))) as batches:
-                async for batch in batches:
-                    for row in batch:
-                        yield row
-                    sent += len(batch)
-                    if progress is not None:
-                        progress(sent)
-
-        async with contextlib.aclosing(rows()) as records:
-            await apg.copy_records_to_table("tmp_vuln_raw", records=records)
+        sent = await _copy(apg, "tmp_vuln_raw", lambda: _vuln_rows(produce()), progress)
         await apg.execute("""CREATE TEMP TABLE tmp_vuln ON COMMIT DROP AS
                              SELECT DISTINCT ON (id) * FROM tmp_vuln_raw ORDER BY id, modified_at DESC NULLS LAST""")
         written = await _merge_vulns(apg, "prefer")
