@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, delete, func, insert, text, update
+from sqlalchemy import delete, func, insert, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from dtr.registry import events
@@ -19,13 +19,8 @@ from dtr.registry.events import SYSTEM, Event
 from dtr.scanning import image as composer
 from dtr.scanning import matcher, results, vulndb
 from dtr.scanning.locking import FENCE_SHARED
-from dtr.scanning.models import ScanImage, ScanImagePackage, ScanImageVuln
-from dtr.scanning.results import COMPLETED
+from dtr.scanning.results import COMPLETED, image_packages, image_vulns, images
 from dtr.scanning.types import Distribution, Finding, Package
-
-scan_images = cast(Table, ScanImage.__table__)
-image_packages = cast(Table, ScanImagePackage.__table__)
-image_vulns = cast(Table, ScanImageVuln.__table__)
 
 #: Versions that cannot be ordered logged per scan (the rest counted).
 MAX_PROBLEMS = 20
@@ -115,7 +110,7 @@ async def match_and_store(engine: AsyncEngine, digest: str, repository: str, dis
             await conn.execute(insert(image_packages), rows)
         if vulns:
             await conn.execute(insert(image_vulns), vulns)
-        await conn.execute(update(scan_images).where(scan_images.c.digest == digest).values(
+        await conn.execute(update(images).where(images.c.digest == digest).values(
             status=COMPLETED, error=None, feed_versions=feeds,
             distribution=dataclasses.asdict(distribution) if distribution else None,
             scanned_at=func.now(), check_completed_at=func.now()))

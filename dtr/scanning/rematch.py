@@ -12,20 +12,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from typing import cast
 
-from sqlalchemy import Table, delete, func, insert, text, update
+from sqlalchemy import delete, func, insert, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from dtr.registry import locks
 from dtr.scanning import results
 from dtr.scanning.findings import PACKAGE_COLUMNS, Keyed, Matches, feed_versions, lock_images, package_from_row
 from dtr.scanning.locking import FENCE, session_lock
-from dtr.scanning.models import ScanImage, ScanImageVuln
-from dtr.scanning.results import COMPLETED
-
-scan_images = cast(Table, ScanImage.__table__)
-image_vulns = cast(Table, ScanImageVuln.__table__)
+from dtr.scanning.results import COMPLETED, image_vulns, images
 
 #: The ``event_cursors`` subscriber of the re-match.
 REMATCH_CURSOR = "rematch"
@@ -122,7 +117,7 @@ async def _rematch_images(conn: AsyncConnection, digests: Sequence[str], matches
     await conn.execute(delete(image_vulns).where(image_vulns.c.image_digest.in_(list(digests))))
     if vulns:
         await conn.execute(insert(image_vulns), vulns)
-    await conn.execute(update(scan_images).where(scan_images.c.digest.in_(list(digests)))
+    await conn.execute(update(images).where(images.c.digest.in_(list(digests)))
                        .values(check_completed_at=func.now(), feed_versions=feeds))
     await results.recount(conn, digests)
 

@@ -7,6 +7,9 @@ empty or ``D``, its ``component`` is empty or the package's name (or source pack
 ``scope`` is empty (the whole registry), ``R`` or ``R``'s namespace. A repository's view of an
 image is computed here for that repository; the counts stored on ``scan_images`` (``recount``)
 hide what an override hides in any repository holding the image.
+
+The scanner's tables as SQLAlchemy ``Table`` objects (``images``, ``packages``...) are declared
+here once, for the read side and the write side (``scan``, ``findings``, ``rematch``) alike.
 """
 
 from __future__ import annotations

@@ -14,9 +14,9 @@ import contextlib
 import dataclasses
 import time
 from collections.abc import AsyncIterator, Sequence
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, bindparam, delete, func, insert, text
+from sqlalchemy import bindparam, delete, func, insert, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
@@ -27,18 +27,15 @@ from dtr.registry import events, locks
 from dtr.registry.events import SYSTEM, Event
 from dtr.registry.manifests import FOREIGN_LAYERS
 from dtr.registry.names import blob_path
+from dtr.scanning import results
 from dtr.scanning.findings import compose, match_and_store
 from dtr.scanning.indexers import INDEXER_VERSION
 from dtr.scanning.layer import index_layer
 from dtr.scanning.locking import session_lock
-from dtr.scanning.models import ScanImage, ScanPackage
 from dtr.scanning.results import FAILED, PENDING, SCANNING
 from dtr.scanning.service import is_image, json_object
 from dtr.scanning.types import LayerError, LayerIndex
 from dtr.storage.base import PathNotFoundError, StorageDriver
-
-scan_packages = cast(Table, ScanPackage.__table__)
-scan_images = cast(Table, ScanImage.__table__)
 
 #: The largest image config read for its os/architecture.
 MAX_CONFIG = 8 << 20
@@ -138,10 +135,10 @@ class _Scan:
         ctx = self.ctx
         m = await self._manifest()
         async with self.engine.begin() as conn:
-            await conn.execute(pg_insert(scan_images).values(
+            await conn.execute(pg_insert(results.images).values(
                 digest=self.digest, status=SCANNING, error=None, layers=list(m.layers), os=m.os,
                 architecture=m.architecture).on_conflict_do_update(
-                index_elements=[scan_images.c.digest],
+                index_elements=[results.images.c.digest],
                 set_={"status": SCANNING, "error": None, "layers": list(m.layers), "os": m.os,
                       "architecture": m.architecture, "updated_at": func.now()}))
         platform = "/".join(p for p in (m.os, m.architecture) if p) or "unknown platform"
@@ -275,9 +272,9 @@ class _Scan:
                 stored = (await conn.execute(_STORE_LAYER, values)).scalar()
                 if stored is None:
                     return
-                await conn.execute(delete(scan_packages).where(scan_packages.c.layer_digest == digest))
+                await conn.execute(delete(results.packages).where(results.packages.c.layer_digest == digest))
                 if ix.packages:
-                    await conn.execute(insert(scan_packages), [
+                    await conn.execute(insert(results.packages), [
                         {"layer_digest": digest, "ecosystem": p.ecosystem, "name": p.name, "version": p.version,
                          "source_name": p.source_name, "source_version": p.source_version, "arch": p.arch,
                          "license": p.license, "location": p.location, "files": list(p.files)}
