@@ -32,6 +32,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from bench.scan_layer import usr_files
 from bench.targets import rss_status
 from tests.servers import DtrProcess, create_database, start_postgres
 
@@ -63,20 +64,7 @@ def build(gb: float) -> Path:
         return layout
     shutil.rmtree(layout, ignore_errors=True)
     layout.mkdir(parents=True)
-    files: list[str] = []
-    total, budget = 0, int(gb * 1e9)
-    for root, dirs, names in os.walk("/usr"):
-        dirs.sort()
-        for name in sorted(names):
-            path = os.path.join(root, name)
-            if os.path.islink(path) or not os.path.isfile(path) or os.path.getsize(path) > 64_000_000:
-                continue
-            files.append(path[1:])
-            total += os.path.getsize(path)
-            if total >= budget:
-                break
-        if total >= budget:
-            break
+    files = usr_files(int(gb * 1e9), largest=64_000_000)
     per = -(-len(files) // LAYERS)
     layers = []
     with tempfile.TemporaryDirectory(dir=WORK) as tmp:

@@ -41,25 +41,31 @@ def _peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def usr_files(budget: int, largest: int) -> list[str]:
+    """Paths (without the leading ``/``) of ``/usr``'s regular files of at most ``largest`` bytes,
+    in path order, until their sizes add up to ``budget`` bytes."""
+    names, total = [], 0
+    for root, dirs, files in os.walk("/usr"):
+        dirs.sort()
+        for name in sorted(files):
+            path = os.path.join(root, name)
+            if os.path.islink(path) or not os.path.isfile(path) or os.path.getsize(path) > largest:
+                continue
+            names.append(path[1:])
+            total += os.path.getsize(path)
+            if total >= budget:
+                return names
+    return names
+
+
 def build(mb: int) -> Path:
     """The layer's plain tar (with ``.gz`` and ``.zst`` beside it), built if missing."""
     out = WORK / f"usr-{mb}mb.tar"
     if all(Path(f"{out}{ext}").exists() for ext in ("", ".gz", ".zst")):
         return out
     WORK.mkdir(parents=True, exist_ok=True)
-    names, total = ["usr/lib/os-release"], 30_000_000  # var/lib/dpkg: ~30 MB
-    for root, dirs, files in os.walk("/usr"):
-        dirs.sort()
-        for name in sorted(files):
-            path = os.path.join(root, name)
-            if os.path.islink(path) or not os.path.isfile(path) or os.path.getsize(path) > 2_000_000:
-                continue
-            names.append(path[1:])
-            total += os.path.getsize(path)
-            if total >= mb * 1_000_000:
-                break
-        if total >= mb * 1_000_000:
-            break
+    # var/lib/dpkg (~30 MB) is added after these.
+    names = ["usr/lib/os-release", *usr_files(mb * 1_000_000 - 30_000_000, largest=2_000_000)]
     listing = WORK / "files.txt"
     listing.write_text("\n".join(names) + "\n")
     subprocess.run(["tar", "-C", "/", "-cf", str(out), "--no-recursion", "-T", str(listing)], check=True)
