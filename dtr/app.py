@@ -31,6 +31,7 @@ from dtr.registry.events import Outbox
 from dtr.registry.service import RegistryService
 from dtr.registry.views import add_registry_routes
 from dtr.scanning.jobs import register_actions as register_scan_actions
+from dtr.scanning.service import scan_on_push
 from dtr.scanning.views import register as register_scanning
 from dtr.storage.factory import create_driver
 
@@ -54,8 +55,6 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     jobs = JobService(db.engine, cfg.jobs.stop_timeout, cfg.jobs.worker_timeout)
     outbox.subscribe("prune-on-push", queue_pruning(jobs))
     if cfg.scanning.enabled:
-        from dtr.scanning.service import scan_on_push
-
         outbox.subscribe("scan-on-push", scan_on_push(jobs, cfg.scanning.scan_on_push))
     pulls = RegistryEvents(db.engine)
     service.tag_pulled.append(pulls.pulled)

@@ -7,6 +7,7 @@ import dataclasses
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from dtr.config import Config
 from dtr.jobs.context import JobContext
 from dtr.jobs.params import ParameterError, duration_param, only
 
@@ -20,6 +21,8 @@ class Action:
     check: Callable[[dict[str, Any]], dict[str, Any]]
     description: str
     max_attempts: int = 3
+    #: The schedule a worker seeds for it (six-field cron) under this config, or None (no default).
+    default_schedule: Callable[[Config], str | None] | None = None
 
 
 

@@ -60,10 +60,9 @@ DEFAULT_CRONS = {
 
 
 def default_crons(config: Config) -> dict[str, str]:
-    """``DEFAULT_CRONS``, and the vulnerability database's update when scanning is on."""
-    if not config.scanning.enabled:
-        return dict(DEFAULT_CRONS)
-    return {**DEFAULT_CRONS, "update_vuln_db": config.scanning.update_schedule}
+    """``DEFAULT_CRONS``, and the default schedules other domains' actions give under ``config``."""
+    added = {name: a.default_schedule(config) for name, a in actions.actions().items() if a.default_schedule}
+    return {**DEFAULT_CRONS, **{name: schedule for name, schedule in added.items() if schedule}}
 
 
 FLUSH_INTERVAL = 0.5

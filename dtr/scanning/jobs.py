@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from dtr.config import Config
 from dtr.jobs import actions
 from dtr.jobs.context import JobContext, JobFailed
 from dtr.jobs.params import ParameterError, only
@@ -113,10 +114,15 @@ async def rematch(ctx: JobContext) -> dict[str, Any]:
     return {"images": await run(ctx.engine, ctx.log, check_stop=ctx.check_stop, progress=ctx.progress)}
 
 
+def _update_schedule(config: Config) -> str | None:
+    """DTR's daily update (``scanning.update_schedule``), while scanning is on."""
+    return config.scanning.update_schedule if config.scanning.enabled else None
+
+
 _ACTIONS = {
     "scan": actions.Action(scan, check_scan, "scan an image: index its layers, match its software"),
     "update_vuln_db": actions.Action(update_vuln_db, check_update, "update the vulnerability database from its feeds",
-                                     max_attempts=1),
+                                     max_attempts=1, default_schedule=_update_schedule),
     "rematch": actions.Action(rematch, check_rematch, "match the images a vulnerability database change touches again"),
 }
 
