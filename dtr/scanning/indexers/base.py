@@ -24,7 +24,7 @@ from __future__ import annotations
 import abc
 from typing import ClassVar
 
-from dtr.scanning.types import LayerIndex
+from dtr.scanning.types import LayerIndex, Package
 
 MiB = 1 << 20
 #: How much of a file ``Indexer.accepts`` is shown before the rest is read.
@@ -58,3 +58,32 @@ class Indexer(abc.ABC):
     @abc.abstractmethod
     def finish(self, index: LayerIndex) -> None:
         """Add what was found to ``index``."""
+
+
+class FileIndexer(Indexer):
+    """An indexer whose records are files of their own (language packages' metadata, archives,
+    binaries): it keeps the packages found and its warnings until ``finish``, and skips, with a
+    warning, a wanted file over ``max_size`` bytes (``fits``)."""
+
+    #: What its files are, for warnings ("package.json", "executable").
+    what: ClassVar[str]
+    #: The largest file it reads.
+    max_size: int
+
+    def __init__(self) -> None:
+        self._packages: list[Package] = []
+        self._warnings: list[str] = []
+
+    def fits(self, path: str, size: int, skipped: str = "not read") -> bool:
+        """Whether ``size`` is within ``max_size``; if not, a warning saying so (and ``skipped``)."""
+        if size <= self.max_size:
+            return True
+        self._warnings.append(f"{path}: {self.what} of {size} bytes over the {self.max_size} byte limit, {skipped}")
+        return False
+
+    def limit(self, path: str) -> int:
+        return self.max_size
+
+    def finish(self, index: LayerIndex) -> None:
+        index.packages.extend(self._packages)
+        index.warnings.extend(self._warnings)

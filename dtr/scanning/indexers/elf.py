@@ -13,8 +13,8 @@ import dataclasses
 import struct
 from typing import ClassVar
 
-from dtr.scanning.indexers.base import Indexer, MiB
-from dtr.scanning.types import LayerIndex, Package
+from dtr.scanning.indexers.base import FileIndexer, MiB
+from dtr.scanning.types import Package
 
 #: The largest executable the binary indexers hold (it is read whole: section headers come last).
 MAX_BINARY = 256 * MiB
@@ -143,31 +143,22 @@ def parse_elf(data: bytes) -> Elf | None:
     return Elf(data, tuple(sections), tuple(segments))
 
 
-class ElfIndexer(Indexer):
+class ElfIndexer(FileIndexer):
     """An indexer of executables: wants files with an exec bit up to ``MAX_BINARY`` bytes (a
     warning names those over it), holds only those whose first bytes are ELF, and hands each one
     parsed to ``read_elf``."""
 
     #: What it searches executables for, for its warnings ("Go build info").
     looks_for: ClassVar[str]
+    what = "executable"
+    max_size = MAX_BINARY
     #: The error of records that cannot be decoded (besides ``ElfError``): a warning each.
     decode_error: ClassVar[type[ValueError]]
-
-    def __init__(self) -> None:
-        self._packages: list[Package] = []
-        self._warnings: list[str] = []
 
     def wants(self, path: str, size: int, mode: int) -> bool:
         if not mode & 0o111 or size < 64:
             return False
-        if size > MAX_BINARY:
-            self._warnings.append(f"{path}: executable of {size} bytes over the {MAX_BINARY} byte "
-                                  f"limit, not searched for {self.looks_for}")
-            return False
-        return True
-
-    def limit(self, path: str) -> int:
-        return MAX_BINARY
+        return self.fits(path, size, f"not searched for {self.looks_for}")
 
     def accepts(self, path: str, head: bytes) -> bool:
         return head.startswith(ELF_MAGIC)  # only ELF files are held and searched
@@ -186,6 +177,3 @@ class ElfIndexer(Indexer):
         for records that cannot be decoded (a warning, not a layer error: a binary is no package
         database)."""
 
-    def finish(self, index: LayerIndex) -> None:
-        index.packages.extend(self._packages)
-        index.warnings.extend(self._warnings)

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import re
 
-from dtr.scanning.indexers.base import Indexer, MiB
-from dtr.scanning.types import LayerIndex, Package
+from dtr.scanning.indexers.base import FileIndexer, MiB
+from dtr.scanning.types import Package
 
 MAX_GEMSPEC = 4 * MiB
 
@@ -60,24 +60,15 @@ def parse_gemspec(text: str) -> tuple[str, str, str]:
     return name.strip(), version.strip(), " OR ".join(x for x in licenses if x)
 
 
-class GemIndexer(Indexer):
+class GemIndexer(FileIndexer):
     name = "gem"
-
-    def __init__(self) -> None:
-        self._packages: list[Package] = []
-        self._warnings: list[str] = []
+    what = "gemspec"
+    max_size = MAX_GEMSPEC
 
     def wants(self, path: str, size: int, mode: int) -> bool:
         if not is_gemspec_path(path):
             return False
-        if size > MAX_GEMSPEC:
-            self._warnings.append(f"{path}: gemspec of {size} bytes over the {MAX_GEMSPEC} byte "
-                                  "limit, not read")
-            return False
-        return True
-
-    def limit(self, path: str) -> int:
-        return MAX_GEMSPEC
+        return self.fits(path, size)
 
     def add(self, path: str, data: bytes) -> None:
         name, version, license = parse_gemspec(data.decode("utf-8", "replace"))
@@ -87,6 +78,3 @@ class GemIndexer(Indexer):
         self._packages.append(Package(ecosystem="gem", name=name, version=version,
                                       license=license, location=path))
 
-    def finish(self, index: LayerIndex) -> None:
-        index.packages.extend(self._packages)
-        index.warnings.extend(self._warnings)

@@ -33,8 +33,8 @@ import struct
 import zipfile
 import zlib
 
-from dtr.scanning.indexers.base import Indexer, MiB
-from dtr.scanning.types import LayerIndex, Package
+from dtr.scanning.indexers.base import FileIndexer, MiB
+from dtr.scanning.types import Package
 
 ARCHIVE_EXTENSIONS = (".jar", ".war", ".ear", ".jpi", ".hpi")
 MAX_ARCHIVE = 200 * MiB
@@ -112,35 +112,24 @@ def split_file_name(base: str) -> tuple[str, str]:
     return stem, ""
 
 
-class JavaIndexer(Indexer):
+class JavaIndexer(FileIndexer):
     name = "java"
+    what = "Java archive"
 
     def __init__(self, max_archive: int = MAX_ARCHIVE, max_decompressed: int = MAX_DECOMPRESSED,
                  max_depth: int = MAX_DEPTH) -> None:
-        self.max_archive = max_archive
+        super().__init__()
+        self.max_size = max_archive
         self.max_decompressed = max_decompressed
         self.max_depth = max_depth
-        self._packages: list[Package] = []
-        self._warnings: list[str] = []
 
     def wants(self, path: str, size: int, mode: int) -> bool:
         if not path.lower().endswith(ARCHIVE_EXTENSIONS):
             return False
-        if size > self.max_archive:
-            self._warnings.append(f"{path}: Java archive of {size} bytes over the "
-                                  f"{self.max_archive} byte limit, not read")
-            return False
-        return True
-
-    def limit(self, path: str) -> int:
-        return self.max_archive
+        return self.fits(path, size)
 
     def add(self, path: str, data: bytes) -> None:
         self._archive(path, data, 1, _Budget(self.max_decompressed))
-
-    def finish(self, index: LayerIndex) -> None:
-        index.packages.extend(self._packages)
-        index.warnings.extend(self._warnings)
 
     def _read(self, zf: zipfile.ZipFile, info: zipfile.ZipInfo, location: str, budget: _Budget,
               cap: int) -> bytes | None:
@@ -195,7 +184,7 @@ class JavaIndexer(Indexer):
                                           "archives, not read")
                     continue
                 try:
-                    nested = self._read(zf, info, location, budget, self.max_archive)
+                    nested = self._read(zf, info, location, budget, self.max_size)
                 except _ZIP_ERRORS as e:
                     self._warnings.append(f"{inner}: corrupt member ({e}), skipped")
                     continue

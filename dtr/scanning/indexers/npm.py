@@ -13,8 +13,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from dtr.scanning.indexers.base import Indexer, MiB
-from dtr.scanning.types import LayerIndex, Package
+from dtr.scanning.indexers.base import FileIndexer, MiB
+from dtr.scanning.types import Package
 
 MAX_PACKAGE_JSON = 8 * MiB
 
@@ -47,24 +47,15 @@ def license_of(doc: dict[str, Any]) -> str:
     return one(licenses)
 
 
-class NpmIndexer(Indexer):
+class NpmIndexer(FileIndexer):
     name = "npm"
-
-    def __init__(self) -> None:
-        self._packages: list[Package] = []
-        self._warnings: list[str] = []
+    what = "package.json"
+    max_size = MAX_PACKAGE_JSON
 
     def wants(self, path: str, size: int, mode: int) -> bool:
         if not is_package_json(path):
             return False
-        if size > MAX_PACKAGE_JSON:
-            self._warnings.append(f"{path}: package.json of {size} bytes over the "
-                                  f"{MAX_PACKAGE_JSON} byte limit, not read")
-            return False
-        return True
-
-    def limit(self, path: str) -> int:
-        return MAX_PACKAGE_JSON
+        return self.fits(path, size)
 
     def add(self, path: str, data: bytes) -> None:
         try:
@@ -80,6 +71,3 @@ class NpmIndexer(Indexer):
         self._packages.append(Package(ecosystem="npm", name=name, version=version,
                                       license=license_of(doc), location=path))
 
-    def finish(self, index: LayerIndex) -> None:
-        index.packages.extend(self._packages)
-        index.warnings.extend(self._warnings)

@@ -10,8 +10,8 @@ last parts joined with ``, ``. Ecosystem ``pypi``, location the metadata file.
 
 from __future__ import annotations
 
-from dtr.scanning.indexers.base import Indexer, MiB
-from dtr.scanning.types import LayerIndex, Package
+from dtr.scanning.indexers.base import FileIndexer, MiB
+from dtr.scanning.types import Package
 
 #: Metadata files carry the long description; a bigger one is skipped with a warning.
 MAX_METADATA = 16 * MiB
@@ -60,24 +60,15 @@ def license_of(fields: list[tuple[str, str]]) -> str:
     return ", ".join(dict.fromkeys(classifiers))
 
 
-class PythonIndexer(Indexer):
+class PythonIndexer(FileIndexer):
     name = "python"
-
-    def __init__(self) -> None:
-        self._packages: list[Package] = []
-        self._warnings: list[str] = []
+    what = "Python metadata"
+    max_size = MAX_METADATA
 
     def wants(self, path: str, size: int, mode: int) -> bool:
         if not is_metadata_path(path):
             return False
-        if size > MAX_METADATA:
-            self._warnings.append(f"{path}: Python metadata of {size} bytes over the "
-                                  f"{MAX_METADATA} byte limit, not read")
-            return False
-        return True
-
-    def limit(self, path: str) -> int:
-        return MAX_METADATA
+        return self.fits(path, size)
 
     def add(self, path: str, data: bytes) -> None:
         fields = parse_headers(data.decode("utf-8", "replace"))
@@ -89,6 +80,3 @@ class PythonIndexer(Indexer):
         self._packages.append(Package(ecosystem="pypi", name=name, version=version,
                                       license=license_of(fields), location=path))
 
-    def finish(self, index: LayerIndex) -> None:
-        index.packages.extend(self._packages)
-        index.warnings.extend(self._warnings)
