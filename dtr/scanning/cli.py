@@ -193,22 +193,22 @@ async def status(jobs: JobService, out: TextIO = sys.stdout) -> int:
     """The feeds, their versions, last updates and errors; the images scanned."""
     from sqlalchemy import func, select
 
-    from dtr.scanning.models import VulnFeed
+    from dtr.scanning import vulndb
     from dtr.scanning.results import COMPLETED
     from dtr.scanning.results import images as scan_images
 
     def when(t: Any) -> str:
         return t.isoformat(timespec="seconds").replace("+00:00", "Z") if t else "-"
 
+    db = await vulndb.status(jobs.engine)
     async with jobs.engine.connect() as conn:
-        feeds = (await conn.execute(select(VulnFeed.__table__).order_by(VulnFeed.name))).all()
         images = (await conn.execute(select(func.count()).select_from(scan_images)
                                      .where(scan_images.c.status == COMPLETED))).scalar_one()
-    if not feeds:
+    if not db.feeds:
         out.write("no vulnerability feed imported yet (dtr vulndb update, or dtr vulndb import FILE)\n")
     else:
         out.write(f"{'FEED':24}  {'VERSION':>7}  {'RECORDS':>8}  {'UPDATED':20}  {'CHECKED':20}  LAST ERROR\n")
-        for f in feeds:
+        for f in db.feeds:
             error = f"{f.last_error} ({when(f.last_error_at)})" if f.last_error else "-"
             out.write(f"{f.name:24}  {f.version:>7}  {f.records:>8}  {when(f.updated_at):20}  "
                       f"{when(f.checked_at):20}  {error}\n")

@@ -10,15 +10,12 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
-
 from dtr.api.errors import APIError, codes
 from dtr.auth.access import Action
-from dtr.scanning import bundles, service, shapes
+from dtr.scanning import bundles, service, shapes, vulndb
 from dtr.scanning import jobs as scan_jobs
 from dtr.scanning.access import Caller, open_repository
 from dtr.scanning.reports import iso, requested_platform
-from dtr.scanning.results import feeds
 
 log = logging.getLogger("dtr.scanning")
 
@@ -45,7 +42,7 @@ _TARGET_ERRORS = {"repository": codes.NO_SUCH_REPOSITORY, "tag": codes.NO_SUCH_T
                   "platform": codes.NOT_FOUND, "not_an_image": codes.INVALID_OPERATION}
 
 
-def _feed_json(r: Any) -> shapes.Feed:
+def _feed_json(r: vulndb.FeedState) -> shapes.Feed:
     return {"name": r.name, "url": r.url, "version": r.version, "records": r.records,
             "updatedAt": iso(r.updated_at), "checkedAt": iso(r.checked_at), "lastError": r.last_error,
             "lastErrorAt": iso(r.last_error_at)}
@@ -54,16 +51,11 @@ def _feed_json(r: Any) -> shapes.Feed:
 async def status(c: Caller) -> shapes.ScannerStatus:
     """The vulnerability database's version, last update, and whether the last update failed (why)."""
     c.admin()
-    async with c.engine.connect() as conn:
-        rows = list((await conn.execute(select(feeds).order_by(feeds.c.name))).all())
-    updated = [r.updated_at for r in rows if r.updated_at is not None]
-    failed = [r for r in rows if r.last_error_at is not None and (r.updated_at is None
-                                                                 or r.last_error_at > r.updated_at)]
-    failed.sort(key=lambda r: r.last_error_at, reverse=True)
-    return {"enabled": c.config.enabled, "dbVersion": sum(r.version for r in rows),
-            "lastDBUpdate": iso(max(updated)) if updated else None, "lastDBUpdateFailed": bool(failed),
-            "lastDBUpdateError": f"{failed[0].name}: {failed[0].last_error}" if failed else None,
-            "feeds": [_feed_json(r) for r in rows]}
+    db = await vulndb.status(c.engine)
+    return {"enabled": c.config.enabled, "dbVersion": db.version, "lastDBUpdate": iso(db.updated_at),
+            "lastDBUpdateFailed": db.failed,
+            "lastDBUpdateError": f"{db.failed_feed}: {db.last_error}" if db.failed else None,
+            "feeds": [_feed_json(f) for f in db.feeds]}
 
 
 async def queue_update(c: Caller) -> Any:

@@ -76,8 +76,9 @@ class DatabaseStatus:
     version: int
     updated_at: dt.datetime | None
     checked_at: dt.datetime | None
-    #: Whether any feed's last attempt failed, and the newest such failure.
+    #: Whether any feed's last attempt failed, and the newest such failure (feed, error, time).
     failed: bool
+    failed_feed: str | None
     last_error: str | None
     last_error_at: dt.datetime | None
     feeds: list[FeedState]
@@ -261,7 +262,8 @@ async def status(engine: AsyncEngine) -> DatabaseStatus:
         version=sum(s.version for s in states),
         updated_at=max((s.updated_at for s in states if s.updated_at), default=None),
         checked_at=max((s.checked_at for s in states if s.checked_at), default=None),
-        failed=newest is not None, last_error=newest.last_error if newest else None,
+        failed=newest is not None, failed_feed=newest.name if newest else None,
+        last_error=newest.last_error if newest else None,
         last_error_at=newest.last_error_at if newest else None, feeds=states)
 
 
