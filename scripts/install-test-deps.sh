@@ -14,6 +14,7 @@ APT_PACKAGES=(python3-venv docker.io podman skopeo umoci docker-registry busybox
   mmdebstrap qemu-utils e2fsprogs  # tests/scanning: a Debian rootfs; a real Alpine disk unpacked (qemu-img, debugfs)
   libmaven3-core-java default-jre-headless  # tests/scanning/test_versions.py: Maven's ComparableVersion (rpm, ruby, go too)
   golang-github-knqyf263-go-rpmdb-dev  # real CentOS 5-8 rpm databases (BerkeleyDB) for tests/scanning/test_rpm.py
+  notary  # tests/trust: the notary CLI, and notary-server side by side with dtr's built-in Notary
   rpm)  # rpm -qa / rpmbuild / rpmdb --importdb: the reference reader and sqlite rpmdb writer of tests/scanning/test_rpm.py
 
 scripts/apt-ensure.sh "${APT_PACKAGES[@]}"

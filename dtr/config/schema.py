@@ -290,6 +290,21 @@ class ScanningConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class TrustConfig:
+    """The built-in Notary (``dtr.trust``) and OCI signature checks (``dtr.signatures``)."""
+
+    #: Serve ``/v2/<gun>/_trust/`` (Docker Content Trust) on the registry's port.
+    notary: bool = True
+    #: A file holding the key that seals the server-held Notary keys at rest (32 random bytes,
+    #: base64). Absent: ``data_dir/trust/sealing.key``, made on first use. Replicas must share it.
+    sealing_key_file: str | None = None
+    #: How long a server-signed timestamp is valid (notary: 14 days); it is re-signed before then.
+    timestamp_expiry: Seconds = 14 * 86400.0
+    #: How long a server-signed snapshot is valid (notary: 3 years).
+    snapshot_expiry: Seconds = 3 * 365 * 86400.0
+
+
+@dataclasses.dataclass(frozen=True)
 class Config:
     data_dir: str = dataclasses.field(default_factory=default_data_dir)
     http: HTTPConfig = dataclasses.field(default_factory=HTTPConfig)
@@ -301,6 +316,7 @@ class Config:
     auth: AuthConfig = dataclasses.field(default_factory=AuthConfig)
     metrics: MetricsConfig = dataclasses.field(default_factory=MetricsConfig)
     scanning: ScanningConfig = dataclasses.field(default_factory=ScanningConfig)
+    trust: TrustConfig = dataclasses.field(default_factory=TrustConfig)
 
     @property
     def data_path(self) -> Path:

@@ -8,7 +8,9 @@ import dtr.auth.models
 import dtr.cluster.models
 import dtr.jobs.models
 import dtr.registry.models
-import dtr.scanning.models  # noqa: F401
+import dtr.scanning.models
+import dtr.signatures.models
+import dtr.trust.models  # noqa: F401
 from dtr.db.base import Base
 
 metadata = Base.metadata

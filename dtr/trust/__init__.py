@@ -1,0 +1,15 @@
+"""The built-in Notary (Docker Content Trust, TUF metadata) served on the registry's own port.
+
+- ``canonical``: canonical JSON (the bytes TUF signs).
+- ``tufkeys``: TUF key objects, key ids, signature checks, the root certificate rules.
+- ``validate``: an update's validation, notary-server's table (``../shared/notes``); pure.
+- ``serverroles``: the snapshot and timestamp the server makes and signs with its held keys.
+- ``models``: ``trust_files`` (every version of every role file, the exact uploaded bytes),
+  ``trust_keys`` (server-held keys, sealed), ``trust_changes`` (the change feed).
+- ``sealing``: the key that seals server-held private keys at rest.
+- ``store``: the Postgres side: current/by-checksum/by-version reads, atomic updates, keys, feed.
+- ``views``: the ``/v2/<gun>/_trust/...`` routes of the registry's route table.
+
+A GUN is the full name clients use, the registry host included (``127.0.0.1:5000/ns/repo``);
+``gun_repository`` gives the repository it belongs to.
+"""
