@@ -22,6 +22,7 @@ from dtr.accounts.orgs import authorize_org
 from dtr.api.errors import APIError, codes
 from dtr.auth.access import Action, Level, Principal, decide
 from dtr.auth.models import NamespaceTeamAccess, RepositoryMeta, RepositoryTeamAccess
+from dtr.auth.repoaccess import check_repository
 from dtr.registry import changes
 from dtr.registry.errors import RegistryError
 from dtr.registry.models import Repository
@@ -116,17 +117,8 @@ async def _namespace_type(conn: AsyncConnection, namespace: str) -> str:
 
 async def _open_repository(c: Caller, conn: AsyncConnection, namespace: str, name: str, action: Action) -> Any:
     """The repository, if the caller may ``action`` it (NO_SUCH_REPOSITORY when it may not even read it)."""
-    full = f"{namespace}/{name}"
-    row = await _get_repository(conn, full, c.scan_on_push_default)
-    if c.auth is None:
-        return row
-    p = c.principal
-    facts = await c.auth.repo_facts(p, full, conn)
-    if not decide(p, facts, Action.PULL):
-        raise APIError(codes.NO_SUCH_REPOSITORY, f"no repository named {full!r}")
-    if not decide(p, facts, action):
-        c.user()
-        raise APIError(codes.FORBIDDEN, f"{action} on {full} needs {Level.ADMIN.api_name} access")
+    row = await _get_repository(conn, f"{namespace}/{name}", c.scan_on_push_default)
+    await check_repository(c, conn, row.name, action)
     return row
 
 

@@ -21,7 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dtr.api.errors import APIError, codes
 from dtr.auth import caller
-from dtr.auth.access import Action, Level, decide
+from dtr.auth.access import Action
+from dtr.auth.repoaccess import check_repository
 from dtr.auth.service import AuthService
 from dtr.config.schema import ScanningConfig
 from dtr.jobs.service import JobService
@@ -43,21 +44,13 @@ class Caller(caller.Caller):
 
 
 async def open_repository(c: Caller, conn: AsyncConnection, namespace: str, name: str, action: Action) -> Any:
-    """The repository ``namespace/name`` (``id``, ``name``) if the caller may ``action`` it:
-    NO_SUCH_REPOSITORY when it may not even read it, FORBIDDEN when it may read but not ``action``."""
-    p = c.user()
+    """The repository ``namespace/name`` (``id``, ``name``) if the caller may ``action`` it
+    (``dtr.auth.repoaccess.check_repository``); NO_SUCH_REPOSITORY when there is none."""
+    c.user()
     full = f"{namespace}/{name}"
     row = (await conn.execute(select(repositories.c.id, repositories.c.name)
                               .where(repositories.c.name == full))).first()
     if row is None:
         raise APIError(codes.NO_SUCH_REPOSITORY, f"no repository named {full[:300]!r}")
-    if c.auth is None:
-        return row
-    facts = await c.auth.repo_facts(p, full, conn)
-    if not decide(p, facts, Action.PULL):
-        raise APIError(codes.NO_SUCH_REPOSITORY, f"no repository named {full[:300]!r}")
-    if not decide(p, facts, action):
-        need = Level.WRITE if action in (Action.PUSH, Action.DELETE) else Level.ADMIN
-        raise APIError(codes.FORBIDDEN, f"this needs {need.api_name} access to {full}")
+    await check_repository(c, conn, full, action)
     return row
-

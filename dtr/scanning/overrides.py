@@ -12,7 +12,8 @@ from sqlalchemy import delete, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dtr.api.errors import APIError, codes
-from dtr.auth.access import Action, decide
+from dtr.auth.access import Action
+from dtr.auth.repoaccess import may_admin_namespace
 from dtr.scanning import shapes
 from dtr.scanning.access import Caller, open_repository
 from dtr.scanning.reports import iso, normalise_vuln_id
@@ -24,16 +25,6 @@ def _split(repository: str) -> tuple[str, str]:
     if not sep or not namespace or not name or "/" in name:
         raise APIError(codes.INVALID_PARAMETER, f"{repository[:300]!r} is not a repository name (namespace/name)")
     return namespace, name
-
-
-async def _may_admin_namespace(c: Caller, conn: AsyncConnection, namespace: str) -> bool:
-    """The caller is admin of every repository of the namespace (site admin, the user namespace's
-    owner, an organisation owner, or a team granted admin on the whole namespace)."""
-    p = c.user()
-    if c.auth is None or p.is_admin:
-        return True
-    facts = await c.auth.repo_facts(p, f"{namespace}/", conn)
-    return decide(p, dataclasses.replace(facts, exists=True, public=False), Action.ADMIN)
 
 
 def override_json(r: Any) -> shapes.Override:
@@ -58,7 +49,7 @@ async def _authorize_scope(c: Caller, conn: AsyncConnection, scope: str, digest:
         return "repository"
     if digest:
         raise APIError(codes.INVALID_PARAMETER, "an override of one image names its repository as scope")
-    if not await _may_admin_namespace(c, conn, scope):
+    if not await may_admin_namespace(c, conn, scope):
         raise APIError(codes.FORBIDDEN, f"overrides of the namespace {scope} need admin access to it")
     return "namespace"
 
