@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from dtr.jobs.runner import JobWorker
     from dtr.registry.events import Actor
     from dtr.registry.service import RegistryService
+    from dtr.signatures.policy import PolicyCache
     from dtr.storage.wrapper import StorageWrapper
 
 CONFIG: web.AppKey[Config] = web.AppKey("config")
@@ -28,6 +29,8 @@ AUTH: web.AppKey[AuthService | None] = web.AppKey("auth")
 JOB_WORKER: web.AppKey[JobWorker | None] = web.AppKey("job_worker")
 #: This process's entry in the cluster's list of replicas.
 REPLICA: web.AppKey[Membership] = web.AppKey("replica")
+#: The scopes under the "signed images only" policy, as this process knows them.
+SIGNING_POLICY: web.AppKey[PolicyCache] = web.AppKey("signing_policy")
 
 #: Per request: its id (``X-Request-Id``) and the repository it is about, for the access line.
 REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id", str)

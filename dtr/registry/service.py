@@ -119,6 +119,9 @@ class RegistryService:
         #: Subscribers told (repository, tag) when a manifest is served by tag (GET or HEAD); they
         #: must not block (queue work, don't do it). Changes are announced through the outbox.
         self.tag_pulled: list[Callable[[str, str], None]] = []
+        #: Checks of a pull by tag, given (repository, tag, the tag's manifest digest) before the
+        #: manifest is served (GET or HEAD); one refuses by raising a RegistryError (DENIED).
+        self.pull_gates: list[Callable[[str, str, str], Awaitable[None]]] = []
         self.uploads = Uploads(engine, storage)
 
     # -- repositories ---------------------------------------------------------------------

@@ -220,7 +220,11 @@ async def manifest(request: web.Request, name: str, reference: str) -> web.Strea
     by_digest = is_digest(reference)
     _check_reference(reference, by_digest, method)
     if method in ("GET", "HEAD"):
-        m = await _negotiate(request, name, reference, by_digest, await svc.get_manifest(name, reference))
+        stored = await svc.get_manifest(name, reference)
+        if not by_digest:
+            for gate in svc.pull_gates:
+                await gate(name, reference, stored.digest)
+        m = await _negotiate(request, name, reference, by_digest, stored)
         headers = m.headers
         if not by_digest:
             for pulled in svc.tag_pulled:
