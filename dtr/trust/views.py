@@ -14,6 +14,7 @@ import re
 from collections.abc import Mapping
 
 from aiohttp import hdrs, web
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.multipart import BodyPartReader
 
 from dtr.keys import REPOSITORY, TRUST
@@ -154,7 +155,7 @@ async def _read_update(request: web.Request) -> dict[str, bytes]:
                                  else f"an update has at most {MAX_FILES} files")
             files[role] = await _read_part(part, MAX_UPDATE - total)
             total += len(files[role])
-    except (ValueError, AssertionError, KeyError) as e:
+    except (ValueError, AssertionError, KeyError, HttpProcessingError) as e:
         raise TrustError(MALFORMED_UPLOAD, f"not a multipart upload: {str(e)[:200]}") from None
     return files
 

@@ -14,7 +14,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from dtr.config import Config, TrustConfig
+from dtr.config import Config
+from dtr.config.schema import TrustConfig
 from dtr.trust import feed
 from dtr.trust.errors import TrustError
 from dtr.trust.store import TrustStore, delete_repository
