@@ -106,7 +106,7 @@ async def get_file(request: web.Request, gun: str, filename: str) -> web.StreamR
 
 
 def _key_response(key: Mapping[str, object]) -> web.Response:
-    return web.Response(body=json.dumps(key).encode(), content_type="application/json")
+    return web.Response(body=json.dumps(key, separators=(",", ":")).encode(), content_type="application/json")
 
 
 async def server_key(request: web.Request, gun: str, filename: str) -> web.StreamResponse:
@@ -190,7 +190,7 @@ async def _changefeed(request: web.Request, gun: str | None) -> web.Response:
     found = await _store(request).changes(gun, change_id, records)
     # notary-server answers null for no records (a nil Go slice)
     body = {"count": len(found), "records": [c.record() for c in found] or None}
-    return web.Response(body=json.dumps(body).encode(), content_type="application/json")
+    return web.Response(body=json.dumps(body, separators=(",", ":")).encode(), content_type="application/json")
 
 
 async def gun_changefeed(request: web.Request, gun: str, _: str) -> web.StreamResponse:
