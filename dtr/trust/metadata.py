@@ -53,9 +53,11 @@ def format_time(t: dt.datetime) -> str:
 
 
 def go_time(t: dt.datetime) -> str:
-    """Go's ``Mon Jan 2 15:04:05 MST 2006`` layout in UTC, as notary's expiry errors print it."""
-    u = t.astimezone(dt.UTC)
-    return f"{u:%a %b} {u.day} {u:%H:%M:%S} UTC {u.year}"
+    """Go's ``Mon Jan 2 15:04:05 MST 2006`` layout, as notary's expiry errors print the time it parsed:
+    in its own offset, the zone ``UTC`` for offset 0, else ``+hhmm`` (notary-server running in UTC)."""
+    offset = t.utcoffset() or dt.timedelta(0)
+    zone = "UTC" if not offset else f"{t:%z}"
+    return f"{t:%a %b} {t.day} {t:%H:%M:%S} {zone} {t.year}"
 
 
 @dataclasses.dataclass(frozen=True)
