@@ -22,7 +22,7 @@ from dtr.jobs.events import RegistryEvents, queue_pruning
 from dtr.jobs.runner import jobs_running
 from dtr.jobs.service import JobService
 from dtr.jobs.views import register as register_jobs
-from dtr.keys import CONFIG, DATABASE, REGISTRY, STORAGE
+from dtr.keys import CONFIG, DATABASE, REGISTRY, STORAGE, TRUST
 from dtr.ops import views as ops
 from dtr.ops.metrics import setup_metrics
 from dtr.ops.proxies import proxy_middlewares
@@ -34,6 +34,8 @@ from dtr.scanning.jobs import register_actions as register_scan_actions
 from dtr.scanning.service import scan_on_push
 from dtr.scanning.views import register as register_scanning
 from dtr.storage.factory import create_driver
+from dtr.trust.store import TrustStore
+from dtr.trust.views import trust_routes
 
 log = logging.getLogger("dtr")
 
@@ -47,6 +49,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     db = await Database.open(cfg)
     app[STORAGE] = storage
     app[DATABASE] = db
+    app[TRUST] = TrustStore(db.engine, cfg) if cfg.trust.notary else None
     app[REGISTRY] = service = RegistryService(db.engine, storage, renew_links_after=cfg.jobs.gc_grace_period / 2)
     # The registry's events: changes through the outbox, to their subscribers after commit;
     # tag pulls batched in memory (they change nothing the registry owns).
@@ -85,7 +88,7 @@ def create_app(config: Config) -> web.Application:
     app.router.add_get("/_ping", ops.ping)
     setup_metrics(app)
     app.router.add_get("/v2", _v2_redirect)
-    add_registry_routes(app, registry_auth)
+    add_registry_routes(app, registry_auth, trust_routes() if config.trust.notary else ())
     app.add_subapp("/api/v0/", create_api_app([register_accounts, register_jobs, register_cluster,
                                                     register_scanning], api_auth))
     return app

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from dtr.registry.events import Actor
     from dtr.registry.service import RegistryService
     from dtr.storage.wrapper import StorageWrapper
+    from dtr.trust.store import TrustStore
 
 CONFIG: web.AppKey[Config] = web.AppKey("config")
 DATABASE: web.AppKey[Database] = web.AppKey("database")
@@ -24,6 +25,8 @@ STORAGE: web.AppKey[StorageWrapper] = web.AppKey("storage")
 REGISTRY: web.AppKey[RegistryService] = web.AppKey("registry")
 #: ``None`` when ``auth.enabled`` is false (everyone may do everything).
 AUTH: web.AppKey[AuthService | None] = web.AppKey("auth")
+#: The built-in Notary's store (``None`` when ``trust.notary`` is false: no trust routes).
+TRUST: web.AppKey[TrustStore | None] = web.AppKey("trust")
 #: The job worker of this process (``None`` when ``jobs.worker`` is false).
 JOB_WORKER: web.AppKey[JobWorker | None] = web.AppKey("job_worker")
 #: This process's entry in the cluster's list of replicas.

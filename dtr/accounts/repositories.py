@@ -26,6 +26,7 @@ from dtr.registry import changes
 from dtr.registry.errors import RegistryError
 from dtr.registry.models import Repository
 from dtr.registry.names import check_name as check_repo_name
+from dtr.trust import store as trust_store
 
 repositories = cast(Table, Repository.__table__)
 repo_meta = cast(Table, RepositoryMeta.__table__)
@@ -237,6 +238,7 @@ async def delete_repository(c: Caller, namespace: str, name: str) -> None:
     """Delete the repository (repository admins); its bytes stay for garbage collection."""
     async with c.engine.begin() as conn:
         row = await _open_repository(c, conn, namespace, name, Action.ADMIN)
+        await trust_store.delete_repository(conn, row.name)  # its Notary data goes with it
         await changes.delete_repository(conn, row.id, row.name, c.actor)
     await c.changed("repo_delete", "repository", row.name)
 

@@ -133,6 +133,20 @@ def decide(p: Principal, r: RepoFacts, action: Action) -> bool:
     return effective_level(p, r) >= REQUIRED[action]
 
 
+def token_actions(p: Principal, r: RepoFacts, trust: bool = False) -> set[str]:
+    """The actions of a ``repository`` token scope on ``r`` that ``p`` may have: ``pull``,
+    ``push``, ``delete``, and ``*`` when all three. ``trust``: the scope names a GUN (the
+    repository's Notary data, ``dtr.trust``): ``pull`` and ``push`` as for the repository, ``*``
+    (deleting the trust data, rotating server keys) needs admin level on it."""
+    if trust:
+        can = {a.value for a in (Action.PULL, Action.PUSH) if decide(p, r, a)}
+        if p.authenticated and effective_level(p, r) >= Level.ADMIN:
+            can.add("*")
+        return can
+    can = {a.value for a in (Action.PULL, Action.PUSH, Action.DELETE) if decide(p, r, a)}
+    return can | {"*"} if can == {"pull", "push", "delete"} else can
+
+
 def explain(p: Principal, r: RepoFacts, action: Action) -> str:
     """Why ``decide`` denied ``action``: a sentence for the client's error message."""
     who = f"user {p.name}" if p.name else "anonymous users"
@@ -146,6 +160,6 @@ def explain(p: Principal, r: RepoFacts, action: Action) -> str:
     if not r.exists:
         return f"repository {r.name} does not exist"
     level = effective_level(p, r)
-    need = REQUIRED.get(action, Level.ADMIN)
+    need = REQUIRED.get(action, Level.ADMIN)  # ADMIN: also a trust scope's "*"
     verb = "has" if p.name else "have"
     return f"{who} {verb} {level.api_name} access to {r.name}; {action} needs {need.api_name}"

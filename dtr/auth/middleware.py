@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from dtr.auth.access import Action, Principal, explain
+from dtr.auth.access import Action, Principal
 from dtr.auth.tokens import AccessClaims, InvalidToken
 from dtr.keys import ACTOR, AUTH, MAY_PULL, REPOSITORY, USER
 from dtr.ops.proxies import forwarded_url
@@ -111,9 +111,7 @@ async def registry_auth(request: web.Request, route: Route, m: re.Match[str],
     # why not (the slow path may use the database).
     principal = await auth.lookup_principal(claims.subject)
     if type_ == "repository" and name is not None:
-        wanted = Action(action)
-        allowed, facts = await auth.decide(principal, name, wanted)
-        message = explain(principal, facts, wanted)
+        allowed, message = await auth.scope_decision(principal, name, action, gun=route.gun)
     else:
         allowed = principal.authenticated and principal.is_admin
         message = "only site admins may list the catalog"

@@ -22,7 +22,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from dtr.audit import service as audit
-from dtr.auth.access import ANONYMOUS, Action, Level, Principal, RepoFacts, decide
+from dtr.auth.access import ANONYMOUS, Action, Level, Principal, RepoFacts, decide, explain, token_actions
 from dtr.auth.models import (
     AccessToken,
     Account,
@@ -39,6 +39,8 @@ from dtr.auth.tokens import InvalidToken, TokenSigner
 from dtr.config import AuthConfig, Config
 from dtr.ops.metrics import LOCKOUTS, LOGIN_FAILURES
 from dtr.registry.models import Repository
+from dtr.registry.names import is_name
+from dtr.trust.names import gun_repository
 
 log = logging.getLogger("dtr.auth")
 
@@ -95,6 +97,9 @@ class AuthService:
         self.engine = engine
         self.realm = f"{cfg.external_url}/auth/token"
         self.service = default_service(cfg)
+        external = urlsplit(cfg.external_url)
+        #: The names this server goes by: a scope name starting with one is a GUN (see scope_repository).
+        self.hosts = {self.service, external.netloc, external.hostname or ""} - {""}
         if key is None:
             key = ec.generate_private_key(ec.SECP256R1())
         self.signer = TokenSigner(key, self.cfg.issuer, self.service, self.cfg.token_ttl,
@@ -322,8 +327,38 @@ class AuthService:
         facts = await self.repo_facts(principal, name)
         return decide(principal, facts, action), facts
 
+    async def scope_repository(self, conn: AsyncConnection, name: str) -> tuple[str, bool]:
+        """The repository a ``repository`` scope's name is about and whether the name is a GUN
+        (``dtr.trust``: the registry host, then the repository, e.g. ``127.0.0.1:5000/ns/app``).
+        A name that is also a valid repository name (``dtr.example.com/ns/app``) is a GUN when
+        its first component is this server's host or names no account."""
+        repository = gun_repository(name)
+        if repository is None:
+            return name, False
+        if not is_name(name):
+            return repository, True
+        host = name.partition("/")[0]
+        if host in self.hosts:
+            return repository, True
+        account = (await conn.execute(select(accounts.c.id).where(accounts.c.name == host))).first()
+        return (name, False) if account is not None else (repository, True)
+
+    async def scope_decision(self, principal: Principal, name: str, action: str,
+                             gun: bool = False) -> tuple[bool, str]:
+        """Whether ``principal`` may ``action`` on the repository ``name`` (a GUN with ``gun``),
+        and if not, why (for a 403)."""
+        repository = gun_repository(name) if gun else name
+        if repository is None:
+            return False, f"{name} is not a registry host followed by a repository name"
+        facts = await self.repo_facts(principal, repository)
+        if action in token_actions(principal, facts, gun):
+            return True, ""
+        wanted = Action.ADMIN if action == "*" else Action(action)
+        return False, explain(principal, facts, wanted)
+
     async def grant(self, principal: Principal, scopes: list[tuple[str, str, list[str]]]) -> list[dict[str, Any]]:
-        """The spec's ``access`` claim: each requested scope narrowed to what ``principal`` may do."""
+        """The spec's ``access`` claim: each requested scope narrowed to what ``principal`` may do.
+        A GUN's scope is granted under the full GUN (the name the trust routes check)."""
         out: list[dict[str, Any]] = []
         async with self.engine.connect() as conn:
             for type_, name, wanted in scopes:
@@ -332,13 +367,9 @@ class AuthService:
                     if principal.authenticated and principal.is_admin:
                         granted = [a for a in wanted if a == "*"]
                 elif type_ == "repository":
-                    facts = await self.repo_facts(principal, name, conn)
-                    can = {a.value for a in (Action.PULL, Action.PUSH, Action.DELETE) if decide(principal, facts, a)}
-                    for a in wanted:
-                        if a == "*" and can == {"pull", "push", "delete"}:
-                            granted.append("*")
-                        elif a in can:
-                            granted.append(a)
+                    repository, gun = await self.scope_repository(conn, name)
+                    can = token_actions(principal, await self.repo_facts(principal, repository, conn), gun)
+                    granted = [a for a in wanted if a in can]
                 if granted or type_ == "repository":
                     out.append({"type": type_, "name": name, "actions": sorted(set(granted))})
         return out

@@ -41,6 +41,9 @@ PULL = Access("repository", "pull")
 PUSH = Access("repository", "push")
 DELETE = Access("repository", "delete")
 CATALOG = Access("registry", "*", "catalog")
+#: Everything on the repository: on a GUN (the trust routes), deleting its trust data or
+#: rotating a server key (``dtr.auth`` gives it to repository admins).
+EVERYTHING = Access("repository", "*")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -48,13 +51,16 @@ class Route:
     """One endpoint. ``methods`` maps each allowed method to the access it needs (None: any valid
     token, anonymous included; only the base endpoint). A pattern with groups has the
     repository name as group 1 and the reference as group 2; one without has neither.
-    ``mounts``: the endpoint takes ``?mount=&from=`` (cross-repository mounts)."""
+    ``mounts``: the endpoint takes ``?mount=&from=`` (cross-repository mounts). ``gun``: group 1
+    is a GUN (registry host and repository, ``dtr.trust``), which the handler checks, not the
+    repository name grammar; token scopes name the whole GUN."""
 
     path: str
     handler: Handler
     methods: Mapping[str, Access | None]
     area: str
     mounts: bool = False
+    gun: bool = False
     pattern: re.Pattern[str] = dataclasses.field(init=False)
     allow: str = dataclasses.field(init=False)
     repository: bool = dataclasses.field(init=False)

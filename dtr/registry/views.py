@@ -13,7 +13,7 @@ import json
 import logging
 import re
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 from urllib.parse import urlencode
 
@@ -443,7 +443,7 @@ async def dispatch(request: web.Request, route: Route, m: re.Match[str]) -> web.
     return await route.handler(request, "", "")
 
 
-async def handle_v2(request: web.Request, gate: Gate) -> web.StreamResponse:
+async def handle_v2(request: web.Request, gate: Gate, routes: RouteTable = ROUTES) -> web.StreamResponse:
     """Every ``/v2/`` request: matched once against ``ROUTES`` (no entry: 404; a method the entry
     does not take: 405 with ``Allow``), passed through ``gate`` (the token check), dispatched,
     errors as the spec's JSON. Before the gate, so that a malformed request is a 400 whoever
@@ -458,7 +458,7 @@ async def handle_v2(request: web.Request, gate: Gate) -> web.StreamResponse:
     """
     try:
         tail = request.match_info["tail"]
-        found = ROUTES.match(tail)
+        found = routes.match(tail)
         check_path(tail, found)
         if found is None:
             raise RegistryError(codes.NAME_UNKNOWN, message="no such endpoint", detail={"path": request.path[:256]})
@@ -467,7 +467,7 @@ async def handle_v2(request: web.Request, gate: Gate) -> web.StreamResponse:
         check_query(request, route)
         if request.method not in route.methods:
             raise RegistryError(codes.UNSUPPORTED, detail={"method": request.method}, headers={"Allow": route.allow})
-        if route.repository:
+        if route.repository and not route.gun:
             _repo(request, m.group(1))
         resp = await gate(request, route, m, dispatch)
     except RegistryError as e:
@@ -492,11 +492,13 @@ async def handle_v2(request: web.Request, gate: Gate) -> web.StreamResponse:
     return resp
 
 
-def add_registry_routes(app: web.Application, gate: Gate) -> None:
+def add_registry_routes(app: web.Application, gate: Gate, first: Sequence[Route] = ()) -> None:
     """``/v2/`` on ``app``, every request through ``gate`` (dtr.auth's token check: the registry
-    imports nothing of auth); a newline in a path is still ours to refuse, hence ``(?s)``."""
+    imports nothing of auth); a newline in a path is still ours to refuse, hence ``(?s)``.
+    ``first``: routes of other domains (the trust routes), matched before ``ROUTES`` in one table."""
+    routes = RouteTable([*first, *ROUTES]) if first else ROUTES
 
     async def v2(request: web.Request) -> web.StreamResponse:
-        return await handle_v2(request, gate)
+        return await handle_v2(request, gate, routes)
 
     app.router.add_route("*", "/v2/{tail:(?s:.*)}", v2)
