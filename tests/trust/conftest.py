@@ -3,7 +3,7 @@
 - ``test_ca``: the CA both servers' certificates come from (clients are given its ``ca.crt``).
 - ``notary_server``: Debian's notary-server 0.7 (``NotaryServer``), the behaviour dtr reproduces.
 - ``trust_dtr``: dtr over TLS (``http.tls: auto`` from ``test_ca``), auth on with the admin's
-  password, serving the registry and its built-in Notary on one port.
+  password, serving the registry and its built-in Notary on one port; createRepositoryOnPush on.
 - ``trust_target``: one of them with its registry, as the clients see it (``TrustTarget``):
   ``dtr``, or ``notary`` (notary-server beside the reference registry).
 - The real clients of tests/clients (``docker_engine``, ``busybox``, ``reference_registry``).
@@ -12,12 +12,14 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.auth.client import basic
 from tests.auth.constants import ADMIN, ADMIN_AUTH, auth_config
 from tests.clients.conftest import busybox, docker_engine, reference_registry  # noqa: F401
 from tests.clients.engines import APT, DockerEngine, ReferenceRegistry
@@ -57,6 +59,11 @@ def trust_dtr(pg_uri: str, test_ca: TestCA, tmp_path_factory: pytest.TempPathFac
     proc.url = f"http://127.0.0.1:{ping}"
     proc.start()
     proc.url = f"https://{proc.host}"
+    # Pushes (and trust data) to new repositories create them, as on notary-server and the reference registry.
+    status, _, body = TrustHTTP(proc.url, test_ca).request(
+        "POST", "/api/v0/meta/settings", json.dumps({"createRepositoryOnPush": True}).encode(),
+        {"Content-Type": "application/json", "Authorization": basic(*ADMIN_AUTH)})
+    assert status == 200, (status, body[:300])
     try:
         yield proc
     finally:

@@ -215,7 +215,9 @@ class DockerTrust:
     """The Docker CLI with content trust on, over ``engine``'s daemon, with a DOCKER_CONFIG of its own.
 
     ``server``: DOCKER_CONTENT_TRUST_SERVER (None: docker's own choice, the registry's host:port).
-    ``ca``: installed as ``tls/HOST:PORT/ca.crt`` for each of ``tls_hosts``."""
+    ``ca``: installed as ``tls/HOST:PORT/ca.crt`` for each of ``tls_hosts`` (the CLI's trust client
+    reads it there). The daemon needs no CA: 127.0.0.0/8 is an insecure registry by default, so it
+    speaks TLS to an HTTPS registry there without verifying it, and /etc/docker/certs.d stays untouched."""
 
     def __init__(self, engine: DockerEngine, config_dir: Path, ca: Path, tls_hosts: list[str],
                  server: str | None = None) -> None:
