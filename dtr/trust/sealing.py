@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
 import os
 import secrets
@@ -69,10 +70,8 @@ def load_or_create(path: Path, create: bool = True) -> bytes:
             f.write(base64.b64encode(secrets.token_bytes(32)) + b"\n")
             f.flush()
             os.fsync(f.fileno())
-        try:
+        with contextlib.suppress(FileExistsError):  # another replica made it first: use theirs
             os.link(tmp, path)
-        except FileExistsError:
-            pass  # another replica made it first: use theirs
     finally:
         tmp.unlink(missing_ok=True)
     return _parse(path.read_bytes(), path)

@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from typing import cast
 
 from sqlalchemy import Table, insert, select, text
+from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -118,7 +119,7 @@ class TrustStore:
 
     async def _current_files(self, conn: AsyncConnection, gun: str) -> dict[str, bytes]:
         q = (select(trust_files.c.role, trust_files.c.data).where(trust_files.c.gun == gun)
-             .distinct(trust_files.c.role).order_by(trust_files.c.role, trust_files.c.version.desc()))
+             .ext(distinct_on(trust_files.c.role)).order_by(trust_files.c.role, trust_files.c.version.desc()))
         return {r.role: r.data for r in (await conn.execute(q)).all()}
 
     # -- writes -----------------------------------------------------------------------------

@@ -14,6 +14,7 @@ import re
 from collections.abc import Mapping
 
 from aiohttp import hdrs, web
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.multipart import BodyPartReader
 
 from dtr.keys import REPOSITORY, TRUST
@@ -105,7 +106,7 @@ async def get_file(request: web.Request, gun: str, filename: str) -> web.StreamR
 
 
 def _key_response(key: Mapping[str, object]) -> web.Response:
-    return web.Response(body=json.dumps(key).encode(), content_type="application/json")
+    return web.Response(body=json.dumps(key, separators=(",", ":")).encode(), content_type="application/json")
 
 
 async def server_key(request: web.Request, gun: str, filename: str) -> web.StreamResponse:
@@ -154,7 +155,7 @@ async def _read_update(request: web.Request) -> dict[str, bytes]:
                                  else f"an update has at most {MAX_FILES} files")
             files[role] = await _read_part(part, MAX_UPDATE - total)
             total += len(files[role])
-    except (ValueError, AssertionError, KeyError) as e:
+    except (ValueError, AssertionError, KeyError, HttpProcessingError) as e:
         raise TrustError(MALFORMED_UPLOAD, f"not a multipart upload: {str(e)[:200]}") from None
     return files
 
@@ -189,7 +190,7 @@ async def _changefeed(request: web.Request, gun: str | None) -> web.Response:
     found = await _store(request).changes(gun, change_id, records)
     # notary-server answers null for no records (a nil Go slice)
     body = {"count": len(found), "records": [c.record() for c in found] or None}
-    return web.Response(body=json.dumps(body).encode(), content_type="application/json")
+    return web.Response(body=json.dumps(body, separators=(",", ":")).encode(), content_type="application/json")
 
 
 async def gun_changefeed(request: web.Request, gun: str, _: str) -> web.StreamResponse:

@@ -39,9 +39,31 @@ def make_cert(private: Private, cn: str = GUN, *, ca: bool = False, sha1: bool =
                .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
                .add_extension(x509.KeyUsage(True, False, True, False, False, ca, False, False, False), critical=True)
                .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CODE_SIGNING]), critical=False))
-    algorithm = None if isinstance(private, ed25519.Ed25519PrivateKey) else (
-        hashes.SHA1() if sha1 else hashes.SHA256())
-    return builder.sign(private, algorithm)  # type: ignore[arg-type]
+    algorithm = None if isinstance(private, ed25519.Ed25519PrivateKey) else hashes.SHA256()
+    cert = builder.sign(private, algorithm)  # type: ignore[arg-type]
+    if sha1:
+        assert isinstance(private, ec.EllipticCurvePrivateKey)
+        return _resign_sha1(cert, private)
+    return cert
+
+
+def _tlv(tag: int, body: bytes) -> bytes:
+    n = len(body)
+    length = bytes([n]) if n < 0x80 else bytes([0x80 | ((n.bit_length() + 7) // 8)]) + n.to_bytes(
+        (n.bit_length() + 7) // 8, "big")
+    return bytes([tag]) + length + body
+
+
+def _resign_sha1(cert: x509.Certificate, private: ec.EllipticCurvePrivateKey) -> x509.Certificate:
+    """``cert`` signed ecdsa-with-SHA1 instead (cryptography refuses to make SHA-1 certificates; old
+    clients did): the TBS's algorithm identifier swapped, re-signed, reassembled in DER."""
+    sha256_alg = _tlv(0x30, _tlv(0x06, bytes.fromhex("2a8648ce3d040302")))
+    sha1_alg = _tlv(0x30, _tlv(0x06, bytes.fromhex("2a8648ce3d0401")))
+    tbs = cert.tbs_certificate_bytes
+    header = 2 if tbs[1] < 0x80 else 2 + (tbs[1] & 0x7F)
+    new_tbs = _tlv(0x30, tbs[header:].replace(sha256_alg, sha1_alg, 1))
+    sig = private.sign(new_tbs, ec.ECDSA(hashes.SHA1()))
+    return x509.load_der_x509_certificate(_tlv(0x30, new_tbs + sha1_alg + _tlv(0x03, b"\x00" + sig)))
 
 
 class Key:
@@ -168,3 +190,13 @@ def test_builders_make_notary_like_certificates() -> None:
     assert cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == GUN
     assert not cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
     assert key.public.keytype == "ecdsa-x509"
+
+
+def test_sha1_certificate_is_really_sha1() -> None:
+    from cryptography.x509.oid import SignatureAlgorithmOID
+    key = root_key(sha1=True)
+    cert = key.public.certificate()
+    assert cert is not None and cert.signature_algorithm_oid == SignatureAlgorithmOID.ECDSA_WITH_SHA1
+    ec_pub = cert.public_key()
+    assert isinstance(ec_pub, ec.EllipticCurvePublicKey)
+    ec_pub.verify(cert.signature, cert.tbs_certificate_bytes, ec.ECDSA(hashes.SHA1()))
