@@ -179,8 +179,21 @@ def _garbled_sig(r: Repo) -> tuple[list[Update], Update]:
 
 
 def _unknown_key_type(r: Repo) -> tuple[list[Update], Update]:
+    """The targets role's key listed (under its right ID) with a key type nobody knows."""
     signed = r.root_signed()
-    signed["keys"][r.targets_key.id] = key_object("quantum-foam", r.targets_key.obj["keyval"]["public"])
+    odd = key_object("quantum-foam", r.targets_key.obj["keyval"]["public"])
+    del signed["keys"][r.targets_key.id]
+    signed["keys"][key_id(odd)] = odd
+    signed["roles"]["targets"]["keyids"] = [key_id(odd)]
+    return [], files(root=signed_file(signed, [r.root_key]), targets=r.targets())
+
+
+def _unknown_root_key_type(r: Repo) -> tuple[list[Update], Update]:
+    """A second root key of an unknown type beside the valid certificate."""
+    signed = r.root_signed()
+    odd = key_object("quantum-foam", base64.b64encode(b"\x00" * 32).decode())
+    signed["keys"][key_id(odd)] = odd
+    signed["roles"]["root"]["keyids"].append(key_id(odd))
     return [], files(root=signed_file(signed, [r.root_key]), targets=r.targets())
 
 
@@ -274,7 +287,8 @@ CASES: dict[str, Case] = {
     "expired root certificate": _expired_cert,
     "root without a snapshot role": _missing_role,
     "threshold 0": _zero_threshold,
-    "unknown key type": _unknown_key_type,
+    "unknown key type for targets": _unknown_key_type,
+    "unknown key type beside the root certificate": _unknown_root_key_type,
     "root rotated without the old key's signature": lambda r: (
         [r.new()], files(root=signed_file(r.root_signed(2, root_key=(k := Key(r.gun))), [k]))),
     "delegation not declared by its parent": _delegation_undeclared,
