@@ -31,7 +31,7 @@ from bench.targets import databases
 from tests.auth.constants import ADMIN_AUTH, auth_config
 from tests.clients.engines import DockerEngine, ReferenceRegistry, rootfs_tar
 from tests.servers import DtrProcess, free_port
-from tests.trust.notary_tools import DockerTrust, NotaryServer, TestCA
+from tests.trust.notary_tools import DockerTrust, NotaryServer, TestCA, create_repositories_on_push
 
 STEPS = ("push new", "push tag", "pull")
 
@@ -46,6 +46,7 @@ def _dtr(workdir: Path, database_url: str, ca: TestCA) -> DtrProcess:
     proc.url = f"http://127.0.0.1:{ping}"
     proc.start()
     proc.url = f"https://{proc.host}"
+    create_repositories_on_push(proc.url, ca, ADMIN_AUTH)
     return proc
 
 

@@ -12,19 +12,24 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.auth.client import basic
 from tests.auth.constants import ADMIN, ADMIN_AUTH, auth_config
 from tests.clients.conftest import busybox, docker_engine, reference_registry  # noqa: F401
 from tests.clients.engines import APT, DockerEngine, ReferenceRegistry
 from tests.servers import DtrProcess, create_database, free_port, require_binary
-from tests.trust.notary_tools import DockerTrust, NotaryCLI, NotaryServer, TestCA, TrustHTTP
+from tests.trust.notary_tools import (
+    DockerTrust,
+    NotaryCLI,
+    NotaryServer,
+    TestCA,
+    TrustHTTP,
+    create_repositories_on_push,
+)
 
 
 @pytest.fixture(scope="session")
@@ -60,10 +65,7 @@ def trust_dtr(pg_uri: str, test_ca: TestCA, tmp_path_factory: pytest.TempPathFac
     proc.start()
     proc.url = f"https://{proc.host}"
     # Pushes (and trust data) to new repositories create them, as on notary-server and the reference registry.
-    status, _, body = TrustHTTP(proc.url, test_ca).request(
-        "POST", "/api/v0/meta/settings", json.dumps({"createRepositoryOnPush": True}).encode(),
-        {"Content-Type": "application/json", "Authorization": basic(*ADMIN_AUTH)})
-    assert status == 200, (status, body[:300])
+    create_repositories_on_push(proc.url, test_ca, ADMIN_AUTH)
     try:
         yield proc
     finally:

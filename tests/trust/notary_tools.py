@@ -329,3 +329,12 @@ class TrustHTTP:
             return status, json.loads(body) if body else None
         except ValueError:
             return status, body
+
+
+def create_repositories_on_push(url: str, ca: TestCA, admin: tuple[str, str]) -> None:
+    """Turn dtr's createRepositoryOnPush on (as notary-server and the reference registry behave)."""
+    auth = "Basic " + base64.b64encode(":".join(admin).encode()).decode()
+    status, _, body = TrustHTTP(url, ca).request(
+        "POST", "/api/v0/meta/settings", json.dumps({"createRepositoryOnPush": True}).encode(),
+        {"Content-Type": "application/json", "Authorization": auth})
+    assert status == 200, (status, body[:300])
