@@ -99,6 +99,8 @@ class Site:
         return str(pushed.headers["Docker-Content-Digest"])
 
     def v2(self, method: str, repo: str, path: str, headers: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
+        if self.auth is None:  # auth off: no tokens
+            return self.client.request(method, f"/v2/{repo}/{path}", headers=headers)
         action = "pull,push,delete" if method == "DELETE" else "pull"
         return self.client.v2(method, f"{repo}/{path}", f"repository:{repo}:{action}", self.auth, headers=headers)
 
