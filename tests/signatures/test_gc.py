@@ -56,7 +56,7 @@ async def test_signatures_live_and_die_with_their_image(dtr_factory: Callable[..
         return f"sha256-{images[name][1][7:]}.sig"
 
     await _gc(http, proc.url)  # every image lives: so do its signatures
-    for name, (sig, bundle) in signed.items():
+    for name, (_, bundle) in signed.items():
         assert await _status(http, f"{base}/manifests/{sig_tag(name)}") == 200
         assert await _status(http, f"{base}/manifests/{bundle.digest}") == 200
 
