@@ -22,7 +22,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa, utils
 
-from dtr.signatures.pem import KeyMaterial, PublicKey, fingerprint
+from dtr.signatures.pem import UNLOADABLE, KeyMaterial, PublicKey, fingerprint
 
 MAX_CHAIN = 8
 _FULCIO_ISSUER_V2 = x509.ObjectIdentifier("1.3.6.1.4.1.57264.1.8")
@@ -61,7 +61,7 @@ def check(key: object, signature: bytes, data: bytes, algorithm: hashes.HashAlgo
         if isinstance(key, ed25519.Ed25519PublicKey) and not prehashed:
             key.verify(signature, data)
             return True
-    except (InvalidSignature, ValueError, TypeError):
+    except (InvalidSignature, *UNLOADABLE):
         return False
     return False
 
@@ -83,7 +83,7 @@ def _issued(child: x509.Certificate, issuer: x509.Certificate) -> bool:
     try:
         child.verify_directly_issued_by(issuer)
         return True
-    except (InvalidSignature, ValueError, TypeError):
+    except (InvalidSignature, *UNLOADABLE):
         return False
 
 
@@ -117,7 +117,7 @@ def fingerprint_of(cert: x509.Certificate) -> str | None:
     """The fingerprint of the certificate's public key; None for an unsupported key."""
     try:
         key = cert.public_key()
-    except (ValueError, TypeError):
+    except UNLOADABLE:
         return None
     if isinstance(key, ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed25519.Ed25519PublicKey):
         return fingerprint(key)
@@ -145,8 +145,11 @@ def identity(cert: x509.Certificate) -> str:
         names = [*san.get_values_for_type(x509.RFC822Name), *san.get_values_for_type(x509.UniformResourceIdentifier)]
     except (x509.ExtensionNotFound, ValueError):
         pass
-    who = ", ".join(names) or cert.subject.rfc4514_string()
-    issuer = _fulcio_issuer(cert) or cert.issuer.rfc4514_string()
+    try:
+        who = ", ".join(names) or cert.subject.rfc4514_string()
+        issuer = _fulcio_issuer(cert) or cert.issuer.rfc4514_string()
+    except ValueError:
+        return "a certificate whose names do not parse"
     return f"{who} (issuer {issuer})"[:1000]
 
 
@@ -209,7 +212,7 @@ def by_signer(signature: bytes, data: bytes, certs: Sequence[x509.Certificate], 
     who = identity(leaf)
     try:
         key = leaf.public_key()
-    except (ValueError, TypeError):
+    except UNLOADABLE:
         return not_verified("the signing certificate's key is not supported", who)
     if not isinstance(key, ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed25519.Ed25519PublicKey):
         return not_verified("the signing certificate's key is not supported", who)

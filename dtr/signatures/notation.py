@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from dtr.signatures.cosign import Malformed, b64, json_object
 from dtr.signatures.crypto import Check, Trusted, by_signer, load_der_certs, not_verified
+from dtr.signatures.pem import UNLOADABLE
 
 PAYLOAD_TYPE = "application/vnd.cncf.notary.payload.v1+json"
 SCHEME = "io.cncf.notary.signingScheme"
@@ -99,7 +100,7 @@ def _chain(unprotected: Any) -> list[x509.Certificate]:
 def _key_fits(cert: x509.Certificate, pss: bool, curve: type[ec.EllipticCurve] | None) -> bool:
     try:
         key = cert.public_key()
-    except (ValueError, TypeError):
+    except UNLOADABLE:
         return False
     if pss:
         return isinstance(key, rsa.RSAPublicKey)

@@ -16,6 +16,7 @@ import re
 from typing import Literal
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
@@ -24,6 +25,8 @@ MAX_PEM = 64 << 10
 MIN_RSA_BITS = 2048
 _BLOCK = re.compile(r"-----BEGIN ([A-Z0-9 ]+)-----")
 _CURVES = (ec.SECP256R1, ec.SECP384R1, ec.SECP521R1)
+#: What ``cryptography`` raises for material it cannot load.
+UNLOADABLE = (ValueError, TypeError, UnsupportedAlgorithm)
 
 PublicKey = ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed25519.Ed25519PublicKey
 
@@ -77,15 +80,15 @@ def parse(text: str) -> KeyMaterial:
         try:
             cert = x509.load_pem_x509_certificate(data)
             key = cert.public_key()
-        except (ValueError, TypeError):
-            raise KeyRefused("the certificate does not parse") from None
+        except UNLOADABLE:
+            raise KeyRefused("the certificate does not parse, or its key's algorithm is unknown") from None
         checked = check_public_key(key)
         return KeyMaterial("certificate", checked, cert, fingerprint(checked))
     if labels[0] in ("PUBLIC KEY", "RSA PUBLIC KEY"):
         try:
             loaded = serialization.load_pem_public_key(data)
-        except (ValueError, TypeError, NotImplementedError):
-            raise KeyRefused("the public key does not parse") from None
+        except (*UNLOADABLE, NotImplementedError):
+            raise KeyRefused("the public key does not parse, or its algorithm is unknown") from None
         checked = check_public_key(loaded)
         return KeyMaterial("public-key", checked, None, fingerprint(checked))
     raise KeyRefused(f"a PEM {labels[0][:40]} block is neither a PUBLIC KEY nor a CERTIFICATE")
