@@ -33,6 +33,7 @@ from dtr.registry.views import add_registry_routes
 from dtr.scanning.jobs import register_actions as register_scan_actions
 from dtr.scanning.service import scan_on_push
 from dtr.scanning.views import register as register_scanning
+from dtr.signatures.views import register as register_signatures
 from dtr.storage.factory import create_driver
 from dtr.trust.store import TrustStore
 from dtr.trust.views import trust_routes
@@ -90,5 +91,5 @@ def create_app(config: Config) -> web.Application:
     app.router.add_get("/v2", _v2_redirect)
     add_registry_routes(app, registry_auth, trust_routes() if config.trust.notary else ())
     app.add_subapp("/api/v0/", create_api_app([register_accounts, register_jobs, register_cluster,
-                                                    register_scanning], api_auth))
+                                                    register_scanning, register_signatures], api_auth))
     return app

@@ -5,6 +5,12 @@ pushed again, or a blob link found by HEAD/GET, is renewed once past half that p
 - a manifest with no tag, not a child of another manifest in its repository, and - the
   referrers policy - if it has a ``subject``, whose subject is gone from the repository: an
   untagged referrer (signature, SBOM, ...) lives exactly as long as its subject;
+- likewise a manifest whose only tags are cosign's tag scheme (``sha256-<hex>.sig``, ``.att``,
+  ``.sbom``: dtr.signatures.kinds) for an image gone from the repository, the tags older than the
+  grace period: cosign's signatures live as long as their image (the tags go with the manifest;
+  a young tag keeps it, so a signature copied before its image is not lost). A manifest deleted
+  through the API keeps such tags until GC: the same image pushed again within the grace period
+  finds its signatures still there;
 - a blob no manifest references, with no repository link (re)made within the grace period
   (an upload or mount of an existing blob renews its link);
 - a repository's link to a blob no manifest of that repository references (it stops being
@@ -76,11 +82,21 @@ def check_params(params: dict[str, Any]) -> dict[str, Any]:
 
 # -- the mark -------------------------------------------------------------------------------
 
-#: Manifests to keep: tagged or young, then (transitively) their children and their referrers.
-_LIVE = """
+#: cosign's tag scheme (dtr.signatures.kinds.COSIGN_TAG): past the grace period, such a tag keeps
+#: its manifest only through the image it names (``sha256:`` and the tag's 64 hex digits).
+_COSIGN_TAG = r"t.name ~ '^sha256-[0-9a-f]{64}\.(sig|att|sbom)$' AND t.updated_at < :cutoff"
+#: A tag that keeps its manifest by itself: any but an old cosign tag.
+_HOLDS = f"NOT ({_COSIGN_TAG})"
+#: A tag that keeps its manifest now: any but a cosign tag whose image is gone.
+_STILL_HOLDS = (f"NOT ({_COSIGN_TAG} AND NOT EXISTS (SELECT 1 FROM manifests s WHERE s.repository_id = "
+                f"t.repository_id AND s.digest = 'sha256:' || substr(t.name, 8, 64)))")
+
+#: Manifests to keep: tagged or young, then (transitively) their children, their referrers and
+#: the manifests of their cosign tags.
+_LIVE = f"""
 WITH RECURSIVE live(id) AS (
     SELECT m.id FROM manifests m
-    WHERE m.created_at >= :cutoff OR EXISTS (SELECT 1 FROM tags t WHERE t.manifest_id = m.id)
+    WHERE m.created_at >= :cutoff OR EXISTS (SELECT 1 FROM tags t WHERE t.manifest_id = m.id AND {_HOLDS})
   UNION
     SELECT e.id FROM live l
     CROSS JOIN LATERAL (
@@ -92,12 +108,19 @@ WITH RECURSIVE live(id) AS (
         SELECT f.id FROM manifests p
         JOIN manifests f ON f.repository_id = p.repository_id AND f.subject_digest = p.digest
         WHERE p.id = l.id
+      UNION ALL
+        SELECT t.manifest_id FROM manifests p
+        JOIN tags t ON t.repository_id = p.repository_id AND t.name = ANY(ARRAY[
+            'sha256-' || substr(p.digest, 8) || '.sig', 'sha256-' || substr(p.digest, 8) || '.att',
+            'sha256-' || substr(p.digest, 8) || '.sbom'])
+        WHERE p.id = l.id AND p.digest LIKE 'sha256:%'
     ) e
 )
 """
 
 _GARBAGE_MANIFESTS = text(_LIVE + """
-SELECT m.id, m.repository_id, m.digest, m.size, m.subject_digest IS NOT NULL AS is_referrer,
+SELECT m.id, m.repository_id, m.digest, m.size,
+       m.subject_digest IS NOT NULL OR EXISTS (SELECT 1 FROM tags t WHERE t.manifest_id = m.id) AS is_referrer,
        EXISTS (SELECT 1 FROM manifest_references r WHERE r.manifest_id = m.id AND r.kind = 'manifest') AS is_index,
        repo.name AS repository
 FROM manifests m JOIN repositories repo ON repo.id = m.repository_id
@@ -156,10 +179,10 @@ ORDER BY l.repository_id, l.digest
 #: The parent check goes through the child references to the manifest's digest (few; the partial
 #: index ix_manifest_references_child) and looks each parent up by id; a join to the parents by
 #: repository let the planner scan the whole repository per candidate (quadratic in a big one).
-_DELETE_MANIFESTS = text("""
+_DELETE_MANIFESTS = text(f"""
 DELETE FROM manifests m
 WHERE m.id = ANY(:ids) AND m.created_at < :cutoff
-  AND NOT EXISTS (SELECT 1 FROM tags t WHERE t.manifest_id = m.id)
+  AND NOT EXISTS (SELECT 1 FROM tags t WHERE t.manifest_id = m.id AND {_STILL_HOLDS})
   AND NOT EXISTS (SELECT 1 FROM manifest_references r
                   WHERE r.kind = 'manifest' AND r.digest = m.digest
                     AND (SELECT p.repository_id FROM manifests p WHERE p.id = r.manifest_id) = m.repository_id)
