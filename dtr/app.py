@@ -22,7 +22,7 @@ from dtr.jobs.events import RegistryEvents, queue_pruning
 from dtr.jobs.runner import jobs_running
 from dtr.jobs.service import JobService
 from dtr.jobs.views import register as register_jobs
-from dtr.keys import CONFIG, DATABASE, REGISTRY, STORAGE, TRUST
+from dtr.keys import CONFIG, DATABASE, REGISTRY, SIGNING_POLICY, STORAGE, TRUST
 from dtr.ops import views as ops
 from dtr.ops.metrics import setup_metrics
 from dtr.ops.proxies import proxy_middlewares
@@ -33,6 +33,9 @@ from dtr.registry.views import add_registry_routes
 from dtr.scanning.jobs import register_actions as register_scan_actions
 from dtr.scanning.service import scan_on_push
 from dtr.scanning.views import register as register_scanning
+from dtr.signatures.policy import PolicyCache, SignedOnlyGate
+from dtr.signatures.policyviews import register as register_signing_policy
+from dtr.signatures.verify import has_trusted_signature
 from dtr.signatures.views import register as register_signatures
 from dtr.storage.factory import create_driver
 from dtr.trust.store import TrustStore
@@ -52,6 +55,9 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     app[DATABASE] = db
     app[TRUST] = TrustStore(db.engine, cfg) if cfg.trust.notary else None
     app[REGISTRY] = service = RegistryService(db.engine, storage, renew_links_after=cfg.jobs.gc_grace_period / 2)
+    app[SIGNING_POLICY] = policies = PolicyCache(db.engine)
+    service.pull_gates.append(SignedOnlyGate(
+        db.engine, policies, lambda repository, digest: has_trusted_signature(db.engine, storage, repository, digest)))
     # The registry's events: changes through the outbox, to their subscribers after commit;
     # tag pulls batched in memory (they change nothing the registry owns).
     outbox = Outbox(db.engine)
@@ -91,5 +97,6 @@ def create_app(config: Config) -> web.Application:
     app.router.add_get("/v2", _v2_redirect)
     add_registry_routes(app, registry_auth, trust_routes() if config.trust.notary else ())
     app.add_subapp("/api/v0/", create_api_app([register_accounts, register_jobs, register_cluster,
-                                                    register_scanning, register_signatures], api_auth))
+                                                    register_scanning, register_signatures,
+                                                    register_signing_policy], api_auth))
     return app
