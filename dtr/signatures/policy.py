@@ -17,7 +17,6 @@ by every replica within a second.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, cast
@@ -27,13 +26,9 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from typing_extensions import TypedDict
 
-from dtr.api.errors import APIError, codes
-from dtr.auth import caller
-from dtr.auth.access import Action
-from dtr.auth.repoaccess import check_repository, may_admin_namespace
-from dtr.auth.service import AuthService
 from dtr.registry.errors import RegistryError
 from dtr.registry.errors import codes as registry_codes
+from dtr.signatures.access import Caller, open_scope
 from dtr.signatures.models import SigningPolicy, TrustedKey
 from dtr.trust.signers import repository_signers
 
@@ -113,13 +108,6 @@ class SignedOnlyGate:
 # -- the setting ----------------------------------------------------------------------------------
 
 
-@dataclasses.dataclass(frozen=True)
-class Caller(caller.Caller):
-    """With the auth service (None: authentication is off)."""
-
-    auth: AuthService | None
-
-
 class Policy(TypedDict):
     scope: str
     signedOnly: bool
@@ -127,18 +115,6 @@ class Policy(TypedDict):
     enforced: bool
     updatedBy: str
     updatedAt: str | None
-
-
-async def _authorize(c: Caller, conn: AsyncConnection, namespace: str, repo: str | None, change: bool) -> str:
-    """The scope, if the caller may read it (and change it: admin of the repository or namespace)."""
-    if repo is not None:
-        scope = f"{namespace}/{repo}"
-        await check_repository(c, conn, scope, Action.ADMIN if change else Action.PULL)
-        return scope
-    c.user()
-    if change and not await may_admin_namespace(c, conn, namespace):
-        raise APIError(codes.FORBIDDEN, f"the signing policy of the namespace {namespace} needs admin access to it")
-    return namespace
 
 
 async def _read(conn: AsyncConnection, scope: str) -> Policy:
@@ -153,13 +129,13 @@ async def _read(conn: AsyncConnection, scope: str) -> Policy:
 async def get_policy(c: Caller, namespace: str, repo: str | None) -> Policy:
     """The signing policy of a repository (``repo`` given) or a namespace, for those who may read it."""
     async with c.engine.connect() as conn:
-        return await _read(conn, await _authorize(c, conn, namespace, repo, change=False))
+        return await _read(conn, await open_scope(c, conn, namespace, repo, change=False))
 
 
 async def set_policy(c: Caller, namespace: str, repo: str | None, signed_only: bool) -> Policy:
     """Turn signed-only on or off (admins of the repository or namespace); audited."""
     async with c.engine.begin() as conn:
-        scope = await _authorize(c, conn, namespace, repo, change=True)
+        scope = await open_scope(c, conn, namespace, repo, change=True)
         values = {"signed_only": signed_only, "updated_by": c.principal.name or ""}
         await conn.execute(pg_insert(policies).values(scope=scope, **values).on_conflict_do_update(
             index_elements=[policies.c.scope], set_={**values, "updated_at": func.now()}))

@@ -9,14 +9,15 @@ from dtr.api.operations import Body, add_all, operation
 from dtr.auth.api import principal
 from dtr.keys import AUTH, DATABASE, SIGNING_POLICY
 from dtr.signatures import policy
+from dtr.signatures.access import Caller
 
 
 class PolicyChange(Body):
     signed_only: bool
 
 
-def _caller(request: web.Request) -> policy.Caller:
-    return policy.Caller(request.config_dict[DATABASE].engine, principal(request), request.remote or "",
+def _caller(request: web.Request) -> Caller:
+    return Caller(request.config_dict[DATABASE].engine, principal(request), request.remote or "",
                          request.config_dict[AUTH])
 
 

@@ -1,10 +1,8 @@
 """Trusted keys of a repository or a namespace: listed, added, removed; and an image's signatures.
 
-Access is the access decision's (``dtr.auth.access.decide``): a repository's keys are listed by
-whoever may read it (one the caller may not read is answered as missing) and changed by its
-admins; a namespace's keys are listed by any user and changed by the namespace's admins (site
-admins, the user namespace's owner, the organisation's owners, teams granted admin on the whole
-namespace). Each change is audited once committed. A key is checked (``pem.parse``) before it is
+Access is ``access.open_scope``'s: a repository's keys are listed by whoever may read it and
+changed by its admins; a namespace's keys are listed by any user and changed by its admins.
+Each change is audited once committed. A key is checked (``pem.parse``) before it is
 stored: a private key, a weak or unknown key, or text that does not parse answers
 INVALID_PARAMETER with the reason, the text itself never echoed.
 """
@@ -20,28 +18,23 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dtr.api.errors import APIError, codes
-from dtr.auth import caller
-from dtr.auth.access import Action, Level, decide
-from dtr.auth.models import Account
-from dtr.auth.service import AuthService
+from dtr.auth.access import Action
 from dtr.registry.models import Manifest, Repository, Tag
 from dtr.registry.names import is_digest
-from dtr.signatures import pem, shapes
+from dtr.signatures import access, pem, shapes
 from dtr.signatures.kinds import SIGNATURES
 from dtr.signatures.verify import image_signatures, trusted_keys
 from dtr.storage.base import StorageDriver
 
-accounts = cast(Table, Account.__table__)
 repositories = cast(Table, Repository.__table__)
 manifests = cast(Table, Manifest.__table__)
 tags = cast(Table, Tag.__table__)
 
 
 @dataclasses.dataclass(frozen=True)
-class Caller(caller.Caller):
-    """With the auth service (None: authentication is off) and the registry's storage."""
+class Caller(access.Caller):
+    """With the registry's storage (signatures are read from it)."""
 
-    auth: AuthService | None
     storage: StorageDriver
 
 
@@ -54,49 +47,10 @@ def key_json(r: Any) -> shapes.TrustedKey:
             "pem": r.pem, "createdBy": r.created_by, "createdAt": _iso(r.created_at)}
 
 
-async def _repository(c: Caller, conn: AsyncConnection, namespace: str, repo: str, action: Action) -> str:
-    """``namespace/repo`` if the caller may ``action`` it: NO_SUCH_REPOSITORY when it may not
-    even read it (or it does not exist), FORBIDDEN when it may read but not ``action``."""
-    p = c.user()
-    full = f"{namespace}/{repo}"
-    missing = APIError(codes.NO_SUCH_REPOSITORY, f"no repository named {full[:300]!r}")
-    if (await conn.execute(select(repositories.c.id).where(repositories.c.name == full))).first() is None:
-        raise missing
-    if c.auth is None:
-        return full
-    facts = await c.auth.repo_facts(p, full, conn)
-    if not decide(p, facts, Action.PULL):
-        raise missing
-    if not decide(p, facts, action):
-        need = Level.WRITE if action in (Action.PUSH, Action.DELETE) else Level.ADMIN
-        raise APIError(codes.FORBIDDEN, f"this needs {need.api_name} access to {full}")
-    return full
-
-
-async def _namespace(c: Caller, conn: AsyncConnection, namespace: str, admin: bool) -> str:
-    """``namespace`` if it exists (NO_SUCH_NAMESPACE) and, with ``admin``, the caller is admin of
-    every repository of it (FORBIDDEN)."""
-    p = c.user()
-    if (await conn.execute(select(accounts.c.id).where(accounts.c.name == namespace))).first() is None:
-        raise APIError(codes.NO_SUCH_NAMESPACE, f"no namespace named {namespace[:64]!r}")
-    if not admin or c.auth is None or p.is_admin:
-        return namespace
-    facts = await c.auth.repo_facts(p, f"{namespace}/", conn)
-    if not decide(p, dataclasses.replace(facts, exists=True, public=False), Action.ADMIN):
-        raise APIError(codes.FORBIDDEN, f"the trusted keys of the namespace {namespace} need admin access to it")
-    return namespace
-
-
-async def _scope(c: Caller, conn: AsyncConnection, namespace: str, repo: str | None, change: bool) -> str:
-    if repo is None:
-        return await _namespace(c, conn, namespace, change)
-    return await _repository(c, conn, namespace, repo, Action.ADMIN if change else Action.PULL)
-
-
 async def list_keys(c: Caller, namespace: str, repo: str | None) -> list[shapes.TrustedKey]:
     """The keys registered on the namespace (``repo`` None) or on the repository itself."""
     async with c.engine.connect() as conn:
-        scope = await _scope(c, conn, namespace, repo, change=False)
+        scope = await access.open_scope(c, conn, namespace, repo, change=False)
         rows = (await conn.execute(select(trusted_keys).where(trusted_keys.c.scope == scope)
                                    .order_by(trusted_keys.c.name))).all()
     return [key_json(r) for r in rows]
@@ -109,7 +63,7 @@ async def add_key(c: Caller, namespace: str, repo: str | None, body: shapes.NewT
     except pem.KeyRefused as e:
         raise APIError(codes.INVALID_PARAMETER, f"pem: {e}") from None
     async with c.engine.begin() as conn:
-        scope = await _scope(c, conn, namespace, repo, change=True)
+        scope = await access.open_scope(c, conn, namespace, repo, change=True)
         same = (await conn.execute(select(trusted_keys.c.name).where(
             trusted_keys.c.scope == scope, trusted_keys.c.fingerprint == material.fingerprint))).scalar()
         if same is not None:
@@ -131,7 +85,7 @@ async def add_key(c: Caller, namespace: str, repo: str | None, body: shapes.NewT
 async def delete_key(c: Caller, namespace: str, repo: str | None, name: str) -> None:
     """Remove a trusted key by name; NOT_FOUND if there is none of that name."""
     async with c.engine.begin() as conn:
-        scope = await _scope(c, conn, namespace, repo, change=True)
+        scope = await access.open_scope(c, conn, namespace, repo, change=True)
         row = (await conn.execute(delete(trusted_keys).where(trusted_keys.c.scope == scope,
                                                               trusted_keys.c.name == name)
                                   .returning(trusted_keys.c.fingerprint))).first()
@@ -160,7 +114,7 @@ async def _resolve(conn: AsyncConnection, repository: str, reference: str) -> st
 async def signatures(c: Caller, namespace: str, repo: str, reference: str) -> shapes.ImageSignatures:
     """The signatures and other artifacts of the image ``reference`` (tag or digest) names."""
     async with c.engine.connect() as conn:
-        full = await _repository(c, conn, namespace, repo, Action.PULL)
+        full = await access.open_repository(c, conn, namespace, repo, Action.PULL)
         digest = await _resolve(conn, full, reference)
     found = await image_signatures(c.engine, c.storage, full, digest)
     listed: list[shapes.Signature] = [
