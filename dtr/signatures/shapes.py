@@ -58,10 +58,27 @@ class Signature(TypedDict):
     layer: int | None
 
 
+class NotarySigner(TypedDict):
+    #: The GUN (registry host and repository) whose trust data signs the tag.
+    gun: str
+    #: ``targets`` or a delegation (``targets/releases``, ``targets/<signer>``).
+    role: str
+    #: The digest the role signs the tag as.
+    digest: str
+    #: Whether that is the tag's current digest (else the tag moved since it was signed).
+    current: bool
+    #: The role's key ids and, for each, the SPKI fingerprint a trusted key is registered under.
+    keys: dict[str, str]
+
+
 class ImageSignatures(TypedDict):
     repository: str
     #: The image's manifest digest (the reference resolved).
     digest: str
-    #: Whether a signature verifies with a trusted key of the repository or its namespace.
+    #: Whether an OCI signature verifies with a trusted key of the repository or its namespace.
     trusted: bool
     signatures: list[Signature]
+    #: DTR's inNotary: the tag is signed in Notary at its current digest (false for a digest).
+    inNotary: bool
+    #: The tag's Notary signatures (by every signer, current or not); empty for a digest.
+    notary: list[NotarySigner]

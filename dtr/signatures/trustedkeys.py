@@ -25,6 +25,7 @@ from dtr.signatures import access, pem, shapes
 from dtr.signatures.kinds import SIGNATURES
 from dtr.signatures.verify import image_signatures, trusted_keys
 from dtr.storage.base import StorageDriver
+from dtr.trust.signers import repository_signers
 
 repositories = cast(Table, Repository.__table__)
 manifests = cast(Table, Manifest.__table__)
@@ -116,10 +117,15 @@ async def signatures(c: Caller, namespace: str, repo: str, reference: str) -> sh
     async with c.engine.connect() as conn:
         full = await access.open_repository(c, conn, namespace, repo, Action.PULL)
         digest = await _resolve(conn, full, reference)
+        signers = [] if is_digest(reference) else await repository_signers(conn, full, reference)
+    notary: list[shapes.NotarySigner] = [
+        {"gun": n.gun, "role": n.role, "digest": n.digest, "current": n.digest == digest, "keys": n.keys}
+        for n in signers]
     found = await image_signatures(c.engine, c.storage, full, digest)
     listed: list[shapes.Signature] = [
         {"type": str(s.kind), "digest": s.digest, "artifactType": s.artifact_type, "foundBy": s.found_by,
          "identity": s.identity, "verified": s.verified, "trustedKey": s.trusted_key, "reason": s.reason,
          "layer": s.layer} for s in found]
     return {"repository": full, "digest": digest, "signatures": listed,
-            "trusted": any(s.verified and s.kind in SIGNATURES for s in found)}
+            "trusted": any(s.verified and s.kind in SIGNATURES for s in found),
+            "inNotary": any(n["current"] for n in notary), "notary": notary}
