@@ -37,13 +37,13 @@ async def set_repository_signing_policy(request: web.Request, namespace: str, re
     return found
 
 
-@operation()
+@operation(codes.NO_SUCH_NAMESPACE)
 async def get_namespace_signing_policy(request: web.Request, namespace: str) -> policy.Policy:
     """Whether pulls by tag in every repository of the namespace need a trusted signature."""
     return await policy.get_policy(_caller(request), namespace, None)
 
 
-@operation()
+@operation(codes.NO_SUCH_NAMESPACE)
 async def set_namespace_signing_policy(request: web.Request, namespace: str, body: PolicyChange) -> policy.Policy:
     """Turn "signed images only" on or off for the whole namespace (namespace admins; audited)."""
     found = await policy.set_policy(_caller(request), namespace, None, body.signed_only)
