@@ -47,6 +47,16 @@ REPOSITORY_DELETED = "repository_deleted"
 SCAN_COMPLETED = "scan_completed"
 SCAN_FAILED = "scan_failed"
 VULNDB_UPDATED = "vulndb_updated"
+# Automation's: a promotion policy copied an image (repository: the target; tag and digest: the
+# promoted ones; detail: {"policy": id, "source": "ns/repo", "sourceTag": tag}); a push or poll
+# mirroring run ended (repository: the local one; tag and digest: the image mirrored, or None for a
+# run of several; detail: {"policy": id, "remote": "host/repo", "tags": [...], "error": str only
+# when it failed}).
+PROMOTED = "promoted"
+PUSH_MIRRORED = "push_mirrored"
+PUSH_MIRROR_FAILED = "push_mirror_failed"
+POLL_MIRRORED = "poll_mirrored"
+POLL_MIRROR_FAILED = "poll_mirror_failed"
 #: What changes a manifest lookup's answer: each replica's cache drops the repository's entries.
 _INVALIDATES = frozenset({TAG_PUSHED, TAG_MOVED, TAG_DELETED, MANIFEST_DELETED, REPOSITORY_DELETED})
 
