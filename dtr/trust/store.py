@@ -32,7 +32,7 @@ from dtr.trust.heldkeys import HeldKeys
 from dtr.trust.models import TrustFile, TrustKey
 from dtr.trust.sealing import Sealer
 from dtr.trust.serverroles import make_snapshot, make_timestamp
-from dtr.trust.tufkeys import PublicKey
+from dtr.trust.tufkeys import PublicKey, ServerKey
 from dtr.trust.validate import signed_expiry, signed_version, validate_update
 
 trust_files = cast(Table, TrustFile.__table__)
@@ -131,38 +131,40 @@ class TrustStore:
     def _stale(self, role: str, data: bytes, now: dt.datetime) -> bool:
         return signed_expiry(data) - now < self._life(role) * RESIGN_FRACTION
 
-    async def _insert(self, conn: AsyncConnection, gun: str, repository: str, role: str, version: int,
-                      data: bytes) -> None:
+    async def _insert(self, conn: AsyncConnection, gun: str, repository: str,
+                      files: list[tuple[str, int, bytes]]) -> None:
+        """Store ``files`` (role, version, bytes) in one statement. Versions were checked under
+        the GUN's lock, so a clash means a row the validator did not see: VERSION, nothing stored."""
         try:
-            async with conn.begin_nested():
-                await conn.execute(insert(trust_files).values(gun=gun, repository=repository, role=role,
-                                                              version=version, sha256=_sha256(data), data=data))
+            await conn.execute(insert(trust_files), [
+                {"gun": gun, "repository": repository, "role": role, "version": version, "sha256": _sha256(data),
+                 "data": data} for role, version, data in files])
         except IntegrityError:
-            raise TrustError(VERSION, f"{role} version {version} is already stored") from None
+            raise TrustError(VERSION, "a version uploaded is already stored") from None
 
-    async def _sign_server_roles(self, conn: AsyncConnection, gun: str, repository: str, files: Mapping[str, bytes],
-                                 previous: Mapping[str, bytes], snapshot: bool, now: dt.datetime) -> None:
-        """Store a new timestamp (and, with ``snapshot``, first a new snapshot) describing
-        ``files`` (the current set, the snapshot included unless made here), and its change record."""
-        root = files["root"]
-        if snapshot:
-            key = await self.keys.signer_for(conn, gun, "snapshot", root)
-            if key is None:
-                raise invalid_update(BAD_ROOT, "the root does not list a snapshot key the server holds")
+    async def _server_roles(self, conn: AsyncConnection, gun: str, files: Mapping[str, bytes],
+                            previous: Mapping[str, bytes], snapshot_key: ServerKey | None,
+                            now: dt.datetime) -> list[tuple[str, int, bytes]]:
+        """A new timestamp (and, with ``snapshot_key``, first a new snapshot) describing ``files``
+        (the current set, the snapshot included unless made here), as (role, version, bytes) to store;
+        the timestamp's change record is written."""
+        made: list[tuple[str, int, bytes]] = []
+        if snapshot_key is not None:
             prev = previous.get("snapshot")
             version = signed_version(prev) + 1 if prev is not None else 1
-            made = make_snapshot(prev, _described(files), key, version, now + self._life("snapshot"))
-            await self._insert(conn, gun, repository, "snapshot", version, made)
-            files = {**files, "snapshot": made}
-        ts_key = await self.keys.signer_for(conn, gun, "timestamp", root)
+            snapshot = make_snapshot(prev, _described(files), snapshot_key, version, now + self._life("snapshot"))
+            made.append(("snapshot", version, snapshot))
+            files = {**files, "snapshot": snapshot}
+        ts_key = await self.keys.signer_for(conn, gun, "timestamp", files["root"])
         if ts_key is None:
             raise invalid_update(BAD_ROOT, "the root does not list the server's timestamp key "
                                            "(GET timestamp.key gives it)")
         prev_ts = previous.get("timestamp")
         ts_version = signed_version(prev_ts) + 1 if prev_ts is not None else 1
         timestamp = make_timestamp(files["snapshot"], ts_key, ts_version, now + self._life("timestamp"))
-        await self._insert(conn, gun, repository, "timestamp", ts_version, timestamp)
+        made.append(("timestamp", ts_version, timestamp))
         await feed.record_update(conn, gun, ts_version, _sha256(timestamp))
+        return made
 
     async def update(self, gun: str, repository: str, uploaded: Mapping[str, bytes]) -> None:
         """Validate and apply a client's update (role -> bytes) atomically: the uploaded files,
@@ -173,14 +175,18 @@ class TrustStore:
             await lock_gun(conn, gun)
             current = await self._current_files(conn, gun)
             root = uploaded.get("root") or current.get("root")
-            holds_snapshot = root is not None and \
-                await self.keys.signer_for(conn, gun, "snapshot", root) is not None
-            validated = validate_update(gun, current, uploaded, server_holds_snapshot_key=holds_snapshot, now=now)
-            for role in sorted(validated.files, key=lambda r: (r.count("/"), r)):
-                await self._insert(conn, gun, repository, role, validated.versions[role], validated.files[role])
+            snapshot_key = await self.keys.signer_for(conn, gun, "snapshot", root) if root is not None else None
+            validated = validate_update(gun, current, uploaded, server_holds_snapshot_key=snapshot_key is not None,
+                                        now=now)
+            if validated.snapshot_uploaded:
+                snapshot_key = None
+            elif snapshot_key is None:
+                raise invalid_update(BAD_ROOT, "the root does not list a snapshot key the server holds")
+            stored = [(role, validated.versions[role], validated.files[role])
+                      for role in sorted(validated.files, key=lambda r: (r.count("/"), r))]
             files = {**current, **validated.files}
-            await self._sign_server_roles(conn, gun, repository, files, current,
-                                          not validated.snapshot_uploaded, now)
+            stored += await self._server_roles(conn, gun, files, current, snapshot_key, now)
+            await self._insert(conn, gun, repository, stored)
 
     async def _refresh(self, conn: AsyncConnection, gun: str, now: dt.datetime) -> None:
         """Re-sign what is stale of a GUN's snapshot (when the server holds its key) and
@@ -188,12 +194,13 @@ class TrustStore:
         current = await self._current_files(conn, gun)
         if "root" not in current or "snapshot" not in current or "timestamp" not in current:
             return
-        snapshot = self._stale("snapshot", current["snapshot"], now) and \
-            await self.keys.signer_for(conn, gun, "snapshot", current["root"]) is not None
-        if not snapshot and not self._stale("timestamp", current["timestamp"], now):
+        snapshot_key = await self.keys.signer_for(conn, gun, "snapshot", current["root"]) \
+            if self._stale("snapshot", current["snapshot"], now) else None
+        if snapshot_key is None and not self._stale("timestamp", current["timestamp"], now):
             return  # another request re-signed it meanwhile
         repository = await self._repository(conn, gun)
-        await self._sign_server_roles(conn, gun, repository, current, current, snapshot, now)
+        await self._insert(conn, gun, repository, await self._server_roles(conn, gun, current, current,
+                                                                           snapshot_key, now))
 
     async def _repository(self, conn: AsyncConnection, gun: str) -> str:
         q = select(trust_files.c.repository).where(trust_files.c.gun == gun).limit(1)
