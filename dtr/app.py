@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from dtr.accounts.views import register as register_accounts
+from dtr.activity.views import register as register_activity
 from dtr.api.app import create_api_app
 from dtr.audit.service import record_registry_events
 from dtr.auth.api import api_auth
@@ -98,5 +99,5 @@ def create_app(config: Config) -> web.Application:
     add_registry_routes(app, registry_auth, trust_routes() if config.trust.notary else ())
     app.add_subapp("/api/v0/", create_api_app([register_accounts, register_jobs, register_cluster,
                                                     register_scanning, register_signatures,
-                                                    register_signing_policy], api_auth))
+                                                    register_signing_policy, register_activity], api_auth))
     return app

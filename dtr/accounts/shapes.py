@@ -5,20 +5,18 @@ answers as TypedDicts the render functions return. The OpenAPI document is made 
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated, Any, Literal, NotRequired
 
 from pydantic import Field
 from typing_extensions import TypedDict
 
-from dtr.api.operations import Body, PageQuery, Query
+from dtr.api.operations import Body, PageQuery, Query, Time
 
 #: What an account's or a team's name must match (``service.check_name`` checks it, answering INVALID_NAME).
 NAME_PATTERN = r"^[a-z0-9](?:[a-z0-9._-]{0,253}[a-z0-9])?$"
 Name = Annotated[str, Field(max_length=255)]
 NewName = Annotated[str, Field(max_length=255, json_schema_extra={"pattern": NAME_PATTERN})]
 Short = Annotated[str, Field(max_length=255)]
-Time = Annotated[dt.datetime, Field(strict=False, description="ISO 8601; UTC when it names no zone")]
 AccessLevel = Literal["read-only", "read-write", "admin"]
 
 # -- answers -------------------------------------------------------------------------------------

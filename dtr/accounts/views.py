@@ -6,7 +6,6 @@ and audit events, in DTR's shapes (``shapes``). Each handler is a typed operatio
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
@@ -33,10 +32,6 @@ def caller(request: web.Request) -> Caller:
 
 def _member(row: Any, is_admin: bool | None = None) -> s.Member:
     return {"member": svc.account_json(row), "isAdmin": bool(row.member_admin if is_admin is None else is_admin)}
-
-
-def _utc(value: dt.datetime | None) -> dt.datetime | None:
-    return value if value is None or value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
 def _next(rows: list[Any], size: int, key: Callable[[Any], object]) -> str | None:
@@ -319,7 +314,7 @@ async def create_token(request: web.Request, query: s.TokenOwner, body: s.NewTok
     """Create an access token ``{tokenLabel, expiresAt?}``: the token is in the answer, once; only its
     hash is kept."""
     user, row, token = await usecases.create_token(caller(request), query.username, body.token_label,
-                                                   _utc(body.expires_at))
+                                                   body.expires_at)
     return {**svc.token_json(row, user.name), "token": token}
 
 
@@ -382,7 +377,7 @@ async def list_events(request: web.Request, query: s.EventsQuery) -> Paged[s.Eve
     if start is not None and not start.isdigit():
         raise APIError(codes.INVALID_PARAMETER, "pageStart must be an event id")
     f = svc.EventFilter(actor=query.actor, type=query.type, object_name=query.object_name,
-                        after=_utc(query.published_after), before=_utc(query.published_before))
+                        after=query.published_after, before=query.published_before)
     rows = await usecases.list_events(caller(request), f, int(start) if start else None, query.page_size)
     return Paged({"events": [svc.event_json(r) for r in rows[:query.page_size]]},
                  _next(rows, query.page_size, lambda r: r.id))

@@ -22,16 +22,17 @@ handler's path parameters against its path.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import inspect
 import re
 import types
 import typing
 import zlib
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
 from dtr import text
@@ -40,6 +41,15 @@ from dtr.api.http import json_response
 from dtr.errors import ErrorCode
 
 T = TypeVar("T")
+
+
+def _as_utc(value: dt.datetime) -> dt.datetime:
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+#: A time in a body or query: ISO 8601, read as UTC when it names no zone (always aware).
+Time = Annotated[dt.datetime, Field(strict=False, description="ISO 8601; UTC when it names no zone"),
+                 AfterValidator(_as_utc)]
 
 
 class Body(BaseModel):

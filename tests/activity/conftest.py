@@ -1,0 +1,3 @@
+"""Activity tests run against the auth tests' dtr (auth on) and their world of users."""
+
+from tests.auth.conftest import auth_dtr, client, world  # noqa: F401
