@@ -53,13 +53,16 @@ REQUIRED = {Action.PULL: Level.READ, Action.PUSH: Level.WRITE, Action.DELETE: Le
 class Principal:
     """Who asks: ``name`` None is anonymous. ``id`` is the account id (0 when anonymous).
     ``by_token``: authenticated with a personal access token (directly, or through a bearer
-    token obtained with one), which may not create tokens or change passwords."""
+    token obtained with one), which may not create tokens or change passwords. ``token_id``: that
+    token's id, when known (a login with it, or a refresh token issued to one): a refresh token
+    dies with its access token."""
 
     name: str | None = None
     id: int = 0
     is_admin: bool = False
     is_active: bool = True
     by_token: bool = False
+    token_id: int = 0
 
     @property
     def authenticated(self) -> bool:

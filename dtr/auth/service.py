@@ -85,8 +85,16 @@ def default_service(cfg: Config) -> str:
     return cfg.auth.service or urlsplit(cfg.external_url).netloc
 
 
-def _principal(row: Any, by_token: bool = False) -> Principal:
-    return Principal(name=row.name, id=row.id, is_admin=row.is_admin, is_active=row.is_active, by_token=by_token)
+def _token_valid(row: Any, user_id: int) -> bool:
+    """Whether access token ``row`` is ``user_id``'s, active and not expired."""
+    return bool(row.user_id == user_id and row.is_active
+                and (row.expires_at is None or row.expires_at > dt.datetime.now(dt.UTC)))
+
+
+def _principal(row: Any, token_id: int | None = None) -> Principal:
+    """The principal of account ``row``; ``token_id``: logged in with that personal access token."""
+    return Principal(name=row.name, id=row.id, is_admin=row.is_admin, is_active=row.is_active,
+                     by_token=token_id is not None, token_id=token_id or 0)
 
 
 class AuthService:
@@ -202,8 +210,10 @@ class AuthService:
             row = (await conn.execute(select(accounts).where(accounts.c.name == username))).first()
         if row is not None and row.is_org:
             return None, bad
+        token_id = None
         if secret.startswith(TOKEN_PREFIX):
-            ok = row is not None and await self._check_token(row.id, secret)
+            token_id = await self._check_token(row.id, secret) if row is not None else None
+            ok = token_id is not None
         elif self.directory is not None and (row is None or row.is_imported):
             found = await self.directory.login(username, secret)
             ok = found is not None
@@ -215,20 +225,18 @@ class AuthService:
             return None, bad
         if not row.is_active:
             return None, f"the account {username} is inactive"
-        return _principal(row, by_token=secret.startswith(TOKEN_PREFIX)), ""
+        return _principal(row, token_id), ""
 
-    async def _check_token(self, user_id: int, token: str) -> bool:
+    async def _check_token(self, user_id: int, token: str) -> int | None:
+        """The id of ``user_id``'s access token ``token`` if it is valid (its use noted), else None."""
         digest = hash_token(token)
-        now = dt.datetime.now(dt.UTC)
         async with self.engine.begin() as conn:
             row = (await conn.execute(select(access_tokens).where(access_tokens.c.token_hash == digest))).first()
-            if row is None or not hmac.compare_digest(row.token_hash, digest) or row.user_id != user_id:
-                return False
-            if not row.is_active or (row.expires_at is not None and row.expires_at <= now):
-                return False
+            if row is None or not hmac.compare_digest(row.token_hash, digest) or not _token_valid(row, user_id):
+                return None
             await conn.execute(update(access_tokens).where(access_tokens.c.id == row.id)
                                .values(last_used_at=func.now()))
-        return True
+        return int(row.id)
 
     async def _upsert_directory_user(self, found: Any) -> Any:
         values = {"full_name": found.full_name[:255], "email": found.email[:255], "ldap_dn": found.dn,
@@ -244,14 +252,17 @@ class AuthService:
     async def refresh(self, token: str) -> Principal:
         """The user of a refresh token still valid (same credential generation, active)."""
         try:
-            subject, gen, by_token = self.signer.verify_refresh(token)
+            subject, gen, token_id = self.signer.verify_refresh(token)
         except InvalidToken as e:
             raise AuthError(401, f"invalid refresh token: {e}") from None
         async with self.engine.connect() as conn:
             row = (await conn.execute(select(accounts).where(accounts.c.name == subject))).first()
-        if row is None or row.is_org or not row.is_active or row.credential_gen != gen:
+            pat = None if token_id is None or row is None else \
+                (await conn.execute(select(access_tokens).where(access_tokens.c.id == token_id))).first()
+        if row is None or row.is_org or not row.is_active or row.credential_gen != gen or \
+                (token_id is not None and (pat is None or not _token_valid(pat, row.id))):
             raise AuthError(401, "the refresh token is no longer valid; log in again")
-        return _principal(row, by_token)
+        return _principal(row, token_id)
 
     async def generation(self, principal: Principal) -> int:
         async with self.engine.connect() as conn:

@@ -88,13 +88,16 @@ class TokenSigner:
         token = jwt.encode(claims, self._key, algorithm=ALGORITHM, headers={"kid": self.kid})
         return token, self.ttl, float(now)
 
-    def issue_refresh(self, subject: str, generation: int, by_token: bool = False) -> str:
+    def issue_refresh(self, subject: str, generation: int, token_id: int = 0) -> str:
+        """A refresh token for ``subject`` at credential ``generation``; ``token_id``: issued to a
+        login with that personal access token (valid only while the token is)."""
         now = int(time.time())
         claims: dict[str, Any] = {"iss": self.issuer, "sub": subject, "aud": self.service,
                                   "exp": now + self.refresh_ttl, "iat": now, "jti": secrets.token_urlsafe(12),
                                   "typ": "refresh", "gen": generation}
-        if by_token:
+        if token_id:
             claims["amr"] = _PAT_AMR
+            claims["pat"] = token_id
         return jwt.encode(claims, self._key, algorithm=ALGORITHM, headers={"kid": self.kid})
 
     def _decode(self, token: str) -> dict[str, Any]:
@@ -129,10 +132,15 @@ class TokenSigner:
         self._verified[token] = result
         return result
 
-    def verify_refresh(self, token: str) -> tuple[str, int, bool]:
-        """(subject, credential generation, issued to a personal access token login) of a valid
-        refresh token; InvalidToken otherwise."""
+    def verify_refresh(self, token: str) -> tuple[str, int, int | None]:
+        """(subject, credential generation, personal access token id or None) of a valid refresh
+        token; InvalidToken otherwise (also for one issued to an access token login without its id)."""
         claims = self._decode(token)
         if claims.get("typ") != "refresh" or not claims.get("sub"):
             raise InvalidToken("not a refresh token")
-        return str(claims["sub"]), int(claims.get("gen", 0)), claims.get("amr") == _PAT_AMR
+        token_id = None
+        if claims.get("amr") == _PAT_AMR:
+            token_id = claims.get("pat")
+            if not isinstance(token_id, int) or isinstance(token_id, bool) or token_id <= 0:
+                raise InvalidToken("a refresh token of an access token login without the token's id")
+        return str(claims["sub"]), int(claims.get("gen", 0)), token_id

@@ -82,7 +82,7 @@ async def _answer(request: web.Request, auth: AuthService, principal: Principal,
         body["scope"] = " ".join(f"{a['type']}:{a['name']}:{','.join(a['actions'])}" for a in access)
     if offline and principal.authenticated:
         body["refresh_token"] = auth.signer.issue_refresh(principal.name or "", await auth.generation(principal),
-                                                          principal.by_token)
+                                                          principal.token_id)
     if principal.authenticated and via != "refresh_token":
         audit.record_soon(auth.engine, "login", principal.name, request.remote, "account", principal.name or "",
                           {"via": via})

@@ -135,6 +135,27 @@ def test_oauth2_password_and_refresh_grants(client: Client, auth_dtr: DtrProcess
     assert r.status == 401 and "log in again" in r.json()["error_description"]
 
 
+def test_a_refresh_token_of_an_access_token_login_dies_with_the_access_token(client: Client) -> None:
+    owner = _user(client)
+    r = client.api("POST", "/api_tokens", owner, {"tokenLabel": "ci"}, expect=201)
+    pat, hashed = r.json()["token"], r.json()["hashedToken"]
+    refresh = client.token([], (owner[0], pat), offline_token="true", client_id="ci").json()["refresh_token"]
+    assert _claims(refresh)["amr"] == ["pat"] and _claims(refresh)["pat"] > 0
+    form = {"grant_type": "refresh_token", "refresh_token": refresh, "client_id": "ci"}
+    r = client.request("POST", "/auth/token", form=form)
+    assert r.status == 200 and _claims(r.json()["access_token"])["amr"] == ["pat"]
+    # Deactivated, then deleted: the refresh token stops working too (the password login's does not).
+    by_password = client.token([], owner, offline_token="true", client_id="ci").json()["refresh_token"]
+    client.api("PATCH", f"/api_tokens/{hashed}", owner, {"isActive": False}, expect=200)
+    r = client.request("POST", "/auth/token", form=form)
+    assert r.status == 401 and "log in again" in r.json()["error_description"]
+    client.api("PATCH", f"/api_tokens/{hashed}", owner, {"isActive": True}, expect=200)
+    assert client.request("POST", "/auth/token", form=form).status == 200
+    client.api("DELETE", f"/api_tokens/{hashed}", owner, expect=204)
+    assert client.request("POST", "/auth/token", form=form).status == 401
+    assert client.request("POST", "/auth/token", form={**form, "refresh_token": by_password}).status == 200
+
+
 def test_get_with_offline_token_returns_refresh_token(client: Client) -> None:
     owner = _user(client)
     r = client.token([], owner, offline_token="true", client_id="podman")
