@@ -27,6 +27,7 @@ from dtr.registry import changes
 from dtr.registry.errors import RegistryError
 from dtr.registry.models import Repository
 from dtr.registry.names import check_name as check_repo_name
+from dtr.times import iso
 from dtr.trust import store as trust_store
 
 repositories = cast(Table, Repository.__table__)
@@ -42,7 +43,7 @@ def repo_json(row: Any, namespace_type: str) -> shapes.Repository:
             "fullName": row.name, "shortDescription": row.short_description or "",
             "longDescription": row.long_description or "", "visibility": row.visibility or "private",
             "immutableTags": bool(row.immutable_tags), "scanOnPush": bool(row.scan_on_push), "status": "ok",
-            "createdAt": svc.iso(row.created_at)}
+            "createdAt": iso(row.created_at)}
 
 
 def grant_json(row: Any, org_name: str) -> shapes.Grant:

@@ -28,6 +28,7 @@ from dtr.auth.models import (
     TeamMember,
 )
 from dtr.registry.models import Repository
+from dtr.times import iso
 
 accounts = cast(Table, Account.__table__)
 org_members = cast(Table, OrgMember.__table__)
@@ -42,8 +43,6 @@ NAME = re.compile(shapes.NAME_PATTERN)
 RESERVED = frozenset({"me", "api", "v2", "auth", "admin-api", "_catalog"})
 
 
-def iso(value: dt.datetime | None) -> str | None:
-    return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z") if value is not None else None
 
 
 def given(**fields: Any) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from dtr.auth.access import Action
 from dtr.registry.models import RegistryEvent
 from dtr.signatures.access import Caller, open_repository
+from dtr.times import iso
 
 registry_events = cast(Table, RegistryEvent.__table__)
 
@@ -49,9 +50,9 @@ class EventFilter:
 
 
 def event_json(row: Any) -> Event:
-    at = row.at.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
-    return {"id": row.id, "type": row.type, "createdAt": at, "actor": row.actor, "clientAddress": row.client_addr,
-            "repository": row.repository, "tag": row.tag, "digest": row.digest, "detail": row.detail or {}}
+    return {"id": row.id, "type": row.type, "createdAt": iso(row.at), "actor": row.actor,
+            "clientAddress": row.client_addr, "repository": row.repository, "tag": row.tag, "digest": row.digest,
+            "detail": row.detail or {}}
 
 
 async def _page(conn: AsyncConnection, f: EventFilter, start: int | None, size: int) -> list[Any]:

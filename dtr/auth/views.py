@@ -28,6 +28,7 @@ from dtr.db.errors import DatabaseUnavailable
 from dtr.errors import ErrorCode
 from dtr.keys import AUTH, USER
 from dtr.text import BadInput, check_params
+from dtr.times import iso
 
 log = logging.getLogger("dtr.auth")
 _SCOPE = re.compile(r"^([a-z0-9]+)(?:\([a-z0-9]+\))?:(.+):([a-z*]+(?:,[a-z*]+)*)$")
@@ -77,7 +78,7 @@ async def _answer(request: web.Request, auth: AuthService, principal: Principal,
     access = await auth.grant(principal, scopes)
     token, expires_in, issued = auth.signer.issue(principal.name or "", access, principal.by_token)
     body: dict[str, Any] = {"token": token, "access_token": token, "expires_in": expires_in,
-                            "issued_at": dt.datetime.fromtimestamp(issued, dt.UTC).isoformat().replace("+00:00", "Z")}
+                            "issued_at": iso(dt.datetime.fromtimestamp(issued, dt.UTC))}
     if oauth:
         body["scope"] = " ".join(f"{a['type']}:{a['name']}:{','.join(a['actions'])}" for a in access)
     if offline and principal.authenticated:

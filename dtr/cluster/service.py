@@ -24,13 +24,13 @@ from sqlalchemy import Table, delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from dtr.accounts.service import iso
 from dtr.cluster import shapes
 from dtr.cluster.models import Replica
 from dtr.config import Config
 from dtr.keys import CONFIG, DATABASE, JOB_WORKER, REPLICA
 from dtr.ops.health import version
 from dtr.ops.tasks import background
+from dtr.times import iso
 
 log = logging.getLogger("dtr.cluster")
 

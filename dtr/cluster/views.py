@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from dtr.accounts.service import iso
 from dtr.api.errors import codes
 from dtr.api.operations import add_all, operation
 from dtr.auth.api import require_admin
 from dtr.cluster import shapes as s
 from dtr.cluster.service import ReplicaState, database_state, list_replicas
 from dtr.keys import CONFIG, DATABASE, REPLICA
+from dtr.times import iso
 
 
 def _dtr_health(r: ReplicaState) -> str:

@@ -22,6 +22,7 @@ from dtr.jobs.caller import Caller
 from dtr.jobs.models import PruningPolicy, RepositoryPruning
 from dtr.jobs.service import JobService
 from dtr.registry.changes import set_immutable_tags
+from dtr.times import iso
 
 policies = cast(Table, PruningPolicy.__table__)
 repository_pruning = cast(Table, RepositoryPruning.__table__)
@@ -155,7 +156,7 @@ async def would_prune(caller: Caller, repository: str, policy: pruning.Policy | 
         verdict = pruning.evaluate(tags, own, settings.tag_limit, immutable, now)
     pushed = {t.name: t.pushed_at for t in tags}
     return {"immutableTags": immutable, "tags": [
-        {"name": n, "reason": why, "lastUpdatedAt": pushed[n].isoformat().replace("+00:00", "Z")}
+        {"name": n, "reason": why, "lastUpdatedAt": iso(pushed[n])}
         for n, why in sorted(verdict.items())]}
 
 

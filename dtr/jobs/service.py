@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from dtr.jobs import actions, shapes
 from dtr.jobs.models import Cron, Job, JobLog, Worker
 from dtr.schedule import Schedule
+from dtr.times import iso
 
 jobs = cast(Table, Job.__table__)
 job_logs = cast(Table, JobLog.__table__)
@@ -41,8 +42,6 @@ def ended(job: Mapping[str, Any]) -> bool:
     return job["status"] in FINAL or (job["status"] == "worker_dead" and job["attempt"] > job["retries"])
 
 
-def iso(t: dt.datetime | None) -> str | None:
-    return t.isoformat().replace("+00:00", "Z") if t else None
 
 
 def job_json(r: Row[Any] | Any) -> shapes.Job:

@@ -20,8 +20,8 @@ from dtr.auth.models import Account
 from dtr.jobs.context import JobContext
 from dtr.jobs.models import StorageUsage
 from dtr.jobs.params import only
-from dtr.jobs.service import iso
 from dtr.registry.models import Repository
+from dtr.times import iso
 
 if TYPE_CHECKING:
     from dtr.jobs import shapes

@@ -15,7 +15,8 @@ from dtr.auth.access import Action
 from dtr.scanning import bundles, service, shapes, vulndb
 from dtr.scanning import jobs as scan_jobs
 from dtr.scanning.access import Caller, open_repository
-from dtr.scanning.reports import iso, requested_platform
+from dtr.scanning.reports import requested_platform
+from dtr.times import iso
 
 log = logging.getLogger("dtr.scanning")
 

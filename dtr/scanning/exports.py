@@ -23,8 +23,9 @@ from dtr.registry.manifests import OCI_EMPTY, OCI_MANIFEST
 from dtr.scanning import sbom as sboms
 from dtr.scanning import shapes
 from dtr.scanning.access import Caller, open_repository
-from dtr.scanning.reports import ImageReport, image_report, iso
+from dtr.scanning.reports import ImageReport, image_report
 from dtr.scanning.results import manifests
+from dtr.times import iso
 
 CSV_COLUMNS = ("repository", "tag", "digest", "platform", "layer", "component", "version", "ecosystem", "purl",
                "license", "vulnerability", "cvss", "band", "severity", "fix_state", "fixed_version", "hidden",

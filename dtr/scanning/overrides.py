@@ -16,8 +16,9 @@ from dtr.auth.access import Action
 from dtr.auth.repoaccess import may_admin_namespace
 from dtr.scanning import shapes
 from dtr.scanning.access import Caller, open_repository
-from dtr.scanning.reports import iso, normalise_vuln_id
+from dtr.scanning.reports import normalise_vuln_id
 from dtr.scanning.results import images_with_vuln, manifests, overrides, recount
+from dtr.times import iso
 
 
 def _split(repository: str) -> tuple[str, str]:

@@ -5,7 +5,6 @@ vulnerability, component, layer and license (only images of repositories the cal
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import re
 from collections.abc import Iterable
 from typing import Any
@@ -50,12 +49,7 @@ from dtr.scanning.results import (
     tags_of,
 )
 from dtr.scanning.types import Distribution
-
-
-def iso(t: dt.datetime | None) -> str | None:
-    """``t`` in UTC as ISO 8601 with a ``Z`` (None stays None)."""
-    return t.astimezone(dt.UTC).isoformat().replace("+00:00", "Z") if t else None
-
+from dtr.times import iso
 
 # -- an image's result ------------------------------------------------------------------------------
 

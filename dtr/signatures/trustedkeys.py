@@ -10,7 +10,6 @@ INVALID_PARAMETER with the reason, the text itself never echoed.
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 from typing import Any, cast
 
 from sqlalchemy import Table, delete, insert, select
@@ -25,6 +24,7 @@ from dtr.signatures import access, pem, shapes
 from dtr.signatures.kinds import SIGNATURES
 from dtr.signatures.verify import image_signatures, trusted_keys
 from dtr.storage.base import StorageDriver
+from dtr.times import iso
 from dtr.trust.signers import repository_signers
 
 repositories = cast(Table, Repository.__table__)
@@ -39,13 +39,11 @@ class Caller(access.Caller):
     storage: StorageDriver
 
 
-def _iso(t: dt.datetime) -> str:
-    return t.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
 
 
 def key_json(r: Any) -> shapes.TrustedKey:
     return {"id": int(r.id), "scope": r.scope, "name": r.name, "kind": r.kind, "fingerprint": r.fingerprint,
-            "pem": r.pem, "createdBy": r.created_by, "createdAt": _iso(r.created_at)}
+            "pem": r.pem, "createdBy": r.created_by, "createdAt": iso(r.created_at)}
 
 
 async def list_keys(c: Caller, namespace: str, repo: str | None) -> list[shapes.TrustedKey]:

@@ -11,6 +11,7 @@ from typing import Any, cast
 from sqlalchemy import Table, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from dtr.times import iso
 from dtr.trust.models import TrustChange
 
 trust_changes = cast(Table, TrustChange.__table__)
@@ -33,8 +34,7 @@ class Change:
 
     def record(self) -> dict[str, Any]:
         """The record as notary-server answers it (Go field names; ID a string)."""
-        created = self.created_at.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
-        return {"ID": str(self.id), "CreatedAt": created, "GUN": self.gun, "Version": self.version,
+        return {"ID": str(self.id), "CreatedAt": iso(self.created_at), "GUN": self.gun, "Version": self.version,
                 "SHA256": self.sha256, "Category": self.category}
 
 
