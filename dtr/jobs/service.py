@@ -133,7 +133,8 @@ class JobService:
             return [job_json(r) for r in await conn.execute(q)]
 
     async def cancel(self, job_id: uuid.UUID) -> shapes.Job:
-        """Waiting jobs become ``cancel`` now; running ones ``cancel_request`` (their worker stops them)."""
+        """Waiting jobs become ``cancel`` now; running ones ``cancel_request`` (their worker stops them);
+        a job that has ended is answered as it is (a repeated cancel is no error)."""
         async with self.engine.begin() as conn:
             await lock_job(conn, job_id)
             row = (await conn.execute(select(jobs.c.status).where(jobs.c.id == job_id).with_for_update())).first()
