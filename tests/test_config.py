@@ -357,7 +357,7 @@ def test_an_error_in_the_file_names_no_variable(tmp_path: Path) -> None:
 def test_the_example_config_shows_the_defaults() -> None:
     cfg = load_config(ROOT / "config.example.yaml", environ={})
     defaults = load_config(None, environ={})
-    for section in ("http", "database", "registry", "log", "jobs", "auth"):
+    for section in ("http", "database", "registry", "log", "jobs", "auth", "webhooks"):
         assert getattr(cfg, section) == getattr(defaults, section), section
 
 

@@ -136,11 +136,12 @@ async def _claim(engine: AsyncEngine, cfg: WebhooksConfig, n: int) -> list[Any]:
                                                  "n": n})).all())
 
 
-async def record(engine: AsyncEngine, cfg: WebhooksConfig, d: Any, outcome: Outcome) -> str:
-    """Store an attempt's outcome for the claimed delivery ``d``; its new status."""
+async def record(engine: AsyncEngine, cfg: WebhooksConfig, d: Any, outcome: Outcome, final: bool = False) -> str:
+    """Store an attempt's outcome for the claimed delivery ``d`` (``final``: a failure no retry
+    mends); its new status."""
     if outcome.ok:
         status, delay = "succeeded", 0.0
-    elif d.attempts >= cfg.max_attempts:
+    elif final or d.attempts >= cfg.max_attempts:
         status, delay = "failed", 0.0
     else:
         status, delay = "pending", backoff(cfg, d.attempts)
@@ -154,6 +155,7 @@ async def record(engine: AsyncEngine, cfg: WebhooksConfig, d: Any, outcome: Outc
 
 async def _attempt(ctx: JobContext, sender: Sender, sealer: Sealer, d: Any) -> str:
     cfg = ctx.config.webhooks
+    final = True
     if d.inactive:
         outcome = Outcome(None, "the webhook is inactive", 0)
     else:
@@ -163,7 +165,8 @@ async def _attempt(ctx: JobContext, sender: Sender, sealer: Sealer, d: Any) -> s
             outcome = Outcome(None, f"the webhook's secret does not open: {e}", 0)
         else:
             outcome = await sender.send(d.endpoint, bytes(d.body), d.event_type, str(d.id), secret, d.tls_cert)
-    status = await record(ctx.engine, cfg, d, outcome)
+            final = False
+    status = await record(ctx.engine, cfg, d, outcome, final)
     ctx.log(f"delivery {d.id} ({d.event_type}) of webhook {d.webhook_id}, attempt {d.attempts}: "
             f"{outcome.status or '-'} {outcome.error or 'ok'} in {outcome.duration_ms} ms -> {status}")
     return status

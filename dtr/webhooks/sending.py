@@ -169,6 +169,8 @@ class Sender:
             error = str(e)
         except TimeoutError:
             error = f"no answer within {self._timeout.total:g}s"
+        except aiohttp.ClientConnectorError as e:  # its own text leaves out why (a denied address...)
+            error = f"cannot connect to {e.host}:{e.port}: {e.os_error}"[:1000]
         except (aiohttp.ClientError, OSError, ValueError) as e:
             error = f"{type(e).__name__}: {e}"[:1000]
         return Outcome(status, error, int((time.monotonic() - start) * 1000))
