@@ -4,6 +4,7 @@ a dead endpoint never holds up a push; the deny list is checked on resolved addr
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -14,8 +15,10 @@ import aiohttp
 
 from dtr.config.schema import WebhooksConfig
 from dtr.webhooks.sending import Sender
+from tests.auth.client import basic
+from tests.auth.constants import ADMIN_AUTH
 from tests.oci import digest_of, dumps, push_image
-from tests.webhooks.conftest import Receivers, World
+from tests.webhooks.conftest import WAIT, Receivers, World
 
 
 async def _push(w: World, repo: str, tag: str) -> str:
@@ -148,3 +151,38 @@ async def test_the_deny_list(world: World, receivers: Receivers) -> None:
         out = await sender.send(f"http://localhost:{port}/ok", b"{}", "TAG_PUSH", "1", None, None)
     assert out.status is None and out.error and "denied" in out.error
     assert receivers.of("ok") == []
+
+
+async def test_repository_and_delete_events(world: World, receivers: Receivers) -> None:
+    created = await world.hook("REPO_CREATED", "acme", receivers.url("created"))
+    tag_deleted = await world.hook("TAG_DELETE", "acme/app", receivers.url("tagdel"))
+    manifest_deleted = await world.hook("MANIFEST_DELETE", "acme/app", receivers.url("mandel"))
+    await world.call("POST", "/repositories/acme", body={"name": "new"}, expect=201)
+    v1 = await _push(world, "acme/app", "v1")
+    v2 = await _push(world, "acme/app", "v2")
+    async with world.client.session.get(f"{world.base}/auth/token", headers={"Authorization": basic(*ADMIN_AUTH)},
+                                        params={"scope": "repository:acme/app:delete"}) as r:
+        assert r.status == 200, await r.text()
+        bearer = {"Authorization": f"Bearer {(await r.json())['token']}"}
+    async with aiohttp.ClientSession(headers=bearer) as http:
+        for ref in ("v1", v2):
+            async with http.delete(f"{world.base}/v2/acme/app/manifests/{ref}") as r:
+                assert r.status == 202, await r.text()
+
+    # (acme/app's creation may come too: the webhook matches events not yet handed out when it was made)
+    async with asyncio.timeout(WAIT):
+        while not (new := [d for d in map(json.loads, (g.body for g in receivers.of("created")))
+                           if d["contents"]["repository"] == "new"]):
+            await receivers.wait_for("created", len(receivers.of("created")) + 1)
+    [doc] = new
+    assert doc["type"] == "REPO_CREATED" and doc["location"] == "/repositories/acme/new"
+    assert (doc["contents"]["namespace"], doc["contents"]["author"]) == ("acme", "admin")
+    [got] = await receivers.wait_for("tagdel")
+    contents = json.loads(got.body)["contents"]
+    assert (contents["tag"], contents["digest"], contents["imageName"]) == ("v1", v1, "acme/app:v1")
+    [got] = await receivers.wait_for("mandel")
+    doc = json.loads(got.body)
+    assert doc["type"] == "MANIFEST_DELETE" and doc["contents"]["digest"] == v2
+    assert doc["contents"]["tags"] == ["v2"] and doc["location"] == f"/repositories/acme/app/manifests/{v2}"
+    for hook in (created, tag_deleted, manifest_deleted):
+        assert {d["status"] for d in await world.settled(hook)} == {"succeeded"}
