@@ -41,6 +41,9 @@ from dtr.signatures.views import register as register_signatures
 from dtr.storage.factory import create_driver
 from dtr.trust.store import TrustStore
 from dtr.trust.views import trust_routes
+from dtr.webhooks.delivery import queue_deliveries
+from dtr.webhooks.delivery import register_actions as register_webhook_actions
+from dtr.webhooks.views import register as register_webhooks
 
 log = logging.getLogger("dtr")
 
@@ -67,6 +70,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     outbox.subscribe("prune-on-push", queue_pruning(jobs))
     if cfg.scanning.enabled:
         outbox.subscribe("scan-on-push", scan_on_push(jobs, cfg.scanning.scan_on_push))
+    outbox.subscribe("webhooks", queue_deliveries(jobs, storage))
     pulls = RegistryEvents(db.engine)
     service.tag_pulled.append(pulls.pulled)
     try:
@@ -84,6 +88,7 @@ async def _v2_redirect(request: web.Request) -> web.Response:
 def create_app(config: Config) -> web.Application:
     name_the_server()
     register_scan_actions()
+    register_webhook_actions()
     # Request bodies reach dtr as sent (a blob is hashed as received, dtr.registry.inputs; /api/v0
     # decodes gzip itself, with its size limit on the decoded bytes).
     proxies = proxy_middlewares(config.http.trusted_proxies, config.http.external_url)
@@ -99,5 +104,6 @@ def create_app(config: Config) -> web.Application:
     add_registry_routes(app, registry_auth, trust_routes() if config.trust.notary else ())
     app.add_subapp("/api/v0/", create_api_app([register_accounts, register_jobs, register_cluster,
                                                     register_scanning, register_signatures,
-                                                    register_signing_policy, register_activity], api_auth))
+                                                    register_signing_policy, register_activity,
+                                                    register_webhooks], api_auth))
     return app

@@ -282,7 +282,9 @@ def test_every_time_in_the_schema_is_a_duration() -> None:
         "auth.failed_login_window",
         "auth.lockout_base", "auth.lockout_max", "auth.ldap.timeout", "database.connect_timeout",
         "database.statement_timeout", "database.pool_timeout", "scanning.feeds.timeout", "trust.timestamp_expiry",
-        "trust.snapshot_expiry", *(f"jobs.{n}" for n in (
+        "trust.snapshot_expiry", "webhooks.timeout", "webhooks.retry_backoff", "webhooks.retry_backoff_max",
+        "webhooks.delivery_retention",
+        *(f"jobs.{n}" for n in (
             "poll_interval", "heartbeat_interval", "worker_timeout", "retry_backoff", "retry_backoff_max",
             "stop_timeout", "gc_grace_period", "upload_max_age", "job_retention"))}
 
@@ -355,7 +357,7 @@ def test_an_error_in_the_file_names_no_variable(tmp_path: Path) -> None:
 def test_the_example_config_shows_the_defaults() -> None:
     cfg = load_config(ROOT / "config.example.yaml", environ={})
     defaults = load_config(None, environ={})
-    for section in ("http", "database", "registry", "log", "jobs", "auth"):
+    for section in ("http", "database", "registry", "log", "jobs", "auth", "webhooks"):
         assert getattr(cfg, section) == getattr(defaults, section), section
 
 

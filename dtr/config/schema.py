@@ -118,6 +118,8 @@ class JobCapacity:
     scan: int = 2
     update_vuln_db: int = 1
     rematch: int = 1
+    #: Webhooks (``dtr.webhooks``): a job sending due deliveries, several at once (``webhooks.concurrency``).
+    webhook_deliver: int = 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -305,6 +307,38 @@ class TrustConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class WebhooksConfig:
+    """Webhook deliveries (``dtr.webhooks``)."""
+
+    #: Seconds one delivery attempt may take (connect, send, the receiver's answer).
+    timeout: Seconds = 10.0
+    #: Attempts per delivery before it is ``failed``.
+    max_attempts: int = 5
+    #: Delay before the first retry; doubles with each attempt up to ``retry_backoff_max``.
+    retry_backoff: Seconds = 10.0
+    retry_backoff_max: Seconds = 600.0
+    #: Deliveries one job sends at once.
+    concurrency: int = 8
+    #: Finished deliveries (and their outcome) older than this are deleted.
+    delivery_retention: Seconds = 30 * 86400.0
+    #: Networks no delivery is sent to (checked on every address an endpoint resolves to, when sent).
+    deny_networks: tuple[str, ...] = ("169.254.0.0/16", "fe80::/10", "169.254.169.254/32", "fd00:ec2::254/128")
+
+    def __post_init__(self) -> None:
+        for name in ("timeout", "retry_backoff", "retry_backoff_max", "delivery_retention"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"webhooks.{name}: must be greater than 0")
+        for name in ("max_attempts", "concurrency"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"webhooks.{name}: must be at least 1")
+        for i, net in enumerate(self.deny_networks):
+            try:
+                ipaddress.ip_network(net, strict=False)
+            except ValueError:
+                raise ConfigError(f"webhooks.deny_networks[{i}]: {net!r} is not a network (CIDR)") from None
+
+
+@dataclasses.dataclass(frozen=True)
 class Config:
     data_dir: str = dataclasses.field(default_factory=default_data_dir)
     http: HTTPConfig = dataclasses.field(default_factory=HTTPConfig)
@@ -317,6 +351,7 @@ class Config:
     metrics: MetricsConfig = dataclasses.field(default_factory=MetricsConfig)
     scanning: ScanningConfig = dataclasses.field(default_factory=ScanningConfig)
     trust: TrustConfig = dataclasses.field(default_factory=TrustConfig)
+    webhooks: WebhooksConfig = dataclasses.field(default_factory=WebhooksConfig)
 
     @property
     def data_path(self) -> Path:

@@ -10,7 +10,8 @@ import dtr.jobs.models
 import dtr.registry.models
 import dtr.scanning.models
 import dtr.signatures.models
-import dtr.trust.models  # noqa: F401
+import dtr.trust.models
+import dtr.webhooks.models  # noqa: F401
 from dtr.db.base import Base
 
 metadata = Base.metadata
