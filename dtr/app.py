@@ -23,6 +23,9 @@ from dtr.jobs.runner import jobs_running
 from dtr.jobs.service import JobService
 from dtr.jobs.views import register as register_jobs
 from dtr.keys import CONFIG, DATABASE, REGISTRY, SIGNING_POLICY, STORAGE, TRUST
+from dtr.mirroring.jobs import push_on_push
+from dtr.mirroring.jobs import register_actions as register_mirroring_actions
+from dtr.mirroring.views import register as register_mirroring
 from dtr.ops import views as ops
 from dtr.ops.metrics import setup_metrics
 from dtr.ops.proxies import proxy_middlewares
@@ -64,6 +67,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     outbox.subscribe("audit", record_registry_events)
     jobs = JobService(db.engine, cfg.jobs.stop_timeout, cfg.jobs.worker_timeout)
     outbox.subscribe("prune-on-push", queue_pruning(jobs))
+    outbox.subscribe("push-mirror-on-push", push_on_push(jobs))
     if cfg.scanning.enabled:
         outbox.subscribe("scan-on-push", scan_on_push(jobs, cfg.scanning.scan_on_push))
     pulls = RegistryEvents(db.engine)
@@ -83,6 +87,7 @@ async def _v2_redirect(request: web.Request) -> web.Response:
 def create_app(config: Config) -> web.Application:
     name_the_server()
     register_scan_actions()
+    register_mirroring_actions()
     # Request bodies reach dtr as sent (a blob is hashed as received, dtr.registry.inputs; /api/v0
     # decodes gzip itself, with its size limit on the decoded bytes).
     proxies = proxy_middlewares(config.http.trusted_proxies, config.http.external_url)
@@ -98,5 +103,5 @@ def create_app(config: Config) -> web.Application:
     add_registry_routes(app, registry_auth, trust_routes() if config.trust.notary else ())
     app.add_subapp("/api/v0/", create_api_app([register_accounts, register_jobs, register_cluster,
                                                     register_scanning, register_signatures,
-                                                    register_signing_policy], api_auth))
+                                                    register_signing_policy, register_mirroring], api_auth))
     return app
