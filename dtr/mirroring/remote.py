@@ -108,8 +108,9 @@ class Remote:
         self._session: aiohttp.ClientSession | None = None
         #: scope -> Authorization header value
         self._auth: dict[str, str] = {}
-        #: Bytes of blobs sent (for logs and tests).
+        #: Bytes of blobs sent, and chunked uploads resumed after a failure (for logs and tests).
         self.sent = 0
+        self.resumed = 0
 
     async def __aenter__(self) -> Remote:
         self._session = aiohttp.ClientSession(timeout=self._timeout, auto_decompress=False,
@@ -246,7 +247,14 @@ class Remote:
                 if failures >= CHUNK_ATTEMPTS or e.status in (400, 401, 403, 404, 416):
                     raise
                 await asyncio.sleep(RETRY_DELAY * 2 ** (failures - 1))
-                location, offset = await self._upload_status(location, scope, offset)
+                try:
+                    location, offset = await self._upload_status(location, scope, offset)
+                except RemoteError as lost:
+                    if lost.status not in (400, 404):
+                        raise
+                    # The remote dropped the upload (Go's distribution does after a cut-off chunk).
+                    location, offset = await self.start_upload(repository), 0
+                self.resumed += 1
                 log.info("resuming the upload of %s to %s at byte %d after: %s", digest, repository, offset, e)
         async with self._request("PUT", _with(location, digest=digest), scope, expect=(201,),
                                  headers={"Content-Length": "0"}):
