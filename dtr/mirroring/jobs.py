@@ -147,11 +147,12 @@ async def push_mirror(ctx: JobContext) -> dict[str, Any]:
                         raise
                     ctx.log(f"{t}: no longer in {stored.repository}, skipped")
                     continue
-                done.append((stored.policy.remote_tag(t), digest))
+                done.append((t, digest))
         s = pusher.stats
         ctx.log(f"{s.blobs_sent} blob(s) uploaded ({remote.sent} bytes, {remote.resumed} resumption(s)), "
                 f"{s.blobs_present} already there, {s.blobs_mounted} mounted; {s.manifests_sent} manifest(s) put")
-        return done, {"tags": [t for t, _ in done], "bytes": remote.sent, "resumed": remote.resumed, **vars(s)}
+        return done, {"tags": [t for t, _ in done], "remoteTags": [stored.policy.remote_tag(t) for t, _ in done],
+                      "bytes": remote.sent, "resumed": remote.resumed, **vars(s)}
 
     return await _guarded(ctx, stored, run)
 

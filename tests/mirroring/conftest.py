@@ -13,7 +13,10 @@ from typing import Any
 
 import bcrypt
 import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 
+from dtr.db.engine import asyncpg_url
 from tests.auth.client import Client
 from tests.clients.conftest import skopeo  # noqa: F401
 from tests.clients.engines import ReferenceRegistry
@@ -22,8 +25,8 @@ from tests.servers import DtrProcess, free_port, require_binary
 from tests.trust.notary_tools import TestCA
 
 CHUNK = 1 << 20
-#: The local dtr's mirroring settings: blobs over 512 KiB go in 1 MiB chunks.
-LOCAL = {"mirroring": {"monolithic_max": CHUNK // 2, "chunk_size": CHUNK}}
+#: The local dtr's settings: blobs over 512 KiB go in 1 MiB chunks; failed attempts retried soon.
+LOCAL = {"mirroring": {"monolithic_max": CHUNK // 2, "chunk_size": CHUNK}, "jobs": {"retry_backoff": 0.5}}
 USER, PASSWORD = "mirror", "Mirr0r-pass-word"
 
 
@@ -89,13 +92,29 @@ def wait_run(proc: DtrProcess, path: str, after: str | None = None, timeout: flo
     raise AssertionError(f"no run of {path} ended within {timeout}s:\n{proc.log_tail(30, access=False)}")
 
 
-def job(proc: DtrProcess, job_id: str) -> dict[str, Any]:
-    found = api(proc, "GET", f"/jobs/{job_id}", expect=200)
+def job(proc: DtrProcess, job_id: str, timeout: float = 60) -> dict[str, Any]:
+    """The job once it ended (its policy's status is written just before), with its ``log``."""
+    deadline = time.monotonic() + timeout
+    while (found := api(proc, "GET", f"/jobs/{job_id}", expect=200))["status"] not in ("done", "error"):
+        assert time.monotonic() < deadline, found
+        time.sleep(0.2)
     logs = api(proc, "GET", f"/jobs/{job_id}/logs", expect=200)
     return {**found, "log": "\n".join(x["data"] for x in logs)}
 
 
 OCI = OCI_MANIFEST
+
+
+async def outbox(proc: DtrProcess, *types: str) -> list[dict[str, Any]]:
+    """The registry events of ``types`` the dtr recorded, oldest first."""
+    engine = create_async_engine(asyncpg_url(proc.config["database"]["url"]))
+    try:
+        async with engine.connect() as conn:
+            rows = await conn.execute(text("SELECT type, repository, tag, digest, detail FROM registry_events "
+                                           "WHERE type = ANY(:types) ORDER BY id"), {"types": list(types)})
+            return [dict(r._mapping) for r in rows]
+    finally:
+        await engine.dispose()
 
 
 from tests.auth.conftest import auth_dtr, client, world  # noqa: E402, F401

@@ -13,7 +13,7 @@ from tests.auth.client import Client
 from tests.auth.constants import ADMIN_AUTH, auth_config
 from tests.auth.world import World
 from tests.clients.engines import ReferenceRegistry, Skopeo
-from tests.mirroring.conftest import CHUNK, OCI, PASSWORD, USER, api, job, random_image, wait_run
+from tests.mirroring.conftest import CHUNK, OCI, PASSWORD, USER, api, job, outbox, random_image, wait_run
 from tests.mirroring.proxy import Proxy
 from tests.oci import ALL_MANIFEST_TYPES, OCI_INDEX, digest_of, index, pulls_whole, push_blob, push_image, put_manifest
 from tests.servers import DtrProcess
@@ -40,7 +40,11 @@ async def test_push_mirroring_to_the_reference_registry_over_tls_with_basic_auth
     assert done["lastStatus"]["code"] == "SUCCESS", done["lastStatus"]
     first = job(local, done["lastStatus"]["job"])
     assert first["parameters"] == {"policy": policy["id"], "tag": "v1"}
-    assert first["result"]["blobs_sent"] == 3 and first["result"]["tags"] == ["v1-copy"], first
+    assert first["result"]["blobs_sent"] == 3 and first["result"]["remoteTags"] == ["v1-copy"], first
+    remote_name = f"{remote.host}/mirror/app"
+    assert await outbox(local, "push_mirrored") == [{
+        "type": "push_mirrored", "repository": "test/app", "tag": "v1", "digest": digest_of(manifest),
+        "detail": {"policy": policy["id"], "remote": remote_name, "tags": ["v1"]}}]
 
     creds = ("--creds", f"{USER}:{PASSWORD}")
     tags = json.loads(skopeo.skopeo("list-tags", "--tls-verify=false", *creds,
@@ -58,6 +62,16 @@ async def test_push_mirroring_to_the_reference_registry_over_tls_with_basic_auth
     assert again["lastStatus"]["code"] == "SUCCESS" and again["lastStatus"]["job"] == run["id"]
     result = job(local, run["id"])["result"]
     assert result["blobs_sent"] == 0 and result["bytes"] == 0 and result["blobs_present"] == 3, result
+
+    # Wrong credentials: every attempt fails, the last records push_mirror_failed.
+    wrong = api(local, "POST", "/repositories/test/app/pushMirroringPolicies", {
+        "remoteHost": remote.url, "remoteRepository": "mirror/app", "remoteCA": ca.pem, "enabled": False,
+        "remoteCredentials": {"username": USER, "password": "not-" + PASSWORD}}, expect=201)
+    api(local, "POST", f"/repositories/test/app/pushMirroringPolicies/{wrong['id']}/run", expect=202)
+    failed = wait_run(local, f"/repositories/test/app/pushMirroringPolicies/{wrong['id']}")
+    assert failed["lastStatus"]["code"] == "FAILED" and "401" in failed["lastStatus"]["detail"], failed
+    [event] = await outbox(local, "push_mirror_failed")
+    assert event["detail"]["policy"] == wrong["id"] and "401" in event["detail"]["error"], event
     assert PASSWORD not in local.log_path.read_text()
 
 
@@ -174,6 +188,8 @@ async def test_poll_mirroring_fetches_matching_tags_whole_and_then_only_changed_
     again = wait_run(local, path, after=run["id"])
     assert again["lastStatus"]["detail"] == "nothing changed" and again["lastStatus"]["job"] == run2["id"]
     assert job(local, run2["id"])["result"] == {"tags": [], "blobsFetched": 0}
+    polled = await outbox(local, "poll_mirrored")
+    assert [(e["tag"], e["detail"]["tags"]) for e in polled] == [(None, ["multi", "v1"])]  # none for "nothing"
 
     c2, l2, m2 = random_image(300, shared=[l1[0]])
     await _upload(http, remote.url, "up/app", [c2, *l2], "v1", m2)  # v1 moves
