@@ -24,6 +24,9 @@ from dtr.jobs.runner import jobs_running
 from dtr.jobs.service import JobService
 from dtr.jobs.views import register as register_jobs
 from dtr.keys import CONFIG, DATABASE, REGISTRY, SIGNING_POLICY, STORAGE, TRUST
+from dtr.mirroring.jobs import push_on_push
+from dtr.mirroring.jobs import register_actions as register_mirroring_actions
+from dtr.mirroring.views import register as register_mirroring
 from dtr.ops import views as ops
 from dtr.ops.metrics import setup_metrics
 from dtr.ops.proxies import proxy_middlewares
@@ -68,6 +71,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     outbox.subscribe("audit", record_registry_events)
     jobs = JobService(db.engine, cfg.jobs.stop_timeout, cfg.jobs.worker_timeout)
     outbox.subscribe("prune-on-push", queue_pruning(jobs))
+    outbox.subscribe("push-mirror-on-push", push_on_push(jobs))
     if cfg.scanning.enabled:
         outbox.subscribe("scan-on-push", scan_on_push(jobs, cfg.scanning.scan_on_push))
     outbox.subscribe("webhooks", queue_deliveries(jobs, storage))
@@ -89,6 +93,7 @@ def create_app(config: Config) -> web.Application:
     name_the_server()
     register_scan_actions()
     register_webhook_actions()
+    register_mirroring_actions()
     # Request bodies reach dtr as sent (a blob is hashed as received, dtr.registry.inputs; /api/v0
     # decodes gzip itself, with its size limit on the decoded bytes).
     proxies = proxy_middlewares(config.http.trusted_proxies, config.http.external_url)
@@ -105,5 +110,5 @@ def create_app(config: Config) -> web.Application:
     app.add_subapp("/api/v0/", create_api_app([register_accounts, register_jobs, register_cluster,
                                                     register_scanning, register_signatures,
                                                     register_signing_policy, register_activity,
-                                                    register_webhooks], api_auth))
+                                                    register_webhooks, register_mirroring], api_auth))
     return app

@@ -120,6 +120,9 @@ class JobCapacity:
     rematch: int = 1
     #: Webhooks (``dtr.webhooks``): a job sending due deliveries, several at once (``webhooks.concurrency``).
     webhook_deliver: int = 1
+    #: Mirroring (``dtr.mirroring``): push a tag to a push mirror; poll a poll mirror.
+    push_mirror: int = 2
+    poll_mirror: int = 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -292,6 +295,27 @@ class ScanningConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class MirroringConfig:
+    """Push and poll mirroring (``dtr.mirroring``)."""
+
+    #: When poll policies are checked (six-field cron); a policy's own schedule is read at each tick.
+    poll_tick: str = "0 */15 * * * *"
+    #: Blobs up to this many bytes are pushed in one request, larger ones in chunks of ``chunk_size``
+    #: (each resumed from where the remote says it stands after a failure).
+    monolithic_max: int = 16 << 20
+    chunk_size: int = 64 << 20
+
+    def __post_init__(self) -> None:
+        try:
+            Schedule.parse(self.poll_tick)
+        except ScheduleError as e:
+            raise ConfigError(f"mirroring.poll_tick: {e}") from None
+        for name in ("monolithic_max", "chunk_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"mirroring.{name}: must be at least 1 byte")
+
+
+@dataclasses.dataclass(frozen=True)
 class TrustConfig:
     """The built-in Notary (``dtr.trust``) and OCI signature checks (``dtr.signatures``)."""
 
@@ -352,6 +376,7 @@ class Config:
     scanning: ScanningConfig = dataclasses.field(default_factory=ScanningConfig)
     trust: TrustConfig = dataclasses.field(default_factory=TrustConfig)
     webhooks: WebhooksConfig = dataclasses.field(default_factory=WebhooksConfig)
+    mirroring: MirroringConfig = dataclasses.field(default_factory=MirroringConfig)
 
     @property
     def data_path(self) -> Path:

@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import signal
+import ssl
 import subprocess
 import tarfile
 import time
@@ -349,35 +350,47 @@ def verify_dir_image(out: Path, digest: str) -> dict[str, Any]:
 
 
 class ReferenceRegistry:
-    """Go distribution's ``registry serve`` (Debian's docker-registry), filesystem storage, no auth."""
+    """Go distribution's ``registry serve`` (Debian's docker-registry), filesystem storage; no auth
+    unless ``htpasswd`` (a file of bcrypt lines) is given, plain HTTP unless ``tls`` (cert, key)."""
 
-    def __init__(self, workdir: Path, binary: str, port: int) -> None:
+    def __init__(self, workdir: Path, binary: str, port: int, htpasswd: Path | None = None,
+                 tls: tuple[Path, Path] | None = None) -> None:
         self.dir = workdir
         self.binary = binary
         self.host = f"127.0.0.1:{port}"
-        self.url = f"http://{self.host}"
+        self.url = f"{'https' if tls else 'http'}://{self.host}"
         self.config_path = workdir / "config.yml"
         self.log_path = workdir / "registry.log"
         workdir.mkdir(parents=True, exist_ok=True)
+        http: dict[str, object] = {"addr": self.host}
+        if tls:
+            http["tls"] = {"certificate": str(tls[0]), "key": str(tls[1])}
         self.config_path.write_text(json.dumps({
             "version": 0.1,
             "log": {"accesslog": {"disabled": False}, "level": "info", "formatter": "json"},
             "storage": {"filesystem": {"rootdirectory": str(workdir / "data")}, "delete": {"enabled": True}},
-            "http": {"addr": self.host},
+            "http": http,
+            **({"auth": {"htpasswd": {"realm": "reference", "path": str(htpasswd)}}} if htpasswd else {}),
         }))
 
     def start(self, timeout: float = 30) -> ReferenceRegistry:
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen([self.binary, "serve", str(self.config_path)],
                                          stdout=log, stderr=subprocess.STDOUT)
+        unverified = ssl._create_unverified_context()  # readiness only
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"registry exited with {self.proc.returncode}:\n{self.log_path.read_text()}")
-            with contextlib.suppress(urllib.error.URLError, ConnectionError, OSError), \
-                    urllib.request.urlopen(f"{self.url}/v2/", timeout=2) as r:
-                if r.status == 200:
+            try:
+                with urllib.request.urlopen(f"{self.url}/v2/", timeout=2, context=unverified) as r:
+                    if r.status == 200:
+                        return self
+            except urllib.error.HTTPError as e:
+                if e.code == 401:  # up, with auth
                     return self
+            except (urllib.error.URLError, ConnectionError, OSError):
+                pass
             time.sleep(0.1)
         self.stop()
         raise RuntimeError(f"registry did not answer within {timeout}s")

@@ -1,0 +1,1 @@
+"""Push and poll mirroring (DTR's pushMirroringPolicies and pollMirroringPolicies): docs/mirroring.md."""
