@@ -349,9 +349,10 @@ def verify_dir_image(out: Path, digest: str) -> dict[str, Any]:
 
 
 class ReferenceRegistry:
-    """Go distribution's ``registry serve`` (Debian's docker-registry), filesystem storage, no auth."""
+    """Go distribution's ``registry serve`` (Debian's docker-registry), filesystem storage, no auth
+    unless ``htpasswd`` (a file of ``user:bcrypt-hash`` lines) asks for basic auth."""
 
-    def __init__(self, workdir: Path, binary: str, port: int) -> None:
+    def __init__(self, workdir: Path, binary: str, port: int, htpasswd: Path | None = None) -> None:
         self.dir = workdir
         self.binary = binary
         self.host = f"127.0.0.1:{port}"
@@ -364,6 +365,7 @@ class ReferenceRegistry:
             "log": {"accesslog": {"disabled": False}, "level": "info", "formatter": "json"},
             "storage": {"filesystem": {"rootdirectory": str(workdir / "data")}, "delete": {"enabled": True}},
             "http": {"addr": self.host},
+            **({"auth": {"htpasswd": {"realm": "basic-realm", "path": str(htpasswd)}}} if htpasswd else {}),
         }))
 
     def start(self, timeout: float = 30) -> ReferenceRegistry:
@@ -374,10 +376,15 @@ class ReferenceRegistry:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"registry exited with {self.proc.returncode}:\n{self.log_path.read_text()}")
-            with contextlib.suppress(urllib.error.URLError, ConnectionError, OSError), \
-                    urllib.request.urlopen(f"{self.url}/v2/", timeout=2) as r:
-                if r.status == 200:
+            try:
+                with urllib.request.urlopen(f"{self.url}/v2/", timeout=2) as r:
+                    if r.status == 200:
+                        return self
+            except urllib.error.HTTPError as e:
+                if e.code == 401:  # up, asking for credentials (htpasswd)
                     return self
+            except (urllib.error.URLError, ConnectionError, OSError):
+                pass
             time.sleep(0.1)
         self.stop()
         raise RuntimeError(f"registry did not answer within {timeout}s")
