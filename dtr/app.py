@@ -23,7 +23,7 @@ from dtr.jobs.events import RegistryEvents, queue_pruning
 from dtr.jobs.runner import jobs_running
 from dtr.jobs.service import JobService
 from dtr.jobs.views import register as register_jobs
-from dtr.keys import CONFIG, DATABASE, REGISTRY, SIGNING_POLICY, STORAGE, TRUST
+from dtr.keys import CONFIG, DATABASE, PULL_THROUGH, REGISTRY, SIGNING_POLICY, STORAGE, TRUST
 from dtr.mirroring.jobs import push_on_push
 from dtr.mirroring.jobs import register_actions as register_mirroring_actions
 from dtr.mirroring.views import register as register_mirroring
@@ -31,6 +31,9 @@ from dtr.ops import views as ops
 from dtr.ops.metrics import setup_metrics
 from dtr.ops.proxies import proxy_middlewares
 from dtr.ops.runtime import name_the_server
+from dtr.pullcache.cache import PullThrough
+from dtr.pullcache.settings import ConfigCache
+from dtr.pullcache.views import register as register_pull_through
 from dtr.registry.events import Outbox
 from dtr.registry.service import RegistryService
 from dtr.registry.views import add_registry_routes
@@ -42,6 +45,7 @@ from dtr.signatures.policyviews import register as register_signing_policy
 from dtr.signatures.verify import has_trusted_signature
 from dtr.signatures.views import register as register_signatures
 from dtr.storage.factory import create_driver
+from dtr.trust.sealing import Sealer
 from dtr.trust.store import TrustStore
 from dtr.trust.views import trust_routes
 from dtr.webhooks.delivery import queue_deliveries
@@ -65,6 +69,8 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     app[SIGNING_POLICY] = policies = PolicyCache(db.engine)
     service.pull_gates.append(SignedOnlyGate(
         db.engine, policies, lambda repository, digest: has_trusted_signature(db.engine, storage, repository, digest)))
+    app[PULL_THROUGH] = service.misses = PullThrough(
+        service, ConfigCache(db.engine, lambda: Sealer.from_config(cfg)), cfg.registry.max_manifest_size)
     # The registry's events: changes through the outbox, to their subscribers after commit;
     # tag pulls batched in memory (they change nothing the registry owns).
     outbox = Outbox(db.engine)
@@ -78,7 +84,8 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     pulls = RegistryEvents(db.engine)
     service.tag_pulled.append(pulls.pulled)
     try:
-        async with service.cache.running(db.url), outbox.running(), pulls.running(), jobs_running(app):
+        async with service.cache.running(db.url), outbox.running(), pulls.running(), jobs_running(app), \
+                app[PULL_THROUGH].running():
             yield
     finally:
         await db.close()
@@ -110,5 +117,6 @@ def create_app(config: Config) -> web.Application:
     app.add_subapp("/api/v0/", create_api_app([register_accounts, register_jobs, register_cluster,
                                                     register_scanning, register_signatures,
                                                     register_signing_policy, register_activity,
-                                                    register_webhooks, register_mirroring], api_auth))
+                                                    register_webhooks, register_mirroring,
+                                                    register_pull_through], api_auth))
     return app

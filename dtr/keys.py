@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from dtr.config import Config
     from dtr.db.engine import Database
     from dtr.jobs.runner import JobWorker
+    from dtr.pullcache.cache import PullThrough
     from dtr.registry.events import Actor
     from dtr.registry.service import RegistryService
     from dtr.signatures.policy import PolicyCache
@@ -34,6 +35,8 @@ JOB_WORKER: web.AppKey[JobWorker | None] = web.AppKey("job_worker")
 REPLICA: web.AppKey[Membership] = web.AppKey("replica")
 #: The scopes under the "signed images only" policy, as this process knows them.
 SIGNING_POLICY: web.AppKey[PolicyCache] = web.AppKey("signing_policy")
+#: The pull-through cache (the registry's miss handler, ``dtr.pullcache``).
+PULL_THROUGH: web.AppKey[PullThrough] = web.AppKey("pull_through")
 
 #: Per request: its id (``X-Request-Id``) and the repository it is about, for the access line.
 REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id", str)

@@ -8,6 +8,7 @@ import dtr.auth.models
 import dtr.cluster.models
 import dtr.jobs.models
 import dtr.mirroring.models
+import dtr.pullcache.models
 import dtr.registry.models
 import dtr.scanning.models
 import dtr.signatures.models

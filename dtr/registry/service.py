@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from sqlalchemy import LargeBinary, Table, and_, bindparam, delete, func, select, text, tuple_
 from sqlalchemy.dialects.postgresql import JSONB
@@ -29,6 +29,9 @@ from dtr.registry.models import Blob, Manifest, ManifestReference, Repository, R
 from dtr.registry.names import compute_digest, is_digest
 from dtr.registry.uploads import LINK, Uploads
 from dtr.storage.base import StorageDriver
+
+if TYPE_CHECKING:
+    from aiohttp import web
 
 repositories = cast(Table, Repository.__table__)
 blobs = cast(Table, Blob.__table__)
@@ -106,6 +109,21 @@ class StoredManifest:
         return h
 
 
+class MissHandler(Protocol):
+    """Serves pulls of repositories whose content comes from elsewhere (``dtr.pullcache``); each
+    method answers None for a repository it does not serve, which the registry then serves alone."""
+
+    async def manifest(self, name: str, reference: str) -> StoredManifest | None:
+        """The manifest to answer a GET or HEAD with (RegistryError when there is none)."""
+
+    async def blob(self, request: web.Request, name: str, digest: str) -> web.StreamResponse | None:
+        """The answer to a GET or HEAD of a blob the repository lacks (None also when it was
+        stored meanwhile: the registry serves it)."""
+
+    async def refuse_change(self, name: str) -> None:
+        """Raise a RegistryError if pushes and deletes in ``name`` are refused."""
+
+
 class RegistryService:
     def __init__(self, engine: AsyncEngine, storage: StorageDriver,
                  cache: ManifestCache[StoredManifest] | None = None, renew_links_after: float = 43200.0) -> None:
@@ -122,6 +140,8 @@ class RegistryService:
         #: Checks of a pull by tag, given (repository, tag, the tag's manifest digest) before the
         #: manifest is served (GET or HEAD); one refuses by raising a RegistryError (DENIED).
         self.pull_gates: list[Callable[[str, str, str], Awaitable[None]]] = []
+        #: Asked first on every pull of a manifest, on a blob miss and before a push or delete.
+        self.misses: MissHandler | None = None
         self.uploads = Uploads(engine, storage)
 
     # -- repositories ---------------------------------------------------------------------
@@ -237,6 +257,12 @@ class RegistryService:
         found = StoredManifest(row.digest, row.media_type, bytes(row.payload), row.subject_digest)
         self.cache.put(name, reference, found, generation)
         return found
+
+    async def pull_manifest(self, name: str, reference: str) -> StoredManifest:
+        """The manifest a pull is answered with: the miss handler's for a repository it serves."""
+        if self.misses is not None and (found := await self.misses.manifest(name, reference)) is not None:
+            return found
+        return await self.get_manifest(name, reference)
 
     async def put_manifest(self, name: str, reference: str, body: bytes, content_type: str | None, actor: Actor
                            ) -> tuple[str, ParsedManifest]:

@@ -220,7 +220,7 @@ async def manifest(request: web.Request, name: str, reference: str) -> web.Strea
     by_digest = is_digest(reference)
     _check_reference(reference, by_digest, method)
     if method in ("GET", "HEAD"):
-        stored = await svc.get_manifest(name, reference)
+        stored = await svc.pull_manifest(name, reference)
         if not by_digest:
             for gate in svc.pull_gates:
                 await gate(name, reference, stored.digest)
@@ -256,6 +256,10 @@ async def blob(request: web.Request, name: str, digest: str) -> web.StreamRespon
         await svc.delete_blob(name, digest, request[ACTOR])
         return web.Response(status=202, headers={"Docker-Content-Digest": digest})
     size = await svc.blob_size(name, digest)
+    if size is None and svc.misses is not None:
+        if (answer := await svc.misses.blob(request, name, digest)) is not None:
+            return answer
+        size = await svc.blob_size(name, digest)
     if size is None:
         raise RegistryError(codes.BLOB_UNKNOWN, detail={"digest": digest})
     headers = {"Docker-Content-Digest": digest, "ETag": f'"{digest}"', "Accept-Ranges": "bytes",
@@ -443,6 +447,8 @@ ROUTES = RouteTable([
 async def dispatch(request: web.Request, route: Route, m: re.Match[str]) -> web.StreamResponse:
     """Call the route's handler with the repository name (checked by ``handle_v2``) and reference."""
     if route.repository:
+        if (misses := request.app[REGISTRY].misses) is not None and route.methods[request.method] in (PUSH, DELETE):
+            await misses.refuse_change(m.group(1))  # a pull-through cache's repositories are read-only
         return await route.handler(request, m.group(1), m.group(2))
     return await route.handler(request, "", "")
 
