@@ -27,6 +27,9 @@ from dtr.ops import views as ops
 from dtr.ops.metrics import setup_metrics
 from dtr.ops.proxies import proxy_middlewares
 from dtr.ops.runtime import name_the_server
+from dtr.promotion.jobs import register_actions as register_promotion_actions
+from dtr.promotion.promote import promote_on_events
+from dtr.promotion.views import register as register_promotion
 from dtr.registry.events import Outbox
 from dtr.registry.service import RegistryService
 from dtr.registry.views import add_registry_routes
@@ -64,6 +67,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     outbox.subscribe("audit", record_registry_events)
     jobs = JobService(db.engine, cfg.jobs.stop_timeout, cfg.jobs.worker_timeout)
     outbox.subscribe("prune-on-push", queue_pruning(jobs))
+    outbox.subscribe("promote", promote_on_events(jobs))
     if cfg.scanning.enabled:
         outbox.subscribe("scan-on-push", scan_on_push(jobs, cfg.scanning.scan_on_push))
     pulls = RegistryEvents(db.engine)
@@ -83,6 +87,7 @@ async def _v2_redirect(request: web.Request) -> web.Response:
 def create_app(config: Config) -> web.Application:
     name_the_server()
     register_scan_actions()
+    register_promotion_actions()
     # Request bodies reach dtr as sent (a blob is hashed as received, dtr.registry.inputs; /api/v0
     # decodes gzip itself, with its size limit on the decoded bytes).
     proxies = proxy_middlewares(config.http.trusted_proxies, config.http.external_url)
@@ -98,5 +103,5 @@ def create_app(config: Config) -> web.Application:
     add_registry_routes(app, registry_auth, trust_routes() if config.trust.notary else ())
     app.add_subapp("/api/v0/", create_api_app([register_accounts, register_jobs, register_cluster,
                                                     register_scanning, register_signatures,
-                                                    register_signing_policy], api_auth))
+                                                    register_signing_policy, register_promotion], api_auth))
     return app

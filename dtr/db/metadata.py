@@ -7,6 +7,7 @@ import dtr.audit.models
 import dtr.auth.models
 import dtr.cluster.models
 import dtr.jobs.models
+import dtr.promotion.models
 import dtr.registry.models
 import dtr.scanning.models
 import dtr.signatures.models
