@@ -118,6 +118,8 @@ class JobCapacity:
     scan: int = 2
     update_vuln_db: int = 1
     rematch: int = 1
+    #: Promotion policies (``dtr.promotion``): evaluate and promote after pushes, scans and runs.
+    promote: int = 2
 
 
 @dataclasses.dataclass(frozen=True)
