@@ -47,7 +47,7 @@ class RunStarted(TypedDict):
     jobID: str
 
 
-class RuleSpec(Body):
+class PromotionRuleSpec(Body):
     field: Annotated[str, Field(max_length=64, description="tag, vulnerability_all, vulnerability_critical, "
                                 "vulnerability_major, vulnerability_minor, component_name or license_name")]
     operator: Annotated[str, Field(max_length=16, description="tag: eq, neq, sw, ew, c, oneof, noneof, matches; "
@@ -57,11 +57,11 @@ class RuleSpec(Body):
                       Field(max_length=MAX_VALUES)] = []
 
 
-class PolicySpec(Body):
+class PromotionPolicySpec(Body):
     """An image of the repository meeting every rule is promoted to ``targetRepository`` as the tag
     ``tagTemplate`` makes."""
 
-    rules: Annotated[list[RuleSpec], Field(max_length=MAX_RULES)]
+    rules: Annotated[list[PromotionRuleSpec], Field(max_length=MAX_RULES)]
     target_repository: Annotated[str, Field(max_length=255, description="namespace/name")]
     tag_template: Annotated[str, Field(max_length=MAX_TEMPLATE, description="%n the tag, %A date and time, "
                                        "%D date, %T time, %y %m %d %H %M %S, %% (UTC)")] = "%n"

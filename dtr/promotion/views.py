@@ -26,7 +26,7 @@ def _name(namespace: str, repo: str) -> str:
     return f"{namespace}/{repo}"
 
 
-def _policy(body: s.PolicySpec) -> Policy:
+def _policy(body: s.PromotionPolicySpec) -> Policy:
     return policies.parse_policy(body.model_dump(by_alias=True, exclude={"id"}))
 
 
@@ -42,7 +42,7 @@ async def list_promotion_policies(request: web.Request, namespace: str, repo: st
 
 @operation(*_REPO, status=201, invalid=codes.INVALID_PROMOTION_POLICY)
 async def create_promotion_policy(request: web.Request, namespace: str, repo: str,
-                                  body: s.PolicySpec) -> s.PromotionPolicy:
+                                  body: s.PromotionPolicySpec) -> s.PromotionPolicy:
     """Add a promotion policy to the repository (its admins, with read-write access to the target)."""
     return await policies.create_policy(_caller(request), _name(namespace, repo), _policy(body))
 
@@ -55,7 +55,7 @@ async def get_promotion_policy(request: web.Request, namespace: str, repo: str, 
 
 @operation(*_POLICY, invalid=codes.INVALID_PROMOTION_POLICY)
 async def update_promotion_policy(request: web.Request, namespace: str, repo: str, id: str,
-                                  body: s.PolicySpec) -> s.PromotionPolicy:
+                                  body: s.PromotionPolicySpec) -> s.PromotionPolicy:
     """Replace a promotion policy of the repository."""
     return await policies.update_policy(_caller(request), _name(namespace, repo), policies.policy_id(id),
                                         _policy(body))
