@@ -34,6 +34,9 @@ from dtr.ops.runtime import name_the_server
 from dtr.pullcache.cache import PullThrough
 from dtr.pullcache.settings import ConfigCache
 from dtr.pullcache.views import register as register_pull_through
+from dtr.promotion.jobs import register_actions as register_promotion_actions
+from dtr.promotion.promote import promote_on_events
+from dtr.promotion.views import register as register_promotion
 from dtr.registry.events import Outbox
 from dtr.registry.service import RegistryService
 from dtr.registry.views import add_registry_routes
@@ -78,6 +81,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     jobs = JobService(db.engine, cfg.jobs.stop_timeout, cfg.jobs.worker_timeout)
     outbox.subscribe("prune-on-push", queue_pruning(jobs))
     outbox.subscribe("push-mirror-on-push", push_on_push(jobs))
+    outbox.subscribe("promote", promote_on_events(jobs))
     if cfg.scanning.enabled:
         outbox.subscribe("scan-on-push", scan_on_push(jobs, cfg.scanning.scan_on_push))
     outbox.subscribe("webhooks", queue_deliveries(jobs, storage))
@@ -101,6 +105,7 @@ def create_app(config: Config) -> web.Application:
     register_scan_actions()
     register_webhook_actions()
     register_mirroring_actions()
+    register_promotion_actions()
     # Request bodies reach dtr as sent (a blob is hashed as received, dtr.registry.inputs; /api/v0
     # decodes gzip itself, with its size limit on the decoded bytes).
     proxies = proxy_middlewares(config.http.trusted_proxies, config.http.external_url)
@@ -118,5 +123,5 @@ def create_app(config: Config) -> web.Application:
                                                     register_scanning, register_signatures,
                                                     register_signing_policy, register_activity,
                                                     register_webhooks, register_mirroring,
-                                                    register_pull_through], api_auth))
+                                                    register_pull_through, register_promotion], api_auth))
     return app

@@ -256,12 +256,14 @@ def build_parser() -> argparse.ArgumentParser:
     add_account_commands(sub, common, group)
     from dtr.jobs.cli import add_commands as add_job_commands
     from dtr.mirroring.jobs import register_actions as register_mirroring_actions
+    from dtr.promotion.jobs import register_actions as register_promotion_actions
     from dtr.scanning.jobs import register_actions as register_scan_actions
     from dtr.webhooks.delivery import register_actions as register_webhook_actions
 
     register_scan_actions()  # before the jobs commands list the actions
     register_webhook_actions()
     register_mirroring_actions()
+    register_promotion_actions()
 
     add_job_commands(sub, common, group)
     from dtr.registry.cli import add_commands as add_registry_commands

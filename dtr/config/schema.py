@@ -123,6 +123,8 @@ class JobCapacity:
     #: Mirroring (``dtr.mirroring``): push a tag to a push mirror; poll a poll mirror.
     push_mirror: int = 2
     poll_mirror: int = 1
+    #: Promotion policies (``dtr.promotion``): evaluate and promote after pushes, scans and runs.
+    promote: int = 2
 
 
 @dataclasses.dataclass(frozen=True)

@@ -9,6 +9,7 @@ import dtr.cluster.models
 import dtr.jobs.models
 import dtr.mirroring.models
 import dtr.pullcache.models
+import dtr.promotion.models
 import dtr.registry.models
 import dtr.scanning.models
 import dtr.signatures.models

@@ -48,7 +48,8 @@ SCAN_COMPLETED = "scan_completed"
 SCAN_FAILED = "scan_failed"
 VULNDB_UPDATED = "vulndb_updated"
 # Automation's: a promotion policy copied an image (repository: the target; tag and digest: the
-# promoted ones; detail: {"policy": id, "source": "ns/repo", "sourceTag": tag}); a push or poll
+# promoted ones; detail: {"policy": id, "source": "ns/repo", "sourceTag": tag, "path": the
+# repositories it was promoted through before, source last: dtr.promotion's loop guard}); a push or poll
 # mirroring run ended (repository: the local one; tag and digest: the image mirrored, or None for a
 # run of several; detail: {"policy": id, "remote": "host/repo", "tags": [...], "error": str only
 # when it failed}).

@@ -264,9 +264,10 @@ class RegistryService:
             return found
         return await self.get_manifest(name, reference)
 
-    async def put_manifest(self, name: str, reference: str, body: bytes, content_type: str | None, actor: Actor
-                           ) -> tuple[str, ParsedManifest]:
-        """Store a manifest (and point the tag at it); everything it references must be present."""
+    async def put_manifest(self, name: str, reference: str, body: bytes, content_type: str | None, actor: Actor,
+                           also: Sequence[Event] = ()) -> tuple[str, ParsedManifest]:
+        """Store a manifest (and point the tag at it); everything it references must be present.
+        ``also``: events of the caller's recorded with the put's, in its transaction (a promotion's)."""
         parsed = parse_manifest(body, content_type)
         if is_digest(reference):
             algo = reference.partition(":")[0]
@@ -297,7 +298,7 @@ class RegistryService:
                 mid = await self._renew_manifest(conn, rid, digest)
             if tag is not None:
                 changes.append(await self._tag(conn, rid, name, tag, mid, digest, immutable))
-            await events.record(conn, actor, changes)
+            await events.record(conn, actor, [*changes, *also])
         if tag is not None:
             self.cache.invalidate(name)
         return digest, parsed

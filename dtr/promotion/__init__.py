@@ -1,0 +1,1 @@
+"""Promotion policies (DTR's promotionPolicies): see ``docs/promotion.md``."""
