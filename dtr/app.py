@@ -31,12 +31,12 @@ from dtr.ops import views as ops
 from dtr.ops.metrics import setup_metrics
 from dtr.ops.proxies import proxy_middlewares
 from dtr.ops.runtime import name_the_server
-from dtr.pullcache.cache import PullThrough
-from dtr.pullcache.settings import ConfigCache
-from dtr.pullcache.views import register as register_pull_through
 from dtr.promotion.jobs import register_actions as register_promotion_actions
 from dtr.promotion.promote import promote_on_events
 from dtr.promotion.views import register as register_promotion
+from dtr.pullcache.cache import PullThrough
+from dtr.pullcache.settings import ConfigCache
+from dtr.pullcache.views import register as register_pull_through
 from dtr.registry.events import Outbox
 from dtr.registry.service import RegistryService
 from dtr.registry.views import add_registry_routes

@@ -8,8 +8,8 @@ import dtr.auth.models
 import dtr.cluster.models
 import dtr.jobs.models
 import dtr.mirroring.models
-import dtr.pullcache.models
 import dtr.promotion.models
+import dtr.pullcache.models
 import dtr.registry.models
 import dtr.scanning.models
 import dtr.signatures.models

@@ -2,7 +2,7 @@
 
 Expand only: new tables.
 
-Revision ID: 0011w
+Revision ID: 0011
 Revises: 0010
 Create Date: 2026-12-05 14:30:00.000000
 """
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision = '0011w'
+revision = '0011'
 down_revision = '0010'
 branch_labels = None
 depends_on = None

@@ -2,8 +2,8 @@
 
 Expand only: one new table.
 
-Revision ID: 0012m
-Revises: 0010
+Revision ID: 0012
+Revises: 0011
 Create Date: 2026-12-05 14:20:00.000000
 """
 
@@ -13,8 +13,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision = '0012m'
-down_revision = '0010'
+revision = '0012'
+down_revision = '0011'
 branch_labels = None
 depends_on = None
 

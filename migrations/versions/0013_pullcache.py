@@ -2,8 +2,8 @@
 
 Expand only: one new table.
 
-Revision ID: 0013p
-Revises: 0010
+Revision ID: 0013
+Revises: 0012
 Create Date: 2026-12-05 14:10:00.000000
 """
 
@@ -12,8 +12,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0013p'
-down_revision = '0010'
+revision = '0013'
+down_revision = '0012'
 branch_labels = None
 depends_on = None
 

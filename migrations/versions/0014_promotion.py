@@ -2,8 +2,8 @@
 
 Expand only: a new table.
 
-Revision ID: 0014r
-Revises: 0010
+Revision ID: 0014
+Revises: 0013
 Create Date: 2026-12-05 14:04:07.154826
 """
 
@@ -13,8 +13,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision = '0014r'
-down_revision = '0010'
+revision = '0014'
+down_revision = '0013'
 branch_labels = None
 depends_on = None
 

@@ -24,6 +24,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import bcrypt
+
 from tests.oci import ALL_MANIFEST_TYPES, OCI_INDEX, digest_of
 from tests.servers import stop_processes
 
@@ -347,6 +349,13 @@ def verify_dir_image(out: Path, digest: str) -> dict[str, Any]:
 
 
 # -- the reference registry ------------------------------------------------------------------
+
+
+def htpasswd_file(path: Path, user: str, password: str) -> Path:
+    """An htpasswd file of one bcrypt line (Go distribution's basic auth), bcrypt's cheapest cost."""
+    hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=4)).decode()
+    path.write_text(f"{user}:{hashed}\n")
+    return path
 
 
 class ReferenceRegistry:

@@ -11,7 +11,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import bcrypt
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -19,7 +18,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from dtr.db.engine import asyncpg_url
 from tests.auth.client import Client
 from tests.clients.conftest import skopeo  # noqa: F401
-from tests.clients.engines import ReferenceRegistry
+from tests.clients.engines import ReferenceRegistry, htpasswd_file
 from tests.oci import OCI_MANIFEST, digest_of, image
 from tests.servers import DtrProcess, free_port, require_binary
 from tests.trust.notary_tools import TestCA
@@ -47,9 +46,7 @@ def reference(tmp_path: Path) -> Iterator[Callable[..., ReferenceRegistry]]:
         work.mkdir()
         htpasswd = None
         if auth:
-            htpasswd = work / "htpasswd"
-            hashed = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()
-            htpasswd.write_text(f"{USER}:{hashed}\n")
+            htpasswd = htpasswd_file(work / "htpasswd", USER, PASSWORD)
         tls = ca.server_cert(f"reference{len(started)}") if ca else None
         reg = ReferenceRegistry(work, binary, free_port(), htpasswd=htpasswd, tls=tls)
         started.append(reg)

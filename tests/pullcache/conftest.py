@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import time
 import uuid
-import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -23,15 +22,6 @@ from tests.clients.engines import APT, ReferenceRegistry, Skopeo, verify_dir_ima
 from tests.servers import DtrProcess, free_port, require_binary
 
 ADMIN_CREDS = f"{ADMIN_AUTH[0]}:{ADMIN_AUTH[1]}"
-
-
-def htpasswd(path: Path, user: str, password: str) -> Path:
-    """An htpasswd file for Go distribution (bcrypt, from the C library's crypt)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        import crypt
-    path.write_text(f"{user}:{crypt.crypt(password, crypt.mksalt(crypt.METHOD_BLOWFISH))}\n")
-    return path
 
 
 @pytest.fixture

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from tests.auth.constants import ADMIN_AUTH, ADMIN_PASSWORD
-from tests.clients.engines import DOCKER_CLI, CommandError, DockerEngine, ReferenceRegistry, run
+from tests.clients.engines import DOCKER_CLI, CommandError, DockerEngine, ReferenceRegistry, htpasswd_file, run
 from tests.oci import ALL_MANIFEST_TYPES
-from tests.pullcache.conftest import ADMIN_CREDS, Caches, htpasswd
+from tests.pullcache.conftest import ADMIN_CREDS, Caches
 
 
 def _error(r: object) -> tuple[int, str, str]:
@@ -106,7 +106,7 @@ def test_pushes_and_deletes_are_refused(caches: Caches, upstreams: Callable[...,
 def test_an_upstream_with_basic_auth(caches: Caches, upstreams: Callable[..., ReferenceRegistry],
                                      tmp_path: Path, unique: str) -> None:
     password = f"pw-{uuid.uuid4().hex}"
-    upstream = upstreams(htpasswd(tmp_path / "htpasswd", "mirror", password))
+    upstream = upstreams(htpasswd_file(tmp_path / "htpasswd", "mirror", password))
     digest = caches.push_upstream(upstream, f"app{unique}", "1", f"x {unique}", creds=f"mirror:{password}")
     org = caches.make(upstream.url, username="mirror", password="wrong")
     repo = f"{org}/app{unique}"
