@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from typing import Any, TypedDict, cast
+from typing import Any, cast
 
 from sqlalchemy import Table, and_, literal, select
 from sqlalchemy.ext.asyncio import AsyncConnection
+from typing_extensions import TypedDict
 
 from dtr.auth.access import Action
 from dtr.registry.models import RegistryEvent
@@ -22,7 +23,7 @@ from dtr.times import iso
 registry_events = cast(Table, RegistryEvent.__table__)
 
 
-class Event(TypedDict):
+class ActivityEvent(TypedDict):
     id: int
     type: str
     createdAt: str
@@ -34,8 +35,8 @@ class Event(TypedDict):
     detail: dict[str, Any]
 
 
-class EventList(TypedDict):
-    events: list[Event]
+class ActivityList(TypedDict):
+    events: list[ActivityEvent]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,7 +50,7 @@ class EventFilter:
     before: dt.datetime | None = None
 
 
-def event_json(row: Any) -> Event:
+def event_json(row: Any) -> ActivityEvent:
     return {"id": row.id, "type": row.type, "createdAt": iso(row.at), "actor": row.actor,
             "clientAddress": row.client_addr, "repository": row.repository, "tag": row.tag, "digest": row.digest,
             "detail": row.detail or {}}

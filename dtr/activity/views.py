@@ -50,13 +50,13 @@ def _filter(query: ActivityQuery, repository: str | None = None) -> tuple[svc.Ev
     return f, int(start) if start else None
 
 
-def _paged(rows: list[object], size: int) -> Paged[svc.EventList]:
+def _paged(rows: list[object], size: int) -> Paged[svc.ActivityList]:
     nxt = str(rows[size].id) if len(rows) > size else None  # type: ignore[attr-defined]
     return Paged({"events": [svc.event_json(r) for r in rows[:size]]}, nxt)
 
 
 @operation(codes.INVALID_PARAMETER)
-async def registry_activity(request: web.Request, query: RegistryActivityQuery) -> Paged[svc.EventList]:
+async def registry_activity(request: web.Request, query: RegistryActivityQuery) -> Paged[svc.ActivityList]:
     """Every repository's events, newest first: pushes, deletes, repositories created and
     deleted, scans, vulnerability database updates, promotions, mirroring (site admins).
     Logins and permission changes are in the audit log (``/events``)."""
@@ -66,7 +66,7 @@ async def registry_activity(request: web.Request, query: RegistryActivityQuery) 
 
 @operation(codes.INVALID_PARAMETER, codes.NO_SUCH_REPOSITORY)
 async def repository_activity(request: web.Request, namespace: str, repo: str,
-                              query: ActivityQuery) -> Paged[svc.EventList]:
+                              query: ActivityQuery) -> Paged[svc.ActivityList]:
     """The repository's events, newest first (whoever may pull from it)."""
     f, start = _filter(query)
     rows = await svc.repository_activity(_caller(request), namespace, repo, f, start, query.page_size)
