@@ -283,7 +283,7 @@ def test_every_time_in_the_schema_is_a_duration() -> None:
         "auth.lockout_base", "auth.lockout_max", "auth.ldap.timeout", "database.connect_timeout",
         "database.statement_timeout", "database.pool_timeout", "scanning.feeds.timeout", "trust.timestamp_expiry",
         "trust.snapshot_expiry", "webhooks.timeout", "webhooks.retry_backoff", "webhooks.retry_backoff_max",
-        "webhooks.delivery_retention",
+        "webhooks.delivery_retention", "ui.session_idle", "ui.session_max",
         *(f"jobs.{n}" for n in (
             "poll_interval", "heartbeat_interval", "worker_timeout", "retry_backoff", "retry_backoff_max",
             "stop_timeout", "gc_grace_period", "upload_max_age", "job_retention"))}

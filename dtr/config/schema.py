@@ -365,6 +365,18 @@ class WebhooksConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class UIConfig:
+    """The web admin UI (``dtr.ui``) at ``/``."""
+
+    #: Serve the UI; off, ``/`` is a 404 and only the APIs are served.
+    enabled: bool = True
+    #: A browser session ends after this long without a request...
+    session_idle: Seconds = 3600.0
+    #: ... and this long after its login, however active.
+    session_max: Seconds = 12 * 3600.0
+
+
+@dataclasses.dataclass(frozen=True)
 class Config:
     data_dir: str = dataclasses.field(default_factory=default_data_dir)
     http: HTTPConfig = dataclasses.field(default_factory=HTTPConfig)
@@ -379,6 +391,7 @@ class Config:
     trust: TrustConfig = dataclasses.field(default_factory=TrustConfig)
     webhooks: WebhooksConfig = dataclasses.field(default_factory=WebhooksConfig)
     mirroring: MirroringConfig = dataclasses.field(default_factory=MirroringConfig)
+    ui: UIConfig = dataclasses.field(default_factory=UIConfig)
 
     @property
     def data_path(self) -> Path:

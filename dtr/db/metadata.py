@@ -14,6 +14,7 @@ import dtr.registry.models
 import dtr.scanning.models
 import dtr.signatures.models
 import dtr.trust.models
+import dtr.ui.models
 import dtr.webhooks.models  # noqa: F401
 from dtr.db.base import Base
 

@@ -108,6 +108,8 @@ class Tag(Base):
     name: Mapped[str] = mapped_column(String(128, collation="C"), primary_key=True)
     manifest_id: Mapped[int] = mapped_column(ForeignKey("manifests.id", ondelete="CASCADE"), index=True)
     updated_at: Mapped[dt.datetime] = utcnow_column()
+    #: The account that pushed the tag last ('' for anonymous pushes, dtr's own and tags older than it).
+    pushed_by: Mapped[str] = mapped_column(String(255), server_default=text("''"))
 
 
 #: The tag list's order (``service.list_tags``: case-insensitive, byte order breaking ties), so a

@@ -81,11 +81,13 @@ _RENEW_MANIFEST = text("UPDATE manifests SET created_at = now() WHERE id = :id")
 _MOVE_TAG = text("""
 WITH old AS (SELECT m.digest FROM tags t JOIN manifests m ON m.id = t.manifest_id
              WHERE t.repository_id = :rid AND t.name = :tag)
-INSERT INTO tags (repository_id, name, manifest_id) VALUES (:rid, :tag, :mid)
-ON CONFLICT (repository_id, name) DO UPDATE SET manifest_id = excluded.manifest_id, updated_at = now()
+INSERT INTO tags (repository_id, name, manifest_id, pushed_by) VALUES (:rid, :tag, :mid, :by)
+ON CONFLICT (repository_id, name) DO UPDATE SET manifest_id = excluded.manifest_id, updated_at = now(),
+    pushed_by = excluded.pushed_by
 RETURNING (SELECT digest FROM old) AS previous
 """)
-_ADD_TAG = text("INSERT INTO tags (repository_id, name, manifest_id) VALUES (:rid, :tag, :mid) ON CONFLICT DO NOTHING")
+_ADD_TAG = text("INSERT INTO tags (repository_id, name, manifest_id, pushed_by) VALUES (:rid, :tag, :mid, :by) "
+                "ON CONFLICT DO NOTHING")
 _TAGGED = text("SELECT manifest_id FROM tags WHERE repository_id = :rid AND name = :tag")
 _UNTAG_MANIFEST = text("DELETE FROM tags WHERE manifest_id = "
                        "(SELECT id FROM manifests WHERE repository_id = :rid AND digest = :digest) RETURNING name")
@@ -297,7 +299,7 @@ class RegistryService:
             else:
                 mid = await self._renew_manifest(conn, rid, digest)
             if tag is not None:
-                changes.append(await self._tag(conn, rid, name, tag, mid, digest, immutable))
+                changes.append(await self._tag(conn, rid, name, tag, mid, digest, immutable, actor.name))
             await events.record(conn, actor, [*changes, *also])
         if tag is not None:
             self.cache.invalidate(name)
@@ -325,11 +327,11 @@ class RegistryService:
         return rid, False, created
 
     async def _tag(self, conn: AsyncConnection, rid: int, name: str, tag: str, mid: int, digest: str,
-                   immutable: bool) -> Event:
-        """Point ``tag`` at manifest ``mid`` (``digest``); its event. In a repository with immutable
-        tags, only a new tag (or the same manifest again) is accepted, else DENIED and the
-        transaction rolls back."""
-        values = {"rid": rid, "tag": tag, "mid": mid}
+                   immutable: bool, pushed_by: str) -> Event:
+        """Point ``tag`` at manifest ``mid`` (``digest``), pushed by account ``pushed_by``; its event.
+        In a repository with immutable tags, only a new tag (or the same manifest again) is
+        accepted, else DENIED and the transaction rolls back."""
+        values = {"rid": rid, "tag": tag, "mid": mid, "by": pushed_by[:255]}
         if not immutable:
             previous = (await conn.execute(_MOVE_TAG, values)).scalar()
             if previous is not None and previous != digest:
