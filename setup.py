@@ -10,5 +10,7 @@ from setuptools import find_packages, setup
 setup(
     packages=[*find_packages(include=["dtr", "dtr.*"]), "dtr._migrations", "dtr._migrations.versions"],
     package_dir={"dtr._migrations": "migrations"},
-    package_data={"dtr": ["py.typed", "deploy/dtr.service", "deploy/config.yaml"], "dtr._migrations": ["script.py.mako"]},
+    # The web UI's templates and static files (htmx, its license, dtr.js, dtr.css) ship in the wheel.
+    package_data={"dtr": ["py.typed", "deploy/dtr.service", "deploy/config.yaml", "ui/templates/*.html", "ui/static/*"],
+                  "dtr._migrations": ["script.py.mako"]},
 )

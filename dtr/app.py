@@ -51,6 +51,7 @@ from dtr.storage.factory import create_driver
 from dtr.trust.sealing import Sealer
 from dtr.trust.store import TrustStore
 from dtr.trust.views import trust_routes
+from dtr.ui.app import setup_ui
 from dtr.webhooks.delivery import queue_deliveries
 from dtr.webhooks.delivery import register_actions as register_webhook_actions
 from dtr.webhooks.views import register as register_webhooks
@@ -124,4 +125,5 @@ def create_app(config: Config) -> web.Application:
                                                     register_signing_policy, register_activity,
                                                     register_webhooks, register_mirroring,
                                                     register_pull_through, register_promotion], api_auth))
+    setup_ui(app)
     return app

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from dtr.signatures.policy import PolicyCache
     from dtr.storage.wrapper import StorageWrapper
     from dtr.trust.store import TrustStore
+    from dtr.ui.sessions import SessionStore
 
 CONFIG: web.AppKey[Config] = web.AppKey("config")
 DATABASE: web.AppKey[Database] = web.AppKey("database")
@@ -37,6 +38,8 @@ REPLICA: web.AppKey[Membership] = web.AppKey("replica")
 SIGNING_POLICY: web.AppKey[PolicyCache] = web.AppKey("signing_policy")
 #: The pull-through cache (the registry's miss handler, ``dtr.pullcache``).
 PULL_THROUGH: web.AppKey[PullThrough] = web.AppKey("pull_through")
+#: The web UI's browser sessions (absent when ``ui.enabled`` is false).
+UI_SESSIONS: web.AppKey[SessionStore] = web.AppKey("ui_sessions")
 
 #: Per request: its id (``X-Request-Id``) and the repository it is about, for the access line.
 REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id", str)

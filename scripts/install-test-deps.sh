@@ -8,6 +8,7 @@ APT_PACKAGES=(python3-venv docker.io podman skopeo umoci docker-registry busybox
   swift swift-proxy swift-account swift-container swift-object memcached
   python3-keystone python3-keystonemiddleware  # Keystone v3 for the swift driver (not the `keystone` service package)
   nginx-light haproxy  # the load balancers of tests/ha (deploy/nginx.conf, deploy/haproxy.cfg)
+  chromium  # tests/ui: the web UI in a real browser, driven by Playwright (never `playwright install`)
   # tests/scanning/test_language_indexers.py: real installs and toolchains for the language indexers
   python3-jinja2 python3-pycparser ruby golang-go binutils  # npm: the machine's Node.js has it (below)
   liblog4j2-java libcommons-io-java libmongodb-java libaopalliance-java libguice-java unzip

@@ -39,6 +39,7 @@ def test_the_wheel_ships_every_module_and_migration(tmp_path: Path) -> None:
     assert build.returncode == 0, build.stderr
     [wheel] = (tmp_path / "dist").glob("dtr-*.whl")
     packaged = set(zipfile.ZipFile(wheel).namelist())
-    expected = {f"dtr/{f}" for f in _files(ROOT / "dtr", "*.py", "py.typed", "deploy/*")}
+    expected = {f"dtr/{f}" for f in _files(ROOT / "dtr", "*.py", "py.typed", "deploy/*", "ui/templates/*",
+                                                       "ui/static/*")}
     expected |= {f"dtr/_migrations/{f}" for f in _files(ROOT / "migrations", "*.py", "*.mako")}
     assert expected - packaged == set()

@@ -157,13 +157,16 @@ class RepoChanges:
 
 
 async def list_repositories(c: Caller, namespace: str | None, start: str | None,
-                            size: int) -> tuple[list[Any], dict[str, str]]:
+                            size: int, contains: str = "") -> tuple[list[Any], dict[str, str]]:
     """(repositories the caller may see by name from ``start``, ``size`` + 1 of them; each one's
-    namespace type by namespace). ``start`` may omit the namespace when listing one."""
+    namespace type by namespace). ``start`` may omit the namespace when listing one; ``contains``:
+    only names with this text (case-insensitive)."""
     if namespace is not None and start and not start.startswith(f"{namespace}/"):
         start = f"{namespace}/{start}"
     q = (_repo_select(c.scan_on_push_default).where(visible_to(c.principal)).order_by(repositories.c.name)
          .limit(size + 1))
+    if contains:
+        q = q.where(repositories.c.name.contains(contains.lower(), autoescape=True))
     if namespace is not None:
         q = q.where(repositories.c.name.startswith(f"{namespace}/", autoescape=True))
     if start:

@@ -1,0 +1,121 @@
+"""What the UI's page handlers share: the use cases' callers for the visitor, the access decision
+for which controls a page shows, redirects, forms, and use-case errors as pages."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from aiohttp import web
+
+from dtr.accounts.context import Caller as AccountsCaller
+from dtr.api.errors import APIError, codes
+from dtr.auth.access import Action, decide
+from dtr.keys import AUTH, CONFIG, DATABASE
+from dtr.signatures.access import Caller as RepoCaller
+from dtr.ui.render import error_page
+from dtr.ui.security import visitor
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+LOGIN = "/ui/login"
+HOME = "/ui/repositories"
+
+
+def accounts_caller(request: web.Request) -> AccountsCaller:
+    """The visitor as the accounts use cases (repositories, grants) take it."""
+    cfg = request.config_dict[CONFIG]
+    return AccountsCaller(request.config_dict[DATABASE].engine, visitor(request).principal, request.remote or "",
+                          request.config_dict[AUTH], cfg.auth.min_password_length, cfg.scanning.scan_on_push)
+
+
+def repo_caller(request: web.Request) -> RepoCaller:
+    """The visitor as the image and signature use cases take it."""
+    return RepoCaller(request.config_dict[DATABASE].engine, visitor(request).principal, request.remote or "",
+                      request.config_dict[AUTH])
+
+
+@dataclasses.dataclass(frozen=True)
+class Abilities:
+    """What the visitor may do to one repository (the access decision's answer): which controls show."""
+
+    delete: bool
+    admin: bool
+
+
+async def abilities(request: web.Request, full_name: str) -> Abilities:
+    auth = request.config_dict[AUTH]
+    if auth is None:
+        return Abilities(True, True)
+    p = visitor(request).principal
+    facts = await auth.repo_facts(p, full_name)
+    return Abilities(decide(p, facts, Action.DELETE), decide(p, facts, Action.ADMIN))
+
+
+def redirect(location: str) -> web.Response:
+    """303 See Other to ``location`` (after a form: the browser GETs it)."""
+    return web.Response(status=303, headers={"Location": location})
+
+
+def repo_url(full_name: str, tail: str = "") -> str:
+    return f"/ui/repositories/{quote(full_name)}{tail}"
+
+
+def with_query(path: str, **params: str | None) -> str:
+    given = {k: v for k, v in params.items() if v}
+    return f"{path}?{urlencode(given)}" if given else path
+
+
+def signed_in(handler: Handler) -> Handler:
+    """Only for a signed-in visitor: anyone else is sent to the login page (and back after it)."""
+
+    @functools.wraps(handler)
+    async def wrapper(request: web.Request) -> web.StreamResponse:
+        v = visitor(request)
+        if not v.signed_in:
+            if request.method != "GET":
+                return error_page(request, 401, "sign in first")
+            return redirect(with_query(LOGIN, next=request.path_qs, expired="1" if v.expired else None))
+        return await handler(request)
+
+    return wrapper
+
+
+def refused(request: web.Request, e: APIError) -> web.StreamResponse:
+    """A use case's refusal as a page (its status: 403, 404, ...); sign-in for an anonymous caller."""
+    if e.code == codes.UNAUTHORIZED:
+        return redirect(with_query(LOGIN, next=request.path_qs if request.method == "GET" else None))
+    return error_page(request, e.status, e.message)
+
+
+@dataclasses.dataclass
+class Form:
+    """A submitted form: what was typed (shown again when it fails) and errors by field."""
+
+    values: dict[str, str]
+    errors: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    @classmethod
+    async def read(cls, request: web.Request, *names: str) -> Form:
+        data = await request.post()
+        return cls({n: v if isinstance(v := data.get(n, ""), str) else "" for n in names})
+
+    def text(self, name: str, label: str, *, required: bool = False, max_length: int = 0) -> str:
+        """The field ``name`` stripped, its error noted when missing or too long."""
+        value = self.values.get(name, "").strip()
+        if required and not value:
+            self.errors[name] = f"{label} is required"
+        elif max_length and len(value) > max_length:
+            self.errors[name] = f"{label} is at most {max_length} characters ({len(value)} given)"
+        return value
+
+    def choice(self, name: str, label: str, allowed: tuple[str, ...]) -> str:
+        value = self.values.get(name, "")
+        if value not in allowed:
+            self.errors[name] = f"{label} must be one of: {', '.join(allowed)}"
+        return value
+
+    def context(self) -> dict[str, Any]:
+        return {"form": self.values, "errors": self.errors}
