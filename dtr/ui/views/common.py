@@ -111,6 +111,13 @@ class Form:
             self.errors[name] = f"{label} is at most {max_length} characters ({len(value)} given)"
         return value
 
+    def multiline(self, name: str, label: str, max_length: int) -> str:
+        """The textarea ``name`` with browser line ends (CRLF) made ``\\n``, its error noted when too long."""
+        value = self.values.get(name, "").replace("\r\n", "\n")
+        if len(value) > max_length:
+            self.errors[name] = f"{label} is at most {max_length} characters ({len(value)} given)"
+        return value
+
     def choice(self, name: str, label: str, allowed: tuple[str, ...]) -> str:
         value = self.values.get(name, "")
         if value not in allowed:

@@ -48,9 +48,7 @@ async def create(request: web.Request) -> web.StreamResponse:
     name = form.text("name", "Name", required=True, max_length=255)
     visibility = form.choice("visibility", "Visibility", repos.VISIBILITIES)
     short = form.text("short_description", "Short description", max_length=140)
-    long = form.values.get("long_description", "")
-    if len(long) > 100_000:
-        form.errors["long_description"] = "Description is at most 100000 characters"
+    long = form.multiline("long_description", "Description", 100_000)
     if not form.errors:
         try:
             row, _ = await repos.create_repository(accounts_caller(request), namespace, name,

@@ -90,9 +90,7 @@ async def save_settings(request: web.Request) -> web.StreamResponse:
                            "long_description")
     visibility = form.choice("visibility", "Visibility", repos.VISIBILITIES)
     short = form.text("short_description", "Short description", max_length=140)
-    long = form.values["long_description"]
-    if len(long) > 100_000:
-        form.errors["long_description"] = "Description is at most 100000 characters"
+    long = form.multiline("long_description", "Description", 100_000)
     if not form.errors:
         change = repos.RepoChanges(visibility, short, long, immutable_tags=bool(form.values["immutable_tags"]),
                                    scan_on_push=bool(form.values["scan_on_push"]))
