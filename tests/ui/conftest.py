@@ -88,8 +88,9 @@ class UI:
     shots: Path
 
     def goto(self, path: str) -> Any:
+        """Open ``path``: every UI page answers with its Content-Security-Policy."""
         resp = self.page.goto(self.base + path)
-        assert resp is not None
+        assert resp is not None and "script-src 'self'" in resp.headers["content-security-policy"]
         return resp
 
     def login(self, user: str, password: str) -> None:
