@@ -19,6 +19,7 @@ from playwright.sync_api import Browser, BrowserContext, Dialog, Page, Playwrigh
 
 from tests.auth.client import Client
 from tests.auth.constants import ADMIN_AUTH, PASSWORD, auth_config
+from tests.auth.test_ldap import slapd  # noqa: F401  (a real slapd for the directory login)
 from tests.servers import DtrProcess, create_database, require_binary
 
 CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",

@@ -4,10 +4,13 @@ what was typed, throttling shared with docker login, access tokens refused, logo
 from __future__ import annotations
 
 import time
+import uuid
 from typing import Any
 
 from tests.auth.client import Client
 from tests.auth.constants import ADMIN, ADMIN_PASSWORD
+from tests.auth.slapd import Slapd, person
+from tests.auth.test_ldap import ldap_config
 from tests.servers import DtrProcess
 from tests.ui.conftest import UI, UI_AUTH, new_user
 
@@ -107,3 +110,12 @@ def test_an_idle_session_ends(ui_factory: Any, dtr_factory: Any) -> None:
     assert "session has ended" in ui.page.locator(".notice").inner_text()
     ui.login(ADMIN, ADMIN_PASSWORD)  # and back in, to where the visitor was going
     assert ui.page.url.endswith("/ui/repositories")
+
+
+def test_a_directory_user_signs_in(ui_factory: Any, dtr_factory: Any, slapd: Slapd) -> None:
+    proc: DtrProcess = dtr_factory(ldap_config(slapd))
+    name = f"p{uuid.uuid4().hex[:8]}"
+    slapd.add(person(name, f"Person {name}", f"Ldap-{name}"))
+    ui = ui_factory(proc.url)
+    ui.login(name, f"Ldap-{name}")
+    assert ui.page.locator(".who").inner_text() == name

@@ -20,7 +20,8 @@ PAT_REFUSED = "access tokens cannot open a browser session: sign in with your pa
 
 def safe_next(target: str | None) -> str:
     """Where to go after login: a UI path of this site only (never another host), else the home page."""
-    if target and target.startswith("/ui/") and "//" not in target and "\\" not in target:
+    if target and target.startswith("/ui/") and "//" not in target and "\\" not in target \
+            and target.isprintable() and " " not in target:
         return target
     return HOME
 

@@ -16,7 +16,8 @@ from dtr.api.errors import APIError, codes
 from dtr.images import service as images
 from dtr.keys import REGISTRY
 from dtr.ui.render import error_page, render
-from dtr.ui.views.common import Form, abilities, accounts_caller, redirect, refused, repo_caller, repo_url, signed_in
+from dtr.ui.views.common import (Form, abilities, accounts_caller, redirect, refused, repo_caller, repo_url,
+                                 signed_in, with_query)
 
 TAGS_PAGE = 50
 
@@ -34,7 +35,7 @@ async def page(request: web.Request) -> web.StreamResponse:
         tags = await images.list_tags(repo_caller(request), ns, name, start, TAGS_PAGE)
     except APIError as e:
         return refused(request, e)
-    following = f"{repo_url(row.name)}?start={tags[TAGS_PAGE].name}" if len(tags) > TAGS_PAGE else None
+    following = with_query(repo_url(row.name), start=tags[TAGS_PAGE].name) if len(tags) > TAGS_PAGE else None
     return render(request, "repository.html", {
         "title": row.name, "repo": row, "tags": tags[:TAGS_PAGE], "can": await abilities(request, row.name),
         "next_url": following, "start": start, "tab": "tags", "deleted": request.query.get("deleted", "")[:128]})
@@ -50,7 +51,7 @@ async def delete_tag(request: web.Request) -> web.StreamResponse:
         if e.code == codes.INVALID_OPERATION:  # an immutable tag
             return error_page(request, 409, e.message)
         return refused(request, e)
-    return redirect(f"{repo_url(f'{ns}/{name}')}?deleted={tag}")
+    return redirect(with_query(repo_url(f"{ns}/{name}"), deleted=tag))
 
 
 async def _admin_repo(request: web.Request) -> tuple[Any, web.StreamResponse | None]:
