@@ -16,8 +16,17 @@ from dtr.api.errors import APIError, codes
 from dtr.images import service as images
 from dtr.keys import REGISTRY
 from dtr.ui.render import error_page, render
-from dtr.ui.views.common import (Form, abilities, accounts_caller, redirect, refused, repo_caller, repo_url,
-                                 signed_in, with_query)
+from dtr.ui.views.common import (
+    Form,
+    abilities,
+    accounts_caller,
+    redirect,
+    refused,
+    repo_caller,
+    repo_url,
+    signed_in,
+    with_query,
+)
 
 TAGS_PAGE = 50
 
