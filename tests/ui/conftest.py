@@ -78,6 +78,14 @@ class Watch:
         return [*self.console_errors, *self.failed_loads, *(d for d in self.dialogs if d not in self.accept)]
 
 
+#: The visible form controls of the page that have no accessible name (as their outer HTML).
+_UNNAMED_CONTROLS = """() => [...document.querySelectorAll('input, select, textarea, button')]
+  .filter(e => e.type !== 'hidden' && !e.hidden)
+  .filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label')
+               && !(e.tagName === 'BUTTON' && e.textContent.trim()))
+  .map(e => e.outerHTML)"""
+
+
 @dataclasses.dataclass
 class UI:
     """A browser page on a dtr server, and what it watched; ``shot`` saves a screenshot."""
@@ -102,6 +110,10 @@ class UI:
         self.page.wait_for_url("**/ui/repositories**")
 
     def shot(self, name: str) -> None:
+        """Save a screenshot of the page, after checking that every control on it has a name
+        (a label, ``aria-label`` or its text)."""
+        unnamed = self.page.evaluate(_UNNAMED_CONTROLS)
+        assert not unnamed, f"controls without a label on {self.page.url}: {unnamed}"
         self.page.screenshot(path=str(self.shots / f"{name}.png"), full_page=True)
 
     def csrf(self) -> str:

@@ -41,6 +41,31 @@ def test_the_admin_signs_in_and_sees_the_repositories(ui: UI) -> None:
     ui.shot("repositories")
 
 
+def test_signing_in_with_the_keyboard_alone(ui: UI) -> None:
+    ui.goto("/ui/login")
+    ui.page.keyboard.press("Tab")
+    assert ui.page.evaluate("document.activeElement.textContent") == "Skip to content"
+    ui.page.keyboard.press("Enter")  # to the main content: its first field is next
+    ui.page.keyboard.press("Tab")
+    assert ui.page.evaluate("document.activeElement.id") == "f-username"
+    ui.page.keyboard.type(ADMIN)
+    ui.page.keyboard.press("Tab")
+    ui.page.keyboard.type(ADMIN_PASSWORD)
+    ui.page.keyboard.press("Enter")
+    ui.page.wait_for_url("**/ui/repositories")
+
+
+def test_the_theme_follows_the_browser(ui: UI) -> None:
+    ui.goto("/ui/login")
+    background = "getComputedStyle(document.body).backgroundColor"
+    ui.page.emulate_media(color_scheme="light")
+    light = ui.page.evaluate(background)
+    ui.page.emulate_media(color_scheme="dark")
+    dark = ui.page.evaluate(background)
+    assert light == "rgb(255, 255, 255)" and dark == "rgb(15, 18, 22)"
+    ui.shot("login-dark")
+
+
 def test_a_wrong_password_shows_an_error_and_keeps_the_username(ui: UI, api: Client) -> None:
     user, _ = new_user(api)
     ui.goto("/ui/login")
