@@ -220,6 +220,9 @@ def test_the_list_searches_filters_and_pages(ui: UI, api: Client, chromium: Brow
         page.fill("#f-q", "app05")
         page.click("text=Filter")
         assert page.locator("#results tbody tr").count() == 3
-        assert page.locator("button.copy").count() == 0
+        page.click(f"text={owner[0]}/app050")
+        # the pull command is there to select; its copy button (which needs JavaScript) is not
+        assert page.locator("#pull-command").inner_text().endswith(f"/{owner[0]}/app050:latest")
+        assert page.locator("button.copy").count() == 1 and not page.locator("button.copy").is_visible()
     finally:
         context.close()
