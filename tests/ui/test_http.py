@@ -9,7 +9,9 @@ from typing import Any
 
 from dtr.ui.static import load_assets
 from tests.auth.client import Client
+from tests.auth.constants import ADMIN, ADMIN_PASSWORD
 from tests.servers import DtrProcess
+from tests.ui.conftest import UI_AUTH
 
 
 def test_json_clients_are_pointed_to_the_api(api: Client) -> None:
@@ -65,3 +67,21 @@ def test_with_authentication_off_everyone_uses_the_ui_and_posts_still_need_the_t
                           headers={"Origin": dtr.url, "Cookie": cookie})
     # past the CSRF check, to the use case: no account "anyone" (auth off has no accounts), beside the field
     assert done.status == 400 and b'id="namespace-error"' in done.body and b"no account named" in done.body
+
+
+def test_behind_a_tls_proxy_cookies_are_secure(dtr_factory: Any) -> None:
+    proc: DtrProcess = dtr_factory({**UI_AUTH, "http": {"trusted_proxies": ["127.0.0.1/32"]}})
+    client = Client(proc.url)
+    proxy = {"X-Forwarded-For": "192.0.2.7", "X-Forwarded-Proto": "https", "X-Forwarded-Host": "registry.example"}
+    r = client.request("GET", "/ui/login", headers=proxy)
+    assert r.status == 200 and "; Secure" in r.headers["Set-Cookie"]
+    cookie = r.headers["Set-Cookie"].split(";", 1)[0]
+    form = {"username": ADMIN, "password": ADMIN_PASSWORD, "csrf_token": cookie.split("=", 1)[1]}
+    # the origin the browser saw is the proxy's (or http.external_url's), no other
+    assert client.request("POST", "/ui/login", form=form,
+                          headers={**proxy, "Cookie": cookie, "Origin": "https://other.example"}).status == 403
+    r = client.request("POST", "/ui/login", form=form,
+                       headers={**proxy, "Cookie": cookie, "Origin": "https://registry.example"})
+    assert r.status == 303, r.body
+    session = r.headers["Set-Cookie"]
+    assert session.startswith("dtr_session=") and "; Secure" in session and "HttpOnly" in session

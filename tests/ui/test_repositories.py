@@ -180,6 +180,12 @@ def test_posts_from_another_origin_or_without_the_token_are_refused(ui: UI, api:
                           ({}, {"csrf_token": token})):  # neither Origin nor Referer
         r = ui.context.request.post(target, form=form, headers=headers, max_redirects=0)
         assert r.status == 403, (headers, form, r.status)
+    assert api.v2("GET", f"{repo}/tags/list", f"repository:{repo}:pull", owner).json()["tags"] == ["v1"]
+    # the token as a header (how htmx requests carry it) is as good as the form field
+    push_image(api, repo, "v2", owner)
+    r = ui.context.request.post(f"{ui.base}/ui/repositories/{repo}/tags/v2/delete", form={},
+                                headers={"Origin": ui.base, "X-CSRF-Token": token}, max_redirects=0)
+    assert r.status == 303, r.status
     # a real cross-site page whose form posts to dtr
     evil = "http://evil.example"
     ui.page.route(f"{evil}/**", lambda route: route.fulfill(content_type="text/html", body=(
