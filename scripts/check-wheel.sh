@@ -66,8 +66,15 @@ case $status in
     *) fail "GET /v2/ answered $status (expected 200, or 401 with auth on)" ;;
 esac
 
+# The web UI's templates and static files came with the wheel: the login page and its stylesheet.
+page=$(curl -s --max-time 10 "http://127.0.0.1:$port/ui/login" || true)
+[[ $page == *'name="username"'* ]] || fail "GET /ui/login did not answer the login page (templates missing?)"
+css=$(grep -o '/ui/static/[0-9a-f]*/dtr.css' <<<"$page" | head -n1)
+[ -n "$css" ] && [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 "http://127.0.0.1:$port$css")" = 200 ] \
+    || fail "the UI's stylesheet ${css:-(no link)} is not served (static files missing?)"
+
 kill -TERM "$pid"
 wait "$pid" && rc=0 || rc=$?
 pid=
 [ "$rc" = 0 ] || fail "dtr serve exited with $rc after SIGTERM"
-echo "check-wheel: $(basename "$wheel") installs and serves (GET /v2/: $status)"
+echo "check-wheel: $(basename "$wheel") installs and serves (GET /v2/: $status; the UI's login page and stylesheet)"

@@ -126,10 +126,15 @@ def test_logout_ends_the_session(ui: UI, api: Client) -> None:
 
 
 def test_an_idle_session_ends(ui_factory: Any, dtr_factory: Any) -> None:
-    proc: DtrProcess = dtr_factory({**UI_AUTH, "ui": {"session_idle": 2}})
+    idle = 4
+    proc: DtrProcess = dtr_factory({**UI_AUTH, "ui": {"session_idle": idle}})
     ui = ui_factory(proc.url)
     ui.login(ADMIN, ADMIN_PASSWORD)
-    time.sleep(3)  # longer than ui.session_idle
+    for _ in range(idle + 2):  # in use for longer than the idle time: still signed in
+        time.sleep(1)
+        ui.goto("/ui/repositories")
+        assert ui.page.url.endswith("/ui/repositories")
+    time.sleep(idle + 1)  # then idle for longer
     ui.goto("/ui/repositories")
     assert "/ui/login" in ui.page.url
     assert "session has ended" in ui.page.locator(".notice").inner_text()
@@ -144,3 +149,15 @@ def test_a_directory_user_signs_in(ui_factory: Any, dtr_factory: Any, slapd: Sla
     ui = ui_factory(proc.url)
     ui.login(name, f"Ldap-{name}")
     assert ui.page.locator(".who").inner_text() == name
+
+
+def test_a_session_ends_at_its_maximum_age_however_active(ui_factory: Any, dtr_factory: Any) -> None:
+    proc: DtrProcess = dtr_factory({**UI_AUTH, "ui": {"session_max": 3}})
+    ui = ui_factory(proc.url)
+    ui.login(ADMIN, ADMIN_PASSWORD)
+    deadline = time.monotonic() + 10
+    while "/ui/login" not in ui.page.url:  # active all along
+        assert time.monotonic() < deadline, "the session outlived ui.session_max"
+        time.sleep(0.5)
+        ui.goto("/ui/repositories")
+    assert "session has ended" in ui.page.locator(".notice").inner_text()
