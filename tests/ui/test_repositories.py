@@ -232,3 +232,23 @@ def test_the_list_searches_filters_and_pages(ui: UI, api: Client, chromium: Brow
         assert page.locator("button.copy").count() == 1 and not page.locator("button.copy").is_visible()
     finally:
         context.close()
+
+
+def test_tags_are_paged(ui: UI, api: Client) -> None:
+    owner = new_user(api)
+    repo = _new_repo(api, owner)
+    digest = push_image(api, repo, "t000", owner)
+    manifest = api.v2("GET", f"{repo}/manifests/{digest}", f"repository:{repo}:pull", owner,
+                      headers={"Accept": OCI_MANIFEST}).body
+    token = api.bearer([f"repository:{repo}:push,pull"], owner)
+    for i in range(1, 53):
+        r = api.request("PUT", f"/v2/{repo}/manifests/t{i:03d}", bearer=token, data=manifest,
+                        headers={"Content-Type": OCI_MANIFEST})
+        assert r.status == 201, r.body
+    ui.login(*owner)
+    ui.goto(f"/ui/repositories/{repo}")
+    assert ui.page.locator("td.tag").all_inner_texts() == [f"t{i:03d}" for i in range(50)]
+    ui.page.click("text=Next page")
+    assert ui.page.locator("td.tag").all_inner_texts() == ["t050", "t051", "t052"]
+    ui.page.click("text=First page")
+    assert ui.page.locator("td.tag").count() == 50
