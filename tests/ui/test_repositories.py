@@ -44,6 +44,7 @@ def test_create_a_repository_whose_description_is_hostile(ui: UI, api: Client) -
     ui.login(ADMIN, ADMIN_PASSWORD)
     ui.goto("/ui/repositories")
     ui.page.click("text=New repository")
+    ui.shot("repository-new")
     ui.page.fill("#f-name", "Not A Name!")
     ui.page.fill("#f-short_description", "<b>short</b>")
     ui.page.fill("#f-long_description", HOSTILE)
@@ -151,6 +152,8 @@ def test_a_read_only_user_sees_no_admin_control_and_is_refused(ui: UI, api: Clie
     assert ui.page.locator("nav.tabs >> text=Settings").count() == 0
     ui.shot("repository-read-only")
     assert ui.goto(f"/ui/repositories/{org}/app/settings").status == 403
+    assert "need admin access" in ui.page.locator(".error-message").inner_text()
+    ui.shot("forbidden")
     assert ui.goto(f"/ui/repositories/{org}/app/delete").status == 403
     # forged requests with the reader's own valid session and CSRF token
     token = ui.csrf()
