@@ -1,8 +1,9 @@
-"""The web UI in a real browser: Debian's chromium driven by Playwright's sync API.
+"""The web UI in a real browser: Debian's chromium driven by Playwright's async API.
 
-The browser tests are plain sync functions against ``DtrProcess`` servers (the sync API cannot
-run inside the suite's running event loop); ``chromium`` is launched once per worker. Each
-``page`` records console errors, page errors, failed subresource loads and dialogs: a test fails
+The browser runs on the suite's session event loop (Playwright's sync API would leave its own
+loop marked running in the worker, breaking every async test after it), launched once per worker;
+the tests are async functions against ``DtrProcess`` servers (the sync ``Client`` for setup).
+Each page records console errors, page errors, failed subresource loads and dialogs: a test fails
 on any console error or CSP violation, and on any dialog it did not expect.
 """
 
@@ -10,12 +11,12 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Dialog, Page, Playwright, sync_playwright
+from playwright.async_api import Browser, BrowserContext, Dialog, Page, async_playwright
 
 from tests.auth.client import Client
 from tests.auth.constants import ADMIN_AUTH, PASSWORD, auth_config
@@ -31,17 +32,12 @@ UI_AUTH = auth_config(failed_login_address_threshold=100000, lockout_base=120)
 
 
 @pytest.fixture(scope="session")
-def playwright_api() -> Iterator[Playwright]:
-    with sync_playwright() as pw:
-        yield pw
-
-
-@pytest.fixture(scope="session")
-def chromium(playwright_api: Playwright) -> Iterator[Browser]:
+async def chromium() -> AsyncIterator[Browser]:
     path = require_binary("chromium", "apt-get install chromium")
-    browser = playwright_api.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
-    yield browser
-    browser.close()
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
+        yield browser
+        await browser.close()
 
 
 @pytest.fixture(scope="session")
@@ -67,12 +63,12 @@ class Watch:
     #: Dialog messages the test expects (accepted); any other is dismissed and fails the test.
     accept: set[str] = dataclasses.field(default_factory=set)
 
-    def on_dialog(self, dialog: Dialog) -> None:
+    async def on_dialog(self, dialog: Dialog) -> None:
         self.dialogs.append(dialog.message)
         if dialog.message in self.accept:
-            dialog.accept()
+            await dialog.accept()
         else:
-            dialog.dismiss()
+            await dialog.dismiss()
 
     def unexpected(self) -> list[str]:
         return [*self.console_errors, *self.failed_loads, *(d for d in self.dialogs if d not in self.accept)]
@@ -96,33 +92,37 @@ class UI:
     watch: Watch
     shots: Path
 
-    def goto(self, path: str) -> Any:
+    async def goto(self, path: str) -> Any:
         """Open ``path``: every UI page answers with its Content-Security-Policy."""
-        resp = self.page.goto(self.base + path)
+        resp = await self.page.goto(self.base + path)
         assert resp is not None and "script-src 'self'" in resp.headers["content-security-policy"]
         return resp
 
-    def login(self, user: str, password: str) -> None:
-        self.goto("/ui/login")
-        self.page.fill("#f-username", user)
-        self.page.fill("#f-password", password)
-        self.page.click("button[type=submit]")
-        self.page.wait_for_url("**/ui/repositories**")
+    async def login(self, user: str, password: str) -> None:
+        await self.goto("/ui/login")
+        await self.page.fill("#f-username", user)
+        await self.page.fill("#f-password", password)
+        await self.page.click("button[type=submit]")
+        await self.page.wait_for_url("**/ui/repositories**")
 
-    def shot(self, name: str) -> None:
+    async def shot(self, name: str) -> None:
         """Save a screenshot of the page, after checking that every control on it has a name
         (a label, ``aria-label`` or its text)."""
-        unnamed = self.page.evaluate(_UNNAMED_CONTROLS)
+        unnamed = await self.page.evaluate(_UNNAMED_CONTROLS)
         assert not unnamed, f"controls without a label on {self.page.url}: {unnamed}"
-        self.page.screenshot(path=str(self.shots / f"{name}.png"), full_page=True)
+        await self.page.screenshot(path=str(self.shots / f"{name}.png"), full_page=True)
 
-    def csrf(self) -> str:
-        return str(self.page.get_attribute('meta[name="csrf-token"]', "content"))
+    async def csrf(self) -> str:
+        return str(await self.page.get_attribute('meta[name="csrf-token"]', "content"))
+
+    async def text(self, selector: str) -> str:
+        """The visible text of the first element ``selector`` matches."""
+        return await self.page.locator(selector).first.inner_text()
 
 
-def open_ui(browser: Browser, base: str, shots: Path) -> tuple[UI, BrowserContext]:
-    context = browser.new_context()
-    page = context.new_page()
+async def open_ui(browser: Browser, base: str, shots: Path) -> tuple[UI, BrowserContext]:
+    context = await browser.new_context()
+    page = await context.new_page()
     watch = Watch()
     page.on("console", lambda m: watch.console_errors.append(m.text)
             if m.type == "error" and not m.text.startswith("Failed to load resource") else None)
@@ -134,25 +134,25 @@ def open_ui(browser: Browser, base: str, shots: Path) -> tuple[UI, BrowserContex
 
 
 @pytest.fixture
-def ui_factory(chromium: Browser, tmp_path: Path) -> Iterator[Any]:
-    """``ui_factory(base_url)``: a fresh browser context (no cookies) on a page; checked at teardown."""
+async def ui_factory(chromium: Browser, tmp_path: Path) -> AsyncIterator[Any]:
+    """``await ui_factory(base_url)``: a fresh browser context (no cookies) on a page; checked at teardown."""
     opened: list[UI] = []
 
-    def make(base: str) -> UI:
-        ui, _ = open_ui(chromium, base, tmp_path)
+    async def make(base: str) -> UI:
+        ui, _ = await open_ui(chromium, base, tmp_path)
         opened.append(ui)
         return ui
 
     yield make
     for ui in opened:
-        ui.context.close()
+        await ui.context.close()
     problems = [p for ui in opened for p in ui.watch.unexpected()]
     assert not problems, f"console errors, failed loads or dialogs: {problems}"
 
 
 @pytest.fixture
-def ui(ui_factory: Any, ui_dtr: DtrProcess) -> UI:
-    return ui_factory(ui_dtr.url)  # type: ignore[no-any-return]
+async def ui(ui_factory: Any, ui_dtr: DtrProcess) -> UI:
+    return await ui_factory(ui_dtr.url)  # type: ignore[no-any-return]
 
 
 def new_user(api: Client, prefix: str = "u") -> tuple[str, str]:
