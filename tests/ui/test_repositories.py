@@ -167,6 +167,14 @@ async def test_a_read_only_user_sees_no_admin_control_and_is_refused(ui: UI, api
     found = api.api("GET", f"/repositories/{org}/app", ADMIN_AUTH, expect=200).json()
     assert found["visibility"] == "private" and found["shortDescription"] == ""
     assert api.v2("GET", f"{org}/app/tags/list", f"repository:{org}/app:pull", ADMIN_AUTH).json()["tags"] == ["v1"]
+    # a private repository the reader has no grant on is as missing as one that does not exist
+    api.api("POST", f"/repositories/{org}", ADMIN_AUTH, {"name": "secret"}, expect=201)
+    for name in ("secret", "nothing"):
+        assert (await ui.goto(f"/ui/repositories/{org}/{name}")).status == 404
+        assert await ui.text(".error-message") == f"no repository named '{org}/{name}'"
+    assert await ui.page.locator("text=secret").count() == 0
+    await ui.goto(f"/ui/repositories?namespace={org}")
+    assert await ui.page.locator("#results a").all_inner_texts() == [f"{org}/app"]
 
 
 async def test_posts_from_another_origin_or_without_the_token_are_refused(ui: UI, api: Client) -> None:
