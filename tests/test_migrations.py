@@ -64,3 +64,9 @@ def test_every_revision_has_a_downgrade_and_a_known_parent() -> None:
         for parent in (r.down_revision,) if isinstance(r.down_revision, str) else (r.down_revision or ()):
             assert parent in ids, f"{r.revision} revises unknown {parent}"
         assert hasattr(r.module, "downgrade"), f"{r.revision} has no downgrade()"
+
+
+def test_migrations_form_one_chain() -> None:
+    """One head: a migration whose ``down_revision`` forks the chain (as merging branches can leave
+    it) is caught here, not when an old backup is restored and upgraded to ``head``."""
+    assert len(ScriptDirectory.from_config(alembic_config()).get_heads()) == 1
