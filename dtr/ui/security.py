@@ -69,13 +69,10 @@ def secure(resp: web.StreamResponse, cache: bool = False) -> None:
         resp.headers.setdefault("Cache-Control", "no-store")
 
 
-def is_tls(request: web.Request) -> bool:
-    """Whether the browser talks TLS to us (directly, or to a trusted proxy: dtr.ops.proxies)."""
-    return request.secure
-
-
 def set_session_cookie(request: web.Request, resp: web.StreamResponse, secret: str) -> None:
-    resp.set_cookie(SESSION_COOKIE, secret, path="/", httponly=True, samesite="Lax", secure=is_tls(request))
+    """The session cookie, ``Secure`` when the browser talks TLS (to us, or to a trusted proxy:
+    ``request.secure`` follows ``dtr.ops.proxies``)."""
+    resp.set_cookie(SESSION_COOKIE, secret, path="/", httponly=True, samesite="Lax", secure=request.secure)
 
 
 def clear_session_cookie(resp: web.StreamResponse) -> None:
@@ -158,7 +155,7 @@ def ui_middleware(refuse: Refuse, static_prefix: str) -> Middleware:
         secure(resp)
         if v.new_csrf_cookie:
             resp.set_cookie(CSRF_COOKIE, v.csrf, path="/ui/", httponly=True, samesite="Strict",
-                            secure=is_tls(request))
+                            secure=request.secure)
         return resp
 
     return middleware
