@@ -18,6 +18,7 @@ from dtr.api.errors import APIError, codes
 from dtr.auth.access import Action
 from dtr.registry.errors import RegistryError
 from dtr.registry.errors import codes as registry_codes
+from dtr.registry.names import TAG_RE
 from dtr.registry.service import RegistryService
 from dtr.signatures.access import Caller, open_repository
 from dtr.times import iso
@@ -93,6 +94,8 @@ async def delete_tag(c: Caller, registry: RegistryService, namespace: str, repo:
     access; an immutable tag is refused."""
     async with c.engine.connect() as conn:
         name = await open_repository(c, conn, namespace, repo, Action.DELETE)
+    if not TAG_RE.fullmatch(tag):  # a digest here would delete the manifest, not untag it
+        raise APIError(codes.NO_SUCH_TAG, f"no tag {tag[:128]!r} in {name}")
     try:
         await registry.delete_manifest(name, tag, c.actor)
     except RegistryError as e:
