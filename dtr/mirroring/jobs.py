@@ -212,11 +212,13 @@ def push_on_push(jobs: JobService) -> Handler:
     a tag pushed or moved (one waiting per policy and tag)."""
 
     async def handle(conn: AsyncConnection, batch: Sequence[Event]) -> None:
-        pushed = dict.fromkeys((e.repository, e.tag) for e in batch if e.type in _PUSHES and e.tag)
-        if not pushed:
+        pushes = [e for e in batch if e.type in _PUSHES and e.tag]
+        if not pushes:
             return
-        found = await p.load_enabled(conn, None, p.PUSH, sorted({r for r, _ in pushed}))
+        found = await p.load_enabled(conn, None, p.PUSH, sorted({e.repository for e in pushes}))
         for stored in found:
+            # A push older than the policy is not its to mirror, even when delivered after it.
+            pushed = dict.fromkeys((e.repository, e.tag) for e in pushes if e.at is None or e.at >= stored.created_at)
             for repo, tag in pushed:
                 if repo == stored.repository and tag is not None and stored.policy.matches(tag):
                     await jobs.queue("push_mirror", {"policy": str(stored.id), "tag": tag},

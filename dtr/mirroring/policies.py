@@ -180,6 +180,8 @@ class Stored:
     repository: str
     policy: Policy
     credentials: Credentials
+    #: Pushes before this are not the policy's to mirror (their events may be delivered after it).
+    created_at: dt.datetime
 
 
 _LOAD = (select(policies, repositories.c.name.label("repository"))
@@ -192,7 +194,7 @@ def _stored(r: Any, sealer: Sealer | None) -> Stored:
     rules = tuple(pruning.Rule.parse(raw) for raw in r.rules)
     p = Policy(r.direction, r.remote_host, r.remote_repository, r.enabled, rules, r.tag_template, r.schedule,
                r.remote_ca)
-    return Stored(r.id, r.repository, p, Credentials(r.username, secret))
+    return Stored(r.id, r.repository, p, Credentials(r.username, secret), r.created_at)
 
 
 async def load(conn: AsyncConnection, sealer: Sealer, pid: uuid.UUID) -> Stored | None:
