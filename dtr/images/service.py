@@ -60,7 +60,7 @@ async def _enrich(c: Caller, conn: AsyncConnection, repository: str, rows: list[
     images = {p["digest"] for ps in found for p in ps} | {r.digest for r in rows}
     states = await scan_states(conn, images)
     tallies = await counts(conn, [d for d in images if d in states], in_repository(repository))
-    oci = await trusted_images(c.engine, c.storage, repository, [r.digest for r in rows])
+    oci = await trusted_images(conn, c.storage, repository, [r.digest for r in rows])
     out: list[shapes.Tag] = []
     for r, ps in zip(rows, found, strict=True):
         notary = notary_signed(signers, trusted, r.name, r.digest)

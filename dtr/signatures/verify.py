@@ -196,14 +196,13 @@ async def has_trusted_signature(engine: AsyncEngine, storage: StorageDriver, rep
                for s in await image_signatures(engine, storage, repository, digest))
 
 
-async def trusted_images(engine: AsyncEngine, storage: StorageDriver, repository: str,
+async def trusted_images(conn: AsyncConnection, storage: StorageDriver, repository: str,
                          digests: Sequence[str]) -> set[str]:
     """Which of ``digests`` have a signature ``has_trusted_signature`` would accept, for a list of
     images: two queries for them all (their artifacts, the keys); blobs are read only when trusted
     keys are registered and a verification is not cached."""
-    async with engine.connect() as conn:
-        found = await artifacts_of(conn, repository, digests)
-        keys = await load_keys(conn, repository) if found else KeyState((), ())
+    found = await artifacts_of(conn, repository, digests)
+    keys = await load_keys(conn, repository) if found else KeyState((), ())
     out: set[str] = set()
     if not keys.keys:
         return out
