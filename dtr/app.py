@@ -19,6 +19,7 @@ from dtr.cluster.service import replica_registered
 from dtr.cluster.views import register as register_cluster
 from dtr.config import Config, redacted
 from dtr.db.engine import Database
+from dtr.images.views import register as register_images
 from dtr.jobs.events import RegistryEvents, queue_pruning
 from dtr.jobs.runner import jobs_running
 from dtr.jobs.service import JobService
@@ -124,6 +125,7 @@ def create_app(config: Config) -> web.Application:
                                                     register_scanning, register_signatures,
                                                     register_signing_policy, register_activity,
                                                     register_webhooks, register_mirroring,
-                                                    register_pull_through, register_promotion], api_auth))
+                                                    register_pull_through, register_promotion,
+                                                    register_images], api_auth))
     setup_ui(app)
     return app

@@ -49,6 +49,7 @@ class codes:
     NO_SUCH_MIRRORING_POLICY = ErrorCode("NO_SUCH_MIRRORING_POLICY", 404, "no such mirroring policy")
     NO_SUCH_PROMOTION_POLICY = ErrorCode("NO_SUCH_PROMOTION_POLICY", 404, "no such promotion policy")
     NO_SUCH_TAG = ErrorCode("NO_SUCH_TAG", 404, "no such tag")
+    NO_SUCH_MANIFEST = ErrorCode("NO_SUCH_MANIFEST", 404, "no such manifest")
     NO_SUCH_OVERRIDE = ErrorCode("NO_SUCH_OVERRIDE", 404, "no such vulnerability override")
     METHOD_NOT_ALLOWED = ErrorCode("METHOD_NOT_ALLOWED", 405, "method not allowed")
     CONFLICT = ErrorCode("CONFLICT", 409, "the change conflicts with what exists")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dtr.audit.models
 import dtr.auth.models
 import dtr.cluster.models
+import dtr.images.models
 import dtr.jobs.models
 import dtr.mirroring.models
 import dtr.promotion.models

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import text
@@ -16,12 +17,14 @@ from dtr.signatures.kinds import Kind, classify, cosign_tag, parse_cosign_tag
 MAX_ARTIFACTS = 200
 
 _FIND = text("""
-(SELECT m.id, m.digest, m.media_type, m.artifact_type, m.annotations, m.payload, NULL AS tag
+(SELECT m.id, m.digest, m.media_type, m.artifact_type, m.annotations, m.payload, m.subject_digest AS subject,
+        NULL AS tag
  FROM manifests m
- WHERE m.repository_id = (SELECT id FROM repositories WHERE name = :name) AND m.subject_digest = :digest
+ WHERE m.repository_id = (SELECT id FROM repositories WHERE name = :name)
+   AND m.subject_digest = ANY(CAST(:digests AS text[]))
  ORDER BY m.id LIMIT :limit)
 UNION ALL
-(SELECT m.id, m.digest, m.media_type, m.artifact_type, m.annotations, m.payload, t.name AS tag
+(SELECT m.id, m.digest, m.media_type, m.artifact_type, m.annotations, m.payload, NULL AS subject, t.name AS tag
  FROM tags t JOIN manifests m ON m.id = t.manifest_id
  WHERE t.repository_id = (SELECT id FROM repositories WHERE name = :name) AND t.name = ANY(CAST(:tags AS text[]))
  ORDER BY t.name)
@@ -53,15 +56,26 @@ def _kind(row: Any) -> Kind:
 
 async def artifacts(conn: AsyncConnection, repository: str, digest: str) -> list[Artifact]:
     """The artifacts referring to ``digest`` in ``repository`` (none for an unknown repository)."""
-    tags = [t for t in (cosign_tag(digest, s) for s in ("sig", "att", "sbom")) if t is not None]
-    rows = (await conn.execute(_FIND, {"name": repository, "digest": digest, "tags": tags,
-                                       "limit": MAX_ARTIFACTS})).all()
-    seen: set[str] = set()
-    out: list[Artifact] = []
+    return (await artifacts_of(conn, repository, [digest])).get(digest, [])
+
+
+async def artifacts_of(conn: AsyncConnection, repository: str, digests: Sequence[str]) -> dict[str, list[Artifact]]:
+    """The artifacts referring to each of ``digests`` in ``repository``, in one query (images
+    without any are absent); at most ``MAX_ARTIFACTS`` referrers per image asked for."""
+    wanted = sorted(set(digests))
+    tags = [t for d in wanted for t in (cosign_tag(d, s) for s in ("sig", "att", "sbom")) if t is not None]
+    rows = (await conn.execute(_FIND, {"name": repository, "digests": wanted, "tags": tags,
+                                       "limit": MAX_ARTIFACTS * max(len(wanted), 1)})).all()
+    seen: set[tuple[str, str]] = set()
+    out: dict[str, list[Artifact]] = {}
     for r in rows:
-        if r.digest in seen or r.digest == digest:
+        parsed = parse_cosign_tag(r.tag) if r.tag else None
+        subject = parsed[0] if parsed else r.subject
+        if subject is None or r.digest == subject or (subject, r.digest) in seen:
             continue
-        seen.add(r.digest)
-        out.append(Artifact(r.digest, r.media_type, r.artifact_type, r.annotations, bytes(r.payload), r.tag,
-                            _kind(r)))
-    return out[:MAX_ARTIFACTS]
+        found = out.setdefault(subject, [])
+        if len(found) < MAX_ARTIFACTS:
+            seen.add((subject, r.digest))
+            found.append(Artifact(r.digest, r.media_type, r.artifact_type, r.annotations, bytes(r.payload), r.tag,
+                                  _kind(r)))
+    return out

@@ -18,7 +18,7 @@ by every replica within a second.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, cast
 
 from sqlalchemy import Table, func, select
@@ -30,7 +30,7 @@ from dtr.registry.errors import RegistryError
 from dtr.registry.errors import codes as registry_codes
 from dtr.signatures.access import Caller, open_scope
 from dtr.signatures.models import SigningPolicy, TrustedKey
-from dtr.trust.signers import repository_signers
+from dtr.trust.signers import NotarySigner, repository_signers
 
 policies = cast(Table, SigningPolicy.__table__)
 trusted_keys = cast(Table, TrustedKey.__table__)
@@ -75,11 +75,17 @@ async def trusted_fingerprints(conn: AsyncConnection, repository: str) -> set[st
 
 async def notary_trusted(conn: AsyncConnection, repository: str, tag: str, digest: str) -> bool:
     """``tag`` is signed as ``digest`` in Notary by a listed signer (with a trusted key, if any are registered)."""
-    signers = [s for s in await repository_signers(conn, repository, tag) if s.digest == digest]
-    if not signers:
+    signers = await repository_signers(conn, repository, tag)
+    if not any(s.digest == digest for s in signers):
         return False
-    trusted = await trusted_fingerprints(conn, repository)
-    return not trusted or any(fp in trusted for s in signers for fp in s.keys.values())
+    return notary_signed(signers, await trusted_fingerprints(conn, repository), tag, digest)
+
+
+def notary_signed(signers: Sequence[NotarySigner], trusted: set[str], tag: str, digest: str) -> bool:
+    """Of a repository's ``signers`` (``repository_signers``) and its ``trusted_fingerprints``:
+    whether ``tag`` is signed as ``digest`` by a signer (with a trusted key, if any are registered)."""
+    found = [s for s in signers if s.tag == tag and s.digest == digest]
+    return bool(found) and (not trusted or any(fp in trusted for s in found for fp in s.keys.values()))
 
 
 class SignedOnlyGate:

@@ -25,7 +25,7 @@ from dtr.registry.names import blob_path, is_digest
 from dtr.signatures import cosign, notation, pem
 from dtr.signatures.cosign import Malformed
 from dtr.signatures.crypto import Check, Trusted, not_verified
-from dtr.signatures.discover import Artifact, artifacts
+from dtr.signatures.discover import Artifact, artifacts, artifacts_of
 from dtr.signatures.kinds import COSE, COSIGN_SIMPLESIGNING, DSSE, JWS, SIGNATURES, Kind, layers
 from dtr.signatures.models import TrustedKey
 from dtr.storage.base import StorageDriver, StorageError
@@ -194,3 +194,21 @@ async def has_trusted_signature(engine: AsyncEngine, storage: StorageDriver, rep
     notation) that verifies with a trusted key of the repository or its namespace."""
     return any(s.verified and s.kind in SIGNATURES
                for s in await image_signatures(engine, storage, repository, digest))
+
+
+async def trusted_images(conn: AsyncConnection, storage: StorageDriver, repository: str,
+                         digests: Sequence[str]) -> set[str]:
+    """Which of ``digests`` have a signature ``has_trusted_signature`` would accept, for a list of
+    images: two queries for them all (their artifacts, the keys); blobs are read only when trusted
+    keys are registered and a verification is not cached."""
+    found = await artifacts_of(conn, repository, digests)
+    keys = await load_keys(conn, repository) if found else KeyState((), ())
+    out: set[str] = set()
+    if not keys.keys:
+        return out
+    for digest, arts in found.items():
+        for a in (a for a in arts if a.kind in SIGNATURES):
+            if any(c.verified for _, c in await verify_artifact(storage, a, digest, keys)):
+                out.add(digest)
+                break
+    return out

@@ -46,8 +46,10 @@ def size(n: int | None) -> str:
     return f"{n} B"
 
 
-def when(value: dt.datetime | None) -> str:
-    """A time in UTC, to the minute."""
+def when(value: dt.datetime | str | None) -> str:
+    """A time (or an ISO 8601 string, as the JSON shapes carry it) in UTC, to the minute."""
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
     return "" if value is None else value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 

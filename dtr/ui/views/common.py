@@ -14,8 +14,8 @@ from aiohttp import web
 from dtr.accounts.context import Caller as AccountsCaller
 from dtr.api.errors import APIError, codes
 from dtr.auth.access import Action, decide
-from dtr.keys import AUTH, CONFIG, DATABASE
-from dtr.signatures.access import Caller as RepoCaller
+from dtr.keys import AUTH, CONFIG, DATABASE, STORAGE
+from dtr.signatures.trustedkeys import Caller as RepoCaller
 from dtr.ui.render import error_page
 from dtr.ui.security import visitor
 
@@ -34,7 +34,7 @@ def accounts_caller(request: web.Request) -> AccountsCaller:
 def repo_caller(request: web.Request) -> RepoCaller:
     """The visitor as the image and signature use cases take it."""
     return RepoCaller(request.config_dict[DATABASE].engine, visitor(request).principal, request.remote or "",
-                      request.config_dict[AUTH])
+                      request.config_dict[AUTH], request.config_dict[STORAGE])
 
 
 @dataclasses.dataclass(frozen=True)

@@ -41,12 +41,12 @@ async def page(request: web.Request) -> web.StreamResponse:
     start = request.query.get("start", "")[:256] or None
     try:
         row, _ = await repos.get_repository(accounts_caller(request), ns, name)
-        tags = await images.list_tags(repo_caller(request), ns, name, start, TAGS_PAGE)
+        tags, after = await images.list_tags(repo_caller(request), ns, name, start, TAGS_PAGE)
     except APIError as e:
         return refused(request, e)
-    following = with_query(repo_url(row.name), start=tags[TAGS_PAGE].name) if len(tags) > TAGS_PAGE else None
+    following = with_query(repo_url(row.name), start=after) if after else None
     return render(request, "repository.html", {
-        "title": row.name, "repo": row, "tags": tags[:TAGS_PAGE], "can": await abilities(request, row.name),
+        "title": row.name, "repo": row, "tags": tags, "can": await abilities(request, row.name),
         "next_url": following, "start": start, "tab": "tags", "deleted": request.query.get("deleted", "")[:128]})
 
 
