@@ -106,6 +106,8 @@ class DtrProcess:
             "storage": {"filesystem": {"rootdirectory": str(workdir / "registry")}},
             # Protocol tests talk anonymously; auth tests pass their own ``auth`` section.
             "auth": {"enabled": False},
+            # No feed on the internet (tests reach 127.0.0.1 only); scanning tests serve their own.
+            "scanning": {"feeds": {"osv": "", "debian": "", "alpine": "", "nvd": ""}},
         }
         if extra and "auth" in extra:
             del cfg["auth"]

@@ -120,7 +120,8 @@ class JobWorker:
         log.info("job worker started", extra={"worker": self.id, "capacity": self.capacity})
 
     async def stop(self) -> None:
-        """Stop claiming, ask running jobs to stop, cut them off after their stop timeout, requeue them."""
+        """Stop claiming, ask running jobs to stop, cut them off after their stop timeout (at most
+        the config's ``jobs.stop_timeout``: a job's own cannot hold the process), requeue them."""
         self._closing = True
         for r in list(self._running.values()):
             self._stop_job(r, "shutdown")
@@ -310,7 +311,8 @@ class JobWorker:
             r.ctx.log("this dtr process is stopping: handing the job back")
         else:
             r.ctx.log(reason)
-        r.cutoff = asyncio.get_running_loop().call_later(r.stop_timeout, r.task.cancel)
+        timeout = min(r.stop_timeout, self.cfg.stop_timeout) if reason == "shutdown" else r.stop_timeout
+        r.cutoff = asyncio.get_running_loop().call_later(timeout, r.task.cancel)
 
     async def _supervise(self, r: _Running, deadline: float | None) -> None:
         ctx = r.ctx
