@@ -14,7 +14,7 @@ from pathlib import Path
 from tests.auth.client import Client
 from tests.auth.constants import ADMIN_AUTH
 from tests.auth.world import World
-from tests.clients.engines import DOCKER_CLI, DockerEngine, Podman, Skopeo, rootfs_tar, run
+from tests.clients.engines import DockerEngine, Podman, Skopeo, rootfs_tar, run
 from tests.servers import DtrProcess
 
 
@@ -26,20 +26,14 @@ def _docker_rmi(engine: DockerEngine, ref: str) -> None:
     engine.docker("rmi", "-f", _docker(engine, "image", "inspect", "-f", "{{.Id}}", ref).strip())
 
 
-def _docker_login(engine: DockerEngine, host: str, user: str, secret: str) -> tuple[int, str]:
-    p = run([DOCKER_CLI, "login", "-u", user, "--password-stdin", host], env=engine.env, input=secret + "\n",
-            check=False)
-    return p.returncode, p.stdout + p.stderr
-
-
 def test_docker_login_push_pull_by_level(docker_engine: DockerEngine, auth_dtr: DtrProcess, world: World,
                                          client: Client, busybox: str, tmp_path: Path) -> None:
     host = auth_dtr.host
     rw, ro = world.users["rw"], world.users["ro"]
     assert rw is not None and ro is not None
-    rc, out = _docker_login(docker_engine, host, rw[0], "wrong-password")
+    rc, out = docker_engine.login(host, rw[0], "wrong-password")
     assert rc != 0 and ("401 Unauthorized" in out or "invalid username or password" in out), out
-    rc, out = _docker_login(docker_engine, host, rw[0], rw[1])
+    rc, out = docker_engine.login(host, rw[0], rw[1])
     assert rc == 0 and "Login Succeeded" in out, out
     tag = uuid.uuid4().hex[:8]
     ref = f"{host}/{world.app}:docker-{tag}"
@@ -52,7 +46,7 @@ def test_docker_login_push_pull_by_level(docker_engine: DockerEngine, auth_dtr: 
     assert digest in _docker(docker_engine, "pull", ref)
     assert _docker(docker_engine, "run", "--rm", "--network", "none", ref, "cat", "/id.txt") == f"docker {tag}"
     # read-only: pull yes, push denied with DTR's reason.
-    rc, out = _docker_login(docker_engine, host, ro[0], ro[1])
+    rc, out = docker_engine.login(host, ro[0], ro[1])
     assert rc == 0, out
     _docker_rmi(docker_engine, ref)
     assert digest in _docker(docker_engine, "pull", ref)
@@ -62,7 +56,7 @@ def test_docker_login_push_pull_by_level(docker_engine: DockerEngine, auth_dtr: 
     assert p.returncode != 0 and "denied" in (p.stdout + p.stderr), p.stdout + p.stderr
     # An access token is a password.
     token = client.api("POST", "/api_tokens", rw, {"tokenLabel": "docker"}, expect=201).json()["token"]
-    rc, out = _docker_login(docker_engine, host, rw[0], token)
+    rc, out = docker_engine.login(host, rw[0], token)
     assert rc == 0, out
     _docker(docker_engine, "push", ref2)
     # Logged out: the private repository is closed, the public one is open.

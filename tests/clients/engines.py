@@ -175,7 +175,17 @@ class DockerEngine:
         with contextlib.suppress(subprocess.TimeoutExpired):
             self._proc.wait(5)
 
+    def login(self, host: str, user: str, secret: str) -> tuple[int, str]:
+        """``docker login`` (the secret on stdin); (exit code, output)."""
+        p = run([DOCKER_CLI, "login", "-u", user, "--password-stdin", host], env=self.env, input=secret + "\n",
+                check=False)
+        return p.returncode, p.stdout + p.stderr
+
     # images
+
+    def build(self, context: Path, ref: str) -> str:
+        """``docker build`` (the classic builder, no network) of ``context`` as ``ref``; its output."""
+        return self.docker("build", "--network", "none", "-t", ref, str(context)).stdout
 
     def import_image(self, tar: Path, ref: str) -> str:
         """``docker import`` a rootfs tar as ``ref``; returns the image id."""
