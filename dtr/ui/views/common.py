@@ -14,7 +14,9 @@ from aiohttp import web
 from dtr.accounts.context import Caller as AccountsCaller
 from dtr.api.errors import APIError, codes
 from dtr.auth.access import Action, decide
-from dtr.keys import AUTH, CONFIG, DATABASE, STORAGE
+from dtr.jobs.caller import Caller as JobsCaller
+from dtr.jobs.service import JobService
+from dtr.keys import AUTH, CONFIG, DATABASE, REGISTRY, STORAGE
 from dtr.signatures.trustedkeys import Caller as RepoCaller
 from dtr.ui.render import error_page
 from dtr.ui.security import visitor
@@ -35,6 +37,13 @@ def repo_caller(request: web.Request) -> RepoCaller:
     """The visitor as the image and signature use cases take it."""
     return RepoCaller(request.config_dict[DATABASE].engine, visitor(request).principal, request.remote or "",
                       request.config_dict[AUTH], request.config_dict[STORAGE])
+
+
+def jobs_caller(request: web.Request) -> JobsCaller:
+    """The visitor as the jobs, schedules, workers and storage usage use cases take it (site admins)."""
+    cfg, engine = request.config_dict[CONFIG].jobs, request.config_dict[DATABASE].engine
+    return JobsCaller(engine, visitor(request).principal, request.remote or "",
+                      JobService(engine, cfg.stop_timeout, cfg.worker_timeout), request.config_dict[REGISTRY])
 
 
 @dataclasses.dataclass(frozen=True)
