@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 import uuid
 
-from playwright.async_api import expect
+from playwright.async_api import Browser, expect
 
 from tests.auth.client import Client
 from tests.auth.constants import ADMIN, ADMIN_AUTH, ADMIN_PASSWORD
@@ -54,7 +54,7 @@ async def test_the_list_filters_and_a_job_log_is_followed_live(ui: UI, api: Clie
     assert await ui.page.input_value("#f-status") == "waiting"
 
 
-async def test_a_running_job_is_cancelled_and_its_page_follows_it(ui: UI, api: Client) -> None:
+async def test_a_running_job_is_cancelled_and_its_page_follows_it(ui: UI, api: Client, chromium: Browser) -> None:
     job = _queue(api, "noop", {"seconds": 600})
     await ui.login(ADMIN, ADMIN_PASSWORD)
     await ui.goto(f"/ui/jobs/{job}")
@@ -72,6 +72,15 @@ async def test_a_running_job_is_cancelled_and_its_page_follows_it(ui: UI, api: C
     await ui.goto(f"/ui/jobs/{other}")
     await expect(ui.page.locator("#job-status")).to_have_text("running", timeout=WAIT_MS)
     await ui.page.evaluate("() => { window.openedOnce = true; }")
+    # without JavaScript the page reads the same, with a link to reload it for new lines
+    context = await chromium.new_context(java_script_enabled=False, storage_state=await ui.context.storage_state())
+    try:
+        page = await context.new_page()
+        await page.goto(f"{ui.base}/ui/jobs/{other}")
+        assert await page.locator("#log .data", has_text="sleeping 600s").count() == 1
+        assert await page.locator(f"#log-tail a[href='/ui/jobs/{other}']").inner_text() == "Reload"
+    finally:
+        await context.close()
     assert await ui.page.locator("#log .data", has_text=re.compile("^cancelled$")).count() == 0
     api.api("POST", f"/jobs/{other}/cancel", ADMIN_AUTH, expect=200)
     await expect(ui.page.locator("#log .data", has_text=re.compile("^cancelled$"))).to_have_count(1, timeout=WAIT_MS)
