@@ -25,8 +25,8 @@ from dtr.ui.static import StaticFiles
 #: Raw HTML off: a description's tags are shown as text.
 _MARKDOWN = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False})
 STATIC: web.AppKey[StaticFiles] = web.AppKey("ui_static", StaticFiles)
-#: The navigation bar: (label, URL path); a page group adds itself here (``dtr.ui.views``).
-NAV: web.AppKey[list[tuple[str, str]]] = web.AppKey("ui_nav", list)
+#: The navigation bar: (label, URL path, for site admins only); a page group adds itself here (``dtr.ui.views``).
+NAV: web.AppKey[list[tuple[str, str, bool]]] = web.AppKey("ui_nav", list)
 
 
 def markdown(text: str) -> Markup:
@@ -66,8 +66,9 @@ def render(request: web.Request, template: str, context: dict[str, Any], status:
     """The page ``template`` with ``context`` and what every page shows (the visitor, the CSRF
     token, the navigation)."""
     v = visitor(request)
-    base = {"visitor": v, "user": v.principal, "csrf": v.csrf, "nav": request.app[NAV], "path": request.path,
+    base = {"visitor": v, "user": v.principal, "csrf": v.csrf, "path": request.path,
             "registry_host": urlsplit(request.config_dict[CONFIG].external_url).netloc or request.host}
+    base["nav"] = [(label, href) for label, href, admin in request.app[NAV] if v.principal.is_admin or not admin]
     return aiohttp_jinja2.render_template(template, request, {**base, **context}, status=status)
 
 

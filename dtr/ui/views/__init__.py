@@ -5,9 +5,9 @@ its templates extending ``base.html``, and a line in ``GROUPS`` (and ``NAV`` for
 
 from __future__ import annotations
 
-from dtr.ui.views import entry, image, repositories, repository
+from dtr.ui.views import entry, image, jobs, repositories, repository, schedules, storage
 
 #: Every page group; each one's ``register(app)`` adds its routes to the UI application.
-GROUPS = (entry, repositories, repository, image)
-#: The navigation bar: (label, path).
-NAV = [("Repositories", "/ui/repositories")]
+GROUPS = (entry, repositories, repository, image, schedules, jobs, storage)
+#: The navigation bar: (label, path, for site admins only).
+NAV = [("Repositories", "/ui/repositories", False), ("Jobs", "/ui/jobs", True), ("Storage", "/ui/storage", True)]

@@ -14,6 +14,7 @@ from aiohttp import web
 from dtr.accounts.context import Caller as AccountsCaller
 from dtr.api.errors import APIError, codes
 from dtr.auth.access import Action, decide
+from dtr.jobs.caller import Caller as JobsCaller
 from dtr.jobs.service import JobService
 from dtr.keys import AUTH, CONFIG, DATABASE, REGISTRY, STORAGE
 from dtr.scanning.access import Caller as ScanCaller
@@ -46,6 +47,13 @@ def scan_caller(request: web.Request) -> ScanCaller:
     return ScanCaller(engine, visitor(request).principal, request.remote or "", request.config_dict[AUTH],
                       JobService(engine, cfg.jobs.stop_timeout, cfg.jobs.worker_timeout), cfg.scanning,
                       cfg.data_path, request.config_dict[REGISTRY])
+
+
+def jobs_caller(request: web.Request) -> JobsCaller:
+    """The visitor as the jobs, schedules, workers and storage usage use cases take it (site admins)."""
+    cfg, engine = request.config_dict[CONFIG].jobs, request.config_dict[DATABASE].engine
+    return JobsCaller(engine, visitor(request).principal, request.remote or "",
+                      JobService(engine, cfg.stop_timeout, cfg.worker_timeout), request.config_dict[REGISTRY])
 
 
 @dataclasses.dataclass(frozen=True)
