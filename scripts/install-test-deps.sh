@@ -32,3 +32,8 @@ if [ ! -x .tools/azurite/node_modules/.bin/azurite-blob ]; then
   command -v npm >/dev/null || scripts/apt-ensure.sh npm
   npm install --silent --no-audit --no-fund --prefix .tools/azurite azurite@3 >/dev/null
 fi
+
+# axe-core (accessibility rules) from npm, project-local: tests/ui injects it into every page it shoots.
+if [ ! -f .tools/axe/node_modules/axe-core/axe.min.js ]; then
+  npm install --silent --no-audit --no-fund --prefix .tools/axe axe-core@4.10 >/dev/null
+fi

@@ -21,7 +21,7 @@ from playwright.async_api import Browser, BrowserContext, Dialog, Page, async_pl
 from tests.auth.client import Client
 from tests.auth.constants import ADMIN_AUTH, PASSWORD, auth_config
 from tests.auth.test_ldap import slapd  # noqa: F401  (a real slapd for the directory login)
-from tests.servers import DtrProcess, create_database, require_binary
+from tests.servers import ROOT, DtrProcess, create_database, require_binary
 
 CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -82,6 +82,25 @@ _UNNAMED_CONTROLS = """() => [...document.querySelectorAll('input, select, texta
   .map(e => e.outerHTML)"""
 
 
+AXE = ROOT / ".tools" / "axe" / "node_modules" / "axe-core" / "axe.min.js"
+_AXE_RUN = """async () => {
+  const r = await axe.run(document, {resultTypes: ['violations']});
+  return r.violations.filter(v => v.impact === 'serious' || v.impact === 'critical')
+    .map(v => `${v.impact} ${v.id}: ${v.help}: ` + v.nodes.slice(0, 3).map(n => n.html).join(' | '));
+}"""
+
+
+async def axe_violations(page: Page) -> list[str]:
+    """axe-core's serious and critical violations on ``page`` (axe evaluated through the
+    DevTools protocol, which the page's Content-Security-Policy does not apply to)."""
+    if not AXE.exists():
+        pytest.fail(f"{AXE} is missing; install it with: scripts/install-test-deps.sh "
+                    "(npm install --prefix .tools/axe axe-core@4.10)", pytrace=False)
+    if not await page.evaluate("() => typeof axe !== 'undefined'"):
+        await page.evaluate(AXE.read_text() + "\n;0")
+    return list(await page.evaluate(_AXE_RUN))
+
+
 @dataclasses.dataclass
 class UI:
     """A browser page on a dtr server, and what it watched; ``shot`` saves a screenshot."""
@@ -107,9 +126,12 @@ class UI:
 
     async def shot(self, name: str) -> None:
         """Save a screenshot of the page, after checking that every control on it has a name
-        (a label, ``aria-label`` or its text)."""
+        (a label, ``aria-label`` or its text) and that axe-core finds no serious or critical
+        accessibility violation on it."""
         unnamed = await self.page.evaluate(_UNNAMED_CONTROLS)
         assert not unnamed, f"controls without a label on {self.page.url}: {unnamed}"
+        violations = await axe_violations(self.page)
+        assert not violations, f"accessibility violations on {self.page.url}:\n" + "\n".join(violations)
         await self.page.screenshot(path=str(self.shots / f"{name}.png"), full_page=True)
 
     async def csrf(self) -> str:
