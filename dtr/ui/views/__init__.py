@@ -5,9 +5,9 @@ its templates extending ``base.html``, and a line in ``GROUPS`` (and ``NAV`` for
 
 from __future__ import annotations
 
-from dtr.ui.views import entry, repositories, repository
+from dtr.ui.views import entry, events, repo_access, repo_hooks, repo_mirroring, repo_pruning, repositories, repository
 
 #: Every page group; each one's ``register(app)`` adds its routes to the UI application.
-GROUPS = (entry, repositories, repository)
+GROUPS = (entry, repositories, repository, repo_access, repo_pruning, repo_hooks, repo_mirroring, events)
 #: The navigation bar: (label, path).
-NAV = [("Repositories", "/ui/repositories")]
+NAV = [("Repositories", "/ui/repositories"), ("Events", "/ui/events")]
