@@ -71,7 +71,7 @@ async def registry_events(request: web.Request) -> web.StreamResponse:
             e = APIError(e.code, "the registry's events are for site admins; each repository's Events tab "
                                  "shows its own")
         return refused(request, e)
-    return render(request, "events.html", {"title": "Events", "repo": None,
+    return render(request, "events.html", {"title": "Events", "repo": None, "action": "/ui/events",
                                            **_context(rows, request, form, errors, start)},
                   400 if errors else 200)
 
