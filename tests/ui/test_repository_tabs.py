@@ -240,11 +240,13 @@ async def test_a_push_mirroring_policy_created_and_run(ui: UI, api: Client,
     assert "remoteRepository" in await ui.text("#remote_repository-error")
     assert await ui.page.input_value("#f-password") == ""
     assert "pa55-word-x" not in await ui.page.content()
+    assert await ui.page.input_value("#f-username") == "someone"
     await ui.page.fill("#f-remote_repository", "mirror/app")
-    await ui.page.fill("#f-username", "")
+    await ui.page.fill("#f-password", "pa55-word-x")  # the reference registry asks for none
     await ui.page.click("text=Create policy")
     await ui.page.wait_for_url("**/mirroring?done=*")
-    assert "no password" in await ui.text("#push-policies td.credentials")
+    assert await ui.text("#push-policies td.credentials") == "someone, password set"
+    assert "pa55-word-x" not in await ui.page.content()
     assert await ui.text("#push-policies td.last-status") == "never run"
     await ui.page.click("#push-policies >> text=Run now")
     await ui.page.wait_for_url("**/mirroring?done=*")

@@ -51,7 +51,7 @@ def _filters(request: web.Request) -> tuple[svc.EventFilter, int | None, dict[st
 def _context(rows: list[Any], request: web.Request, form: dict[str, str], errors: dict[str, str],
              start: int | None) -> dict[str, Any]:
     nxt = str(rows[PAGE].id) if len(rows) > PAGE else None
-    return {"events": [svc.event_json(r) for r in rows[:PAGE]], "types": ("", *TYPES), "form": form,
+    return {"events": [svc.event_json(r) for r in rows[:PAGE]], "types": (("", "any type"), *TYPES), "form": form,
             "errors": errors, "start": start, "first_url": with_query(request.path, **form),
             "next_url": with_query(request.path, **form, start=nxt) if nxt else None}
 
