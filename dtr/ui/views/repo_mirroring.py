@@ -29,6 +29,9 @@ SPECS: dict[str, type[s.PushPolicySpec] | type[s.PollPolicySpec]] = {p.PUSH: s.P
 FIELDS = ("direction", "remote_host", "remote_repository", "username", "password", "tag_template", "schedule",
           "tag_operator", "tag_values")
 TAG_OPERATORS = ("", "eq", "sw", "ew", "c", "matches")
+#: The form field beside which a use case's error shows, by the API field its message names.
+ERROR_FIELDS = {"remoteRepository": "remote_repository", "tagTemplate": "tag_template", "schedule": "schedule",
+                "rules": "tag_values", "remoteCredentials": "username"}
 
 
 def mirroring_caller(request: web.Request) -> p.Caller:
@@ -92,9 +95,8 @@ async def create(request: web.Request) -> web.StreamResponse:
         except APIError as e:
             if e.code != codes.INVALID_MIRRORING_POLICY:
                 return refused(request, e)
-            field = {"remoteRepository": "remote_repository", "tagTemplate": "tag_template",
-                     "schedule": "schedule", "rules": "tag_values"}.get(e.message.partition(":")[0].partition("[")[0])
-            form.errors[field or "remote_host"] = e.message
+            field = ERROR_FIELDS.get(e.message.partition(":")[0].partition("[")[0], "remote_host")
+            form.errors[field] = e.message
         else:
             done = f"{direction} mirroring policy created"
             return redirect(with_query(repo_url(f"{ns}/{name}", "/mirroring"), done=done))
