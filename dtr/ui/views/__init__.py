@@ -5,9 +5,24 @@ its templates extending ``base.html``, and a line in ``GROUPS`` (and ``NAV`` for
 
 from __future__ import annotations
 
-from dtr.ui.views import entry, image, jobs, repositories, repository, schedules, storage
+from dtr.ui.views import (
+    entry,
+    events,
+    image,
+    jobs,
+    repo_access,
+    repo_hooks,
+    repo_mirroring,
+    repo_pruning,
+    repositories,
+    repository,
+    schedules,
+    storage,
+)
 
 #: Every page group; each one's ``register(app)`` adds its routes to the UI application.
-GROUPS = (entry, repositories, repository, image, schedules, jobs, storage)
+GROUPS = (entry, repositories, repository, image, repo_access, repo_pruning, repo_hooks, repo_mirroring, events,
+          schedules, jobs, storage)
 #: The navigation bar: (label, path, for site admins only).
-NAV = [("Repositories", "/ui/repositories", False), ("Jobs", "/ui/jobs", True), ("Storage", "/ui/storage", True)]
+NAV = [("Repositories", "/ui/repositories", False), ("Events", "/ui/events", True), ("Jobs", "/ui/jobs", True),
+       ("Storage", "/ui/storage", True)]

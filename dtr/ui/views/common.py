@@ -62,15 +62,17 @@ class Abilities:
 
     delete: bool
     admin: bool
+    #: A site admin (pruning policies are theirs).
+    site_admin: bool = False
 
 
 async def abilities(request: web.Request, full_name: str) -> Abilities:
     auth = request.config_dict[AUTH]
     if auth is None:
-        return Abilities(True, True)
+        return Abilities(True, True, True)
     p = visitor(request).principal
     facts = await auth.repo_facts(p, full_name)
-    return Abilities(decide(p, facts, Action.DELETE), decide(p, facts, Action.ADMIN))
+    return Abilities(decide(p, facts, Action.DELETE), decide(p, facts, Action.ADMIN), p.is_admin)
 
 
 def redirect(location: str) -> web.Response:
