@@ -38,12 +38,13 @@ SELECT t.name, t.updated_at, t.pushed_by, m.digest, m.media_type, m.created_at, 
            JOIN manifests c ON c.repository_id = m.repository_id AND c.digest = r.digest
            JOIN manifest_references cr ON cr.manifest_id = c.id AND cr.kind = 'blob'
            WHERE r.manifest_id = m.id AND r.kind = 'manifest')), 0) AS total
-FROM tags t JOIN manifests m ON m.id = t.manifest_id
-JOIN repositories repo ON repo.id = t.repository_id
+FROM (SELECT * FROM tags t
+      WHERE t.repository_id = (SELECT id FROM repositories WHERE name = :repo) {where}
+      ORDER BY lower(t.name), t.name
+      LIMIT :limit) t
+JOIN manifests m ON m.id = t.manifest_id
 LEFT JOIN tag_pulls p ON p.repository_id = t.repository_id AND p.tag = t.name
-WHERE repo.name = :repo {where}
 ORDER BY lower(t.name), t.name
-LIMIT :limit
 """
 _PAGE = text(_TAGS.format(where="AND (lower(t.name), t.name) >= (lower(:start), :start)"))
 _FIRST = text(_TAGS.format(where=""))

@@ -201,12 +201,11 @@ async def trusted_images(conn: AsyncConnection, storage: StorageDriver, reposito
     """Which of ``digests`` have a signature ``has_trusted_signature`` would accept, for a list of
     images: two queries for them all (their artifacts, the keys); blobs are read only when trusted
     keys are registered and a verification is not cached."""
-    found = await artifacts_of(conn, repository, digests)
-    keys = await load_keys(conn, repository) if found else KeyState((), ())
+    keys = await load_keys(conn, repository)
     out: set[str] = set()
-    if not keys.keys:
+    if not keys.keys:  # nothing can verify: the artifacts need not be looked for
         return out
-    for digest, arts in found.items():
+    for digest, arts in (await artifacts_of(conn, repository, digests)).items():
         for a in (a for a in arts if a.kind in SIGNATURES):
             if any(c.verified for _, c in await verify_artifact(storage, a, digest, keys)):
                 out.add(digest)
