@@ -10,6 +10,7 @@ on any console error or CSP violation, and on any dialog it did not expect.
 from __future__ import annotations
 
 import dataclasses
+import re
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -82,6 +83,8 @@ _UNNAMED_CONTROLS = """() => [...document.querySelectorAll('input, select, texta
   .map(e => e.outerHTML)"""
 
 
+#: Where the tests' screenshots are written (CI keeps the directory as an artifact).
+SHOTS = ROOT / "test-artifacts" / "ui"
 AXE = ROOT / ".tools" / "axe" / "node_modules" / "axe-core" / "axe.min.js"
 _AXE_RUN = """async () => {
   const r = await axe.run(document, {resultTypes: ['violations']});
@@ -156,12 +159,15 @@ async def open_ui(browser: Browser, base: str, shots: Path) -> tuple[UI, Browser
 
 
 @pytest.fixture
-async def ui_factory(chromium: Browser, tmp_path: Path) -> AsyncIterator[Any]:
-    """``await ui_factory(base_url)``: a fresh browser context (no cookies) on a page; checked at teardown."""
+async def ui_factory(chromium: Browser, request: pytest.FixtureRequest) -> AsyncIterator[Any]:
+    """``await ui_factory(base_url)``: a fresh browser context (no cookies) on a page; checked at teardown.
+    Its screenshots go to ``SHOTS/<test name>/`` (kept for reviewers, ignored by git)."""
+    shots = SHOTS / re.sub(r"[^\w.-]+", "_", request.node.name)
+    shots.mkdir(parents=True, exist_ok=True)
     opened: list[UI] = []
 
     async def make(base: str) -> UI:
-        ui, _ = await open_ui(chromium, base, tmp_path)
+        ui, _ = await open_ui(chromium, base, shots)
         opened.append(ui)
         return ui
 
