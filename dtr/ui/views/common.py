@@ -14,7 +14,9 @@ from aiohttp import web
 from dtr.accounts.context import Caller as AccountsCaller
 from dtr.api.errors import APIError, codes
 from dtr.auth.access import Action, decide
-from dtr.keys import AUTH, CONFIG, DATABASE, STORAGE
+from dtr.jobs.service import JobService
+from dtr.keys import AUTH, CONFIG, DATABASE, REGISTRY, STORAGE
+from dtr.scanning.access import Caller as ScanCaller
 from dtr.signatures.trustedkeys import Caller as RepoCaller
 from dtr.ui.render import error_page
 from dtr.ui.security import visitor
@@ -35,6 +37,15 @@ def repo_caller(request: web.Request) -> RepoCaller:
     """The visitor as the image and signature use cases take it."""
     return RepoCaller(request.config_dict[DATABASE].engine, visitor(request).principal, request.remote or "",
                       request.config_dict[AUTH], request.config_dict[STORAGE])
+
+
+def scan_caller(request: web.Request) -> ScanCaller:
+    """The visitor as the scanner's use cases (the vulnerability database's status, update, import) take it."""
+    cfg = request.config_dict[CONFIG]
+    engine = request.config_dict[DATABASE].engine
+    return ScanCaller(engine, visitor(request).principal, request.remote or "", request.config_dict[AUTH],
+                      JobService(engine, cfg.jobs.stop_timeout, cfg.jobs.worker_timeout), cfg.scanning,
+                      cfg.data_path, request.config_dict[REGISTRY])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,6 +92,18 @@ def signed_in(handler: Handler) -> Handler:
         return await handler(request)
 
     return wrapper
+
+
+def site_admin(handler: Handler) -> Handler:
+    """Only for a signed-in site admin (403 for anyone else signed in); the use cases check again."""
+
+    @functools.wraps(handler)
+    async def wrapper(request: web.Request) -> web.StreamResponse:
+        if not visitor(request).principal.is_admin:
+            return error_page(request, 403, "this page is for site admins")
+        return await handler(request)
+
+    return signed_in(wrapper)
 
 
 def refused(request: web.Request, e: APIError) -> web.StreamResponse:
