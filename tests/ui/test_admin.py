@@ -5,16 +5,32 @@ shown), hostile names rendered inert, and a non-admin refused (pages and a forge
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
 from pathlib import Path
 from typing import Any
 
 from tests.auth.client import Client
 from tests.auth.constants import ADMIN, ADMIN_AUTH, ADMIN_PASSWORD, PASSWORD
+from tests.auth.slapd import Slapd, person
+from tests.auth.test_ldap import ldap_config
+from tests.servers import DtrProcess
 from tests.ui.conftest import UI, new_user
 
 HOSTILE = "<img src=x onerror=alert('hostile')><script>alert('s')</script>"
 NEW_PASSWORD = "N3w-pass-word-x"
+
+
+async def _finished(api: Client, job_id: str, within: float = 60) -> dict[str, Any]:
+    """The job once it ended (done, error, cancel)."""
+    deadline = time.monotonic() + within
+    while True:
+        job: dict[str, Any] = api.api("GET", f"/jobs/{job_id}", ADMIN_AUTH, expect=200).json()
+        if job["status"] in ("done", "error", "cancel"):
+            return job
+        assert time.monotonic() < deadline, f"job {job_id} still {job['status']} after {within}s"
+        await asyncio.sleep(0.2)
 
 
 def _setting(api: Client) -> bool:
@@ -179,3 +195,40 @@ async def test_a_user_who_is_not_a_site_admin_is_refused(ui: UI, api: Client) ->
         assert r.status == 403, (path, r.status)
     assert api.api("GET", f"/accounts/{user}", ADMIN_AUTH, expect=200).json()["isAdmin"] is False
     assert _setting(api) is False
+
+
+async def test_ldap_settings_tested_and_synced(ui_factory: Any, dtr_factory: Any, slapd: Slapd) -> None:
+    proc: DtrProcess = dtr_factory(ldap_config(slapd))
+    api = Client(proc.url)
+    name = f"l{uuid.uuid4().hex[:8]}"
+    slapd.add(person(name, f"Person {name}", f"Ldap-{name}"))
+    ui = await ui_factory(proc.url)
+    await ui.login(ADMIN, ADMIN_PASSWORD)
+    await ui.goto("/ui/admin/ldap")
+    assert "bind password is set" in await ui.text("main")
+    assert await ui.page.input_value("#f-bind_password") == ""  # never shown
+    assert await ui.page.input_value("#f-url") == slapd.url
+    await ui.shot("admin-ldap")
+
+    await ui.page.click("text=Test connection")
+    result = ui.page.locator("#ldap-result")
+    assert "Connection OK" in await result.inner_text() and "users found" in await result.inner_text()
+    await ui.page.fill("#f-bind_password", "wrong-password")
+    await ui.page.click("text=Test connection")
+    assert "Connection failed" in await result.inner_text()
+    assert "cannot bind" in await result.inner_text()
+    assert "wrong-password" not in await ui.page.content()  # not echoed
+    assert await ui.page.input_value("#f-url") == slapd.url  # the typed settings kept
+    await ui.shot("admin-ldap-failed")
+    await ui.page.fill("#f-url", "http://not-ldap")
+    await ui.page.click("text=Test connection")
+    assert "ldap://" in await ui.page.locator("#url-error").inner_text()
+    assert await ui.page.input_value("#f-url") == "http://not-ldap"
+
+    await ui.page.click("main button:has-text('Sync now')")
+    await ui.page.wait_for_url("**/ui/jobs/*")
+    job = await _finished(api, ui.page.url.rsplit("/", 1)[1])
+    assert job["status"] == "done", job
+    assert name in job["result"]["created"]
+    found = api.api("GET", f"/accounts/{name}", ADMIN_AUTH, expect=200).json()
+    assert found["isImported"] is True

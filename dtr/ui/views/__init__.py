@@ -5,9 +5,9 @@ its templates extending ``base.html``, and a line in ``GROUPS`` (and ``NAV`` for
 
 from __future__ import annotations
 
-from dtr.ui.views import admin_orgs, admin_settings, admin_users, entry, repositories, repository, tokens
+from dtr.ui.views import admin_ldap, admin_orgs, admin_settings, admin_users, entry, repositories, repository, tokens
 
 #: Every page group; each one's ``register(app)`` adds its routes to the UI application.
-GROUPS = (entry, repositories, repository, tokens, admin_settings, admin_users, admin_orgs)
+GROUPS = (entry, repositories, repository, tokens, admin_settings, admin_users, admin_orgs, admin_ldap)
 #: The navigation bar: (label, path); paths under ``/ui/admin`` show to site admins only (``base.html``).
 NAV = [("Repositories", "/ui/repositories"), ("Admin", "/ui/admin/settings")]

@@ -39,13 +39,18 @@ def repo_caller(request: web.Request) -> RepoCaller:
                       request.config_dict[AUTH], request.config_dict[STORAGE])
 
 
+def job_service(request: web.Request) -> JobService:
+    """The job queue, for use cases that queue jobs."""
+    cfg = request.config_dict[CONFIG]
+    return JobService(request.config_dict[DATABASE].engine, cfg.jobs.stop_timeout, cfg.jobs.worker_timeout)
+
+
 def scan_caller(request: web.Request) -> ScanCaller:
     """The visitor as the scanner's use cases (the vulnerability database's status, update, import) take it."""
     cfg = request.config_dict[CONFIG]
-    engine = request.config_dict[DATABASE].engine
-    return ScanCaller(engine, visitor(request).principal, request.remote or "", request.config_dict[AUTH],
-                      JobService(engine, cfg.jobs.stop_timeout, cfg.jobs.worker_timeout), cfg.scanning,
-                      cfg.data_path, request.config_dict[REGISTRY])
+    return ScanCaller(request.config_dict[DATABASE].engine, visitor(request).principal, request.remote or "",
+                      request.config_dict[AUTH], job_service(request), cfg.scanning, cfg.data_path,
+                      request.config_dict[REGISTRY])
 
 
 @dataclasses.dataclass(frozen=True)
