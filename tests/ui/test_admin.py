@@ -91,8 +91,22 @@ async def test_users_organisations_teams_and_members(ui_factory: Any, ui_dtr: An
     assert await admin.page.locator("table.list tbody tr").count() == 1
     assert HOSTILE in await admin.text("table.list")
 
-    # an organisation (hostile full name), a team, the member
+    # made a site admin and back
+    await admin.goto(f"/ui/admin/users/{user}")
+    await admin.page.click("text=Make site admin")
+    await admin.page.wait_for_url("**?done=admin")
+    assert api.api("GET", f"/accounts/{user}", ADMIN_AUTH, expect=200).json()["isAdmin"] is True
+    await admin.page.click("text=Unmake site admin")
+    await admin.page.wait_for_url("**?done=not-admin")
+    assert api.api("GET", f"/accounts/{user}", ADMIN_AUTH, expect=200).json()["isAdmin"] is False
+
+    # an organisation (a hostile name refused, inert; a hostile full name), a team, the member
     await admin.goto("/ui/admin/orgs")
+    await admin.page.fill("#f-name", HOSTILE)
+    await admin.page.click("text=Create organisation")
+    assert "invalid account name" in await admin.page.locator("#name-error").inner_text()
+    assert await admin.page.input_value("#f-name") == HOSTILE
+    assert await admin.page.locator("main img, main script").count() == 0
     await admin.page.fill("#f-name", org)
     await admin.page.fill("#f-full_name", HOSTILE)
     await admin.page.click("text=Create organisation")
@@ -174,6 +188,10 @@ async def test_the_vulnerability_database(ui: UI, tmp_path: Path) -> None:
     await error.wait_for()
     assert "bundle" in await error.inner_text()
     await ui.shot("admin-scanning-bad-bundle")
+    # without JavaScript (a plain form post, the CSRF token in the body): the page says what to do
+    r = await ui.context.request.post(ui.base + "/ui/admin/scanning/upload", headers={"Origin": ui.base}, multipart={
+        "csrf_token": await ui.csrf(), "upload": {"name": "b.tar", "mimeType": "application/x-tar", "buffer": b"x"}})
+    assert r.status == 400 and "needs JavaScript" in await r.text()
     await ui.page.click("main button:has-text('Update now')")
     await ui.page.wait_for_url("**/ui/jobs/*")  # the job's page (the jobs pages are another group's)
 

@@ -19,6 +19,7 @@ from dtr.api.errors import APIError, codes
 from dtr.scanning import control
 from dtr.scanning.views import spooled_upload
 from dtr.ui.render import render
+from dtr.ui.security import CSRF_HEADER
 from dtr.ui.views.common import Form, accounts_caller, redirect, refused, scan_caller, site_admin
 
 #: What a yes/no setting's select sends.
@@ -116,6 +117,10 @@ async def upload(request: web.Request) -> web.StreamResponse:
     """Import an offline bundle (multipart field ``upload``), spooled to disk as the API does; a
     refused bundle is shown as its reason (the database is then unchanged)."""
     c = scan_caller(request)
+    if CSRF_HEADER not in request.headers:  # a plain form post: the CSRF check has read the body already
+        return _scanning_page(request, dict(await control.status(c)), code=400, error=(
+            "uploading a bundle needs JavaScript in this page (or use dtr vulndb import, or PUT "
+            "/api/v0/imagescan/scan/update)"))
     try:
         async with spooled_upload(request, c.data_path) as path:
             found = await control.import_upload(c, path)
