@@ -11,12 +11,13 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from dtr.scanning.bundles import load_signing_key, public_key_pem
 from tests.auth.client import Client
 from tests.auth.constants import ADMIN, ADMIN_AUTH, ADMIN_PASSWORD, PASSWORD
 from tests.auth.slapd import Slapd, person
 from tests.auth.test_ldap import ldap_config
 from tests.servers import DtrProcess
-from tests.ui.conftest import UI, new_user
+from tests.ui.conftest import UI, UI_AUTH, new_user
 
 HOSTILE = "<img src=x onerror=alert('hostile')><script>alert('s')</script>"
 NEW_PASSWORD = "N3w-pass-word-x"
@@ -176,9 +177,15 @@ async def test_users_organisations_teams_and_members(ui_factory: Any, ui_dtr: An
     assert api.api("GET", f"/accounts/{org}", ADMIN_AUTH).status == 404
 
 
-async def test_the_vulnerability_database(ui: UI, tmp_path: Path) -> None:
+async def test_the_vulnerability_database(ui_factory: Any, dtr_factory: Any, tmp_path: Path) -> None:
+    signer = tmp_path / "signer.pem"
+    trusted = tmp_path / "trusted.pem"
+    trusted.write_bytes(public_key_pem(load_signing_key(signer)))
+    proc: DtrProcess = dtr_factory({**UI_AUTH, "scanning": {"bundle_trusted_keys": [str(trusted)]}})
+    ui = await ui_factory(proc.url)
     await ui.login(ADMIN, ADMIN_PASSWORD)
     await ui.goto("/ui/admin/scanning")
+    assert "no feed has been imported" in await ui.text("main")
     await ui.shot("admin-scanning")
     bundle = tmp_path / "bundle.tar"
     bundle.write_bytes(b"not a bundle at all")
@@ -186,7 +193,7 @@ async def test_the_vulnerability_database(ui: UI, tmp_path: Path) -> None:
     await ui.page.click("text=Import bundle")
     error = ui.page.locator("#upload-error")
     await error.wait_for()
-    assert "bundle" in await error.inner_text()
+    assert "the bundle is refused" in await error.inner_text()
     await ui.shot("admin-scanning-bad-bundle")
     # without JavaScript (a plain form post, the CSRF token in the body): the page says what to do
     r = await ui.context.request.post(ui.base + "/ui/admin/scanning/upload", headers={"Origin": ui.base}, multipart={

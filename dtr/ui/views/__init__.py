@@ -10,4 +10,4 @@ from dtr.ui.views import admin_ldap, admin_orgs, admin_settings, admin_users, en
 #: Every page group; each one's ``register(app)`` adds its routes to the UI application.
 GROUPS = (entry, repositories, repository, tokens, admin_settings, admin_users, admin_orgs, admin_ldap)
 #: The navigation bar: (label, path); paths under ``/ui/admin`` show to site admins only (``base.html``).
-NAV = [("Repositories", "/ui/repositories"), ("Admin", "/ui/admin/settings")]
+NAV = [("Repositories", "/ui/repositories"), ("Admin", "/ui/admin")]
