@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from dtr.accounts.ldapadmin import register_actions as register_ldap_actions
 from dtr.accounts.views import register as register_accounts
 from dtr.activity.views import register as register_activity
 from dtr.api.app import create_api_app
@@ -108,6 +109,7 @@ def create_app(config: Config) -> web.Application:
     register_webhook_actions()
     register_mirroring_actions()
     register_promotion_actions()
+    register_ldap_actions()
     # Request bodies reach dtr as sent (a blob is hashed as received, dtr.registry.inputs; /api/v0
     # decodes gzip itself, with its size limit on the decoded bytes).
     proxies = proxy_middlewares(config.http.trusted_proxies, config.http.external_url)

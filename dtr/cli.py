@@ -254,6 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
     from dtr.accounts.cli import add_commands as add_account_commands
 
     add_account_commands(sub, common, group)
+    from dtr.accounts.ldapadmin import register_actions as register_ldap_actions
     from dtr.jobs.cli import add_commands as add_job_commands
     from dtr.mirroring.jobs import register_actions as register_mirroring_actions
     from dtr.promotion.jobs import register_actions as register_promotion_actions
@@ -264,6 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_webhook_actions()
     register_mirroring_actions()
     register_promotion_actions()
+    register_ldap_actions()
 
     add_job_commands(sub, common, group)
     from dtr.registry.cli import add_commands as add_registry_commands

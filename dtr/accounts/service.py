@@ -150,8 +150,11 @@ async def update_account(conn: AsyncConnection, account_id: int, **values: Any) 
     return (await conn.execute(stmt)).first()
 
 
-async def list_accounts(conn: AsyncConnection, kind: str, start: str | None, size: int) -> list[Any]:
+async def list_accounts(conn: AsyncConnection, kind: str, start: str | None, size: int,
+                        contains: str = "") -> list[Any]:
     q = select(accounts).order_by(accounts.c.name).limit(size + 1)
+    if contains:
+        q = q.where(accounts.c.name.contains(contains.lower(), autoescape=True))
     if kind == "users":
         q = q.where(accounts.c.is_org.is_(False))
     elif kind == "orgs":

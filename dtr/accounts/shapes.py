@@ -243,7 +243,12 @@ class TokenChanges(Body):
 
 
 class SettingsChanges(Body):
-    create_repository_on_push: bool | None = None
+    """The site settings to change (the web UI's settings form shows each field, its title and description)."""
+
+    create_repository_on_push: bool | None = Field(
+        None, title="Create repositories on push",
+        description="A push to a repository that does not exist creates it, when the pusher may "
+                    "create repositories in its namespace; otherwise such a push is refused.")
 
 
 # -- queries -------------------------------------------------------------------------------------

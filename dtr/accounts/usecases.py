@@ -61,13 +61,14 @@ async def _keep_an_admin(conn: AsyncConnection, row: Any) -> None:
 # -- accounts ---------------------------------------------------------------------------------
 
 
-async def list_accounts(c: Caller, kind: str, start: str | None, size: int) -> list[Any]:
-    """Users and organisations by name from ``start`` (``size`` + 1 rows: the last tells there is more)."""
+async def list_accounts(c: Caller, kind: str, start: str | None, size: int, contains: str = "") -> list[Any]:
+    """Users and organisations by name from ``start`` (``size`` + 1 rows: the last tells there is more);
+    ``contains``: only names containing it."""
     c.user()
     if kind not in KINDS:
         raise APIError(codes.INVALID_PARAMETER, "filter must be all, users, orgs or admins")
     async with c.engine.connect() as conn:
-        return await svc.list_accounts(conn, kind, start, size)
+        return await svc.list_accounts(conn, kind, start, size, contains)
 
 
 @dataclasses.dataclass(frozen=True)

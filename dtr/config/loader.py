@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from dtr.config.schema import AuthConfig, Config
+from dtr.config.schema import AuthConfig, Config, LDAPConfig
 from dtr.sections import ConfigError, build, coerce
 from dtr.storage.config import StorageConfig
 from dtr.storage.factory import driver_names, validate_params
@@ -77,12 +77,17 @@ def _validate_auth(a: AuthConfig) -> None:
     if a.failed_login_threshold < 1 or a.failed_login_address_threshold < 1:
         raise ConfigError("auth.failed_login_threshold: must be at least 1")
     if a.ldap is not None:
-        if not a.ldap.url.startswith(("ldap://", "ldaps://")):
-            raise ConfigError("auth.ldap.url: must start with ldap:// or ldaps://")
-        if a.ldap.start_tls and a.ldap.url.startswith("ldaps://"):
-            raise ConfigError("auth.ldap.start_tls: use either ldaps:// or start_tls, not both")
-        if a.ldap.bind_password is not None and a.ldap.bind_password_file is not None:
-            raise ConfigError("auth.ldap: give bind_password or bind_password_file, not both")
+        validate_ldap(a.ldap)
+
+
+def validate_ldap(ldap: LDAPConfig, prefix: str = "auth.ldap") -> None:
+    """ConfigError (naming ``prefix.key``) for a directory setting that cannot work."""
+    if not ldap.url.startswith(("ldap://", "ldaps://")):
+        raise ConfigError(f"{prefix}.url: must start with ldap:// or ldaps://")
+    if ldap.start_tls and ldap.url.startswith("ldaps://"):
+        raise ConfigError(f"{prefix}.start_tls: use either ldaps:// or start_tls, not both")
+    if ldap.bind_password is not None and ldap.bind_password_file is not None:
+        raise ConfigError(f"{prefix}: give bind_password or bind_password_file, not both")
 
 
 def _yaml_problem(e: yaml.YAMLError) -> str:

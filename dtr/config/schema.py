@@ -125,6 +125,8 @@ class JobCapacity:
     poll_mirror: int = 1
     #: Promotion policies (``dtr.promotion``): evaluate and promote after pushes, scans and runs.
     promote: int = 2
+    #: The directory sync (``dtr.accounts.ldapadmin``: "Sync now" in the web UI).
+    ldap_sync: int = 1
 
 
 @dataclasses.dataclass(frozen=True)

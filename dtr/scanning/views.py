@@ -204,12 +204,12 @@ async def upload_vuln_db(request: web.Request, query: s.UpdateQuery) -> s.Scanne
     if query.online:
         raise APIError(codes.INVALID_PARAMETER, "PUT imports an offline bundle (online=false); POST "
                                                 "/api/v0/imagescan/scan/update queues an online update")
-    async with _spooled_upload(request, who.data_path) as path:
+    async with spooled_upload(request, who.data_path) as path:
         return await control.import_upload(who, path)
 
 
 @contextlib.asynccontextmanager
-async def _spooled_upload(request: web.Request, data_path: Path) -> AsyncIterator[Path]:
+async def spooled_upload(request: web.Request, data_path: Path) -> AsyncIterator[Path]:
     """The multipart field ``upload`` written to a temporary file (removed after)."""
     if not request.content_type.startswith("multipart/"):
         raise APIError(codes.UNSUPPORTED_MEDIA_TYPE, "send the bundle as multipart/form-data, in the field upload")

@@ -6,6 +6,10 @@ its templates extending ``base.html``, and a line in ``GROUPS`` (and ``NAV`` for
 from __future__ import annotations
 
 from dtr.ui.views import (
+    admin_ldap,
+    admin_orgs,
+    admin_settings,
+    admin_users,
     entry,
     events,
     image,
@@ -18,11 +22,12 @@ from dtr.ui.views import (
     repository,
     schedules,
     storage,
+    tokens,
 )
 
 #: Every page group; each one's ``register(app)`` adds its routes to the UI application.
 GROUPS = (entry, repositories, repository, image, repo_access, repo_pruning, repo_hooks, repo_mirroring, events,
-          schedules, jobs, storage)
+          schedules, jobs, storage, tokens, admin_settings, admin_users, admin_orgs, admin_ldap)
 #: The navigation bar: (label, path, for site admins only).
 NAV = [("Repositories", "/ui/repositories", False), ("Events", "/ui/events", True), ("Jobs", "/ui/jobs", True),
-       ("Storage", "/ui/storage", True)]
+       ("Storage", "/ui/storage", True), ("Admin", "/ui/admin", True)]

@@ -40,20 +40,24 @@ def repo_caller(request: web.Request) -> RepoCaller:
                       request.config_dict[AUTH], request.config_dict[STORAGE])
 
 
-def scan_caller(request: web.Request) -> ScanCaller:
-    """The visitor as the scanning use cases (reports, SBOMs, overrides) take it."""
+def job_service(request: web.Request) -> JobService:
+    """The job queue, for use cases that queue jobs."""
     cfg = request.config_dict[CONFIG]
-    engine = request.config_dict[DATABASE].engine
-    return ScanCaller(engine, visitor(request).principal, request.remote or "", request.config_dict[AUTH],
-                      JobService(engine, cfg.jobs.stop_timeout, cfg.jobs.worker_timeout), cfg.scanning,
-                      cfg.data_path, request.config_dict[REGISTRY])
+    return JobService(request.config_dict[DATABASE].engine, cfg.jobs.stop_timeout, cfg.jobs.worker_timeout)
+
+
+def scan_caller(request: web.Request) -> ScanCaller:
+    """The visitor as the scanning use cases (reports, SBOMs, overrides, the vulnerability database) take it."""
+    cfg = request.config_dict[CONFIG]
+    return ScanCaller(request.config_dict[DATABASE].engine, visitor(request).principal, request.remote or "",
+                      request.config_dict[AUTH], job_service(request), cfg.scanning, cfg.data_path,
+                      request.config_dict[REGISTRY])
 
 
 def jobs_caller(request: web.Request) -> JobsCaller:
     """The visitor as the jobs, schedules, workers and storage usage use cases take it (site admins)."""
-    cfg, engine = request.config_dict[CONFIG].jobs, request.config_dict[DATABASE].engine
-    return JobsCaller(engine, visitor(request).principal, request.remote or "",
-                      JobService(engine, cfg.stop_timeout, cfg.worker_timeout), request.config_dict[REGISTRY])
+    return JobsCaller(request.config_dict[DATABASE].engine, visitor(request).principal, request.remote or "",
+                      job_service(request), request.config_dict[REGISTRY])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,6 +106,18 @@ def signed_in(handler: Handler) -> Handler:
         return await handler(request)
 
     return wrapper
+
+
+def site_admin(handler: Handler) -> Handler:
+    """Only for a signed-in site admin (403 for anyone else signed in); the use cases check again."""
+
+    @functools.wraps(handler)
+    async def wrapper(request: web.Request) -> web.StreamResponse:
+        if not visitor(request).principal.is_admin:
+            return error_page(request, 403, "this page is for site admins")
+        return await handler(request)
+
+    return signed_in(wrapper)
 
 
 def refused(request: web.Request, e: APIError) -> web.StreamResponse:
