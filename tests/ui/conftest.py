@@ -172,9 +172,10 @@ async def ui_factory(chromium: Browser, request: pytest.FixtureRequest) -> Async
         return ui
 
     yield make
+    # What the pages did before they are closed (a poll cut off by the closing is not a problem).
+    problems = [p for ui in opened for p in ui.watch.unexpected()]
     for ui in opened:
         await ui.context.close()
-    problems = [p for ui in opened for p in ui.watch.unexpected()]
     assert not problems, f"console errors, failed loads or dialogs: {problems}"
 
 
