@@ -53,10 +53,22 @@ def pages(lay: Layout) -> list[tuple[str, str]]:
         ("tags, 90% in", f"/ui/repositories/{big}?start={deep_tag}"),
         ("image", f"/ui/repositories/{big}/tags/{first_tag}"),
         ("repository settings", f"/ui/repositories/{big}/settings"),
+        ("repository events", f"/ui/repositories/{big}/events"),
+        ("repository access", f"/ui/repositories/{big}/access"),
+        ("repository pruning (an enabled policy)", f"/ui/repositories/{big}/pruning"),
+        ("  its preview, loaded after it (every tag evaluated)", f"/ui/repositories/{big}/pruning/preview"),
+        ("repository webhooks", f"/ui/repositories/{big}/webhooks"),
+        ("repository mirroring", f"/ui/repositories/{big}/mirroring"),
+        ("events", "/ui/events"),
         ("new repository", "/ui/repositories/new"),
         ("jobs", "/ui/jobs"),
         ("schedules and workers", "/ui/jobs/schedules"),
         ("storage", "/ui/storage"),
+        ("admin: settings", "/ui/admin/settings"),
+        ("admin: vulnerability database", "/ui/admin/scanning"),
+        ("admin: users", "/ui/admin/users"),
+        ("admin: organisations", "/ui/admin/orgs"),
+        ("admin: LDAP", "/ui/admin/ldap"),
     ]
 
 
@@ -93,6 +105,13 @@ async def run(args: argparse.Namespace, workdir: Path) -> tuple[list[str], bool]
             print(f"ui bench: {lay.repos:,} repositories, {sum(1 for i in range(1, lay.big + 1) if lay.tag(i)):,} "
                   f"tags in {lay.repo_name(1)}", flush=True)
             async with aiohttp.ClientSession(headers={"Accept": "text/html"}) as session:
+                # A pruning policy on the big repository: its tab previews it over every tag.
+                policy = {"rules": [{"field": "tag", "operator": "sw", "values": ["t0000"]}], "keepNewest": 10,
+                          "enabled": True}
+                async with session.post(f"{proc.url}/api/v0/repositories/{lay.repo_name(1)}/pruningPolicies",
+                                        json=policy) as r:
+                    if r.status != 201:
+                        raise RuntimeError(f"pruning policy: {r.status} {await r.text()}")
                 for what, path in pages(lay):
                     times, body = await measure(session, proc.url + path, args.repeat)
                     outside = len(_OUTSIDE.findall(body.decode(errors="replace")))

@@ -147,8 +147,8 @@ async def would_prune(caller: Caller, repository: str, policy: pruning.Policy | 
     caller.admin()
     async with caller.engine.connect() as conn:
         rid = await caller.repository_id(conn, repository)
-        tags, own, now = await pruning.load(conn, rid)
         settings = await _settings(conn, rid)
+        tags, own, now = await pruning.load(conn, rid, settings.tag_limit, every_tag=policy is not None)
     immutable = settings.immutable_tags
     if policy is not None:
         verdict = pruning.evaluate(tags, [dataclasses.replace(policy, enabled=True)], None, immutable, now)

@@ -92,12 +92,19 @@ class Rule:
 
     def matches(self, tag: TagInfo, now: dt.datetime) -> bool:
         if self.field == "tag":
-            n, v = tag.name, self.values
-            return {
-                "eq": lambda: n == v[0], "neq": lambda: n != v[0], "sw": lambda: n.startswith(v[0]),
-                "ew": lambda: n.endswith(v[0]), "c": lambda: v[0] in n, "oneof": lambda: n in v,
-                "noneof": lambda: n not in v, "matches": lambda: bool(self.regex and self.regex.search(n)),
-            }[self.operator]()
+            n, v, op = tag.name, self.values, self.operator
+            if op == "matches":
+                return bool(self.regex and self.regex.search(n))
+            if op in ("oneof", "noneof"):
+                return (n in v) == (op == "oneof")
+            first = v[0]
+            if op == "sw":
+                return n.startswith(first)
+            if op == "ew":
+                return n.endswith(first)
+            if op == "c":
+                return first in n
+            return (n == first) == (op == "eq")  # eq, neq
         when = tag.pushed_at if self.field == "last_updated_at" else tag.pulled_at
         if self.operator == "never":
             return when is None
@@ -190,11 +197,15 @@ WHERE t.repository_id = :rid
 """)
 
 
-async def load(conn: Any, repository_id: int) -> tuple[list[TagInfo], list[Policy], dt.datetime]:
-    tags = [TagInfo(r.name, r.pushed_at, r.pulled_at) for r in await conn.execute(_TAGS, {"rid": repository_id})]
+async def load(conn: Any, repository_id: int, tag_limit: int | None,
+               every_tag: bool = False) -> tuple[list[TagInfo], list[Policy], dt.datetime]:
+    """The repository's tags, its policies and the database's time. The tags are read only when
+    something could prune one (an enabled policy, ``tag_limit``, or ``every_tag``): none otherwise."""
     rows = await conn.execute(text("SELECT rules, keep_newest, enabled FROM pruning_policies "
                                    "WHERE repository_id = :rid ORDER BY created_at, id"), {"rid": repository_id})
     policies = [Policy(tuple(Rule.parse(x) for x in r.rules), r.keep_newest, r.enabled) for r in rows]
+    tags = [TagInfo(r.name, r.pushed_at, r.pulled_at) for r in await conn.execute(_TAGS, {"rid": repository_id})] \
+        if every_tag or tag_limit is not None or any(p.enabled for p in policies) else []
     now = (await conn.execute(text("SELECT now()"))).scalar_one()
     return tags, policies, now
 
@@ -207,7 +218,7 @@ async def run(ctx: JobContext) -> dict[str, Any]:
     for i, repo in enumerate(repos):
         ctx.check_stop()
         async with ctx.engine.begin() as conn:
-            tags, policies, now = await load(conn, repo.id)
+            tags, policies, now = await load(conn, repo.id, repo.tag_limit)
             verdict = evaluate(tags, policies, repo.tag_limit, repo.immutable, now)
             pushed = {t.name: t.pushed_at for t in tags}
             # Each only if not pushed again since it was read.

@@ -40,6 +40,10 @@ def _full(request: web.Request) -> str:
     return f"{ns}/{name}"
 
 
+#: The preview lists this many tags (by name) and counts the rest: a page stays small.
+PREVIEW_SHOWN = 200
+
+
 async def _show(request: web.Request, form: Form, limit_form: Form | None = None,
                 status: int = 200) -> web.StreamResponse:
     ctx = await open_tab(request, "pruning", "Pruning", site_admin=True)
@@ -47,12 +51,14 @@ async def _show(request: web.Request, form: Form, limit_form: Form | None = None
     try:
         found = await policies.list_policies(c, full)
         settings = await policies.get_settings(c, full)
-        preview = await policies.would_prune(c, full)
+        # The preview reads every tag: loaded after the page (htmx), or inline when asked for.
+        preview = await policies.would_prune(c, full) if request.query.get("preview") else None
     except APIError as e:
         return refused(request, e)
     limit = limit_form or Form({"tag_limit": "" if settings.tag_limit is None else str(settings.tag_limit)})
     return render(request, "repository_pruning.html", {
-        **ctx, "policies": found, "preview": preview, "rows": range(RULE_ROWS), "fields": FIELDS,
+        **ctx, "policies": found, "preview": preview, "preview_shown": PREVIEW_SHOWN,
+        "preview_url": f"/ui/repositories/{full}/pruning/preview", "rows": range(RULE_ROWS), "fields": FIELDS,
         "operators": ("", *OPERATORS), **form.context(), "limit": limit.values, "limit_errors": limit.errors,
         "done": request.query.get("done", "")[:200]}, status)
 
@@ -60,6 +66,16 @@ async def _show(request: web.Request, form: Form, limit_form: Form | None = None
 @tab_handler
 async def page(request: web.Request) -> web.StreamResponse:
     return await _show(request, Form({"enabled": "on"}))
+
+
+@tab_handler
+async def preview(request: web.Request) -> web.StreamResponse:
+    """The preview alone (the fragment the tab loads after the page); the use case checks access."""
+    try:
+        found = await policies.would_prune(jobs_caller(request), _full(request))
+    except APIError as e:
+        return refused(request, e)
+    return render(request, "_pruning_preview.html", {"preview": found, "preview_shown": PREVIEW_SHOWN})
 
 
 def _rules(form: Form) -> list[dict[str, Any]]:
@@ -136,6 +152,7 @@ async def set_limit(request: web.Request) -> web.StreamResponse:
 
 def register(app: web.Application) -> None:
     app.router.add_get("/repositories/{ns}/{repo}/pruning", page)
+    app.router.add_get("/repositories/{ns}/{repo}/pruning/preview", preview)
     app.router.add_post("/repositories/{ns}/{repo}/pruning/policies", create)
     app.router.add_post("/repositories/{ns}/{repo}/pruning/policies/{id}/delete", delete)
     app.router.add_post("/repositories/{ns}/{repo}/pruning/limit", set_limit)
