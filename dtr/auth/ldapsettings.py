@@ -62,7 +62,8 @@ async def _stored(engine: AsyncEngine) -> dict[str, Any] | None:
 
 def _from_stored(value: dict[str, Any], cfg: Config) -> LDAPConfig:
     """The saved settings as a configuration; their password unsealed, else the file's."""
-    ldap = LDAPConfig(**{k: v for k, v in value["settings"].items() if k not in _SECRET})
+    known = {f.name for f in dataclasses.fields(LDAPConfig)} - set(_SECRET)
+    ldap = LDAPConfig(**{k: v for k, v in value["settings"].items() if k in known})
     sealed = value.get("sealed_bind_password")
     if sealed:
         try:
