@@ -138,18 +138,20 @@ def cmd_users_set_admin(args: argparse.Namespace) -> int:
 def cmd_ldap_sync(args: argparse.Namespace) -> int:
     from dtr.accounts.ldapsync import sync
     from dtr.auth.ldap import Directory, DirectoryError
+    from dtr.auth.ldapsettings import effective
     from dtr.db.engine import Database
 
     cfg = load_config(args.config)
-    if cfg.auth.ldap is None:
-        print("dtr: configuration error: no directory configured (auth.ldap)", file=sys.stderr)
-        return 2
-    directory = Directory(cfg.auth.ldap)
 
     async def run() -> int:
         db = await Database.open(cfg)
         try:
-            report = await sync(db.engine, directory)
+            ldap = (await effective(db.engine, cfg)).config
+            if ldap is None:
+                print("dtr: configuration error: no directory configured (LDAP settings or auth.ldap)",
+                      file=sys.stderr)
+                return 2
+            report = await sync(db.engine, Directory(ldap))
         except DirectoryError as e:
             print(f"dtr: LDAP sync failed: {e}", file=sys.stderr)
             return 1

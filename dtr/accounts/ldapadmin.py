@@ -1,9 +1,9 @@
-"""Use cases on the directory (LDAP) for site admins, apart from HTTP: the configured settings
-(``auth.ldap``; whether a bind password is set, never the password), a connection test of given
-settings (what a change of the configuration would do, without changing it), and the directory
-sync queued as a job (``ldap_sync``: what ``dtr ldap sync`` does).
-
-The settings come from the configuration file: nothing here changes them.
+"""Use cases on the directory (LDAP) for site admins, apart from HTTP: the settings in effect
+(``dtr.auth.ldapsettings``: saved ones over ``auth.ldap`` of the configuration file; whether a bind
+password is set, never the password), saving them (checked as the configuration loader checks
+``auth.ldap``; the bind password sealed; none given keeps the saved one) or dropping them (the
+file's are in effect again), a connection test of given settings (changing nothing), and the
+directory sync queued as a job (``ldap_sync``: what ``dtr ldap sync`` does).
 """
 
 from __future__ import annotations
@@ -13,11 +13,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from ldap3.core.exceptions import LDAPException
+from pydantic.alias_generators import to_camel
 
 from dtr.accounts.context import Caller
 from dtr.accounts.ldapsync import sync
 from dtr.api.errors import APIError, codes
+from dtr.auth import ldapsettings
 from dtr.auth.ldap import Directory, DirectoryError
+from dtr.auth.ldapsettings import Effective
 from dtr.config import LDAPConfig
 from dtr.config.loader import validate_ldap
 from dtr.jobs import actions
@@ -32,14 +35,6 @@ FIELDS = tuple(f.name for f in dataclasses.fields(LDAPConfig) if f.name not in (
 
 
 @dataclasses.dataclass(frozen=True)
-class Settings:
-    """The configured directory (None: none is), and whether its service account has a password."""
-
-    config: LDAPConfig | None
-    password_set: bool
-
-
-@dataclasses.dataclass(frozen=True)
 class TestResult:
     ok: bool
     #: What happened, for people: the users found, or why it failed (never a password).
@@ -47,15 +42,57 @@ class TestResult:
     users: int = 0
 
 
-def settings(c: Caller, configured: LDAPConfig | None) -> Settings:
+def _settings(c: Caller) -> ldapsettings.LDAPSettings:
     c.admin()
-    has = configured is not None and bool(configured.bind_password or configured.bind_password_file)
-    return Settings(configured, has)
+    if c.auth is None:
+        raise APIError(codes.INVALID_OPERATION, "authentication is disabled: no directory is used")
+    return c.auth.ldap
+
+
+async def settings(c: Caller) -> Effective:
+    """The directory settings in effect and where they come from (site admins)."""
+    found = _settings(c)
+    return await ldapsettings.effective(found.engine, found.cfg)
+
+
+def invalid(e: ConfigError) -> APIError:
+    """INVALID_PARAMETER for a value ``candidate`` refused, naming the field (its API name; detail
+    ``{"field": its configuration name}``)."""
+    key, _, message = str(e).partition(": ")
+    field = key.removeprefix("ldap").removeprefix(".")
+    name = to_camel(field) if field else "settings"
+    return APIError(codes.INVALID_PARAMETER, f"{name}: {message or e}", {"field": field or "_form"})
+
+
+async def save_settings(c: Caller, values: Mapping[str, Any], bind_password: str | None) -> Effective:
+    """Save ``values`` (``FIELDS``) as the directory settings of every replica (site admins); a
+    ``bind_password`` of None or "" keeps the saved one. INVALID_PARAMETER for a value that cannot
+    work (``invalid``). The settings in effect after the change."""
+    found = _settings(c)
+    try:
+        cfg = candidate(None, values, "")
+    except ConfigError as e:
+        raise invalid(e) from None
+    await ldapsettings.save(c.engine, found.cfg, cfg, bind_password or None)
+    found.forget()
+    await c.changed("ldap_settings_update", "ldap", cfg.url,
+                    {**{k: v for k, v in dataclasses.asdict(cfg).items() if k in FIELDS},
+                     "bind_password_changed": bool(bind_password)})
+    return await settings(c)
+
+
+async def clear_settings(c: Caller) -> Effective:
+    """Drop the saved directory settings (site admins): the configuration file's are in effect again."""
+    found = _settings(c)
+    if await ldapsettings.clear(c.engine):
+        found.forget()
+        await c.changed("ldap_settings_clear", "ldap", "", {})
+    return await settings(c)
 
 
 def candidate(configured: LDAPConfig | None, values: Mapping[str, Any], bind_password: str) -> LDAPConfig:
     """The settings ``values`` (``FIELDS``, as text or typed) describe; an empty ``bind_password``
-    keeps the configured one. ConfigError (``ldap.KEY: ...``) for a value that cannot work."""
+    keeps the one of ``configured``. ConfigError (``ldap.KEY: ...``) for a value that cannot work."""
     given = {k: v for k, v in values.items() if k in FIELDS and v != ""}
     for f in dataclasses.fields(LDAPConfig):
         if f.default is dataclasses.MISSING and f.name not in given:
@@ -85,11 +122,11 @@ async def test_connection(c: Caller, cfg: LDAPConfig) -> TestResult:
                             f"{len(found)} users found under {cfg.user_search_base}", len(found))
 
 
-async def queue_sync(c: Caller, jobs: JobService, configured: LDAPConfig | None) -> Job:
+async def queue_sync(c: Caller, jobs: JobService) -> Job:
     """Queue the directory sync (site admins; one waiting at a time); INVALID_OPERATION without a directory."""
-    c.admin()
+    configured = (await settings(c)).config
     if configured is None:
-        raise APIError(codes.INVALID_OPERATION, "no directory is configured (auth.ldap)")
+        raise APIError(codes.INVALID_OPERATION, "no directory is configured (LDAP settings or auth.ldap)")
     job = await jobs.queue("ldap_sync", {}, dedupe_key="ldap_sync")
     await c.changed("ldap_sync_queue", "ldap", configured.url, {"job": job["id"]})
     return job
@@ -104,9 +141,9 @@ def _check(params: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _run(ctx: JobContext) -> dict[str, Any]:
-    cfg = ctx.config.auth.ldap
+    cfg = (await ldapsettings.effective(ctx.engine, ctx.config)).config
     if cfg is None:
-        ctx.log("no directory is configured (auth.ldap): nothing to sync")
+        ctx.log("no directory is configured (LDAP settings or auth.ldap): nothing to sync")
         return {"skipped": "no directory configured"}
     ctx.log(f"syncing users and teams from {cfg.url}")
     report = await sync(ctx.engine, Directory(cfg))

@@ -186,9 +186,9 @@ async def set_sync_config(c: Caller, org_name: str, team_name: str, config: Sync
     values = config.columns()
     async with c.engine.begin() as conn:
         org, team = await open_team(c, conn, org_name, team_name, manage=True)
-        if config.enable and (c.auth is None or c.auth.directory is None):
-            raise APIError(codes.INVALID_OPERATION, "LDAP is not configured: set auth.ldap in the configuration "
-                           "to sync team members from a directory")
+        if config.enable and (c.auth is None or await c.auth.directory() is None):
+            raise APIError(codes.INVALID_OPERATION, "LDAP is not configured: save its settings (/api/v0/meta/ldap) "
+                           "or set auth.ldap in the configuration to sync team members from a directory")
         team = await svc.update_team(conn, team.id, **values)
     await c.changed("team_sync_config", "team", f"{org.name}/{team.name}", dict(svc.sync_json(team)))
     return team

@@ -385,6 +385,8 @@ async def list_events(request: web.Request, query: s.EventsQuery) -> Paged[s.Eve
 
 def register(app: web.Application) -> None:
     """The accounts routes of /api/v0 (authentication is the API's: ``dtr.api.app.create_api_app``)."""
+    from dtr.accounts.ldapviews import ROUTES as LDAP_ROUTES  # it uses ``caller`` from here
+
     add_all(app.router, (
         ("GET", "/accounts", list_accounts),
         ("POST", "/accounts", create_account),
@@ -427,4 +429,5 @@ def register(app: web.Application) -> None:
         ("POST", "/meta/settings", post_settings),
         ("PATCH", "/meta/settings", update_settings),
         ("GET", "/events", list_events),
+        *LDAP_ROUTES,
     ))

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from dtr.audit import service as audit
 from dtr.auth.access import ANONYMOUS, Action, Level, Principal, RepoFacts, decide, explain, token_actions
+from dtr.auth.ldapsettings import LDAPSettings
 from dtr.auth.models import (
     AccessToken,
     Account,
@@ -119,11 +120,9 @@ class AuthService:
         #: sha256(user NUL password) -> (principal, credential generation, expiry): API calls with
         #: Basic auth skip argon2 (a password change or deactivation anywhere ends the entry).
         self._credentials: dict[bytes, tuple[Principal, int, float]] = {}
-        self.directory: Any = None
-        if self.cfg.ldap is not None:
-            from dtr.auth.ldap import Directory
-
-            self.directory = Directory(self.cfg.ldap)
+        #: The directory settings in effect (saved ones over ``auth.ldap``), re-read every second.
+        self.ldap = LDAPSettings(cfg, engine)
+        self._directory: Any = None
 
     # -- the first admin ------------------------------------------------------------------
 
@@ -214,8 +213,8 @@ class AuthService:
         if secret.startswith(TOKEN_PREFIX):
             token_id = await self._check_token(row.id, secret) if row is not None else None
             ok = token_id is not None
-        elif self.directory is not None and (row is None or row.is_imported):
-            found = await self.directory.login(username, secret)
+        elif (directory := await self.directory()) is not None and (row is None or row.is_imported):
+            found = await directory.login(username, secret)
             ok = found is not None
             if found is not None:
                 row = await self._upsert_directory_user(found)
@@ -226,6 +225,17 @@ class AuthService:
         if not row.is_active:
             return None, f"the account {username} is inactive"
         return _principal(row, token_id), ""
+
+    async def directory(self) -> Any:
+        """The ``dtr.auth.ldap.Directory`` of the settings in effect (None: no directory)."""
+        cfg = (await self.ldap.get()).config
+        if cfg is None:
+            return None
+        if self._directory is None or self._directory.cfg != cfg:
+            from dtr.auth.ldap import Directory
+
+            self._directory = Directory(cfg)
+        return self._directory
 
     async def _check_token(self, user_id: int, token: str) -> int | None:
         """The id of ``user_id``'s access token ``token`` if it is valid (its use noted), else None."""
