@@ -181,7 +181,8 @@ async def poll_mirror(ctx: JobContext) -> dict[str, Any]:
             poller = Poller(remote, registry, stored.repository, stored.policy.remote_repository,
                             stored.policy.matches, ctx.log, ctx.check_stop)
             done = await poller.poll()
-        return done, {"tags": [t for t, _ in done], "blobsFetched": poller.blobs_fetched}
+        return done, {"tags": [t for t, _ in done], "blobsFetched": poller.blobs_fetched,
+                      "artifactsFetched": poller.artifacts_fetched}
 
     return await _guarded(ctx, stored, run)
 

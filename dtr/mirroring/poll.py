@@ -7,6 +7,11 @@ their digest before the blob becomes visible; manifests go through ``put_manifes
 rules apply (everything referenced present, immutable tags refused). A blob the local registry
 already holds in another repository is linked (mounted), not fetched. A manifest is fetched by
 digest and checked against it; an index is fetched whole (each child manifest, then the index).
+
+Each matching tag's artifacts follow, at every poll (a signature often comes after its image): the
+referrers the remote lists (its referrers API, or the referrers tag schema's index where it has no
+such API: ``Remote.referrers``) fetched by digest, and cosign's ``sha256-<hex>.sig/.att/.sbom``
+tags of the image under their tag, each only when the local repository lacks it.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from dtr.registry.events import SYSTEM
 from dtr.registry.manifests import parse_manifest
 from dtr.registry.names import TAG_RE, compute_digest
 from dtr.registry.service import RegistryService
+from dtr.signatures.kinds import cosign_tag
 
 
 @dataclasses.dataclass
@@ -35,10 +41,12 @@ class Poller:
     log: Callable[[str], None] = lambda _: None
     check_stop: Callable[[], None] = lambda: None
     blobs_fetched: int = 0
+    artifacts_fetched: int = 0
 
     async def poll(self) -> list[tuple[str, str]]:
         """Fetch every matching tag that changed; the (tag, digest) pairs fetched."""
-        tags = sorted(t for t in await self.remote.list_tags(self.source) if TAG_RE.fullmatch(t) and self.matches(t))
+        remote_tags = set(await self.remote.list_tags(self.source))
+        tags = sorted(t for t in remote_tags if TAG_RE.fullmatch(t) and self.matches(t))
         self.log(f"{len(tags)} matching tag(s) in {self.remote.endpoint}/{self.source}")
         fetched = []
         for tag in tags:
@@ -46,12 +54,28 @@ class Poller:
             digest = await self.remote.manifest_digest(self.source, tag)
             if digest is None:
                 continue  # deleted since the listing
-            if await self._local_digest(tag) == digest:
-                continue
-            await self._fetch_manifest(digest, tag)
-            self.log(f"fetched {self.source}:{tag} ({digest}) into {self.local}:{tag}")
-            fetched.append((tag, digest))
+            if await self._local_digest(tag) != digest:
+                await self._fetch_manifest(digest, tag)
+                self.log(f"fetched {self.source}:{tag} ({digest}) into {self.local}:{tag}")
+                fetched.append((tag, digest))
+            await self._fetch_artifacts(digest, remote_tags)
         return fetched
+
+    async def _fetch_artifacts(self, digest: str, remote_tags: set[str]) -> None:
+        """Fetch the artifacts of image ``digest`` the local repository lacks."""
+        wanted: list[tuple[str, str | None]] = [
+            (d["digest"], None) for d in await self.remote.referrers(self.source, digest)]
+        for suffix in ("sig", "att", "sbom"):
+            tag = cosign_tag(digest, suffix)
+            if tag is not None and tag in remote_tags:
+                found = await self.remote.manifest_digest(self.source, tag)
+                if found is not None:
+                    wanted.append((found, tag))
+        for found, tag in wanted:
+            if await self._local_digest(tag or found) != found:
+                await self._fetch_manifest(found, tag)
+                self.artifacts_fetched += 1
+                self.log(f"fetched {tag or 'referrer'} {found} of {digest}")
 
     async def _local_digest(self, reference: str) -> str | None:
         try:

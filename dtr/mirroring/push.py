@@ -6,17 +6,26 @@ mounted from another remote repository that a push policy of this remote mirrors
 where the remote allows, else uploaded (``Remote.upload_blob``: small blobs at once, large ones in
 resumable chunks). Child manifests the remote holds are not sent again either; the tag's manifest
 is always put last, so the remote's tag moves only once everything it needs is there.
+
+Then the image's artifacts (``dtr.signatures.discover``: referrers, whose ``subject`` is the
+image, and cosign's ``sha256-<hex>.sig/.att/.sbom`` tags) follow, each with its blobs, unless the
+remote holds it already: a referrer by digest (a remote with the referrers API then lists it; one
+without, which answers no ``OCI-Subject``, gets it added to the index at the referrers tag schema's
+``sha256-<hex>``, as OCI distribution-spec 1.1 asks clients to do), a cosign tag under its tag.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any
 
-from dtr.mirroring.remote import Remote
-from dtr.registry.manifests import parse_manifest
+from dtr.mirroring.remote import Remote, referrers_tag
+from dtr.registry.manifests import OCI_INDEX, parse_manifest
 from dtr.registry.names import blob_path
 from dtr.registry.service import RegistryService, StoredManifest
+from dtr.signatures.discover import Artifact, artifacts_of
 
 
 class MissingBlob(Exception):
@@ -29,6 +38,8 @@ class PushStats:
     blobs_present: int = 0
     blobs_mounted: int = 0
     manifests_sent: int = 0
+    referrers_sent: int = 0
+    referrers_present: int = 0
 
 
 @dataclasses.dataclass
@@ -50,9 +61,39 @@ class Pusher:
         await self._push_manifest(manifest, remote_tag)
         self.log(f"pushed {self.local}:{tag} ({manifest.digest}) to {self.remote.endpoint}/{self.target}:"
                  f"{remote_tag}")
+        await self.push_artifacts(manifest.digest)
         return manifest.digest
 
-    async def _push_manifest(self, manifest: StoredManifest, reference: str) -> None:
+    async def push_artifacts(self, digest: str) -> None:
+        """Push the artifacts of image ``digest`` the remote lacks (see the module's docstring)."""
+        async with self.registry.engine.connect() as conn:
+            found = (await artifacts_of(conn, self.local, [digest])).get(digest, [])
+        unlisted = []
+        for artifact in found:
+            reference = artifact.tag or artifact.digest
+            if await self.remote.manifest_digest(self.target, reference) == artifact.digest:
+                self.stats.referrers_present += 1
+                continue
+            subject = await self._push_manifest(await self.registry.get_manifest(self.local, artifact.digest),
+                                                reference)
+            self.stats.referrers_sent += 1
+            self.log(f"pushed {artifact.kind.value} {artifact.digest} of {digest} ({artifact.found_by})")
+            if artifact.tag is None and subject is None:
+                unlisted.append(_descriptor(artifact))
+        if unlisted:
+            await self._list_in_tag(digest, unlisted)
+
+    async def _list_in_tag(self, subject: str, added: list[dict[str, Any]]) -> None:
+        """Add ``added`` to the index at ``subject``'s referrers tag on the remote."""
+        current = await self.remote.referrers_index(self.target, subject)
+        known = {d["digest"] for d in current}
+        new = [d for d in added if d["digest"] not in known]
+        if new:
+            body = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": current + new}).encode()
+            await self.remote.put_manifest(self.target, referrers_tag(subject), body, OCI_INDEX)
+            self.log(f"listed {len(new)} referrer(s) of {subject} at the remote's tag {referrers_tag(subject)}")
+
+    async def _push_manifest(self, manifest: StoredManifest, reference: str) -> str | None:
         parsed = parse_manifest(manifest.payload, manifest.media_type)
         for child in parsed.manifests:
             if await self.remote.manifest_digest(self.target, child) == child:
@@ -60,8 +101,9 @@ class Pusher:
             await self._push_manifest(await self.registry.get_manifest(self.local, child), child)
         for digest in parsed.blobs:
             await self._push_blob(digest)
-        await self.remote.put_manifest(self.target, reference, manifest.payload, manifest.media_type)
+        subject = await self.remote.put_manifest(self.target, reference, manifest.payload, manifest.media_type)
         self.stats.manifests_sent += 1
+        return subject
 
     async def _push_blob(self, digest: str) -> None:
         if await self.remote.has_blob(self.target, digest, push=True):
@@ -88,3 +130,13 @@ class Pusher:
         await self.remote.upload_blob(self.target, digest, size, open_at, location)
         self.stats.blobs_sent += 1
         self.log(f"uploaded {digest} ({size} bytes)")
+
+
+def _descriptor(artifact: Artifact) -> dict[str, Any]:
+    """The referrers index's descriptor of ``artifact``."""
+    d: dict[str, Any] = {"mediaType": artifact.media_type, "digest": artifact.digest, "size": len(artifact.payload)}
+    if artifact.artifact_type:
+        d["artifactType"] = artifact.artifact_type
+    if artifact.annotations:
+        d["annotations"] = artifact.annotations
+    return d

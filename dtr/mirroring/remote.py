@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import dataclasses
 import functools
+import json
 import logging
 import re
 import ssl
@@ -268,11 +269,12 @@ class Remote:
         async with self._request("GET", location, scope, expect=(204,)) as r:
             return _location(r) if "Location" in r.headers else location, _range_end(r, known)
 
-    async def put_manifest(self, repository: str, reference: str, body: bytes, media_type: str) -> str:
-        """PUT a manifest; the digest the remote answers."""
+    async def put_manifest(self, repository: str, reference: str, body: bytes, media_type: str) -> str | None:
+        """PUT a manifest; the remote's ``OCI-Subject`` answer (an OCI 1.1 registry names the
+        subject of a manifest that has one; None from one without the referrers API)."""
         async with self._request("PUT", f"/v2/{repository}/manifests/{reference}", _scope(repository, "pull,push"),
                                  headers={"Content-Type": media_type}, body=lambda: body, expect=(201,)) as r:
-            return r.headers.get("Docker-Content-Digest", "")
+            return r.headers.get("OCI-Subject")
 
     async def manifest_digest(self, repository: str, reference: str) -> str | None:
         """The digest of the manifest at ``reference`` (None: none there)."""
@@ -297,6 +299,41 @@ class Remote:
             async for chunk in r.content.iter_chunked(1 << 20):
                 yield chunk
 
+    async def referrers(self, repository: str, digest: str) -> list[dict[str, Any]]:
+        """The descriptors of the manifests whose subject is ``digest``: the remote's referrers
+        API (``GET /v2/<name>/referrers/<digest>``, following ``Link`` pages) or, where it answers
+        404 (no such API), the index kept at the referrers tag schema (``referrers_index``)."""
+        found: list[dict[str, Any]] = []
+        path: str | None = f"/v2/{repository}/referrers/{digest}"
+        while path:
+            try:
+                async with self._request("GET", path, _scope(repository, "pull"),
+                                         headers={"Accept": "application/vnd.oci.image.index.v1+json"}) as r:
+                    doc = await r.json(content_type=None)
+                    nxt = r.links.get("next")
+                    path = str(nxt["url"]) if nxt else None
+            except RemoteError as e:
+                if e.status != 404 or found:
+                    raise
+                return await self.referrers_index(repository, digest)
+            found.extend(_descriptors(doc))
+        return found
+
+    async def referrers_index(self, repository: str, digest: str) -> list[dict[str, Any]]:
+        """The descriptors of the index at ``digest``'s referrers tag (OCI distribution-spec 1.1,
+        "referrers tag schema", ``sha256-<hex>``), which clients of a registry without the
+        referrers API keep; [] when there is none."""
+        try:
+            body, _ = await self.get_manifest(repository, referrers_tag(digest))
+        except RemoteError as e:
+            if e.status != 404:
+                raise
+            return []
+        try:
+            return _descriptors(json.loads(body))
+        except ValueError:
+            raise RemoteError(f"the remote's referrers tag of {digest} is not JSON") from None
+
     async def list_tags(self, repository: str) -> list[str]:
         """Every tag of the remote repository (following ``Link`` pages)."""
         tags: list[str] = []
@@ -309,6 +346,19 @@ class Remote:
             found = doc.get("tags") if isinstance(doc, dict) else None
             tags.extend(t for t in (found or []) if isinstance(t, str))
         return tags
+
+
+def referrers_tag(digest: str) -> str:
+    """The referrers tag schema's tag of ``digest``: ``<alg>-<hex>`` (truncated to 32 and 64)."""
+    algorithm, _, hexpart = digest.partition(":")
+    return f"{algorithm[:32]}-{hexpart[:64]}"
+
+
+def _descriptors(doc: Any) -> list[dict[str, Any]]:
+    """The well-formed descriptors of an index document (``manifests`` entries with a digest)."""
+    found = doc.get("manifests") if isinstance(doc, dict) else None
+    return [d for d in (found if isinstance(found, list) else []) if isinstance(d, dict)
+            and isinstance(d.get("digest"), str) and isinstance(d.get("mediaType"), str)]
 
 
 def _scope(repository: str, actions: str) -> str:

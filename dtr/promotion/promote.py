@@ -11,7 +11,10 @@ How: a promotion is the registry's own use cases, no byte copied: each blob of t
 into the target (``RegistryService.mount`` from the source), each child manifest of an index put
 by digest, then the manifest put under the rendered tag with the ``promoted`` event recorded in
 the put's transaction (``put_manifest(..., also=...)``). A target tag already naming the image is
-left alone (no event). The policy keeps its last promotion, or its last error.
+left alone (no event). The image's artifacts (``dtr.signatures.discover``: referrers by digest,
+cosign's ``sha256-<hex>.sig/.att/.sbom`` tags under their tag) go with it, each the target lacks,
+also when the image was promoted before (a signature often comes later). The policy keeps its last
+promotion, or its last error.
 
 Loops: a promoted image's path (the repositories it came through, from each ``promoted`` event's
 ``path``) goes with it. A policy never promotes into a repository on the path, nor into its own
@@ -43,6 +46,7 @@ from dtr.registry.service import RegistryService
 from dtr.scanning import licenses
 from dtr.scanning.results import COMPLETED, counts, in_repository, scan_states, tags_of
 from dtr.scanning.service import ScanTargetError, images_of
+from dtr.signatures.discover import artifacts_of
 
 Log = Callable[[str], None]
 #: The most hops an image is promoted through (the first push's repository not counted).
@@ -130,6 +134,31 @@ async def copy_image(registry: RegistryService, source: str, target: str, digest
     await registry.put_manifest(target, tag or digest, stored.payload, stored.media_type, SYSTEM, also)
 
 
+async def copy_artifacts(engine: AsyncEngine, registry: RegistryService, source: str, target: str,
+                         digest: str) -> int:
+    """Copy the artifacts of image ``digest`` that ``target`` lacks from ``source``; how many."""
+    async with engine.connect() as conn:
+        found = (await artifacts_of(conn, source, [digest])).get(digest, [])
+    copied = 0
+    for artifact in found:
+        if artifact.tag is not None:
+            if await _current(engine, target, artifact.tag) == artifact.digest:
+                continue
+        elif await _has_manifest(registry, target, artifact.digest):
+            continue
+        await copy_image(registry, source, target, artifact.digest, artifact.tag)
+        copied += 1
+    return copied
+
+
+async def _has_manifest(registry: RegistryService, repository: str, digest: str) -> bool:
+    try:
+        await registry.get_manifest(repository, digest)
+    except RegistryError:
+        return False
+    return True
+
+
 async def _current(engine: AsyncEngine, repository: str, tag: str) -> str | None:
     async with engine.connect() as conn:
         row = (await conn.execute(_TAGS, {"repo": repository, "tag": tag})).first()
@@ -154,10 +183,14 @@ async def promote(engine: AsyncEngine, registry: RegistryService, source: str, p
     try:
         target_tag = rules.render(policy.tag_template, tag, dt.datetime.now(dt.UTC))
         if await _current(engine, policy.target, target_tag) == digest:
-            return None  # promoted already: no event, no change
+            if copied := await copy_artifacts(engine, registry, source, policy.target, digest):
+                log(f"{source}:{tag}: {copied} new artifact(s) copied to {policy.target}")
+            return None  # promoted already: no event, no change to the tag
         event = Event(events.PROMOTED, policy.target, target_tag, digest,
                       {"policy": str(policy.id), "source": source, "sourceTag": tag, "path": [*path, source]})
         await copy_image(registry, source, policy.target, digest, target_tag, [event])
+        if copied := await copy_artifacts(engine, registry, source, policy.target, digest):
+            log(f"{source}:{tag}: {copied} artifact(s) copied to {policy.target} with it")
     except (rules.PolicyError, PromotionError, RegistryError) as e:
         reason = e.message if isinstance(e, RegistryError) else str(e)
         log(f"{source}:{tag}: promoting to {policy.target} by policy {policy.id} failed: {reason}")

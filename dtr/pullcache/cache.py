@@ -9,7 +9,9 @@ namespaces configured as caches of an upstream registry (``dtr.pullcache.setting
 - A blob dtr lacks is streamed from upstream to the client while it is written through the
   normal upload path (``Uploads.finish``): it becomes visible only once its digest is verified.
   The last chunk reaches the client only after that: a blob whose digest does not match is
-  never served whole (the connection is cut) and nothing is stored. A client that goes away
+  never served whole (the connection is cut) and nothing is stored. A ``Range`` request is
+  answered 206 with its bytes (416 when the upstream's size cannot satisfy it) while the whole
+  blob is fetched and stored the same way: its last bytes wait for the verification too. A client that goes away
   cancels the upload. One fetch per (repository, digest) at a time in a process: a second pull
   waits, then reads the stored blob.
 - A tag served from the cache is checked upstream (HEAD) once its ``tagTTL`` has passed since
@@ -35,6 +37,7 @@ from dtr.pullcache.settings import ConfigCache
 from dtr.pullcache.upstream import Upstream
 from dtr.registry.errors import RegistryError, codes
 from dtr.registry.events import SYSTEM
+from dtr.registry.inputs import byte_range
 from dtr.registry.manifests import ParsedManifest, parse_manifest
 from dtr.registry.names import compute_digest, is_digest
 from dtr.registry.service import RegistryService, StoredManifest
@@ -240,17 +243,30 @@ class PullThrough:
             if await self.registry.blob_size(name, digest) is not None:
                 return None
             async with await upstream.fetch("GET", repo, "blobs", digest, codes.BLOB_UNKNOWN) as resp:
-                out = web.StreamResponse(headers={**headers, "Docker-Distribution-API-Version": "registry/2.0"})
-                if resp.content_length is not None:
-                    out.content_length = resp.content_length
+                size = resp.content_length
+                wanted = byte_range(request, size) if size is not None else None
+                if wanted is not None and not wanted:
+                    return web.Response(status=416, headers={**headers, "Content-Range": f"bytes */{size}"})
+                out = web.StreamResponse(status=206 if wanted else 200, headers={
+                    **headers, "Docker-Distribution-API-Version": "registry/2.0"})
+                if wanted:
+                    out.headers["Content-Range"] = f"bytes {wanted.start}-{wanted.stop - 1}/{size}"
+                    out.content_length = len(wanted)
+                elif size is not None:
+                    out.content_length = size
                 await out.prepare(request)
                 held: list[bytes] = []
+                at = 0
 
                 async def relay() -> AsyncIterator[bytes]:
+                    nonlocal at
                     async for chunk in resp.content.iter_chunked(CHUNK):
-                        if held:
-                            await out.write(held.pop())
-                        held.append(chunk)
+                        part = chunk[max(wanted.start - at, 0):max(wanted.stop - at, 0)] if wanted else chunk
+                        at += len(chunk)
+                        if part:
+                            if held:
+                                await out.write(held.pop())
+                            held.append(part)
                         yield chunk
 
                 try:

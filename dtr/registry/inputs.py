@@ -100,3 +100,18 @@ def unencoded(request: web.Request, code: ErrorCode) -> None:
                             message=f"Content-Encoding {encoding[:64]!r} is not accepted: send the bytes "
                                     "as they are (their digest is of those bytes)")
 
+
+def byte_range(request: web.Request, size: int) -> range | None:
+    """The bytes of a blob of ``size`` bytes the request's ``Range`` asks for: None without the
+    header, an empty range when it cannot be satisfied (answer 416 ``bytes */<size>``)."""
+    if not request.headers.get("Range"):
+        return None
+    try:
+        s, e = request.http_range.start, request.http_range.stop
+    except ValueError:
+        s = e = None
+    if s is not None and s < 0:
+        s, e = max(size + s, 0), size
+    if s is None or s >= size or (e is not None and e <= s):
+        return range(0)
+    return range(s, min(e if e is not None else size, size))

@@ -24,7 +24,7 @@ from dtr.errors import ErrorCode
 from dtr.keys import ACTOR, AREA, CONFIG, MAY_PULL, REGISTRY, REPOSITORY, STORAGE
 from dtr.ops import metrics
 from dtr.registry.errors import RegistryError, codes
-from dtr.registry.inputs import check_path, check_query, unencoded
+from dtr.registry.inputs import byte_range, check_path, check_query, unencoded
 from dtr.registry.manifests import DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, is_media_type
 from dtr.registry.names import (
     TAG_RE,
@@ -283,17 +283,10 @@ async def blob(request: web.Request, name: str, digest: str) -> web.StreamRespon
 async def _stream_blob(request: web.Request, path: str, size: int, headers: dict[str, str]) -> web.StreamResponse:
     start, end = 0, size - 1
     status = 200
-    rng = request.http_range
-    if request.headers.get("Range"):
-        try:
-            s, e = rng.start, rng.stop
-        except ValueError:
-            s = e = None
-        if s is not None and s < 0:
-            s, e = max(size + s, 0), size
-        if s is None or s >= size or (e is not None and e <= s):
+    if (wanted := byte_range(request, size)) is not None:
+        if not wanted:
             return web.Response(status=416, headers={**headers, "Content-Range": f"bytes */{size}"})
-        start, end = s, min((e if e is not None else size) - 1, size - 1)
+        start, end = wanted.start, wanted.stop - 1
         status = 206
         headers["Content-Range"] = f"bytes {start}-{end}/{size}"
     resp = web.StreamResponse(status=status, headers={**headers, **API_VERSION})

@@ -187,7 +187,7 @@ async def test_poll_mirroring_fetches_matching_tags_whole_and_then_only_changed_
     run2 = api(local, "POST", f"{path}/run", expect=202)
     again = wait_run(local, path, after=run["id"])
     assert again["lastStatus"]["detail"] == "nothing changed" and again["lastStatus"]["job"] == run2["id"]
-    assert job(local, run2["id"])["result"] == {"tags": [], "blobsFetched": 0}
+    assert job(local, run2["id"])["result"] == {"tags": [], "blobsFetched": 0, "artifactsFetched": 0}
     polled = await outbox(local, "poll_mirrored")
     assert [(e["tag"], e["detail"]["tags"]) for e in polled] == [(None, ["multi", "v1"])]  # none for "nothing"
 
