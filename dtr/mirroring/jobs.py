@@ -31,6 +31,7 @@ from dtr.mirroring import policies as p
 from dtr.mirroring.poll import Poller
 from dtr.mirroring.push import MissingBlob, Pusher
 from dtr.mirroring.remote import Remote, RemoteError
+from dtr.mirroring.uploads import UploadBook
 from dtr.registry import events
 from dtr.registry.errors import RegistryError
 from dtr.registry.events import SYSTEM, Event, Handler
@@ -136,7 +137,8 @@ async def push_mirror(ctx: JobContext) -> dict[str, Any]:
         done = []
         async with _remote(stored, chunk_size=ctx.config.mirroring.chunk_size,
                            monolithic_max=ctx.config.mirroring.monolithic_max) as remote:
-            pusher = Pusher(remote, registry, stored.repository, stored.policy.remote_repository, mount_from, ctx.log)
+            pusher = Pusher(remote, registry, stored.repository, stored.policy.remote_repository, mount_from, ctx.log,
+                            UploadBook(ctx.engine, stored.id))
             for i, t in enumerate(tags):
                 ctx.check_stop()
                 ctx.progress(i, len(tags), f"pushing {t}")

@@ -46,3 +46,17 @@ class MirroringPolicy(Base):
     last_job_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     created_at: Mapped[dt.datetime] = utcnow_column()
     updated_at: Mapped[dt.datetime] = utcnow_column()
+
+
+class MirrorUpload(Base):
+    """A chunked upload of a push policy's in progress at its remote: where a later run resumes it
+    (after the process mirroring it died, say). Removed once the blob is whole there."""
+
+    __tablename__ = "mirror_uploads"
+
+    policy_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("mirroring_policies.id", ondelete="CASCADE"),
+                                                 primary_key=True)
+    digest: Mapped[str] = mapped_column(String(200), primary_key=True)
+    #: The upload's URL as the remote last gave it (``Location``).
+    location: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[dt.datetime] = utcnow_column()

@@ -4,8 +4,9 @@ blobs the remote lacks, streamed from dtr's storage to the remote repository.
 Each blob is checked first (HEAD): one the remote holds is not sent again. Otherwise it is
 mounted from another remote repository that a push policy of this remote mirrors to (``mount_from``)
 where the remote allows, else uploaded (``Remote.upload_blob``: small blobs at once, large ones in
-resumable chunks). Child manifests the remote holds are not sent again either; the tag's manifest
-is always put last, so the remote's tag moves only once everything it needs is there.
+resumable chunks, where they stand kept in ``book``: a later run resumes an upload an earlier one
+left rather than send the blob from its first byte). Child manifests the remote holds are not sent
+again either; the tag's manifest is always put last, so the remote's tag moves only once everything it needs is there.
 
 Then the image's artifacts (``dtr.signatures.discover``: referrers, whose ``subject`` is the
 image, and cosign's ``sha256-<hex>.sig/.att/.sbom`` tags) follow, each with its blobs, unless the
@@ -17,11 +18,13 @@ without, which answers no ``OCI-Subject``, gets it added to the index at the ref
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
-from dtr.mirroring.remote import Remote, referrers_tag
+from dtr.mirroring.remote import Remote, RemoteError, referrers_tag
+from dtr.mirroring.uploads import UploadBook
 from dtr.registry.manifests import OCI_INDEX, parse_manifest
 from dtr.registry.names import blob_path
 from dtr.registry.service import RegistryService, StoredManifest
@@ -52,6 +55,8 @@ class Pusher:
     target: str
     mount_from: Sequence[str] = ()
     log: Callable[[str], None] = lambda _: None
+    #: Where chunked uploads stand, for a later run to resume them; None: not kept.
+    book: UploadBook | None = None
     stats: PushStats = dataclasses.field(default_factory=PushStats)
 
     async def push_tag(self, tag: str, remote_tag: str) -> str:
@@ -112,8 +117,8 @@ class Pusher:
         size = await self.registry.blob_size(self.local, digest)
         if size is None:
             raise MissingBlob(f"blob {digest} is no longer in {self.local}")
-        location = None
-        for source in self.mount_from:
+        location, offset = await self._resumable(digest, size)
+        for source in () if location else self.mount_from:
             if source == self.target:
                 continue
             location = await self.remote.mount(self.target, digest, source)
@@ -127,9 +132,31 @@ class Pusher:
         def open_at(offset: int) -> AsyncIterator[bytes]:
             return storage.reader(blob_path(digest), offset)
 
-        await self.remote.upload_blob(self.target, digest, size, open_at, location)
+        book = self.book if size > self.remote.monolithic_max else None
+        await self.remote.upload_blob(self.target, digest, size, open_at, location, offset,
+                                      functools.partial(book.save, digest) if book else None)
+        if book is not None:
+            await book.forget(digest)
         self.stats.blobs_sent += 1
         self.log(f"uploaded {digest} ({size} bytes)")
+
+    async def _resumable(self, digest: str, size: int) -> tuple[str | None, int]:
+        """An upload of ``digest`` an earlier run left at the remote, and the bytes it holds
+        (None, 0: there is none to resume)."""
+        if self.book is None or size <= self.remote.monolithic_max or not (saved := await self.book.find(digest)):
+            return None, 0
+        try:
+            location, offset = await self.remote.upload_status(self.target, saved)
+        except RemoteError as e:
+            if e.status not in (400, 404):
+                raise
+            self.log(f"the upload of {digest} an earlier run started is gone from the remote: starting again")
+            return None, 0
+        if offset > size:
+            return None, 0
+        self.remote.resumed += 1
+        self.log(f"resuming the upload of {digest} an earlier run left at byte {offset} of {size}")
+        return location, offset
 
 
 def _descriptor(artifact: Artifact) -> dict[str, Any]:

@@ -22,7 +22,7 @@ import logging
 import re
 import ssl
 import urllib.parse
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -220,9 +220,12 @@ class Remote:
             return _location(r)
 
     async def upload_blob(self, repository: str, digest: str, size: int, open_at: Opener,
-                          location: str | None = None) -> None:
+                          location: str | None = None, offset: int = 0,
+                          on_location: Callable[[str], Awaitable[None]] | None = None) -> None:
         """Upload the blob (``open_at(offset)`` streams it from ``offset``), in one request when it
-        is small, else in resumable chunks; ``location``: an upload already started."""
+        is small, else in resumable chunks; ``location``: an upload already started, holding
+        ``offset`` bytes (``upload_status``). ``on_location`` is told, for chunked uploads, each
+        location the remote gives (where another run can resume: ``upload_status``)."""
         scope = _scope(repository, "pull,push")
         location = location or await self.start_upload(repository)
         if size <= self.monolithic_max:
@@ -231,7 +234,9 @@ class Remote:
                                               "Content-Length": str(size)},
                                      body=lambda: _counted(self, open_at(0))):
                 return
-        offset, failures = 0, 0
+        failures = 0
+        if on_location is not None:
+            await on_location(location)
         while offset < size:
             end = min(offset + self.chunk_size, size)
             start = offset
@@ -243,13 +248,15 @@ class Remote:
                     location = _location(r)
                     offset = _range_end(r, start)
                 failures = 0
+                if on_location is not None:
+                    await on_location(location)
             except RemoteError as e:
                 failures += 1
                 if failures >= CHUNK_ATTEMPTS or e.status in (400, 401, 403, 404, 416):
                     raise
                 await asyncio.sleep(RETRY_DELAY * 2 ** (failures - 1))
                 try:
-                    location, offset = await self._upload_status(location, scope, offset)
+                    location, offset = await self.upload_status(repository, location, offset)
                 except RemoteError as lost:
                     if lost.status not in (400, 404):
                         raise
@@ -264,9 +271,10 @@ class Remote:
     def _chunk(self, open_at: Opener, start: int, length: int) -> AsyncIterator[bytes]:
         return _counted(self, _limited(open_at(start), length))
 
-    async def _upload_status(self, location: str, scope: str, known: int) -> tuple[str, int]:
-        """Where an upload stands: (its location, the bytes the remote holds)."""
-        async with self._request("GET", location, scope, expect=(204,)) as r:
+    async def upload_status(self, repository: str, location: str, known: int = 0) -> tuple[str, int]:
+        """Where an upload stands: (its location, the bytes the remote holds; ``known`` when it
+        does not say). RemoteError 404 (or 400) when the remote has no such upload."""
+        async with self._request("GET", location, _scope(repository, "pull,push"), expect=(204,)) as r:
             return _location(r) if "Location" in r.headers else location, _range_end(r, known)
 
     async def put_manifest(self, repository: str, reference: str, body: bytes, media_type: str) -> str | None:

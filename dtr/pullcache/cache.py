@@ -18,6 +18,8 @@ namespaces configured as caches of an upstream registry (``dtr.pullcache.setting
   its last check (in memory, per process); a new digest is fetched. An upstream that is down,
   rate limiting or failing leaves the cached content served; uncached content is refused with
   the upstream's error (``dtr.pullcache.upstream``).
+- A tag list shows the upstream's tags with the cached ones (the upstream asked at most once per
+  ``tagTTL``); while the upstream is down, the cached ones.
 - Pushes and deletes in a cache namespace are refused (DENIED).
 """
 
@@ -64,6 +66,8 @@ class PullThrough:
         self._upstreams: dict[str, Upstream] = {}
         #: (repository, tag) -> when the tag was last fetched or checked upstream (monotonic).
         self._checked: dict[tuple[str, str], float] = {}
+        #: repository -> (when, the upstream's tags then), for tag lists (monotonic).
+        self._tag_lists: dict[str, tuple[float, list[str]]] = {}
         #: Manifests fetched and served, not yet stored, by (repository, reference).
         self._pending: dict[tuple[str, str], StoredManifest] = {}
         self._fetches: dict[tuple[str, str], tuple[asyncio.Lock, list[int]]] = {}
@@ -105,6 +109,35 @@ class PullThrough:
             raise RegistryError(codes.DENIED, detail={"upstream": found[0].cfg.upstream},
                                 message=f"{name.partition('/')[0]} is a pull-through cache of {found[0].cfg.upstream}: "
                                         "its repositories are read-only (push to another namespace)")
+
+    # -- tags -----------------------------------------------------------------------------------
+
+    async def tags(self, name: str) -> list[str] | None:
+        """The tags a client listing ``name`` in a cache namespace sees, in the spec's order: the
+        upstream's (asked again once ``tagTTL`` has passed) and those cached; None for other
+        namespaces. While the upstream cannot answer, the cached tags only (RegistryError when
+        none is cached either)."""
+        found = await self._upstream(name)
+        if found is None:
+            return None
+        upstream, repo = found
+        try:
+            cached: list[str] | None = (await self.registry.list_tags(name, None, None))[0]
+        except RegistryError as e:
+            if e.code.code != codes.NAME_UNKNOWN.code:
+                raise
+            cached = None
+        listed = self._tag_lists.get(name)
+        if listed is None or time.monotonic() - listed[0] >= upstream.cfg.tag_ttl:
+            try:
+                listed = self._tag_lists[name] = (time.monotonic(), await upstream.tags(repo))
+            except RegistryError as e:
+                if cached is None:
+                    raise
+                log.info("listing the cached tags of %s only: %s", name, e.message)
+                self._tag_lists.pop(name, None)
+                listed = (0.0, [])
+        return sorted({*(cached or ()), *listed[1]}, key=lambda t: (t.lower(), t))
 
     # -- manifests ------------------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 import ssl
 import time
+import urllib.parse
 from typing import Any
 
 import aiohttp
@@ -29,6 +30,9 @@ ACCEPT = ", ".join((
     "application/vnd.oci.image.index.v1+json", "application/vnd.oci.image.manifest.v1+json",
     "application/vnd.docker.distribution.manifest.list.v2+json",
     "application/vnd.docker.distribution.manifest.v2+json"))
+#: Tags asked per page of an upstream's tag list, and the most listed.
+TAGS_PAGE = 1000
+MAX_TAGS = 10000
 _PARAM = re.compile(r'(\w+)="([^"]*)"')
 
 
@@ -59,8 +63,35 @@ class Upstream:
         """The upstream's 200 answer to ``method`` of ``/v2/<repo>/<kind>/<reference>`` (the caller
         releases it), or the RegistryError the client gets (see the module)."""
         name = self.repository(repo)
-        url = f"{self.cfg.upstream}/v2/{name}/{kind}/{reference}"
         headers = {"Accept": ACCEPT} if kind == "manifests" else {}
+        return await self._send(method, f"{self.cfg.upstream}/v2/{name}/{kind}/{reference}", name, headers,
+                                missing, reference)
+
+    async def tags(self, repo: str) -> list[str]:
+        """The tags of ``repo`` upstream (its pages followed, at most ``MAX_TAGS``), or the
+        RegistryError the client gets (NAME_UNKNOWN when the upstream has no such repository)."""
+        name = self.repository(repo)
+        url: str | None = f"{self.cfg.upstream}/v2/{name}/tags/list?n={TAGS_PAGE}"
+        found: list[str] = []
+        while url is not None and len(found) < MAX_TAGS:
+            async with await self._send("GET", url, name, {}, codes.NAME_UNKNOWN, name) as resp:
+                try:
+                    body: Any = await resp.json(content_type=None)
+                except (ValueError, TimeoutError, aiohttp.ClientError) as e:
+                    raise self._down(f"its tag list is not JSON: {e}") from None
+                following = resp.links["next"].get("url") if "next" in resp.links else None
+                url = urllib.parse.urljoin(url, str(following)) if following else None
+            page = body.get("tags") if isinstance(body, dict) else None
+            if page is None:
+                break
+            if not isinstance(page, list) or not all(isinstance(t, str) for t in page):
+                raise self._down("its tag list is malformed")
+            found.extend(page)
+        return found[:MAX_TAGS]
+
+    async def _send(self, method: str, url: str, name: str, headers: dict[str, str], missing: ErrorCode,
+                    reference: str) -> aiohttp.ClientResponse:
+        """``fetch`` of any URL of repository ``name`` upstream."""
         try:
             for attempt in range(2):
                 auth = self._auth.get(name)

@@ -122,6 +122,9 @@ class MissHandler(Protocol):
         """The answer to a GET or HEAD of a blob the repository lacks (None also when it was
         stored meanwhile: the registry serves it)."""
 
+    async def tags(self, name: str) -> list[str] | None:
+        """Every tag a client listing ``name`` sees, in ``list_tags``'s order."""
+
     async def refuse_change(self, name: str) -> None:
         """Raise a RegistryError if pushes and deletes in ``name`` are refused."""
 
@@ -434,6 +437,19 @@ class RegistryService:
         if n is not None and len(names) > n:
             return names[:n], True
         return names, False
+
+    async def pull_tags(self, name: str, n: int | None, last: str | None) -> tuple[list[str], bool]:
+        """``list_tags`` as a pulling client sees it: a repository served by ``misses`` (a
+        pull-through cache) lists what it serves, cached or not."""
+        every = await self.misses.tags(name) if self.misses is not None else None
+        if every is None:
+            return await self.list_tags(name, n, last)
+        if last:
+            after = (last.lower(), last)
+            every = [t for t in every if (t.lower(), t) > after]
+        if n is not None and len(every) > n:
+            return every[:n], True
+        return every, False
 
     async def catalog(self, n: int | None, last: str | None) -> tuple[list[str], bool]:
         q = select(repositories.c.name).order_by(repositories.c.name)

@@ -117,7 +117,7 @@ async def catalog(request: web.Request, _name: str, _ref: str) -> web.Response:
 async def tags_list(request: web.Request, name: str, _: str) -> web.Response:
     n, last = _page_params(request, request.app[CONFIG].registry.max_page_size, TAG_RE.fullmatch,
                            codes.TAG_INVALID)
-    names, more = await request.app[REGISTRY].list_tags(name, n, last)
+    names, more = await request.app[REGISTRY].pull_tags(name, n, last)
     headers = {"Link": _link(f"/v2/{name}/tags/list", n, names[-1])} if more and names else None
     return _json({"name": name, "tags": names}, headers=headers)
 

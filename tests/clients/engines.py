@@ -281,8 +281,10 @@ class Skopeo:
         digestfile.unlink()
         return digest
 
-    def list_tags(self, ref: str) -> list[str]:
-        tags: list[str] = json.loads(self.skopeo("list-tags", "--tls-verify=false", f"docker://{ref}").stdout)["Tags"]
+    def list_tags(self, ref: str, *args: str) -> list[str]:
+        """``skopeo list-tags`` of ``docker://ref``; ``args``: more options (``--creds``)."""
+        tags: list[str] = json.loads(self.skopeo("list-tags", "--tls-verify=false", *args,
+                                                 f"docker://{ref}").stdout)["Tags"]
         return tags
 
 

@@ -82,6 +82,29 @@ def test_a_tag_moved_upstream_is_seen_after_its_ttl(caches: Caches, upstreams: C
     assert caches.pull(repo, first)[0] == first  # the old image stays until pruned or collected
 
 
+def test_a_tag_list_shows_the_upstreams_tags_and_the_cached_ones_while_it_is_down(
+        caches: Caches, upstreams: Callable[..., ReferenceRegistry], unique: str) -> None:
+    upstream = upstreams()
+    for tag in ("1", "2", "Latest"):
+        caches.push_upstream(upstream, f"app{unique}", tag, f"{tag} {unique}")
+    org = caches.make(upstream.url, tagTTL=0)
+    repo = f"{org}/app{unique}"
+    # Nothing cached yet: the upstream's tags (skopeo, a real client, lists them).
+    assert caches.skopeo.list_tags(f"{caches.host}/{repo}", "--creds", ADMIN_CREDS) == ["1", "2", "Latest"]
+    caches.pull(repo, "2")
+    caches.wait_stored(repo, "2")
+    caches.push_upstream(upstream, f"app{unique}", "3", f"3 {unique}")
+    r = caches.v2("GET", f"{repo}/tags/list?n=2", repo)  # paged in the spec's order, as for any repository
+    assert (r.status, r.json()["tags"]) == (200, ["1", "2"])
+    assert r.headers["Link"] == f'</v2/{repo}/tags/list?n=2&last=2>; rel="next"'
+    assert caches.v2("GET", f"{repo}/tags/list?n=2&last=2", repo).json()["tags"] == ["3", "Latest"]
+    # The upstream down: what is cached, and only that, is listed.
+    upstream.stop()
+    assert caches.skopeo.list_tags(f"{caches.host}/{repo}", "--creds", ADMIN_CREDS) == ["2"]
+    status, code, _ = _error(caches.v2("GET", f"{org}/other{unique}/tags/list", f"{org}/other{unique}"))
+    assert (status, code) == (503, "UNAVAILABLE")
+
+
 def test_pushes_and_deletes_are_refused(caches: Caches, upstreams: Callable[..., ReferenceRegistry],
                                         oci_layout: Callable[..., Path], unique: str) -> None:
     upstream = upstreams()
@@ -134,5 +157,5 @@ def test_reads_need_the_namespace_pull_permission(caches: Caches, upstreams: Cal
     assert r.status == 401
     with pytest.raises(CommandError):
         caches.pull(repo, "1", creds=None)
-    r = caches.client.v2("GET", f"{repo}/tags/list", f"repository:{repo}:pull", ADMIN_AUTH)
-    assert r.status == 404  # nothing was fetched for the anonymous client
+    # Nothing was fetched for the anonymous client: no repository was made.
+    assert caches.client.api("GET", f"/repositories/{repo}", ADMIN_AUTH).status == 404
