@@ -162,8 +162,11 @@ class JobWorker:
                 log.warning("job worker: %s; retrying", e.message, extra={"worker": self.id})
             except Exception:
                 log.exception("job worker loop failed; retrying")
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for loses a cancel that comes as
+            # the wake is set (the loop would run on after ``stop`` cancelled it).
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.cfg.poll_interval)
+                async with asyncio.timeout(self.cfg.poll_interval):
+                    await self._wake.wait()
             self._wake.clear()
 
     async def _heartbeat_loop(self) -> None:

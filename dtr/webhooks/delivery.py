@@ -189,8 +189,9 @@ async def deliver(ctx: JobContext) -> dict[str, Any]:
                         due = (await conn.execute(_NEXT_DUE)).scalar()
                     if due is None:
                         break
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(ctx.stopping.wait(), min(max(float(due), 0.0), POLL))
+                    with contextlib.suppress(TimeoutError):  # not wait_for: it can lose a cancel (3.11)
+                        async with asyncio.timeout(min(max(float(due), 0.0), POLL)):
+                            await ctx.stopping.wait()
                     continue
                 done, running = await asyncio.wait(running, timeout=POLL, return_when=asyncio.FIRST_COMPLETED)
                 for t in done:
