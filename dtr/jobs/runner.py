@@ -2,7 +2,9 @@
 
 - Claiming: ``UPDATE jobs ... WHERE id IN (SELECT ... FOR UPDATE SKIP LOCKED LIMIT n)``, per
   action, up to this worker's free capacity for it. A row is claimed by one transaction only,
-  so no job runs on two workers at once.
+  so no job runs on two workers at once. Each ``poll_interval``, and at once when woken: a job
+  queued anywhere in the cluster (``JobService.queue``) notifies ``dtr_jobs`` on commit, which
+  every worker LISTENs to (a webhook delivery, a mirror push goes out without waiting a poll).
 - Liveness: the worker heartbeats its ``job_workers`` row. Any worker finding another silent for
   ``worker_timeout`` marks it dead and its running jobs ``worker_dead``; those are claimable
   again while attempts remain (the same job id, its log continued). A worker that cannot renew
@@ -40,10 +42,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dtr.config import Config
 from dtr.db.errors import DatabaseUnavailable
+from dtr.db.listen import listen
 from dtr.jobs import actions
 from dtr.jobs.context import JobContext, JobFailed, JobStopped
 from dtr.jobs.params import ParameterError
-from dtr.jobs.service import FINAL, JobService, append_log, crons, insert_log_lines, jobs, lock_job, workers
+from dtr.jobs.service import CHANNEL, FINAL, JobService, append_log, crons, insert_log_lines, jobs, lock_job, workers
 from dtr.keys import CONFIG, DATABASE, JOB_WORKER, STORAGE
 from dtr.ops.metrics import job_ended
 from dtr.schedule import Schedule, ScheduleError
@@ -95,8 +98,10 @@ _READY_ACTIONS = select(jobs.c.action).distinct().where(_CLAIMABLE)
 class JobWorker:
     """Runs jobs for one process; ``start``/``stop`` from the app's cleanup context."""
 
-    def __init__(self, engine: AsyncEngine, storage: StorageDriver, config: Config) -> None:
-        self.engine, self.storage, self.config = engine, storage, config
+    def __init__(self, engine: AsyncEngine, storage: StorageDriver, config: Config, dsn: str | None = None) -> None:
+        """``dsn``: the database's URL, to LISTEN for jobs queued (``JobService.queue``) and claim
+        them at once; without it, only at each poll."""
+        self.engine, self.storage, self.config, self.dsn = engine, storage, config, dsn
         self.cfg = config.jobs
         self.id = uuid.uuid4().hex[:12]
         self.capacity = {f.name: getattr(self.cfg.capacity, f.name) for f in dataclasses.fields(self.cfg.capacity)}
@@ -117,6 +122,9 @@ class JobWorker:
         self._tasks = [asyncio.create_task(self._loop(), name="jobs-loop"),
                        asyncio.create_task(self._flush_loop(), name="jobs-flush"),
                        asyncio.create_task(self._heartbeat_loop(), name="jobs-heartbeat")]
+        if self.dsn is not None:  # woken by each job queued (and on each connection: some may be missed)
+            self._tasks.append(asyncio.create_task(listen(self.dsn, CHANNEL, lambda _: self._wake.set(),
+                                                          connected=self._wake.set), name="jobs-listen"))
         log.info("job worker started", extra={"worker": self.id, "capacity": self.capacity})
 
     async def stop(self) -> None:
@@ -478,7 +486,7 @@ async def jobs_running(app: web.Application) -> AsyncIterator[None]:
     """This process's worker, unless ``jobs.worker`` is false."""
     cfg = app[CONFIG]
     engine = app[DATABASE].engine
-    worker = JobWorker(engine, app[STORAGE], cfg) if cfg.jobs.worker else None
+    worker = JobWorker(engine, app[STORAGE], cfg, app[DATABASE].url) if cfg.jobs.worker else None
     app[JOB_WORKER] = worker
     if worker is not None:
         await worker.start()

@@ -67,6 +67,10 @@ def cron_json(r: Row[Any] | Any) -> shapes.Cron:
 #: The predicate of the partial unique index ``uq_jobs_dedupe_waiting``, as a literal: Postgres
 #: infers the index for ON CONFLICT only from the same expression, never from bound parameters
 #: (which SQLAlchemy 2.1 renders for ``status == "waiting"``).
+#: Every job worker LISTENs here (``JobWorker``): a job queued for now is claimed at once, not at
+#: the next poll. The notification goes out when the queuing transaction commits (none on rollback).
+CHANNEL = "dtr_jobs"
+_NOTIFY = text(f"SELECT pg_notify('{CHANNEL}', :action)")
 _DEDUPE_WAITING = text("status = 'waiting' AND dedupe_key IS NOT NULL")
 
 
@@ -83,7 +87,8 @@ class JobService:
                     dedupe_key: str | None = None, conn: AsyncConnection | None = None,
                     cron_action: str | None = None, scheduled_at: dt.datetime | None = None) -> shapes.Job:
         """Queue a job (ParameterError for a bad action or parameters); with ``dedupe_key``, an
-        equal job already waiting is returned instead of a new one."""
+        equal job already waiting is returned instead of a new one. Without ``scheduled_at``, the
+        workers are woken when the transaction commits (``CHANNEL``)."""
         params = actions.check(action, parameters)
         spec = actions.actions()[action]
         max_attempts = spec.max_attempts if retries is None else retries + 1
@@ -96,11 +101,15 @@ class JobService:
                                                index_where=_DEDUPE_WAITING)
         stmt = stmt.returning(*jobs.c)
         if conn is not None:
-            return await self._insert(conn, stmt, dedupe_key)
+            return await self._insert(conn, stmt, dedupe_key, None if scheduled_at else action)
         async with self.engine.begin() as c:
-            return await self._insert(c, stmt, dedupe_key)
+            return await self._insert(c, stmt, dedupe_key, None if scheduled_at else action)
 
-    async def _insert(self, conn: AsyncConnection, stmt: Any, dedupe_key: str | None) -> shapes.Job:
+    async def _insert(self, conn: AsyncConnection, stmt: Any, dedupe_key: str | None, wake: str | None
+                      ) -> shapes.Job:
+        """Insert (see ``queue``); ``wake``: the action to notify the workers of."""
+        if wake is not None:
+            await conn.execute(_NOTIFY, {"action": wake})
         while True:
             row = (await conn.execute(stmt)).first()
             if row is None:  # an equal job is waiting already

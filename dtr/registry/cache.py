@@ -18,9 +18,7 @@ import logging
 from collections import OrderedDict
 from typing import Any, Generic, TypeVar
 
-import asyncpg
-
-from dtr.db.engine import connect_args
+from dtr.db.listen import listen
 from dtr.ops.metrics import MANIFEST_CACHE
 from dtr.ops.tasks import background
 
@@ -106,30 +104,13 @@ class ManifestCache(Generic[V]):
 
     async def run(self, dsn: str) -> None:
         """Listen for invalidations until cancelled; reconnect with backoff, never cache blind."""
-        delay = 0.5
-        while True:
-            conn: Any = None
-            try:
-                conn = await asyncpg.connect(**connect_args(dsn))
-                lost = asyncio.Event()
-                conn.add_termination_listener(lambda _c, ev=lost: ev.set())
-                await conn.add_listener(CHANNEL, lambda _c, _pid, _ch, payload: self.invalidate(payload or None))
-                self.invalidate()
-                self._listening = True
-                delay = 0.5
-                await lost.wait()
-                log.warning("manifest cache: lost the notification connection; cache off until reconnected")
-            except asyncio.CancelledError:
-                raise
-            except (OSError, asyncpg.PostgresError, asyncpg.InternalClientError) as e:
-                log.warning("manifest cache: cannot listen for invalidations: %s", e)
-            finally:
-                self._set_aside()
-                if conn is not None:
-                    with contextlib.suppress(Exception):
-                        await conn.close()
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 10)
+
+        def connected() -> None:
+            self.invalidate()
+            self._listening = True
+
+        await listen(dsn, CHANNEL, lambda payload: self.invalidate(payload or None), connected=connected,
+                     lost=self._set_aside)
 
     def running(self, dsn: str) -> contextlib.AbstractAsyncContextManager[asyncio.Task[Any]]:
         """Listen for invalidations for the life of the ``async with`` block."""

@@ -1,0 +1,48 @@
+"""LISTEN on a Postgres channel for the life of a task, outside the pool: one connection of its own
+(``asyncpg``, made as the pool's are: ``connect_args``), reconnected with back-off after it is lost.
+
+``connected`` runs once the connection listens (each time: notifications sent while it was away
+are lost, so a caller that must not miss one acts as if it got one), ``lost`` each time it is gone
+or could not be made."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import asyncpg
+
+from dtr.db.engine import connect_args
+
+log = logging.getLogger("dtr.db.listen")
+
+
+async def listen(dsn: str, channel: str, notified: Callable[[str], None], *,
+                 connected: Callable[[], None] = lambda: None, lost: Callable[[], None] = lambda: None) -> None:
+    """Call ``notified(payload)`` for each notification on ``channel`` until cancelled."""
+    delay = 0.5
+    while True:
+        conn: Any = None
+        try:
+            conn = await asyncpg.connect(**connect_args(dsn))
+            gone = asyncio.Event()
+            conn.add_termination_listener(lambda _c, ev=gone: ev.set())
+            await conn.add_listener(channel, lambda _c, _pid, _ch, payload: notified(payload))
+            connected()
+            delay = 0.5
+            await gone.wait()
+            log.warning("lost the connection listening on %s; reconnecting", channel)
+        except asyncio.CancelledError:
+            raise
+        except (OSError, asyncpg.PostgresError, asyncpg.InternalClientError) as e:
+            log.warning("cannot listen on %s: %s", channel, e)
+        finally:
+            lost()
+            if conn is not None:
+                with contextlib.suppress(Exception):
+                    await conn.close()
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 10)
