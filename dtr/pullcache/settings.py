@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
-import time
 from collections.abc import Callable
 from typing import Any, cast
 from urllib.parse import urlsplit
@@ -27,7 +26,7 @@ from typing_extensions import TypedDict
 from dtr.api.errors import APIError, codes
 from dtr.auth.caller import Caller
 from dtr.auth.models import Account
-from dtr.db.errors import DatabaseUnavailable
+from dtr.db.refreshed import Refreshed
 from dtr.pullcache.models import PullThroughCache
 from dtr.registry.names import is_name
 from dtr.trust.sealing import Sealer
@@ -170,30 +169,23 @@ async def remove_setting(c: Caller, namespace: str) -> None:
 
 class ConfigCache:
     """Every namespace's cache setting, re-read from the database at most every ``ttl`` seconds
-    (while the database is unavailable, the last read is kept)."""
+    (while the database is unavailable, the last read is kept: ``Refreshed``)."""
 
     def __init__(self, engine: AsyncEngine, sealer: Callable[[], Sealer], ttl: float = 1.0) -> None:
-        self.engine, self.sealer, self.ttl = engine, sealer, ttl
-        self._configs: dict[str, CacheConfig] = {}
-        self._read_at = -ttl
+        self.engine, self.sealer = engine, sealer
+        self._configs: Refreshed[dict[str, CacheConfig]] = Refreshed(self._read, ttl)
 
     async def get(self, namespace: str) -> CacheConfig | None:
         """The setting of ``namespace``, None when it caches nothing."""
-        if time.monotonic() - self._read_at >= self.ttl:
-            try:
-                await self._read()
-            except DatabaseUnavailable:
-                if not self._configs:
-                    raise
-            self._read_at = time.monotonic()
-        return self._configs.get(namespace)
+        return (await self._configs.get()).get(namespace)
 
-    async def _read(self) -> None:
+    async def _read(self) -> dict[str, CacheConfig]:
         async with self.engine.connect() as conn:
             rows = (await conn.execute(select(caches))).all()
-        configs = {}
+        configs: dict[str, CacheConfig] = {}
+        before = self._configs.last() or {}
         for r in rows:
-            old = self._configs.get(r.namespace)
+            old = before.get(r.namespace)
             if old is not None and old.updated_at == r.updated_at:
                 configs[r.namespace] = old  # unchanged: no unsealing again
                 continue
@@ -202,8 +194,8 @@ class ConfigCache:
                 password = self.sealer().unseal(bytes(r.password_sealed), _context(r.namespace)).decode()
             configs[r.namespace] = CacheConfig(r.namespace, r.upstream, r.upstream_namespace, r.username,
                                                password, r.ca, r.tag_ttl, r.updated_at)
-        self._configs = configs
+        return configs
 
     def forget(self) -> None:
         """Re-read on the next request (after a change through this process)."""
-        self._read_at = -self.ttl
+        self._configs.forget()

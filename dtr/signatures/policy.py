@@ -10,14 +10,13 @@ Trusted is either
 Pulls by digest are not checked: the client names the exact content (``DOCKER_CONTENT_TRUST=1``
 pulls resolve the tag through Notary, then pull by digest).
 
-``PolicyCache`` keeps the scopes with the policy on in memory, re-read at most once a second,
-so a pull in a repository without the policy costs no database round-trip and a change is seen
-by every replica within a second.
+``PolicyCache`` keeps the scopes with the policy on in memory, re-read at most once a second (the
+last read kept during a database outage), so a pull in a repository without the policy costs no
+database round-trip and a change is seen by every replica within a second.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, cast
 
@@ -26,6 +25,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from typing_extensions import TypedDict
 
+from dtr.db.refreshed import Refreshed
 from dtr.registry.errors import RegistryError
 from dtr.registry.errors import codes as registry_codes
 from dtr.signatures.access import Caller, open_scope
@@ -45,26 +45,27 @@ def scopes_of(repository: str) -> tuple[str, str]:
 
 
 class PolicyCache:
-    """The scopes with signed-only on, re-read from the database at most every ``ttl`` seconds."""
+    """The scopes with signed-only on, re-read from the database at most every ``ttl`` seconds
+    (the last read kept while the database is unavailable: ``Refreshed``)."""
 
     def __init__(self, engine: AsyncEngine, ttl: float = 1.0) -> None:
-        self.engine, self.ttl = engine, ttl
-        self._scopes: frozenset[str] = frozenset()
-        self._read_at = -ttl
+        self.engine = engine
+        self._scopes = Refreshed(self._read, ttl)
+
+    async def _read(self) -> frozenset[str]:
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(select(policies.c.scope).where(policies.c.signed_only))
+            return frozenset(r.scope for r in rows)
 
     async def scope_for(self, repository: str) -> str | None:
         """The scope (repository or namespace) whose policy covers ``repository``, or None."""
-        if time.monotonic() - self._read_at >= self.ttl:
-            async with self.engine.connect() as conn:
-                rows = await conn.execute(select(policies.c.scope).where(policies.c.signed_only))
-                self._scopes = frozenset(r.scope for r in rows)
-            self._read_at = time.monotonic()
-        return next((s for s in scopes_of(repository) if s in self._scopes), None)
+        scopes = await self._scopes.get()
+        return next((s for s in scopes_of(repository) if s in scopes), None)
 
     def forget(self) -> None:
         """Re-read on the next pull (after a change made through this process: seen at once here,
         within ``ttl`` on the other replicas)."""
-        self._read_at = -self.ttl
+        self._scopes.forget()
 
 
 async def trusted_fingerprints(conn: AsyncConnection, repository: str) -> set[str]:

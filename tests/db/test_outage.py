@@ -93,6 +93,7 @@ def test_external_postgres_stopped_and_started_under_load(pg_server: PgServer, t
             ping = c.request("GET", "/_ping")
             assert ping.json()["errors"]["database"].startswith("database unavailable: "), ping.body
             assert ping.headers.get("Retry-After") == "5"
+            time.sleep(1.2)  # the settings a pull consults (re-read each second) are now due: their last read is kept
             # Served from what dtr holds: the manifest by tag and by digest, the layer.
             r = c.request("GET", f"/v2/{REPO}/manifests/before", headers={"Accept": OCI_MANIFEST})
             assert (r.status, r.body) == (200, manifest)
