@@ -7,6 +7,8 @@ where the remote allows, else uploaded (``Remote.upload_blob``: small blobs at o
 resumable chunks, where they stand kept in ``book``: a later run resumes an upload an earlier one
 left rather than send the blob from its first byte). Child manifests the remote holds are not sent
 again either; the tag's manifest is always put last, so the remote's tag moves only once everything it needs is there.
+A manifest's blobs go ``BLOB_CONCURRENCY`` at a time (as skopeo and docker push layers), each on
+its own connection.
 
 Then the image's artifacts (``dtr.signatures.discover``: referrers, whose ``subject`` is the
 image, and cosign's ``sha256-<hex>.sig/.att/.sbom`` tags) follow, each with its blobs, unless the
@@ -17,10 +19,11 @@ without, which answers no ``OCI-Subject``, gets it added to the index at the ref
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import functools
 import json
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 from dtr.mirroring.remote import Remote, RemoteError, referrers_tag
@@ -29,6 +32,9 @@ from dtr.registry.manifests import OCI_INDEX, parse_manifest
 from dtr.registry.names import blob_path
 from dtr.registry.service import RegistryService, StoredManifest
 from dtr.signatures.discover import Artifact, artifacts_of
+
+#: Blobs of one manifest sent at once.
+BLOB_CONCURRENCY = 4
 
 
 class MissingBlob(Exception):
@@ -104,8 +110,7 @@ class Pusher:
             if await self.remote.manifest_digest(self.target, child) == child:
                 continue
             await self._push_manifest(await self.registry.get_manifest(self.local, child), child)
-        for digest in parsed.blobs:
-            await self._push_blob(digest)
+        await _each(dict.fromkeys(parsed.blobs), self._push_blob, BLOB_CONCURRENCY)
         subject = await self.remote.put_manifest(self.target, reference, manifest.payload, manifest.media_type)
         self.stats.manifests_sent += 1
         return subject
@@ -167,3 +172,19 @@ def _descriptor(artifact: Artifact) -> dict[str, Any]:
     if artifact.annotations:
         d["annotations"] = artifact.annotations
     return d
+
+
+async def _each(items: Iterable[str], act: Callable[[str], Awaitable[None]], limit: int) -> None:
+    """``act`` on every item, ``limit`` at a time; the first failure cancels the others and is raised."""
+    slots = asyncio.Semaphore(limit)
+
+    async def one(item: str) -> None:
+        async with slots:
+            await act(item)
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            for item in items:
+                group.create_task(one(item))
+    except BaseExceptionGroup as failed:
+        raise failed.exceptions[0] from None
