@@ -4,7 +4,8 @@ beside Debian's notary-server 0.7 and the reference registry (docker-registry), 
     .venv/bin/python -m bench.trust_bench [--repos 8] [--database-url URL]
 
 Each target gets ``--repos`` new repositories of a small busybox image each (a unique file, so no
-layer is shared). Per repository, timed with the Debian docker CLI (20.10) and a private dockerd:
+layer is shared). Per repository, timed with the Debian docker CLI (20.10) and a private dockerd,
+image by image against each target in turn (the targets' order rotated from one image to the next):
 
 - ``push new``: ``DOCKER_CONTENT_TRUST=1 docker push`` of tag 1 (a new trust repository: root and
   targets keys made by the client, root and targets published, server snapshot and timestamp);
@@ -22,6 +23,7 @@ dtr / reference. Without ``--database-url`` an embedded PostgreSQL is started in
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import shutil
 import statistics
@@ -29,6 +31,7 @@ import subprocess
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 from bench.targets import databases
@@ -69,26 +72,41 @@ def _reference(workdir: Path, ca: TestCA) -> ReferenceRegistry:
     return registry
 
 
-def _measure(engine: DockerEngine, docker: DockerTrust, registry: str, images: list[str]) -> dict[str, list[float]]:
-    times: dict[str, list[float]] = {step: [] for step in STEPS}
-    repos = [f"{registry}/admin/bench-{uuid.uuid4().hex[:8]}" for _ in images]
-    for image, repo in zip(images, repos, strict=True):
-        engine.docker("tag", image, f"{repo}:1")
-        engine.docker("tag", image, f"{repo}:2")
+#: A target: its name in the results, its docker client set-up, its registry host.
+Target = tuple[str, DockerTrust, str]
+
+
+def _measure(engine: DockerEngine, targets: list[Target], images: list[str]) -> dict[str, dict[str, list[float]]]:
+    """Each step of each image against every target in turn (the order rotated per image), so a
+    change in the machine's load during the run weighs on every target alike."""
+    times: dict[str, dict[str, list[float]]] = {name: {step: [] for step in STEPS} for name, _, _ in targets}
+    repos = {(i, name): f"{host}/admin/bench-{uuid.uuid4().hex[:8]}" for i in range(len(images))
+             for name, _, host in targets}
+
+    def timed(name: str, step: str, act: Callable[[], object]) -> None:
         start = time.perf_counter()
-        docker.push(f"{repo}:1")
-        times["push new"].append(time.perf_counter() - start)
-        start = time.perf_counter()
-        docker.push(f"{repo}:2")
-        times["push tag"].append(time.perf_counter() - start)
-    for repo in repos:
-        engine.docker("rmi", f"{repo}:1", f"{repo}:2")
-    for image, repo in zip(images, repos, strict=True):
-        engine.docker("rmi", "-f", engine.inspect(image)["Id"])
-        start = time.perf_counter()
-        docker.pull(f"{repo}:1")
-        times["pull"].append(time.perf_counter() - start)
-        engine.docker("tag", f"{repo}:1", image)
+        act()
+        times[name][step].append(time.perf_counter() - start)
+
+    def rotated(i: int) -> list[Target]:
+        return targets[i % len(targets):] + targets[:i % len(targets)]
+
+    for i, image in enumerate(images):
+        for name, docker, _ in rotated(i):
+            repo = repos[i, name]
+            engine.docker("tag", image, f"{repo}:1")
+            engine.docker("tag", image, f"{repo}:2")
+            timed(name, "push new", functools.partial(docker.push, f"{repo}:1"))
+            timed(name, "push tag", functools.partial(docker.push, f"{repo}:2"))
+    for i, image in enumerate(images):
+        for name, _, _ in targets:
+            engine.docker("rmi", f"{repos[i, name]}:1", f"{repos[i, name]}:2")
+        for name, docker, _ in rotated(i):
+            repo = repos[i, name]
+            engine.docker("rmi", "-f", engine.inspect(image)["Id"])
+            timed(name, "pull", functools.partial(docker.pull, f"{repo}:1"))
+            engine.docker("tag", f"{repo}:1", image)
+            engine.docker("rmi", f"{repo}:1")
     return times
 
 
@@ -119,9 +137,8 @@ def main() -> None:
             on_dtr.login(dtr.host, *ADMIN_AUTH)
             on_open = DockerTrust(engine, work / "cfg-open", ca.cert_path, [open_dtr.host])
             on_ref = DockerTrust(engine, work / "cfg-ref", ca.cert_path, [notary.host], server=notary.url)
-            results = {"reference": _measure(engine, on_ref, reference.host, images),
-                       "dtr, no auth": _measure(engine, on_open, open_dtr.host, images),
-                       "dtr, auth on": _measure(engine, on_dtr, dtr.host, images)}
+            results = _measure(engine, [("reference", on_ref, reference.host), ("dtr, no auth", on_open, open_dtr.host),
+                                        ("dtr, auth on", on_dtr, dtr.host)], images)
         finally:
             engine.stop()
             reference.stop()
