@@ -58,6 +58,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dtr.jobs.context import JobContext
 from dtr.jobs.params import bool_param, duration_param, only
+from dtr.ops.tasks import bounded
 from dtr.registry import events, locks
 from dtr.registry.events import SYSTEM, Event
 from dtr.registry.names import blob_path
@@ -443,18 +444,15 @@ async def _sweep_blobs(conn: AsyncConnection, ctx: JobContext, digests: Sequence
         rows = (await conn.execute(_DELETE_BLOBS, {"digests": mine, "cutoff": cutoff})).all()
         await conn.commit()
         # The rows are gone; the bytes go while the keys are still held (see the module docstring).
-        sem = asyncio.Semaphore(DELETE_CONCURRENCY)
-
         async def drop(digest: str) -> None:
-            async with sem:
-                try:
-                    await ctx.storage.delete(blob_path(digest))
-                except PathNotFoundError:
-                    pass
-                except StorageError as e:
-                    ctx.log(f"blob {digest}: row deleted but its bytes could not be ({e}); they are left unused")
+            try:
+                await ctx.storage.delete(blob_path(digest))
+            except PathNotFoundError:
+                pass
+            except StorageError as e:
+                ctx.log(f"blob {digest}: row deleted but its bytes could not be ({e}); they are left unused")
 
-        await asyncio.gather(*(drop(r.digest) for r in rows))
+        await bounded([r.digest for r in rows], drop, DELETE_CONCURRENCY)
     for r in rows:
         t.blobs += 1
         t.blob_bytes += r.size

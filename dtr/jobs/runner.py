@@ -111,7 +111,7 @@ class JobWorker:
         self._closing = False
         self._last_heartbeat_ok = time.monotonic()
         self._wake = asyncio.Event()
-        #: Held while job log lines taken from a job are being written (``_flush``, ``_finish``): a
+        #: Held while job log lines taken from jobs are written (``_flush``, ``_finish``): a
         #: job's end is committed only after the lines flushed before it, so a job read as ended
         #: has its whole log.
         self._writing_logs = asyncio.Lock()
@@ -235,17 +235,14 @@ class JobWorker:
         while True:
             await asyncio.sleep(FLUSH_INTERVAL)
             try:
-                await self._flush(list(self._running.values()))
+                async with self._writing_logs:
+                    await self._flush(list(self._running.values()))
             except asyncio.CancelledError:
                 raise
             except Exception as e:
                 log.warning("writing job logs failed: %s", e)
 
     async def _flush(self, running: list[_Running]) -> None:
-        async with self._writing_logs:
-            await self._write_pending(running)
-
-    async def _write_pending(self, running: list[_Running]) -> None:
         batch: dict[uuid.UUID, list[tuple[dt.datetime, str]]] = {}
         progress: list[tuple[uuid.UUID, dict[str, Any]]] = []
         for r in running:
@@ -352,7 +349,8 @@ class JobWorker:
             if r.cutoff:
                 r.cutoff.cancel()
         try:
-            await self._finish(r, result, error, deadline)
+            async with self._writing_logs:
+                await self._finish(r, result, error, deadline)
         except Exception:
             log.exception("recording the end of job %s failed", ctx.job_id)
         finally:
@@ -393,11 +391,6 @@ class JobWorker:
         job_ended(ctx.action, time.monotonic() - r.started, error is not None or reason == "deadline")
         if values["status"] in FINAL:
             values["ended_at"] = func.now()
-        async with self._writing_logs:
-            await self._write_end(ctx, values)
-
-    async def _write_end(self, ctx: JobContext, values: dict[str, Any]) -> None:
-        """Write the job's end (``values``) with its last log lines and progress."""
         lines, progress = ctx.take_pending()
         if progress is not None:
             values["progress"] = progress

@@ -67,11 +67,10 @@ def cron_json(r: Row[Any] | Any) -> shapes.Cron:
 #: The predicate of the partial unique index ``uq_jobs_dedupe_waiting``, as a literal: Postgres
 #: infers the index for ON CONFLICT only from the same expression, never from bound parameters
 #: (which SQLAlchemy 2.1 renders for ``status == "waiting"``).
+_DEDUPE_WAITING = text("status = 'waiting' AND dedupe_key IS NOT NULL")
 #: Every job worker LISTENs here (``JobWorker``): a job queued for now is claimed at once, not at
 #: the next poll. The notification goes out when the queuing transaction commits (none on rollback).
 CHANNEL = "dtr_jobs"
-_NOTIFY = text(f"SELECT pg_notify('{CHANNEL}', :action)")
-_DEDUPE_WAITING = text("status = 'waiting' AND dedupe_key IS NOT NULL")
 
 
 class JobService:
@@ -99,17 +98,15 @@ class JobService:
         if dedupe_key is not None:
             stmt = stmt.on_conflict_do_nothing(index_elements=[jobs.c.dedupe_key],
                                                index_where=_DEDUPE_WAITING)
-        stmt = stmt.returning(*jobs.c)
+        # The INSERT itself notifies the workers, only of a row it inserts: no round-trip more.
+        wake = () if scheduled_at else (func.pg_notify(CHANNEL, jobs.c.action),)
+        stmt = stmt.returning(*jobs.c, *wake)
         if conn is not None:
-            return await self._insert(conn, stmt, dedupe_key, None if scheduled_at else action)
+            return await self._insert(conn, stmt, dedupe_key)
         async with self.engine.begin() as c:
-            return await self._insert(c, stmt, dedupe_key, None if scheduled_at else action)
+            return await self._insert(c, stmt, dedupe_key)
 
-    async def _insert(self, conn: AsyncConnection, stmt: Any, dedupe_key: str | None, wake: str | None
-                      ) -> shapes.Job:
-        """Insert (see ``queue``); ``wake``: the action to notify the workers of."""
-        if wake is not None:
-            await conn.execute(_NOTIFY, {"action": wake})
+    async def _insert(self, conn: AsyncConnection, stmt: Any, dedupe_key: str | None) -> shapes.Job:
         while True:
             row = (await conn.execute(stmt)).first()
             if row is None:  # an equal job is waiting already

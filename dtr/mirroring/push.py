@@ -19,15 +19,15 @@ without, which answers no ``OCI-Subject``, gets it added to the index at the ref
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import functools
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 from dtr.mirroring.remote import Remote, RemoteError, referrers_tag
 from dtr.mirroring.uploads import UploadBook
+from dtr.ops.tasks import bounded
 from dtr.registry.manifests import OCI_INDEX, parse_manifest
 from dtr.registry.names import blob_path
 from dtr.registry.service import RegistryService, StoredManifest
@@ -110,7 +110,7 @@ class Pusher:
             if await self.remote.manifest_digest(self.target, child) == child:
                 continue
             await self._push_manifest(await self.registry.get_manifest(self.local, child), child)
-        await _each(dict.fromkeys(parsed.blobs), self._push_blob, BLOB_CONCURRENCY)
+        await bounded(dict.fromkeys(parsed.blobs), self._push_blob, BLOB_CONCURRENCY)
         subject = await self.remote.put_manifest(self.target, reference, manifest.payload, manifest.media_type)
         self.stats.manifests_sent += 1
         return subject
@@ -173,18 +173,3 @@ def _descriptor(artifact: Artifact) -> dict[str, Any]:
         d["annotations"] = artifact.annotations
     return d
 
-
-async def _each(items: Iterable[str], act: Callable[[str], Awaitable[None]], limit: int) -> None:
-    """``act`` on every item, ``limit`` at a time; the first failure cancels the others and is raised."""
-    slots = asyncio.Semaphore(limit)
-
-    async def one(item: str) -> None:
-        async with slots:
-            await act(item)
-
-    try:
-        async with asyncio.TaskGroup() as group:
-            for item in items:
-                group.create_task(one(item))
-    except BaseExceptionGroup as failed:
-        raise failed.exceptions[0] from None

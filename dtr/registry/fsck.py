@@ -30,6 +30,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from dtr.ops.tasks import bounded
 from dtr.registry import events, locks
 from dtr.registry.events import SYSTEM, Actor, Event
 from dtr.registry.names import blob_path, is_valid_digest, upload_path
@@ -229,17 +230,14 @@ class _Run:
 
     async def _bounded(self, items: Sequence[Any], fn: Callable[[Any], Awaitable[None]]) -> None:
         """``fn`` on every item, CONCURRENCY at a time; a storage failure is reported, not fatal."""
-        sem = asyncio.Semaphore(CONCURRENCY)
-
         async def one(item: Any) -> None:
-            async with sem:
-                try:
-                    await fn(item)
-                except StorageError as e:
-                    self._found(Problem("storage_error", e.path, str(e), False,
-                                        action="check the storage backend, then run dtr fsck again"))
+            try:
+                await fn(item)
+            except StorageError as e:
+                self._found(Problem("storage_error", e.path, str(e), False,
+                                    action="check the storage backend, then run dtr fsck again"))
 
-        await asyncio.gather(*(one(i) for i in items))
+        await bounded(items, one, CONCURRENCY)
 
     async def _pages(self, what: str, query: Any, key: Callable[[Any], dict[str, Any]], start: dict[str, Any],
                      **params: Any) -> AsyncIterator[Sequence[Any]]:
