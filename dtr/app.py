@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 from aiohttp import web
 
@@ -39,6 +40,8 @@ from dtr.promotion.views import register as register_promotion
 from dtr.pullcache.cache import PullThrough
 from dtr.pullcache.settings import ConfigCache
 from dtr.pullcache.views import register as register_pull_through
+from dtr.registry.cache import RepositoryCache
+from dtr.registry.cache import running as caches_running
 from dtr.registry.events import Outbox
 from dtr.registry.service import RegistryService
 from dtr.registry.views import add_registry_routes
@@ -70,7 +73,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     db = await Database.open(cfg)
     app[STORAGE] = storage
     app[DATABASE] = db
-    app[TRUST] = TrustStore(db.engine, cfg) if cfg.trust.notary else None
+    app[TRUST] = trust = TrustStore(db.engine, cfg) if cfg.trust.notary else None
     app[REGISTRY] = service = RegistryService(db.engine, storage, renew_links_after=cfg.jobs.gc_grace_period / 2)
     app[SIGNING_POLICY] = policies = PolicyCache(db.engine)
     service.pull_gates.append(SignedOnlyGate(
@@ -91,7 +94,8 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     pulls = RegistryEvents(db.engine)
     service.tag_pulled.append(pulls.pulled)
     try:
-        async with service.cache.running(db.url), outbox.running(), pulls.running(), jobs_running(app), \
+        caches: list[RepositoryCache[Any]] = [service.cache, *([trust.files.cache] if trust is not None else [])]
+        async with caches_running(db.url, caches), outbox.running(), pulls.running(), jobs_running(app), \
                 app[PULL_THROUGH].running():
             yield
     finally:

@@ -1,4 +1,4 @@
-"""LISTEN on a Postgres channel for the life of a task, outside the pool: one connection of its own
+"""LISTEN on Postgres channels for the life of a task, outside the pool: one connection of its own
 (``asyncpg``, made as the pool's are: ``connect_args``), reconnected with back-off after it is lost.
 
 ``connected`` runs once the connection listens (each time: notifications sent while it was away
@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import asyncpg
@@ -20,9 +20,10 @@ from dtr.db.engine import connect_args
 log = logging.getLogger("dtr.db.listen")
 
 
-async def listen(dsn: str, channel: str, notified: Callable[[str], None], *,
+async def listen(dsn: str, channels: Mapping[str, Callable[[str], None]], *,
                  connected: Callable[[], None] = lambda: None, lost: Callable[[], None] = lambda: None) -> None:
-    """Call ``notified(payload)`` for each notification on ``channel`` until cancelled."""
+    """Call ``channels[channel](payload)`` for each notification on each of ``channels`` until cancelled."""
+    names = ", ".join(channels)
     delay = 0.5
     while True:
         conn: Any = None
@@ -30,15 +31,16 @@ async def listen(dsn: str, channel: str, notified: Callable[[str], None], *,
             conn = await asyncpg.connect(**connect_args(dsn))
             gone = asyncio.Event()
             conn.add_termination_listener(lambda _c, ev=gone: ev.set())
-            await conn.add_listener(channel, lambda _c, _pid, _ch, payload: notified(payload))
+            for channel, notified in channels.items():
+                await conn.add_listener(channel, lambda _c, _pid, _ch, payload, call=notified: call(payload))
             connected()
             delay = 0.5
             await gone.wait()
-            log.warning("lost the connection listening on %s; reconnecting", channel)
+            log.warning("lost the connection listening on %s; reconnecting", names)
         except asyncio.CancelledError:
             raise
         except (OSError, asyncpg.PostgresError, asyncpg.InternalClientError) as e:
-            log.warning("cannot listen on %s: %s", channel, e)
+            log.warning("cannot listen on %s: %s", names, e)
         finally:
             lost()
             if conn is not None:

@@ -127,7 +127,7 @@ class JobWorker:
                        asyncio.create_task(self._flush_loop(), name="jobs-flush"),
                        asyncio.create_task(self._heartbeat_loop(), name="jobs-heartbeat")]
         if self.dsn is not None:  # woken by each job queued (and on each connection: some may be missed)
-            self._tasks.append(asyncio.create_task(listen(self.dsn, CHANNEL, lambda _: self._wake.set(),
+            self._tasks.append(asyncio.create_task(listen(self.dsn, {CHANNEL: lambda _: self._wake.set()},
                                                           connected=self._wake.set), name="jobs-listen"))
         log.info("job worker started", extra={"worker": self.id, "capacity": self.capacity})
 

@@ -74,6 +74,8 @@ BLOB_BYTES_SENT = Counter("dtr_registry_blob_bytes_sent", "Blob bytes served by 
 UPLOADS_IN_PROGRESS = Gauge("dtr_registry_uploads_in_progress", "Upload requests receiving their body now")
 MANIFEST_CACHE = Counter("dtr_manifest_cache_lookups", "Manifest cache lookups while the cache is on, by result",
                          ("result",))
+TRUST_CACHE = Counter("dtr_trust_cache_lookups", "Trust file cache lookups while the cache is on, by result",
+                      ("result",))
 LOGIN_FAILURES = Counter("dtr_auth_login_failures", "Logins refused for bad credentials or an inactive account")
 LOCKOUTS = Counter("dtr_auth_lockouts", "Logins refused unchecked: too many recent failures (429)")
 JOB_FAILURES = Counter("dtr_job_failures", "Job attempts that failed (an error or a passed deadline), by action",

@@ -18,9 +18,10 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from dtr.db.errors import DatabaseUnavailable
+from dtr.ops.metrics import MANIFEST_CACHE
 from dtr.registry import events
 from dtr.registry import locks as gc_locks
-from dtr.registry.cache import ManifestCache
+from dtr.registry.cache import RepositoryCache
 from dtr.registry.changes import ensure_repository
 from dtr.registry.errors import RegistryError, codes
 from dtr.registry.events import Actor, Event
@@ -131,14 +132,14 @@ class MissHandler(Protocol):
 
 class RegistryService:
     def __init__(self, engine: AsyncEngine, storage: StorageDriver,
-                 cache: ManifestCache[StoredManifest] | None = None, renew_links_after: float = 43200.0) -> None:
+                 cache: RepositoryCache[StoredManifest] | None = None, renew_links_after: float = 43200.0) -> None:
         self.engine = engine
         self.storage = storage
         #: A blob link checked (HEAD/GET) when older than this many seconds is renewed, so a
         #: client that finds a blob and skips its upload does not lose it to GC before its
         #: manifest arrives (half the GC grace period).
         self.renew_links_after = renew_links_after
-        self.cache: ManifestCache[StoredManifest] = cache or ManifestCache()
+        self.cache: RepositoryCache[StoredManifest] = cache or RepositoryCache(MANIFEST_CACHE)
         #: Subscribers told (repository, tag) when a manifest is served by tag (GET or HEAD); they
         #: must not block (queue work, don't do it). Changes are announced through the outbox.
         self.tag_pulled: list[Callable[[str, str], None]] = []

@@ -1,6 +1,6 @@
 """notary's change feed (``trust_changes``): one record per accepted update (the new timestamp's
 version and sha256) or deletion of a GUN, read with notary-server's ``change_id``/``records``
-semantics."""
+semantics. An update's record is written by ``dtr.trust.store`` in the statement storing its files."""
 
 from __future__ import annotations
 
@@ -36,10 +36,6 @@ class Change:
         """The record as notary-server answers it (Go field names; ID a string)."""
         return {"ID": str(self.id), "CreatedAt": iso(self.created_at), "GUN": self.gun, "Version": self.version,
                 "SHA256": self.sha256, "Category": self.category}
-
-
-async def record_update(conn: AsyncConnection, gun: str, version: int, sha256: str) -> None:
-    await conn.execute(insert(trust_changes).values(gun=gun, version=version, sha256=sha256, category=UPDATE))
 
 
 async def record_deletion(conn: AsyncConnection, gun: str) -> None:

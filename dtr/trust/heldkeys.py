@@ -1,42 +1,51 @@
-"""The server-held snapshot and timestamp keys (``trust_keys``), inside the caller's transaction.
+"""The server-held snapshot and timestamp keys (``trust_keys``), inside the caller's transaction
+(an asyncpg connection: ``dtr.trust.store`` runs its hot paths on the driver).
 
 Which key a GUN uses for a role: the newest held key its current root lists; before any root,
 the newest key handed out (so repeated GETs of ``<role>.key`` answer the same key, where
 notary-server made a new one each time). A rotation (``POST <role>.key``) adds a newer key; it
 is used once a root listing it is published. Private halves are sealed (``dtr.trust.sealing``)
-under a context naming GUN, role and key id.
+under a context naming GUN, role and key id. A key unsealed once is kept in memory (a bounded
+LRU keyed by its row's context and sealed bytes, which never change: nothing to keep coherent),
+so an update does not unseal and parse the same keys again.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from typing import cast
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from typing import Any
 
-from sqlalchemy import Table, insert, select
-from sqlalchemy.ext.asyncio import AsyncConnection
+import asyncpg
 
 from dtr.trust.errors import METADATA_NOT_FOUND, UNKNOWN, TrustError
-from dtr.trust.models import TrustKey
 from dtr.trust.sealing import Sealer, SealingError
 from dtr.trust.tufkeys import PublicKey, ServerKey, generate_server_key, load_server_key
 from dtr.trust.validate import current_root_keys
 
 log = logging.getLogger("dtr.trust")
 
-trust_keys = cast(Table, TrustKey.__table__)
-
 #: The roles whose keys the server holds.
 SERVER_ROLES = ("snapshot", "timestamp")
+#: Unsealed keys kept in memory.
+MAX_UNSEALED = 4096
+
+_INSERT = ("INSERT INTO trust_keys (gun, repository, role, key_id, algorithm, public, private_sealed) "
+           "VALUES ($1, $2, $3, $4, $5, $6, $7)")
+#: The newest of a role's keys; ``$3``: only those among these key ids (NULL: any).
+_NEWEST = ("SELECT key_id, algorithm, public FROM trust_keys WHERE gun = $1 AND role = $2 "
+           "AND ($3::text[] IS NULL OR key_id = ANY($3::text[])) ORDER BY id DESC LIMIT 1")
+_LISTED = ("SELECT role, key_id, algorithm, public, private_sealed FROM trust_keys "
+           "WHERE gun = $1 AND key_id = ANY($2::text[]) ORDER BY id DESC")
 
 
 def _context(gun: str, role: str, key_id: str) -> bytes:
     return f"dtr-trust-key\0{gun}\0{role}\0{key_id}".encode()
 
 
-def _public(row: object) -> PublicKey:
-    r = cast(TrustKey, row)
-    return PublicKey(keytype=r.algorithm, public=r.public, key_id=r.key_id)
+def _public(row: Any) -> PublicKey:
+    return PublicKey(keytype=row["algorithm"], public=row["public"], key_id=row["key_id"])
 
 
 class HeldKeys:
@@ -44,52 +53,59 @@ class HeldKeys:
 
     def __init__(self, sealer: Callable[[], Sealer]) -> None:
         self._sealer = sealer
+        self._unsealed: OrderedDict[tuple[bytes, bytes], ServerKey] = OrderedDict()
 
-    async def create(self, conn: AsyncConnection, gun: str, repository: str, role: str) -> PublicKey:
+    async def create(self, conn: asyncpg.Connection, gun: str, repository: str, role: str) -> PublicKey:
         """A new key for ``role`` of ``gun``, its private half sealed."""
         key = generate_server_key()
         pub = key.public
         sealed = self._sealer().seal(key.private_der(), _context(gun, role, pub.key_id))
-        await conn.execute(insert(trust_keys).values(
-            gun=gun, repository=repository, role=role, key_id=pub.key_id, algorithm=pub.keytype,
-            public=pub.public, private_sealed=sealed))
+        await conn.execute(_INSERT, gun, repository, role, pub.key_id, pub.keytype, pub.public, sealed)
         return pub
 
-    async def _rows(self, conn: AsyncConnection, gun: str, role: str, key_ids: set[str] | None) -> list[object]:
-        q = select(trust_keys).where(trust_keys.c.gun == gun, trust_keys.c.role == role)
-        if key_ids is not None:
-            q = q.where(trust_keys.c.key_id.in_(sorted(key_ids)))
-        return list((await conn.execute(q.order_by(trust_keys.c.id.desc()).limit(1))).all())
-
-    async def public_for(self, conn: AsyncConnection, gun: str, repository: str, role: str,
+    async def public_for(self, conn: asyncpg.Connection, gun: str, repository: str, role: str,
                          root: bytes | None) -> PublicKey:
         """The key ``GET <role>.key`` answers: the held key ``root`` lists (404 when it lists none
         the server holds: the role is the client's); without a root, the newest handed out, made
         when there is none. The caller holds the GUN's lock."""
         if root is not None:
-            ids = {k.key_id for k in current_root_keys(root, role)}
-            rows = await self._rows(conn, gun, role, ids)
-            if not rows:
+            ids = sorted({k.key_id for k in current_root_keys(root, role)})
+            row = await conn.fetchrow(_NEWEST, gun, role, ids)
+            if row is None:
                 raise TrustError(METADATA_NOT_FOUND, f"the server holds no {role} key of this repository's root")
-            return _public(rows[0])
-        rows = await self._rows(conn, gun, role, None)
-        if rows:
-            return _public(rows[0])
+            return _public(row)
+        row = await conn.fetchrow(_NEWEST, gun, role, None)
+        if row is not None:
+            return _public(row)
         return await self.create(conn, gun, repository, role)
 
-    async def signer_for(self, conn: AsyncConnection, gun: str, role: str, root: bytes) -> ServerKey | None:
-        """The held key ``root`` lists for ``role``, unsealed, or None when the server holds none."""
-        ids = {k.key_id for k in current_root_keys(root, role)}
-        rows = await self._rows(conn, gun, role, ids)
-        if not rows:
-            return None
-        row = cast(TrustKey, rows[0])
+    async def signers_for(self, conn: asyncpg.Connection, gun: str, root: bytes) -> Mapping[str, ServerKey]:
+        """role -> the newest held key ``root`` lists for it, unsealed (the roles the server holds
+        no listed key of are absent), in one query."""
+        listed = {role: {k.key_id for k in current_root_keys(root, role)} for role in SERVER_ROLES}
+        ids = set().union(*listed.values())
+        if not ids:
+            return {}
+        found: dict[str, ServerKey] = {}
+        for row in await conn.fetch(_LISTED, gun, sorted(ids)):
+            role = row["role"]
+            if role in listed and row["key_id"] in listed[role] and role not in found:
+                found[role] = self._unseal(gun, row)
+        return found
+
+    def _unseal(self, gun: str, row: Any) -> ServerKey:
+        role, key_id, sealed = row["role"], row["key_id"], row["private_sealed"]
+        context = _context(gun, role, key_id)
+        key = self._unsealed.get((context, sealed))
+        if key is not None:
+            self._unsealed.move_to_end((context, sealed))
+            return key
         try:
-            der = self._sealer().unseal(row.private_sealed, _context(gun, role, row.key_id))
+            der = self._sealer().unseal(sealed, context)
         except SealingError as e:
             log.error("cannot unseal the %s key of %s: %s", role, gun, e)
             raise TrustError(UNKNOWN, f"the server's {role} key cannot be unsealed: {e}") from None
-        return load_server_key(row.algorithm, row.public, der)
-
-    async def delete(self, conn: AsyncConnection, gun: str) -> None:
-        await conn.execute(trust_keys.delete().where(trust_keys.c.gun == gun))
+        key = self._unsealed[context, sealed] = load_server_key(row["algorithm"], row["public"], der)
+        if len(self._unsealed) > MAX_UNSEALED:
+            self._unsealed.popitem(last=False)
+        return key

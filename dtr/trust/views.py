@@ -14,11 +14,13 @@ import re
 from collections.abc import Mapping
 
 from aiohttp import hdrs, web
+from aiohttp.helpers import parse_mimetype
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.multipart import BodyPartReader
 
 from dtr.keys import REPOSITORY, TRUST
 from dtr.registry.routes import CATALOG, EVERYTHING, PULL, PUSH, Access, Handler, Route
+from dtr.trust.cached import StoredFile
 from dtr.trust.errors import (
     INVALID_GUN,
     INVALID_PARAMETERS,
@@ -29,7 +31,7 @@ from dtr.trust.errors import (
     TrustError,
 )
 from dtr.trust.names import gun_repository
-from dtr.trust.store import StoredFile, TrustStore
+from dtr.trust.store import TrustStore
 
 #: Every method a trust path may be asked with; those an endpoint does not serve are 404.
 _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
@@ -135,8 +137,10 @@ async def _read_part(part: BodyPartReader, room: int) -> bytes:
 async def _read_update(request: web.Request) -> dict[str, bytes]:
     """The files of a multipart update, role -> bytes (notary's NO_FILENAME, INVALID_ROLE and
     MALFORMED_UPLOAD for what it refuses), read as they stream in, within the limits."""
-    if not request.content_type.startswith("multipart/") or "boundary" not in request.headers.get(
-            hdrs.CONTENT_TYPE, ""):
+    # parse_mimetype, not request.content_type: that parses with the email package, 0.4 ms for
+    # each new boundary (a tenth of an update's time)
+    mimetype = parse_mimetype(request.headers.get(hdrs.CONTENT_TYPE, ""))
+    if mimetype.type != "multipart" or "boundary" not in mimetype.parameters:
         raise TrustError(MALFORMED_UPLOAD)
     files: dict[str, bytes] = {}
     total = 0

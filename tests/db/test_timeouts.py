@@ -1,6 +1,7 @@
 """The engine's timeouts and multi-host URLs on real PostgreSQL servers: a full pool, a slow
 statement, a hung server (SIGSTOP) and a failover to a promoted standby each give
-``DatabaseUnavailable`` (a 503), never a hang, and the engine serves again by itself."""
+``DatabaseUnavailable`` (a 503), never a hang, and the engine serves again by itself; so do the
+statements run on a pooled connection's driver (``dtr.db.driver``)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dtr.config import DatabaseConfig
+from dtr.db.driver import driver_connection
 from dtr.db.engine import asyncpg_url, connect_args, create_engine, migrate_database
 from dtr.db.errors import DatabaseUnavailable
 from tests.db.postgres import PgServer
@@ -23,6 +25,11 @@ from tests.servers import create_database
 async def _one(engine: AsyncEngine) -> int:
     async with engine.connect() as conn:
         return int((await conn.execute(text("SELECT 1"))).scalar_one())
+
+
+async def _one_on_the_driver(engine: AsyncEngine, sql: str = "SELECT 1") -> int:
+    async with driver_connection(engine) as conn:
+        return int(await conn.fetchval(sql))
 
 
 async def _until_served(engine: AsyncEngine, attempts: int = 200) -> None:
@@ -53,7 +60,9 @@ async def test_a_full_pool_and_a_slow_statement_are_503s(database_url: str) -> N
         with pytest.raises(DatabaseUnavailable, match="statement_timeout"):
             async with engine.connect() as conn:
                 await conn.execute(text("SELECT pg_sleep(5)"))
-        assert await _one(engine) == 1
+        with pytest.raises(DatabaseUnavailable, match="statement_timeout"):
+            await _one_on_the_driver(engine, "SELECT 1 FROM pg_sleep(5)")
+        assert await _one(engine) == 1 and await _one_on_the_driver(engine) == 1
     finally:
         await engine.dispose()
 
@@ -64,12 +73,13 @@ async def test_a_hung_server_is_a_503_not_a_hang(pg_server: PgServer) -> None:
     try:
         assert await _one(engine) == 1  # a pooled connection to the server, which then stops answering
         with pg_server.hung():
-            for _ in range(3):  # the pooled connection, then new ones: each gives up, none hangs
+            for one in (_one, _one, _one, _one_on_the_driver):  # pooled, then new connections: none hangs
                 start = time.monotonic()
                 with pytest.raises(DatabaseUnavailable) as raised:
-                    await asyncio.wait_for(_one(engine), 30)
+                    await asyncio.wait_for(one(engine), 30)
                 print(f"hung server: 503 after {time.monotonic() - start:.1f} s ({raised.value.message})")
         await _until_served(engine)
+        assert await _one_on_the_driver(engine) == 1
     finally:
         await engine.dispose()
 
