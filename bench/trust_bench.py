@@ -18,18 +18,27 @@ run without auth, so dtr runs twice: without auth (the like-for-like comparison)
 (docker logs in; every registry and trust request carries a token: two more round-trips per
 docker command, and the token endpoint's work). Prints the median seconds per step of each and
 dtr / reference. Without ``--database-url`` an embedded PostgreSQL is started in a temp dir.
+
+Then where the time goes: the servers' own time over the whole run (dtr without auth: its request
+latency histogram; notary-server and the reference registry: their logs), trust requests and
+registry requests apart (blob upload PATCHes left out: they last as long as the client streams),
+and what a new TLS connection with one request costs on dtr and on notary-server (docker opens
+one for every request, to both).
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
+import http.client
 import json
+import re
 import shutil
 import statistics
 import subprocess
 import tempfile
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -43,7 +52,8 @@ from tests.trust.notary_tools import DockerTrust, NotaryServer, TestCA, create_r
 STEPS = ("push new", "push tag", "pull")
 
 
-def _dtr(workdir: Path, database_url: str, ca: TestCA, auth: bool) -> DtrProcess:
+def _dtr(workdir: Path, database_url: str, ca: TestCA, auth: bool) -> tuple[DtrProcess, str]:
+    """dtr over TLS, and the URL of its plain-HTTP ops listener (metrics)."""
     ping = free_port()
     proc = DtrProcess(workdir, database_url, {
         **(auth_config() if auth else {}), "log": {"level": "warning"},
@@ -55,7 +65,7 @@ def _dtr(workdir: Path, database_url: str, ca: TestCA, auth: bool) -> DtrProcess
     proc.url = f"https://{proc.host}"
     if auth:  # without auth, any push creates its repository
         create_repositories_on_push(proc.url, ca, ADMIN_AUTH)
-    return proc
+    return proc, f"http://127.0.0.1:{ping}"
 
 
 def _reference(workdir: Path, ca: TestCA) -> ReferenceRegistry:
@@ -70,6 +80,68 @@ def _reference(workdir: Path, ca: TestCA) -> ReferenceRegistry:
                                          stdout=log, stderr=subprocess.STDOUT)
     wait_https(f"https://{registry.host}/v2/", ca.ssl_context(), registry.proc, registry.log_path)
     return registry
+
+
+_GO_DURATION = re.compile(r"^([0-9.]+)(ns|µs|ms|s)$")
+_GO_UNITS = {"ns": 1e-9, "µs": 1e-6, "ms": 1e-3, "s": 1.0}
+
+
+def _go_server_time(log: Path) -> dict[str, tuple[int, float]]:
+    """(requests, seconds) a Go server (notary-server, the reference registry) logged as completed,
+    by kind: ``trust``, ``upload PATCH``, ``registry``."""
+    out: dict[str, tuple[int, float]] = {}
+    for line in log.read_text(errors="replace").splitlines():
+        if '"response completed"' not in line:
+            continue
+        entry = json.loads(line)
+        m = _GO_DURATION.match(str(entry.get("http.response.duration", "")))
+        if m is None:
+            continue
+        uri, method = str(entry.get("http.request.uri", "")), entry.get("http.request.method")
+        kind = "trust" if "/_trust/" in uri else "upload PATCH" if method == "PATCH" else "registry"
+        n, total = out.get(kind, (0, 0.0))
+        out[kind] = (n + 1, total + float(m.group(1)) * _GO_UNITS[m.group(2)])
+    return out
+
+
+def _merge(*parts: dict[str, tuple[int, float]]) -> dict[str, tuple[int, float]]:
+    out: dict[str, tuple[int, float]] = {}
+    for part in parts:
+        for kind, (n, total) in part.items():
+            m, t = out.get(kind, (0, 0.0))
+            out[kind] = (m + n, t + total)
+    return out
+
+
+def _dtr_server_time(metrics_url: str) -> dict[str, tuple[int, float]]:
+    """(requests, seconds) of dtr's /v2 requests by the same kinds, from its latency histogram."""
+    text = urllib.request.urlopen(f"{metrics_url}/metrics", timeout=30).read().decode()
+    sums: dict[tuple[str, str], dict[str, float]] = {}
+    for m in re.finditer(r'^dtr_http_request_seconds_(sum|count)\{area="([^"]*)",method="([^"]*)"\} (\S+)$', text,
+                         re.MULTILINE):
+        sums.setdefault((m.group(2), m.group(3)), {})[m.group(1)] = float(m.group(4))
+    out: dict[str, tuple[int, float]] = {}
+    for (area, method), v in sums.items():
+        if area in ("_ping", "metrics", "api", "auth", "ui"):
+            continue
+        kind = "trust" if area == "trust" else "upload PATCH" if method == "PATCH" else "registry"
+        n, total = out.get(kind, (0, 0.0))
+        out[kind] = (n + int(v.get("count", 0)), total + v.get("sum", 0.0))
+    return out
+
+
+def _tls_connection(url: str, path: str, ca: TestCA, times: int = 200) -> float:
+    """Median seconds of a new TLS connection with one GET of ``path`` (Python's client)."""
+    host, port = url.removeprefix("https://").split(":")
+    took = []
+    for _ in range(times):
+        start = time.perf_counter()
+        conn = http.client.HTTPSConnection(host, int(port), context=ca.ssl_context(), timeout=30)
+        conn.request("GET", path)
+        conn.getresponse().read()
+        conn.close()
+        took.append(time.perf_counter() - start)
+    return statistics.median(took)
 
 
 #: A target: its name in the results, its docker client set-up, its registry host.
@@ -122,8 +194,8 @@ def main() -> None:
             databases(args.database_url, Path(tmp), "trust_bench", "trust_bench_open") as (database_url, open_url):
         work = Path(tmp)
         ca = TestCA(work / "ca")
-        dtr = _dtr(work / "dtr", database_url, ca, auth=True)
-        open_dtr = _dtr(work / "dtr-open", open_url, ca, auth=False)
+        dtr, _ = _dtr(work / "dtr", database_url, ca, auth=True)
+        open_dtr, open_metrics = _dtr(work / "dtr-open", open_url, ca, auth=False)
         notary = NotaryServer(work / "notary", shutil.which("notary-server") or "", free_port(), ca).start()
         reference = _reference(work / "registry", ca)
         engine = DockerEngine(work / "d", shutil.which("dockerd") or "").start()
@@ -139,6 +211,11 @@ def main() -> None:
             on_ref = DockerTrust(engine, work / "cfg-ref", ca.cert_path, [notary.host], server=notary.url)
             results = _measure(engine, [("reference", on_ref, reference.host), ("dtr, no auth", on_open, open_dtr.host),
                                         ("dtr, auth on", on_dtr, dtr.host)], images)
+            spent = {"dtr, no auth": _dtr_server_time(open_metrics),
+                     "notary-server + registry": _merge(_go_server_time(notary.log_path),
+                                                        _go_server_time(reference.log_path))}
+            connection = {"dtr": _tls_connection(open_dtr.url, "/v2/", ca),
+                          "notary-server": _tls_connection(notary.url, "/_notary_server/health", ca)}
         finally:
             engine.stop()
             reference.stop()
@@ -162,6 +239,14 @@ def main() -> None:
         total = sum(sum(v) for v in results[n].values())
         cells.append(f"{total:>13.2f} {total / total_r:>6.2f}")
     print(f"{'total':<10} {total_r:>10.2f} " + " ".join(cells))
+    print("\nserver time over the whole run (seconds, requests):")
+    for kind in ("trust", "registry"):
+        cells = [f"{name} {spent[name].get(kind, (0, 0.0))[1]:.3f} ({spent[name].get(kind, (0, 0.0))[0]})"
+                 for name in spent]
+        print(f"  {kind + ' requests':<18} " + ", ".join(cells))
+    print("  (blob upload PATCHes left out: they last as long as the client streams)")
+    print("a new TLS connection and one GET (median of 200, Python's client): "
+          + ", ".join(f"{name} {seconds * 1000:.2f} ms" for name, seconds in connection.items()))
 
 if __name__ == "__main__":
     main()

@@ -59,15 +59,17 @@ class HeldKeys:
         """A new key for ``role`` of ``gun``, its private half sealed."""
         key = generate_server_key()
         pub = key.public
-        sealed = self._sealer().seal(key.private_der(), _context(gun, role, pub.key_id))
+        context = _context(gun, role, pub.key_id)
+        sealed = self._sealer().seal(key.private_der(), context)
         await conn.execute(_INSERT, gun, repository, role, pub.key_id, pub.keytype, pub.public, sealed)
+        self._keep(context, sealed, key)  # the update that follows signs with it: no unsealing
         return pub
 
     async def public_for(self, conn: asyncpg.Connection, gun: str, repository: str, role: str,
-                         root: bytes | None) -> PublicKey:
+                         root: bytes | None, *, create: bool) -> PublicKey | None:
         """The key ``GET <role>.key`` answers: the held key ``root`` lists (404 when it lists none
         the server holds: the role is the client's); without a root, the newest handed out, made
-        when there is none. The caller holds the GUN's lock."""
+        when there is none and ``create`` (the caller holds the GUN's lock), else None."""
         if root is not None:
             ids = sorted({k.key_id for k in current_root_keys(root, role)})
             row = await conn.fetchrow(_NEWEST, gun, role, ids)
@@ -77,7 +79,7 @@ class HeldKeys:
         row = await conn.fetchrow(_NEWEST, gun, role, None)
         if row is not None:
             return _public(row)
-        return await self.create(conn, gun, repository, role)
+        return await self.create(conn, gun, repository, role) if create else None
 
     async def signers_for(self, conn: asyncpg.Connection, gun: str, root: bytes) -> Mapping[str, ServerKey]:
         """role -> the newest held key ``root`` lists for it, unsealed (the roles the server holds
@@ -105,7 +107,11 @@ class HeldKeys:
         except SealingError as e:
             log.error("cannot unseal the %s key of %s: %s", role, gun, e)
             raise TrustError(UNKNOWN, f"the server's {role} key cannot be unsealed: {e}") from None
-        key = self._unsealed[context, sealed] = load_server_key(row["algorithm"], row["public"], der)
+        key = load_server_key(row["algorithm"], row["public"], der)
+        self._keep(context, sealed, key)
+        return key
+
+    def _keep(self, context: bytes, sealed: bytes, key: ServerKey) -> None:
+        self._unsealed[context, sealed] = key
         if len(self._unsealed) > MAX_UNSEALED:
             self._unsealed.popitem(last=False)
-        return key

@@ -248,11 +248,20 @@ class TrustStore:
     # -- keys -------------------------------------------------------------------------------
 
     async def get_key(self, gun: str, repository: str, role: str) -> PublicKey:
-        """The public key ``GET <role>.key`` answers (``dtr.trust.heldkeys``)."""
-        async with driver_connection(self.engine) as conn, conn.transaction():
-            await conn.execute(_LOCK, _lock_key(gun))
-            root = await conn.fetchrow(_NEWEST, gun, "root")
-            return await self.keys.public_for(conn, gun, repository, role, root["data"] if root else None)
+        """The public key ``GET <role>.key`` answers (``dtr.trust.heldkeys``): once a root is
+        published (read from memory), the held key it lists, read without a lock; before, the key
+        handed out, made under the GUN's lock when there is none."""
+        if (root := await self.current(gun, "root")) is not None:
+            async with driver_connection(self.engine) as conn:
+                listed = await self.keys.public_for(conn, gun, repository, role, root.data, create=False)
+        else:
+            async with driver_connection(self.engine) as conn, conn.transaction():
+                await conn.execute(_LOCK, _lock_key(gun))
+                locked = await conn.fetchrow(_NEWEST, gun, "root")
+                listed = await self.keys.public_for(conn, gun, repository, role, locked["data"] if locked else None,
+                                                    create=True)
+        assert listed is not None  # with a root: the listed key or 404; without: made if missing
+        return listed
 
     async def rotate_key(self, gun: str, repository: str, role: str) -> PublicKey:
         """A new server key for ``role``: used once the client publishes a root listing it."""
