@@ -13,11 +13,14 @@ image by image against each target in turn (the targets' order rotated from one 
 - ``pull``: a trusted pull of tag 1 after the image is removed locally (timestamp, snapshot and targets
   read, then the manifest and blob by digest).
 
-Every server speaks TLS with certificates of one test CA. notary-server and the reference registry
-run without auth, so dtr runs twice: without auth (the like-for-like comparison) and with auth on
-(docker logs in; every registry and trust request carries a token: two more round-trips per
-docker command, and the token endpoint's work). Prints the median seconds per step of each and
-dtr / reference. Without ``--database-url`` an embedded PostgreSQL is started in a temp dir.
+notary-server runs twice, each beside a reference registry of its own: with its memory storage
+(nothing kept across a restart) and with its PostgreSQL storage on the database server dtr uses
+(durable, as dtr's trust data is: the like-for-like deployment). Every server speaks TLS with
+certificates of one test CA. notary-server and the reference registry run without auth, so dtr
+runs twice: without auth (the like-for-like comparison) and with auth on (docker logs in; every
+registry and trust request carries a token: two more round-trips per docker command, and the
+token endpoint's work). Prints the median seconds per step of each and dtr / each reference.
+Without ``--database-url`` an embedded PostgreSQL is started in a temp dir.
 
 Then where the time goes: the servers' own time over the whole run (dtr without auth: its request
 latency histogram; notary-server and the reference registry: their logs), trust requests and
@@ -46,7 +49,7 @@ from pathlib import Path
 from bench.targets import databases
 from tests.auth.constants import ADMIN_AUTH, auth_config
 from tests.clients.engines import DockerEngine, ReferenceRegistry, rootfs_tar
-from tests.servers import DtrProcess, free_port
+from tests.servers import DtrProcess, create_database, free_port
 from tests.trust.notary_tools import DockerTrust, NotaryServer, TestCA, create_repositories_on_push, wait_https
 
 STEPS = ("push new", "push tag", "pull")
@@ -144,6 +147,49 @@ def _tls_connection(url: str, path: str, ca: TestCA, times: int = 200) -> float:
     return statistics.median(took)
 
 
+#: notary-server's PostgreSQL tables (its server migrations, as notary 0.7 reads and writes them:
+#: Debian ships no migrations and ``-bootstrap`` does nothing for SQL stores).
+_NOTARY_TABLES = """
+CREATE TABLE tuf_files (
+    id serial PRIMARY KEY, created_at timestamp NULL, updated_at timestamp NULL, deleted_at timestamp NULL,
+    gun varchar(255) NOT NULL, role varchar(255) NOT NULL, version integer NOT NULL, data bytea NOT NULL,
+    sha256 char(64) DEFAULT NULL, UNIQUE (gun, role, version));
+CREATE INDEX tuf_files_sha256_idx ON tuf_files (sha256);
+CREATE TABLE change_category (category varchar(20) PRIMARY KEY);
+INSERT INTO change_category VALUES ('update'), ('deletion');
+CREATE TABLE changefeed (
+    id serial PRIMARY KEY, created_at timestamp DEFAULT CURRENT_TIMESTAMP, gun varchar(255) NOT NULL,
+    version integer NOT NULL, sha256 char(64) DEFAULT NULL,
+    category varchar(20) NOT NULL DEFAULT 'update' REFERENCES change_category);
+CREATE INDEX idx_changefeed_gun ON changefeed (gun);
+"""
+
+
+def _notary_database(url: str) -> dict[str, str]:
+    """notary-server's ``storage`` section for a new database beside ``url``'s, its tables made."""
+    import asyncio
+
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    from dtr.db.engine import connect_args
+
+    created = make_url(create_database(url, f"notary_{uuid.uuid4().hex[:8]}"))
+
+    async def make_tables() -> None:
+        conn = await asyncpg.connect(**connect_args(created.render_as_string(hide_password=False)))
+        try:
+            await conn.execute(_NOTARY_TABLES)
+        finally:
+            await conn.close()
+
+    asyncio.run(make_tables())
+    auth = created.username + (f":{created.password}" if created.password else "")
+    where = f"{created.host}:{created.port or 5432}" if created.host else ""
+    query = "sslmode=disable" + (f"&host={created.query['host']}" if "host" in created.query else "")
+    return {"backend": "postgres", "db_url": f"postgres://{auth}@{where}/{created.database}?{query}"}
+
+
 #: A target: its name in the results, its docker client set-up, its registry host.
 Target = tuple[str, DockerTrust, str]
 
@@ -182,6 +228,27 @@ def _measure(engine: DockerEngine, targets: list[Target], images: list[str]) -> 
     return times
 
 
+MEMORY, POSTGRES = "notary-server (memory)", "notary-server (postgres)"
+
+
+def _print_ratios(results: dict[str, dict[str, list[float]]], reference: str, names: tuple[str, ...]) -> None:
+    print(f"\nagainst {reference} + registry:")
+    print(f"{'step':<10} {'reference':>10} " + " ".join(f"{n:>13} {'ratio':>6}" for n in names))
+    for step in STEPS:
+        r = statistics.median(results[reference][step])
+        cells = []
+        for n in names:
+            d = statistics.median(results[n][step])
+            cells.append(f"{d:>13.3f} {d / r:>6.2f}")
+        print(f"{step:<10} {r:>10.3f} " + " ".join(cells))
+    total_r = sum(sum(v) for v in results[reference].values())
+    cells = []
+    for n in names:
+        total = sum(sum(v) for v in results[n].values())
+        cells.append(f"{total:>13.2f} {total / total_r:>6.2f}")
+    print(f"{'total':<10} {total_r:>10.2f} " + " ".join(cells))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repos", type=int, default=8)
@@ -197,7 +264,10 @@ def main() -> None:
         dtr, _ = _dtr(work / "dtr", database_url, ca, auth=True)
         open_dtr, open_metrics = _dtr(work / "dtr-open", open_url, ca, auth=False)
         notary = NotaryServer(work / "notary", shutil.which("notary-server") or "", free_port(), ca).start()
+        durable = NotaryServer(work / "notary-pg", shutil.which("notary-server") or "", free_port(), ca,
+                               storage=_notary_database(database_url)).start()
         reference = _reference(work / "registry", ca)
+        reference_pg = _reference(work / "registry-pg", ca)
         engine = DockerEngine(work / "d", shutil.which("dockerd") or "").start()
         try:
             images = []
@@ -209,41 +279,34 @@ def main() -> None:
             on_dtr.login(dtr.host, *ADMIN_AUTH)
             on_open = DockerTrust(engine, work / "cfg-open", ca.cert_path, [open_dtr.host])
             on_ref = DockerTrust(engine, work / "cfg-ref", ca.cert_path, [notary.host], server=notary.url)
-            results = _measure(engine, [("reference", on_ref, reference.host), ("dtr, no auth", on_open, open_dtr.host),
-                                        ("dtr, auth on", on_dtr, dtr.host)], images)
+            on_pg = DockerTrust(engine, work / "cfg-pg", ca.cert_path, [durable.host], server=durable.url)
+            results = _measure(engine, [(MEMORY, on_ref, reference.host), (POSTGRES, on_pg, reference_pg.host),
+                                        ("dtr, no auth", on_open, open_dtr.host), ("dtr, auth on", on_dtr, dtr.host)],
+                               images)
             spent = {"dtr, no auth": _dtr_server_time(open_metrics),
-                     "notary-server + registry": _merge(_go_server_time(notary.log_path),
-                                                        _go_server_time(reference.log_path))}
+                     MEMORY: _merge(_go_server_time(notary.log_path), _go_server_time(reference.log_path)),
+                     POSTGRES: _merge(_go_server_time(durable.log_path), _go_server_time(reference_pg.log_path))}
             connection = {"dtr": _tls_connection(open_dtr.url, "/v2/", ca),
                           "notary-server": _tls_connection(notary.url, "/_notary_server/health", ca)}
         finally:
             engine.stop()
             reference.stop()
+            reference_pg.stop()
             notary.stop()
+            durable.stop()
             open_dtr.stop()
             dtr.stop()
     print(f"{args.repos} repositories, one small image each; median seconds per step (docker CLI 20.10);")
-    print("reference: notary-server + the reference registry, no auth; every server over TLS")
-    names = ("dtr, no auth", "dtr, auth on")
-    print(f"{'step':<10} {'reference':>10} " + " ".join(f"{n:>13} {'ratio':>6}" for n in names))
-    for step in STEPS:
-        r = statistics.median(results["reference"][step])
-        cells = []
-        for n in names:
-            d = statistics.median(results[n][step])
-            cells.append(f"{d:>13.3f} {d / r:>6.2f}")
-        print(f"{step:<10} {r:>10.3f} " + " ".join(cells))
-    total_r = sum(sum(v) for v in results["reference"].values())
-    cells = []
-    for n in names:
-        total = sum(sum(v) for v in results[n].values())
-        cells.append(f"{total:>13.2f} {total / total_r:>6.2f}")
-    print(f"{'total':<10} {total_r:>10.2f} " + " ".join(cells))
-    print("\nserver time over the whole run (seconds, requests):")
+    print("references: notary-server (memory or PostgreSQL storage) + the reference registry, no auth;")
+    print("every server over TLS")
+    for reference in (MEMORY, POSTGRES):
+        _print_ratios(results, reference, ("dtr, no auth", "dtr, auth on"))
+    print("\nserver time over the whole run (seconds, requests; the references with their registry):")
     for kind in ("trust", "registry"):
-        cells = [f"{name} {spent[name].get(kind, (0, 0.0))[1]:.3f} ({spent[name].get(kind, (0, 0.0))[0]})"
-                 for name in spent]
-        print(f"  {kind + ' requests':<18} " + ", ".join(cells))
+        print(f"  {kind} requests:")
+        for name, by_kind in spent.items():
+            n, seconds = by_kind.get(kind, (0, 0.0))
+            print(f"    {name:<26} {seconds:7.3f} ({n})")
     print("  (blob upload PATCHes left out: they last as long as the client streams)")
     print("a new TLS connection and one GET (median of 200, Python's client): "
           + ", ".join(f"{name} {seconds * 1000:.2f} ms" for name, seconds in connection.items()))

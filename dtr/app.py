@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
 
 from aiohttp import web
 
@@ -21,12 +20,13 @@ from dtr.cluster.service import replica_registered
 from dtr.cluster.views import register as register_cluster
 from dtr.config import Config, redacted
 from dtr.db.engine import Database
+from dtr.db.listen import Notifications
 from dtr.images.views import register as register_images
 from dtr.jobs.events import RegistryEvents, queue_pruning
 from dtr.jobs.runner import jobs_running
 from dtr.jobs.service import JobService
 from dtr.jobs.views import register as register_jobs
-from dtr.keys import CONFIG, DATABASE, PULL_THROUGH, REGISTRY, SIGNING_POLICY, STORAGE, TRUST
+from dtr.keys import CONFIG, DATABASE, NOTIFICATIONS, PULL_THROUGH, REGISTRY, SIGNING_POLICY, STORAGE, TRUST
 from dtr.mirroring.jobs import push_on_push
 from dtr.mirroring.jobs import register_actions as register_mirroring_actions
 from dtr.mirroring.views import register as register_mirroring
@@ -34,14 +34,14 @@ from dtr.ops import views as ops
 from dtr.ops.metrics import setup_metrics
 from dtr.ops.proxies import proxy_middlewares
 from dtr.ops.runtime import name_the_server
+from dtr.ops.tasks import background
 from dtr.promotion.jobs import register_actions as register_promotion_actions
 from dtr.promotion.promote import promote_on_events
 from dtr.promotion.views import register as register_promotion
 from dtr.pullcache.cache import PullThrough
 from dtr.pullcache.settings import ConfigCache
 from dtr.pullcache.views import register as register_pull_through
-from dtr.registry.cache import RepositoryCache
-from dtr.registry.cache import running as caches_running
+from dtr.registry.cache import keep_coherent
 from dtr.registry.events import Outbox
 from dtr.registry.service import RegistryService
 from dtr.registry.views import add_registry_routes
@@ -93,10 +93,13 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     outbox.subscribe("webhooks", queue_deliveries(jobs, storage))
     pulls = RegistryEvents(db.engine)
     service.tag_pulled.append(pulls.pulled)
+    # One listening connection: the caches subscribe here, the job worker when it starts; it
+    # runs once they have (last in the chain below).
+    app[NOTIFICATIONS] = notifications = Notifications(db.url)
+    keep_coherent(notifications, [service.cache, *([trust.files.cache] if trust is not None else [])])
     try:
-        caches: list[RepositoryCache[Any]] = [service.cache, *([trust.files.cache] if trust is not None else [])]
-        async with caches_running(db.url, caches), outbox.running(), pulls.running(), jobs_running(app), \
-                app[PULL_THROUGH].running():
+        async with outbox.running(), pulls.running(), jobs_running(app), app[PULL_THROUGH].running(), \
+                background(notifications.run()):
             yield
     finally:
         await db.close()

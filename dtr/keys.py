@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from dtr.cluster.service import Membership
     from dtr.config import Config
     from dtr.db.engine import Database
+    from dtr.db.listen import Notifications
     from dtr.jobs.runner import JobWorker
     from dtr.pullcache.cache import PullThrough
     from dtr.registry.events import Actor
@@ -24,6 +25,8 @@ if TYPE_CHECKING:
 
 CONFIG: web.AppKey[Config] = web.AppKey("config")
 DATABASE: web.AppKey[Database] = web.AppKey("database")
+#: The process's one listening connection (caches and the job worker subscribe to it).
+NOTIFICATIONS: web.AppKey[Notifications] = web.AppKey("notifications")
 STORAGE: web.AppKey[StorageWrapper] = web.AppKey("storage")
 REGISTRY: web.AppKey[RegistryService] = web.AppKey("registry")
 #: ``None`` when ``auth.enabled`` is false (everyone may do everything).

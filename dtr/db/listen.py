@@ -1,5 +1,6 @@
 """LISTEN on Postgres channels for the life of a task, outside the pool: one connection of its own
 (``asyncpg``, made as the pool's are: ``connect_args``), reconnected with back-off after it is lost.
+A process holds one (``Notifications``): the caches and the job worker subscribe to it.
 
 ``connected`` runs once the connection listens (each time: notifications sent while it was away
 are lost, so a caller that must not miss one acts as if it got one), ``lost`` each time it is gone
@@ -48,3 +49,48 @@ async def listen(dsn: str, channels: Mapping[str, Callable[[str], None]], *,
                     await conn.close()
         await asyncio.sleep(delay)
         delay = min(delay * 2, 10)
+
+
+class Notifications:
+    """The process's one listening connection, shared: each part ``subscribe``s the channels it
+    needs before ``run`` starts (its ``connected`` and ``lost`` run as ``listen`` says)."""
+
+    def __init__(self, dsn: str) -> None:
+        self.dsn = dsn
+        self._channels: dict[str, list[Callable[[str], None]]] = {}
+        self._connected: list[Callable[[], None]] = []
+        self._lost: list[Callable[[], None]] = []
+        self._running = False
+
+    def subscribe(self, channel: str, notified: Callable[[str], None], *,
+                  connected: Callable[[], None] | None = None, lost: Callable[[], None] | None = None) -> None:
+        if self._running:
+            raise RuntimeError("subscribe before the notifications run")
+        self._channels.setdefault(channel, []).append(notified)
+        if connected is not None:
+            self._connected.append(connected)
+        if lost is not None:
+            self._lost.append(lost)
+
+    async def run(self) -> None:
+        """Listen on every channel subscribed until cancelled (nothing to do when none is)."""
+        self._running = True
+        if not self._channels:
+            return
+
+        def each(calls: list[Callable[[], None]]) -> Callable[[], None]:
+            def call_all() -> None:
+                for call in calls:
+                    call()
+
+            return call_all
+
+        def fan_out(calls: list[Callable[[str], None]]) -> Callable[[str], None]:
+            def deliver(payload: str) -> None:
+                for call in calls:
+                    call(payload)
+
+            return deliver
+
+        await listen(self.dsn, {channel: fan_out(calls) for channel, calls in self._channels.items()},
+                     connected=each(self._connected), lost=each(self._lost))

@@ -42,12 +42,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dtr.config import Config
 from dtr.db.errors import DatabaseUnavailable
-from dtr.db.listen import listen
+from dtr.db.listen import Notifications
 from dtr.jobs import actions
 from dtr.jobs.context import JobContext, JobFailed, JobStopped
 from dtr.jobs.params import ParameterError
 from dtr.jobs.service import CHANNEL, FINAL, JobService, append_log, crons, insert_log_lines, jobs, lock_job, workers
-from dtr.keys import CONFIG, DATABASE, JOB_WORKER, STORAGE
+from dtr.keys import CONFIG, DATABASE, JOB_WORKER, NOTIFICATIONS, STORAGE
 from dtr.ops.metrics import job_ended
 from dtr.schedule import Schedule, ScheduleError
 from dtr.storage.base import StorageDriver
@@ -98,10 +98,11 @@ _READY_ACTIONS = select(jobs.c.action).distinct().where(_CLAIMABLE)
 class JobWorker:
     """Runs jobs for one process; ``start``/``stop`` from the app's cleanup context."""
 
-    def __init__(self, engine: AsyncEngine, storage: StorageDriver, config: Config, dsn: str | None = None) -> None:
-        """``dsn``: the database's URL, to LISTEN for jobs queued (``JobService.queue``) and claim
-        them at once; without it, only at each poll."""
-        self.engine, self.storage, self.config, self.dsn = engine, storage, config, dsn
+    def __init__(self, engine: AsyncEngine, storage: StorageDriver, config: Config,
+                 notifications: Notifications | None = None) -> None:
+        """``notifications``: where to listen for jobs queued (``JobService.queue``) and claim them
+        at once (subscribed by ``start``, before they run); without it, only at each poll."""
+        self.engine, self.storage, self.config, self.notifications = engine, storage, config, notifications
         self.cfg = config.jobs
         self.id = uuid.uuid4().hex[:12]
         self.capacity = {f.name: getattr(self.cfg.capacity, f.name) for f in dataclasses.fields(self.cfg.capacity)}
@@ -126,9 +127,8 @@ class JobWorker:
         self._tasks = [asyncio.create_task(self._loop(), name="jobs-loop"),
                        asyncio.create_task(self._flush_loop(), name="jobs-flush"),
                        asyncio.create_task(self._heartbeat_loop(), name="jobs-heartbeat")]
-        if self.dsn is not None:  # woken by each job queued (and on each connection: some may be missed)
-            self._tasks.append(asyncio.create_task(listen(self.dsn, {CHANNEL: lambda _: self._wake.set()},
-                                                          connected=self._wake.set), name="jobs-listen"))
+        if self.notifications is not None:  # woken by each job queued (and on each connection: some may be missed)
+            self.notifications.subscribe(CHANNEL, lambda _: self._wake.set(), connected=self._wake.set)
         log.info("job worker started", extra={"worker": self.id, "capacity": self.capacity})
 
     async def stop(self) -> None:
@@ -492,7 +492,7 @@ async def jobs_running(app: web.Application) -> AsyncIterator[None]:
     """This process's worker, unless ``jobs.worker`` is false."""
     cfg = app[CONFIG]
     engine = app[DATABASE].engine
-    worker = JobWorker(engine, app[STORAGE], cfg, app[DATABASE].url) if cfg.jobs.worker else None
+    worker = JobWorker(engine, app[STORAGE], cfg, app[NOTIFICATIONS]) if cfg.jobs.worker else None
     app[JOB_WORKER] = worker
     if worker is not None:
         await worker.start()

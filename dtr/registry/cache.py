@@ -6,8 +6,8 @@ round-trip. Every change that can alter a lookup's answer (a tag moved or delete
 deleted, a repository deleted; trust data updated, re-signed or deleted) calls
 ``invalidate(repo)`` in the same process and notifies the cache's channel on commit
 (``NOTIFY dtr_manifests, '<repo>'``; ``dtr_trust`` for trust files), so every replica drops that
-repository's entries (``running``: one listening connection serves every cache). A change a
-cache has already been told of (``invalidate`` or a refresh after the commit) is sent as
+repository's entries (``keep_coherent``: the process's one listening connection serves them). A
+change a cache has already been told of (``invalidate`` or a refresh after the commit) is sent as
 ``cache.notice(repo)``: the other replicas' caches drop the repository's entries, it ignores it.
 
 When the listening connection is lost, the whole cache is dropped and nothing is cached until
@@ -18,17 +18,14 @@ dropped entries are kept aside (``while_away``) for lookups the database cannot 
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import secrets
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, Generic, TypeVar
 
-from dtr.db.listen import listen
+from dtr.db.listen import Notifications
 from dtr.ops.metrics import Counter
-from dtr.ops.tasks import background
 
 log = logging.getLogger("dtr.registry.cache")
 
@@ -157,36 +154,18 @@ class RepositoryCache(Generic[V]):
         the change to it itself, after the commit)."""
         return f"{repo} {self._origin}"
 
+    def _notified(self, payload: str) -> None:
+        repo, _, origin = payload.partition(" ")
+        if origin != self._origin:
+            self.invalidate(repo or None)
+
     def _connected(self) -> None:
         self.invalidate()
         self._listening = True
 
 
-async def keep_coherent(dsn: str, caches: Sequence[RepositoryCache[Any]]) -> None:
-    """Listen for invalidations of ``caches`` until cancelled; reconnect with backoff, never
-    cache blind."""
-
-    def notified(channel: str) -> Callable[[str], None]:
-        def invalidate(payload: str) -> None:
-            repo, _, origin = payload.partition(" ")
-            for cache in caches:
-                if cache.channel == channel and origin != cache._origin:
-                    cache.invalidate(repo or None)
-
-        return invalidate
-
-    def connected() -> None:
-        for cache in caches:
-            cache._connected()
-
-    def lost() -> None:
-        for cache in caches:
-            cache._set_aside()
-
-    await listen(dsn, {c.channel: notified(c.channel) for c in caches}, connected=connected, lost=lost)
-
-
-def running(dsn: str, caches: Sequence[RepositoryCache[Any]]) -> contextlib.AbstractAsyncContextManager[
-        asyncio.Task[Any]]:
-    """Keep ``caches`` coherent for the life of the ``async with`` block (one connection)."""
-    return background(keep_coherent(dsn, caches))
+def keep_coherent(notifications: Notifications, caches: Sequence[RepositoryCache[Any]]) -> None:
+    """Have ``caches`` listen for their invalidations on ``notifications``: nothing is cached
+    until it listens, nor while it is reconnecting."""
+    for cache in caches:
+        notifications.subscribe(cache.channel, cache._notified, connected=cache._connected, lost=cache._set_aside)

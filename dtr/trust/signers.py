@@ -22,10 +22,20 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dtr.trust.serverroles import tag_targets
 
+#: The current root, targets and delegations of each of a repository's GUNs: the GUNs from the
+#: server keys (every GUN with files has its timestamp key), then a walk of the (gun, role,
+#: version) index, one probe per role, so the cost does not grow with the versions kept (it is
+#: read on each pull by tag under the signed-only policy).
 _CURRENT = text("""
-SELECT DISTINCT ON (gun, role) gun, role, data FROM trust_files
-WHERE repository = :repository AND role NOT IN ('snapshot', 'timestamp')
-ORDER BY gun, role, version DESC""")
+WITH RECURSIVE guns AS (SELECT DISTINCT gun FROM trust_keys WHERE repository = :repository),
+roles(gun, role) AS (
+    SELECT g.gun, (SELECT f.role FROM trust_files f WHERE f.gun = g.gun ORDER BY f.role LIMIT 1) FROM guns g
+    UNION ALL
+    SELECT r.gun, (SELECT f.role FROM trust_files f WHERE f.gun = r.gun AND f.role > r.role ORDER BY f.role LIMIT 1)
+    FROM roles r WHERE r.role IS NOT NULL)
+SELECT r.gun, r.role, f.data FROM roles r CROSS JOIN LATERAL (
+    SELECT data FROM trust_files WHERE gun = r.gun AND role = r.role ORDER BY version DESC LIMIT 1) f
+WHERE r.role IS NOT NULL AND r.role NOT IN ('snapshot', 'timestamp')""")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -123,10 +123,12 @@ def wait_https(url: str, ctx: ssl.SSLContext, proc: subprocess.Popen[bytes], log
 
 
 class NotaryServer:
-    """Debian's notary-server 0.7: memory storage, the local trust service (it holds snapshot and
-    timestamp keys itself), TLS with a certificate of ``ca``, no auth."""
+    """Debian's notary-server 0.7: memory storage (or ``storage``, its config's section), the local
+    trust service (it holds snapshot and timestamp keys itself), TLS with a certificate of ``ca``,
+    no auth."""
 
-    def __init__(self, workdir: Path, binary: str, port: int, ca: TestCA) -> None:
+    def __init__(self, workdir: Path, binary: str, port: int, ca: TestCA,
+                 storage: dict[str, str] | None = None) -> None:
         self.dir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
         self.binary, self.port, self.ca = binary, port, ca
@@ -138,7 +140,7 @@ class NotaryServer:
         self.config_path.write_text(json.dumps({
             "server": {"http_addr": self.host, "tls_cert_file": str(crt), "tls_key_file": str(key)},
             "trust_service": {"type": "local", "hostname": "", "port": ""},
-            "storage": {"backend": "memory"},
+            "storage": storage or {"backend": "memory"},
             "logging": {"level": "info"},
         }))
         self.proc: subprocess.Popen[bytes] | None = None

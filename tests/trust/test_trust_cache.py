@@ -15,8 +15,10 @@ import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dtr.db.engine import connect_args
+from dtr.db.listen import Notifications
+from dtr.ops.tasks import background
 from dtr.registry.cache import CHANNEL as MANIFESTS
-from dtr.registry.cache import running
+from dtr.registry.cache import keep_coherent
 from dtr.trust.cached import CURRENT, checksum
 from dtr.trust.store import TrustStore
 from tests.trust.test_notary_store import REPO, make_store, new_repo
@@ -29,7 +31,9 @@ GUN = "127.0.0.1:5000/ns/app"
 async def replica(engine: AsyncEngine, database_url: str, tmp_path: Path) -> AsyncIterator[TrustStore]:
     """A store whose cache listens, as a replica's does (``dtr.app``)."""
     store = make_store(engine, tmp_path)
-    async with running(database_url, [store.files.cache]):
+    notifications = Notifications(database_url)
+    keep_coherent(notifications, [store.files.cache])
+    async with background(notifications.run()):
         await until(lambda: store.files.cache.listening)
         yield store
 
