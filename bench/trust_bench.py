@@ -32,6 +32,7 @@ one for every request, to both).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import functools
 import http.client
 import json
@@ -46,7 +47,11 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
+import asyncpg
+from sqlalchemy.engine import make_url
+
 from bench.targets import databases
+from dtr.db.engine import connect_args
 from tests.auth.constants import ADMIN_AUTH, auth_config
 from tests.clients.engines import DockerEngine, ReferenceRegistry, rootfs_tar
 from tests.servers import DtrProcess, create_database, free_port
@@ -89,6 +94,11 @@ _GO_DURATION = re.compile(r"^([0-9.]+)(ns|µs|ms|s)$")
 _GO_UNITS = {"ns": 1e-9, "µs": 1e-6, "ms": 1e-3, "s": 1.0}
 
 
+def _add(out: dict[str, tuple[int, float]], kind: str, requests: int, seconds: float) -> None:
+    n, total = out.get(kind, (0, 0.0))
+    out[kind] = (n + requests, total + seconds)
+
+
 def _go_server_time(log: Path) -> dict[str, tuple[int, float]]:
     """(requests, seconds) a Go server (notary-server, the reference registry) logged as completed,
     by kind: ``trust``, ``upload PATCH``, ``registry``."""
@@ -102,8 +112,7 @@ def _go_server_time(log: Path) -> dict[str, tuple[int, float]]:
             continue
         uri, method = str(entry.get("http.request.uri", "")), entry.get("http.request.method")
         kind = "trust" if "/_trust/" in uri else "upload PATCH" if method == "PATCH" else "registry"
-        n, total = out.get(kind, (0, 0.0))
-        out[kind] = (n + 1, total + float(m.group(1)) * _GO_UNITS[m.group(2)])
+        _add(out, kind, 1, float(m.group(1)) * _GO_UNITS[m.group(2)])
     return out
 
 
@@ -111,8 +120,7 @@ def _merge(*parts: dict[str, tuple[int, float]]) -> dict[str, tuple[int, float]]
     out: dict[str, tuple[int, float]] = {}
     for part in parts:
         for kind, (n, total) in part.items():
-            m, t = out.get(kind, (0, 0.0))
-            out[kind] = (m + n, t + total)
+            _add(out, kind, n, total)
     return out
 
 
@@ -128,8 +136,7 @@ def _dtr_server_time(metrics_url: str) -> dict[str, tuple[int, float]]:
         if area in ("_ping", "metrics", "api", "auth", "ui"):
             continue
         kind = "trust" if area == "trust" else "upload PATCH" if method == "PATCH" else "registry"
-        n, total = out.get(kind, (0, 0.0))
-        out[kind] = (n + int(v.get("count", 0)), total + v.get("sum", 0.0))
+        _add(out, kind, int(v.get("count", 0)), v.get("sum", 0.0))
     return out
 
 
@@ -167,13 +174,6 @@ CREATE INDEX idx_changefeed_gun ON changefeed (gun);
 
 def _notary_database(url: str) -> dict[str, str]:
     """notary-server's ``storage`` section for a new database beside ``url``'s, its tables made."""
-    import asyncio
-
-    import asyncpg
-    from sqlalchemy.engine import make_url
-
-    from dtr.db.engine import connect_args
-
     created = make_url(create_database(url, f"notary_{uuid.uuid4().hex[:8]}"))
 
     async def make_tables() -> None:

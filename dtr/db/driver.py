@@ -29,11 +29,15 @@ async def driver_connection(engine: AsyncEngine) -> AsyncIterator[asyncpg.Connec
         driver: asyncpg.Connection = raw.driver_connection
         try:
             yield driver
-        except BaseException as e:
-            reason = unavailable_reason(e) if isinstance(e, Exception) else None
-            if reason is not None or not isinstance(e, Exception) or driver.is_closed():
+        except Exception as e:
+            reason = unavailable_reason(e)
+            if reason is not None or driver.is_closed():
                 with contextlib.suppress(Exception):
                     await conn.invalidate()
             if reason is not None and not isinstance(e, DatabaseUnavailable):
                 raise DatabaseUnavailable(reason) from e
+            raise
+        except BaseException:  # cancelled, perhaps mid-statement: the connection is in doubt
+            with contextlib.suppress(Exception):
+                await conn.invalidate()
             raise

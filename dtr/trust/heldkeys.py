@@ -65,21 +65,21 @@ class HeldKeys:
         self._keep(context, sealed, key)  # the update that follows signs with it: no unsealing
         return pub
 
-    async def public_for(self, conn: asyncpg.Connection, gun: str, repository: str, role: str,
-                         root: bytes | None, *, create: bool) -> PublicKey | None:
-        """The key ``GET <role>.key`` answers: the held key ``root`` lists (404 when it lists none
-        the server holds: the role is the client's); without a root, the newest handed out, made
-        when there is none and ``create`` (the caller holds the GUN's lock), else None."""
-        if root is not None:
-            ids = sorted({k.key_id for k in current_root_keys(root, role)})
-            row = await conn.fetchrow(_NEWEST, gun, role, ids)
-            if row is None:
-                raise TrustError(METADATA_NOT_FOUND, f"the server holds no {role} key of this repository's root")
-            return _public(row)
+    @staticmethod
+    async def listed(conn: asyncpg.Connection, gun: str, role: str, root: bytes) -> PublicKey:
+        """The key ``GET <role>.key`` answers once a root is published: the held key ``root``
+        lists (404 when it lists none the server holds: the role is the client's)."""
+        ids = sorted({k.key_id for k in current_root_keys(root, role)})
+        row = await conn.fetchrow(_NEWEST, gun, role, ids)
+        if row is None:
+            raise TrustError(METADATA_NOT_FOUND, f"the server holds no {role} key of this repository's root")
+        return _public(row)
+
+    async def handed_out(self, conn: asyncpg.Connection, gun: str, repository: str, role: str) -> PublicKey:
+        """The key ``GET <role>.key`` answers before any root: the newest handed out, made when
+        there is none. The caller holds the GUN's lock."""
         row = await conn.fetchrow(_NEWEST, gun, role, None)
-        if row is not None:
-            return _public(row)
-        return await self.create(conn, gun, repository, role) if create else None
+        return _public(row) if row is not None else await self.create(conn, gun, repository, role)
 
     async def signers_for(self, conn: asyncpg.Connection, gun: str, root: bytes) -> Mapping[str, ServerKey]:
         """role -> the newest held key ``root`` lists for it, unsealed (the roles the server holds
@@ -91,7 +91,7 @@ class HeldKeys:
         found: dict[str, ServerKey] = {}
         for row in await conn.fetch(_LISTED, gun, sorted(ids)):
             role = row["role"]
-            if role in listed and row["key_id"] in listed[role] and role not in found:
+            if row["key_id"] in listed.get(role, ()) and role not in found:
                 found[role] = self._unseal(gun, row)
         return found
 

@@ -46,6 +46,8 @@ trust_keys = cast(Table, TrustKey.__table__)
 _LOCK = "SELECT pg_advisory_xact_lock($1)"
 #: The lock, and the notification of a change to the GUN's files (sent if the transaction commits).
 _LOCK_CHANGING = f"SELECT pg_advisory_xact_lock($1), pg_notify('{CHANNEL}', $2)"
+#: The same, in a caller's SQLAlchemy transaction (``delete_gun``).
+_LOCK_CHANGING_SA = text(f"SELECT pg_advisory_xact_lock(:key), pg_notify('{CHANNEL}', :payload)")
 _NEWEST = "SELECT data, created_at FROM trust_files WHERE gun = $1 AND role = $2 ORDER BY version DESC LIMIT 1"
 _BY_CHECKSUM = ("SELECT data, created_at FROM trust_files WHERE gun = $1 AND role = $2 AND sha256 = $3 "
                 "ORDER BY version DESC LIMIT 1")
@@ -253,15 +255,12 @@ class TrustStore:
         handed out, made under the GUN's lock when there is none."""
         if (root := await self.current(gun, "root")) is not None:
             async with driver_connection(self.engine) as conn:
-                listed = await self.keys.public_for(conn, gun, repository, role, root.data, create=False)
-        else:
-            async with driver_connection(self.engine) as conn, conn.transaction():
-                await conn.execute(_LOCK, _lock_key(gun))
-                locked = await conn.fetchrow(_NEWEST, gun, "root")
-                listed = await self.keys.public_for(conn, gun, repository, role, locked["data"] if locked else None,
-                                                    create=True)
-        assert listed is not None  # with a root: the listed key or 404; without: made if missing
-        return listed
+                return await self.keys.listed(conn, gun, role, root.data)
+        async with driver_connection(self.engine) as conn, conn.transaction():
+            await conn.execute(_LOCK, _lock_key(gun))
+            if (locked := await conn.fetchrow(_NEWEST, gun, "root")) is not None:
+                return await self.keys.listed(conn, gun, role, locked["data"])
+            return await self.keys.handed_out(conn, gun, repository, role)
 
     async def rotate_key(self, gun: str, repository: str, role: str) -> PublicKey:
         """A new server key for ``role``: used once the client publishes a root listing it."""
@@ -286,8 +285,7 @@ class TrustStore:
 async def delete_gun(conn: AsyncConnection, gun: str) -> None:
     """Delete a GUN's trust data in the caller's transaction (see ``TrustStore.delete``); every
     replica's cached files of the GUN's repository are dropped when it commits."""
-    await conn.execute(text(f"SELECT pg_advisory_xact_lock(:key), pg_notify('{CHANNEL}', :repository)"),
-                       {"key": _lock_key(gun), "repository": repository_of(gun)})
+    await conn.execute(_LOCK_CHANGING_SA, {"key": _lock_key(gun), "payload": repository_of(gun)})
     deleted = (await conn.execute(trust_files.delete().where(trust_files.c.gun == gun))).rowcount
     await conn.execute(trust_keys.delete().where(trust_keys.c.gun == gun))
     if deleted:
