@@ -47,6 +47,19 @@ async def until(check: Callable[[], object], within: float = 10.0) -> None:
     assert check()
 
 
+async def settled(store: TrustStore, database_url: str) -> None:
+    """Wait until ``store`` has acted on every notification committed so far: Postgres delivers
+    them in commit order, so once a marker sent now has dropped its entry, the earlier ones are in."""
+    marker = "127.0.0.1:5000/settled/marker"
+    store.files.put(marker, "root", CURRENT, None, store.files.generation())
+    conn = await asyncpg.connect(**connect_args(database_url))
+    try:
+        await conn.execute("SELECT pg_notify('dtr_trust', 'settled/marker')")
+    finally:
+        await conn.close()
+    await until(lambda: store.files.get(marker, "root", CURRENT) is None)
+
+
 async def version(store: TrustStore, role: str) -> int | None:
     found = await store.current(GUN, role)
     return None if found is None else int(signed_part(found.data)["version"])
@@ -57,6 +70,7 @@ async def test_a_change_reaches_the_other_replica_and_is_served_at_once_where_ma
     async with replica(engine, database_url, tmp_path / "a") as a, \
             replica(engine, database_url, tmp_path / "b") as b:
         repo = await new_repo(a, GUN)
+        await settled(b, database_url)  # else the creation's notification may drop what b reads next
         assert await version(b, "timestamp") == 1 and await version(b, "targets") == 1  # b caches them
         assert b.files.get(GUN, "timestamp", CURRENT) is not None
 
