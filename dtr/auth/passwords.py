@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import secrets
 
 from argon2 import PasswordHasher
@@ -10,8 +11,13 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 
 #: argon2id with OWASP's minimum (19 MiB, 2 passes): strong, and cheap enough for 2 cores.
 _HASHER = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
-#: Verified against when an account does not exist, so that the answer takes as long.
-_DUMMY_HASH = _HASHER.hash(secrets.token_urlsafe(16))
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified against when an account does not exist, so that the answer takes as long (made on
+    first use: hashing costs every process that imports this ~70 ms, most never need it)."""
+    return _HASHER.hash(secrets.token_urlsafe(16))
 
 
 class PasswordPolicyError(ValueError):
@@ -37,7 +43,7 @@ def hash_password(password: str) -> str:
 def verify_password(stored: str | None, password: str) -> bool:
     """True if ``password`` matches ``stored`` (constant work when ``stored`` is None)."""
     try:
-        return _HASHER.verify(stored or _DUMMY_HASH, password) and stored is not None
+        return _HASHER.verify(stored or _dummy_hash(), password) and stored is not None
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
 

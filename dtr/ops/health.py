@@ -11,6 +11,7 @@ process, when dtr runs one). The answer holds states, numbers and error texts, n
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib.metadata
 import os
 import time
@@ -39,7 +40,9 @@ FROM event_cursors c
 """)
 
 
+@functools.cache
 def version() -> str:
+    """dtr's installed version (read once: every heartbeat names it)."""
     try:
         return importlib.metadata.version("dtr")
     except importlib.metadata.PackageNotFoundError:

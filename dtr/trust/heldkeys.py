@@ -3,7 +3,9 @@
 
 Which key a GUN uses for a role: the newest held key its current root lists; before any root,
 the newest key handed out (so repeated GETs of ``<role>.key`` answer the same key, where
-notary-server made a new one each time). A rotation (``POST <role>.key``) adds a newer key; it
+notary-server made a new one each time). The first ask of either role hands out a key of each
+(a client publishing a new repository asks for both: one commit instead of two; a key its root
+does not list is never used). A rotation (``POST <role>.key``) adds a newer key; it
 is used once a root listing it is published. Private halves are sealed (``dtr.trust.sealing``)
 under a context naming GUN, role and key id. A key unsealed once is kept in memory (a bounded
 LRU keyed by its row's context and sealed bytes, which never change: nothing to keep coherent),
@@ -36,6 +38,9 @@ _INSERT = ("INSERT INTO trust_keys (gun, repository, role, key_id, algorithm, pu
 #: The newest of a role's keys; ``$3``: only those among these key ids (NULL: any).
 _NEWEST = ("SELECT key_id, algorithm, public FROM trust_keys WHERE gun = $1 AND role = $2 "
            "AND ($3::text[] IS NULL OR key_id = ANY($3::text[])) ORDER BY id DESC LIMIT 1")
+#: The newest key of each role.
+_EACH_ROLE = ("SELECT DISTINCT ON (role) role, key_id, algorithm, public FROM trust_keys WHERE gun = $1 "
+              "ORDER BY role, id DESC")
 _LISTED = ("SELECT role, key_id, algorithm, public, private_sealed FROM trust_keys "
            "WHERE gun = $1 AND key_id = ANY($2::text[]) ORDER BY id DESC")
 
@@ -57,13 +62,23 @@ class HeldKeys:
 
     async def create(self, conn: asyncpg.Connection, gun: str, repository: str, role: str) -> PublicKey:
         """A new key for ``role`` of ``gun``, its private half sealed."""
-        key = generate_server_key()
-        pub = key.public
-        context = _context(gun, role, pub.key_id)
-        sealed = self._sealer().seal(key.private_der(), context)
-        await conn.execute(_INSERT, gun, repository, role, pub.key_id, pub.keytype, pub.public, sealed)
-        self._keep(context, sealed, key)  # the update that follows signs with it: no unsealing
-        return pub
+        return (await self._create(conn, gun, repository, [role]))[role]
+
+    async def _create(self, conn: asyncpg.Connection, gun: str, repository: str,
+                      roles: list[str]) -> dict[str, PublicKey]:
+        """A new key for each of ``roles``, stored in one round trip."""
+        made: dict[str, PublicKey] = {}
+        rows = []
+        for role in roles:
+            key = generate_server_key()
+            pub = key.public
+            context = _context(gun, role, pub.key_id)
+            sealed = self._sealer().seal(key.private_der(), context)
+            rows.append((gun, repository, role, pub.key_id, pub.keytype, pub.public, sealed))
+            self._keep(context, sealed, key)  # the update that follows signs with it: no unsealing
+            made[role] = pub
+        await conn.executemany(_INSERT, rows)
+        return made
 
     @staticmethod
     async def listed(conn: asyncpg.Connection, gun: str, role: str, root: bytes) -> PublicKey:
@@ -75,11 +90,20 @@ class HeldKeys:
             raise TrustError(METADATA_NOT_FOUND, f"the server holds no {role} key of this repository's root")
         return _public(row)
 
-    async def handed_out(self, conn: asyncpg.Connection, gun: str, repository: str, role: str) -> PublicKey:
-        """The key ``GET <role>.key`` answers before any root: the newest handed out, made when
-        there is none. The caller holds the GUN's lock."""
+    @staticmethod
+    async def newest(conn: asyncpg.Connection, gun: str, role: str) -> PublicKey | None:
+        """The newest key handed out for ``role``, if any."""
         row = await conn.fetchrow(_NEWEST, gun, role, None)
-        return _public(row) if row is not None else await self.create(conn, gun, repository, role)
+        return None if row is None else _public(row)
+
+    async def handed_out(self, conn: asyncpg.Connection, gun: str, repository: str, role: str) -> PublicKey:
+        """The key ``GET <role>.key`` answers before any root: the newest handed out; when there
+        is none, one is made for it and for each server role that has none. The caller holds the
+        GUN's lock."""
+        rows = {row["role"]: row for row in await conn.fetch(_EACH_ROLE, gun)}
+        if role in rows:
+            return _public(rows[role])
+        return (await self._create(conn, gun, repository, [r for r in SERVER_ROLES if r not in rows]))[role]
 
     async def signers_for(self, conn: asyncpg.Connection, gun: str, root: bytes) -> Mapping[str, ServerKey]:
         """role -> the newest held key ``root`` lists for it, unsealed (the roles the server holds

@@ -251,16 +251,19 @@ class TrustStore:
 
     async def get_key(self, gun: str, repository: str, role: str) -> PublicKey:
         """The public key ``GET <role>.key`` answers (``dtr.trust.heldkeys``): once a root is
-        published (read from memory), the held key it lists, read without a lock; before, the key
-        handed out, made under the GUN's lock when there is none."""
-        if (root := await self.current(gun, "root")) is not None:
-            async with driver_connection(self.engine) as conn:
+        published (read from memory), the held key it lists; before, the key handed out. Both are
+        read without a lock; a missing one is made under the GUN's lock."""
+        root = await self.current(gun, "root")
+        async with driver_connection(self.engine) as conn:
+            if root is not None:
                 return await self.keys.listed(conn, gun, role, root.data)
-        async with driver_connection(self.engine) as conn, conn.transaction():
-            await conn.execute(_LOCK, _lock_key(gun))
-            if (locked := await conn.fetchrow(_NEWEST, gun, "root")) is not None:
-                return await self.keys.listed(conn, gun, role, locked["data"])
-            return await self.keys.handed_out(conn, gun, repository, role)
+            if (found := await self.keys.newest(conn, gun, role)) is not None:
+                return found
+            async with conn.transaction():
+                await conn.execute(_LOCK, _lock_key(gun))
+                if (locked := await conn.fetchrow(_NEWEST, gun, "root")) is not None:
+                    return await self.keys.listed(conn, gun, role, locked["data"])
+                return await self.keys.handed_out(conn, gun, repository, role)
 
     async def rotate_key(self, gun: str, repository: str, role: str) -> PublicKey:
         """A new server key for ``role``: used once the client publishes a root listing it."""
