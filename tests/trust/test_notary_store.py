@@ -109,3 +109,18 @@ async def test_deleting_a_repository_deletes_its_guns(engine: AsyncEngine, tmp_p
     records = await feed.changes(engine, None, 0, 0)
     assert [(c.gun, c.category) for c in records if c.category == "deletion"] == [(g, "deletion") for g in guns]
     assert json.loads(json.dumps(records[0].record()))["ID"] == str(records[0].id)
+
+
+async def test_the_first_key_asked_hands_out_a_key_of_each_server_role(engine: AsyncEngine, tmp_path: Path) -> None:
+    store = make_store(engine, tmp_path)
+    gun = "127.0.0.1:5000/ns/first"
+    timestamp = await store.get_key(gun, REPO, "timestamp")
+    async with engine.connect() as conn:
+        rows = (await conn.execute(text("SELECT role, key_id FROM trust_keys WHERE gun = :gun"), {"gun": gun})).all()
+    assert sorted(r.role for r in rows) == ["snapshot", "timestamp"]
+    snapshot = await store.get_key(gun, REPO, "snapshot")
+    assert {r.key_id for r in rows} == {timestamp.key_id, snapshot.key_id}
+    assert (await store.get_key(gun, REPO, "timestamp")).key_id == timestamp.key_id
+    rotated = await store.rotate_key(gun, REPO, "snapshot")  # before any root: the newest handed out
+    assert rotated.key_id != snapshot.key_id
+    assert (await store.get_key(gun, REPO, "snapshot")).key_id == rotated.key_id
