@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import asyncpg
@@ -78,19 +78,15 @@ class Notifications:
         if not self._channels:
             return
 
-        def each(calls: list[Callable[[], None]]) -> Callable[[], None]:
-            def call_all() -> None:
-                for call in calls:
-                    call()
+        await listen(self.dsn, {channel: _all(calls) for channel, calls in self._channels.items()},
+                     connected=_all(self._connected), lost=_all(self._lost))
 
-            return call_all
 
-        def fan_out(calls: list[Callable[[str], None]]) -> Callable[[str], None]:
-            def deliver(payload: str) -> None:
-                for call in calls:
-                    call(payload)
+def _all(calls: Sequence[Callable[..., None]]) -> Callable[..., None]:
+    """One callback that calls each of ``calls`` with its arguments, in order."""
 
-            return deliver
+    def call_all(*args: str) -> None:
+        for call in calls:
+            call(*args)
 
-        await listen(self.dsn, {channel: fan_out(calls) for channel, calls in self._channels.items()},
-                     connected=each(self._connected), lost=each(self._lost))
+    return call_all

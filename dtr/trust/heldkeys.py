@@ -67,18 +67,14 @@ class HeldKeys:
     async def _create(self, conn: asyncpg.Connection, gun: str, repository: str,
                       roles: list[str]) -> dict[str, PublicKey]:
         """A new key for each of ``roles``, stored in one round trip."""
-        made: dict[str, PublicKey] = {}
-        rows = []
-        for role in roles:
-            key = generate_server_key()
-            pub = key.public
-            context = _context(gun, role, pub.key_id)
-            sealed = self._sealer().seal(key.private_der(), context)
-            rows.append((gun, repository, role, pub.key_id, pub.keytype, pub.public, sealed))
-            self._keep(context, sealed, key)  # the update that follows signs with it: no unsealing
-            made[role] = pub
-        await conn.executemany(_INSERT, rows)
-        return made
+        keys = {role: generate_server_key() for role in roles}
+        sealed = {role: self._sealer().seal(key.private_der(), _context(gun, role, key.public.key_id))
+                  for role, key in keys.items()}
+        await conn.executemany(_INSERT, [(gun, repository, role, key.public.key_id, key.public.keytype,
+                                          key.public.public, sealed[role]) for role, key in keys.items()])
+        for role, key in keys.items():  # the update that follows signs with them: no unsealing
+            self._keep(_context(gun, role, key.public.key_id), sealed[role], key)
+        return {role: key.public for role, key in keys.items()}
 
     @staticmethod
     async def listed(conn: asyncpg.Connection, gun: str, role: str, root: bytes) -> PublicKey:

@@ -17,6 +17,7 @@ so a client never sees one about to expire. The new timestamp is an update in th
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import threading
@@ -121,13 +122,15 @@ class TrustStore:
 
     # -- reads ------------------------------------------------------------------------------
 
-    async def _one(self, gun: str, role: str, which: str, query: str, *args: object) -> StoredFile | None:
-        """The file ``query`` finds (given GUN, role and ``args``), cached as ``which``."""
+    async def _one(self, gun: str, role: str, which: str, query: str, *args: object,
+                   conn: asyncpg.Connection | None = None) -> StoredFile | None:
+        """The file ``query`` finds (given GUN, role and ``args``), cached as ``which``; read on
+        ``conn`` when given, else on a pooled connection."""
         if (cached := self.files.get(gun, role, which)) is not None:
             return cached.found
         generation = self.files.generation()
-        async with driver_connection(self.engine) as conn:
-            row = await conn.fetchrow(query, gun, role, *args)
+        async with driver_connection(self.engine) if conn is None else contextlib.nullcontext(conn) as db:
+            row = await db.fetchrow(query, gun, role, *args)
         found = StoredFile(row["data"], row["created_at"]) if row is not None else None
         self.files.put(gun, role, which, found, generation)
         return found
@@ -253,9 +256,8 @@ class TrustStore:
         """The public key ``GET <role>.key`` answers (``dtr.trust.heldkeys``): once a root is
         published (read from memory), the held key it lists; before, the key handed out. Both are
         read without a lock; a missing one is made under the GUN's lock."""
-        root = await self.current(gun, "root")
-        async with driver_connection(self.engine) as conn:
-            if root is not None:
+        async with driver_connection(self.engine) as conn:  # one checkout for the root and the key
+            if (root := await self._one(gun, "root", CURRENT, _NEWEST, conn=conn)) is not None:
                 return await self.keys.listed(conn, gun, role, root.data)
             if (found := await self.keys.newest(conn, gun, role)) is not None:
                 return found

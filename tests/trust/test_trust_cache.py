@@ -54,7 +54,7 @@ async def settled(store: TrustStore, database_url: str) -> None:
     store.files.put(marker, "root", CURRENT, None, store.files.generation())
     conn = await asyncpg.connect(**connect_args(database_url))
     try:
-        await conn.execute("SELECT pg_notify('dtr_trust', 'settled/marker')")
+        await conn.execute("SELECT pg_notify($1, 'settled/marker')", store.files.cache.channel)
     finally:
         await conn.close()
     await until(lambda: store.files.get(marker, "root", CURRENT) is None)
