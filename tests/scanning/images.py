@@ -273,7 +273,7 @@ def _build_app(out: Path, base: BuiltImage) -> None:
     _umoci("gc", "--layout", str(layout))
     # The image as a runtime sees it (whiteouts and the opaque directory applied) must agree.
     with _bundle(out) as check:
-        _umoci("unpack", "--image", image, str(check))
+        _raw_unpack(image, check / "rootfs")
         final = truth_of(check / "rootfs")
     if final != truths[-1]:
         raise RuntimeError(f"unpacked image truth differs from the build's: {final} != {truths[-1]}")
@@ -285,8 +285,8 @@ def _build_distroless(out: Path, base: BuiltImage) -> None:
     _umoci("init", "--layout", str(layout))
     _umoci("new", "--image", f"{layout}:distroless")
     with _bundle(out) as debian, _bundle(out) as bundle:
-        _umoci("unpack", "--image", base.image, str(debian))
         src = debian / "rootfs"
+        _raw_unpack(base.image, src)
         _umoci("unpack", "--image", f"{layout}:distroless", str(bundle))
         root = bundle / "rootfs"
         stanzas = {s["Package"]: s for s in _stanzas((src / "var/lib/dpkg/status").read_text())}
@@ -464,6 +464,13 @@ def _tool(name: str) -> str:
 
 def _umoci(*args: str) -> None:
     run([_tool("umoci"), *args], timeout=600)
+
+
+def _raw_unpack(image: str, rootfs: Path) -> None:
+    """The root file system of ``image`` alone, to read: no bundle, so no mtree of every file's
+    hash (``umoci unpack`` of the Debian image takes 13 s, this 3 s)."""
+    rootfs.parent.mkdir(parents=True, exist_ok=True)
+    _umoci("raw", "unpack", "--image", image, str(rootfs))
 
 
 class _bundle:
