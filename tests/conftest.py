@@ -2,11 +2,13 @@
 
 Fixtures:
 - ``pg_uri``: base URI of the shared embedded PostgreSQL (session).
-- ``database_url``: a fresh, empty database (per test); ``engine``: an engine on a fresh database
-  with dtr's migrations applied, for use cases called directly (no HTTP).
+- ``database_url``: a fresh database with dtr's schema (per test, cloned from a template migrated
+  once: ``create_database(migrated=True)``); ``engine``: an engine on it, for use cases called
+  directly (no HTTP). ``empty_database_url``: a fresh, empty one, for tests of the migrations.
 - ``dtr``: a running ``dtr serve`` (``DtrProcess``: ``.url``, ``.host``, ``.port``) shared by the
   worker's tests; use unique repository names (``repo_name``) so tests stay independent.
-- ``dtr_factory``: start more dtr processes (own database and data dir) for crash and config tests.
+- ``dtr_factory``: start more dtr processes (own database and data dir) for crash and config tests;
+  ``migrated=False`` gives one an empty database, so that it migrates it as it starts.
 - ``http``: an aiohttp ClientSession.
 - ``app_client``: dtr's app in this process (``create_app`` with its ``cleanup_ctx`` run) on a
   fresh database and data dir, for fast service-level tests: ``app`` is the application (its
@@ -62,24 +64,27 @@ def pg_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture
 def database_url(pg_uri: str) -> str:
+    return create_database(pg_uri, migrated=True)
+
+
+@pytest.fixture
+def empty_database_url(pg_uri: str) -> str:
     return create_database(pg_uri)
 
 
 @pytest.fixture
 async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    """An engine on a fresh database with dtr's migrations applied (service-level tests)."""
+    """An engine on ``database_url`` (service-level tests)."""
     from dtr.db.engine import asyncpg_url
-    from dtr.db.migrate import upgrade
 
     engine = create_async_engine(asyncpg_url(database_url))
-    await upgrade(engine)
     yield engine
     await engine.dispose()
 
 
 @pytest.fixture(scope="session")
 def dtr(pg_uri: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DtrProcess]:
-    proc = DtrProcess(tmp_path_factory.mktemp("dtr"), create_database(pg_uri))
+    proc = DtrProcess(tmp_path_factory.mktemp("dtr"), create_database(pg_uri, migrated=True))
     proc.start()
     yield proc
     proc.stop()
@@ -89,8 +94,8 @@ def dtr(pg_uri: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DtrPr
 def dtr_factory(pg_uri: str, tmp_path: Path) -> Iterator[Callable[..., DtrProcess]]:
     started: list[DtrProcess] = []
 
-    def make(extra: dict[str, Any] | None = None, start: bool = True) -> DtrProcess:
-        proc = DtrProcess(tmp_path / f"dtr{len(started)}", create_database(pg_uri), extra)
+    def make(extra: dict[str, Any] | None = None, start: bool = True, *, migrated: bool = True) -> DtrProcess:
+        proc = DtrProcess(tmp_path / f"dtr{len(started)}", create_database(pg_uri, migrated=migrated), extra)
         started.append(proc)
         return proc.start() if start else proc
 

@@ -81,8 +81,10 @@ def start_postgres(pgdata: Path) -> Any:
         return server
 
 
-def create_database(base_uri: str, name: str | None = None) -> str:
-    """A fresh database on the server at ``base_uri``; returns its URL."""
+def create_database(base_uri: str, name: str | None = None, *, migrated: bool = False) -> str:
+    """A fresh database on the server at ``base_uri``; returns its URL. ``migrated``: with dtr's
+    schema already in place, cloned from a template migrated once per server (``migrate`` runs
+    no step on it then); else empty, for tests of the migrations and of a first start."""
     import asyncio
 
     from sqlalchemy.engine import make_url
@@ -90,10 +92,51 @@ def create_database(base_uri: str, name: str | None = None) -> str:
     from dtr.db.engine import _ensure_database
 
     name = name or f"t_{uuid.uuid4().hex[:12]}"
+    make = _clone_schema(base_uri, name) if migrated else _ensure_database(base_uri, name)
     # In a thread of its own: callers may be inside a running event loop (async tests).
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        pool.submit(asyncio.run, _ensure_database(base_uri, name)).result()
+        pool.submit(asyncio.run, make).result()
     return make_url(base_uri).set(database=name).render_as_string(hide_password=False)
+
+
+#: The database ``create_database(migrated=True)`` clones, and the advisory lock its making holds.
+SCHEMA_TEMPLATE, _TEMPLATE_LOCK = "dtr_schema_template", 0x647472
+
+
+async def _clone_schema(base_uri: str, name: str) -> None:
+    """CREATE DATABASE ``name`` from the schema template, made first if missing (by one process
+    at a time; migrated under another name and renamed, so no half-made template is cloned). The
+    test server lives in the session's base directory, so the template is never of older
+    migrations."""
+    import asyncpg
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from dtr.db.engine import _ensure_database, asyncpg_url
+    from dtr.db.migrate import upgrade
+
+    u = make_url(base_uri)
+    conn = await asyncpg.connect(host=u.query.get("host") or u.host, port=u.port, user=u.username,
+                                 password=u.password, database=u.database or "postgres")
+    try:
+        await conn.execute("SELECT pg_advisory_lock($1)", _TEMPLATE_LOCK)
+        try:
+            if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", SCHEMA_TEMPLATE):
+                making = f"{SCHEMA_TEMPLATE}_making"
+                await conn.execute(f'DROP DATABASE IF EXISTS "{making}"')
+                await _ensure_database(base_uri, making)
+                url = make_url(base_uri).set(database=making).render_as_string(hide_password=False)
+                engine = create_async_engine(asyncpg_url(url))
+                try:
+                    await upgrade(engine)
+                finally:
+                    await engine.dispose()
+                await conn.execute(f'ALTER DATABASE "{making}" RENAME TO "{SCHEMA_TEMPLATE}"')
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock($1)", _TEMPLATE_LOCK)
+        await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{SCHEMA_TEMPLATE}"')
+    finally:
+        await conn.close()
 
 
 class DtrProcess:

@@ -28,8 +28,8 @@ def _heads(conn: Connection) -> set[str]:
     return set(MigrationContext.configure(conn).get_current_heads())
 
 
-async def test_upgrade_heads_matches_the_models(database_url: str) -> None:
-    engine = create_async_engine(asyncpg_url(database_url))
+async def test_upgrade_heads_matches_the_models(empty_database_url: str) -> None:
+    engine = create_async_engine(asyncpg_url(empty_database_url))
     try:
         await upgrade(engine)
         async with engine.connect() as conn:
@@ -41,8 +41,8 @@ async def test_upgrade_heads_matches_the_models(database_url: str) -> None:
         await engine.dispose()
 
 
-async def test_upgrade_is_idempotent_and_safe_to_run_concurrently(database_url: str) -> None:
-    engines = [create_async_engine(asyncpg_url(database_url)) for _ in range(3)]
+async def test_upgrade_is_idempotent_and_safe_to_run_concurrently(empty_database_url: str) -> None:
+    engines = [create_async_engine(asyncpg_url(empty_database_url)) for _ in range(3)]
     try:
         await asyncio.gather(*(upgrade(e) for e in engines))  # replicas starting at once
         await upgrade(engines[0])  # and again: nothing to do

@@ -29,7 +29,7 @@ class Site:
 @pytest.fixture(scope="session")
 def site(pg_uri: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     # Failed logins are part of what is fuzzed: no throttling to turn every later request into a 429.
-    proc = DtrProcess(tmp_path_factory.mktemp("dtr-api"), create_database(pg_uri),
+    proc = DtrProcess(tmp_path_factory.mktemp("dtr-api"), create_database(pg_uri, migrated=True),
                       auth_config(failed_login_threshold=1_000_000, failed_login_address_threshold=1_000_000))
     proc.start()
     admin = (f"site-admin-{uuid.uuid4().hex}", f"Pw-{uuid.uuid4().hex}")

@@ -18,7 +18,7 @@ from tests.servers import DtrProcess, create_database
 
 @pytest.fixture(scope="session")
 def auth_dtr(pg_uri: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DtrProcess]:
-    proc = DtrProcess(tmp_path_factory.mktemp("dtr-auth"), create_database(pg_uri),
+    proc = DtrProcess(tmp_path_factory.mktemp("dtr-auth"), create_database(pg_uri, migrated=True),
                       auth_config(failed_login_address_threshold=100000))
     proc.start()
     yield proc

@@ -30,7 +30,7 @@ def replica_config(storage: Path, **extra: Any) -> dict[str, Any]:
 def pair(pg_uri: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DtrProcess, DtrProcess]]:
     """Two started replicas (auth on, different data_dirs) on a fresh database."""
     root = tmp_path_factory.mktemp("cluster")
-    url = create_database(pg_uri)
+    url = create_database(pg_uri, migrated=True)
     procs = [DtrProcess(root / name, url, replica_config(root / "registry")) for name in ("a", "b")]
     try:
         for p in procs:

@@ -70,7 +70,7 @@ class Cluster:
 def cluster(pg_uri: str, workdir: Path, storage: dict[str, Any], extra: dict[str, Any] | None = None
             ) -> Iterator[Cluster]:
     """Three replicas behind nginx (the token signing key is the database's, shared by all)."""
-    url = create_database(pg_uri)
+    url = create_database(pg_uri, migrated=True)
     config = {**auth_config(service=SERVICE, failed_login_address_threshold=100000),
               "http": {"trusted_proxies": ["127.0.0.1"]}, "storage": storage, **(extra or {})}
     replicas = [DtrProcess(workdir / f"replica{i}", url, config) for i in range(3)]

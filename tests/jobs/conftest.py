@@ -26,7 +26,7 @@ def cluster(pg_uri: str, tmp_path: Path) -> Iterator[Callable[..., list[DtrProce
     started: list[DtrProcess] = []
 
     def make(n: int = 2, jobs: dict[str, Any] | None = None, **extra: Any) -> list[DtrProcess]:
-        url = create_database(pg_uri)
+        url = create_database(pg_uri, migrated=True)
         procs = []
         for _ in range(n):
             cfg = {"jobs": {**FAST_JOBS, **(jobs or {})},

@@ -56,7 +56,7 @@ def notary_server(test_ca: TestCA, tmp_path_factory: pytest.TempPathFactory) -> 
 def trust_dtr(pg_uri: str, test_ca: TestCA, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DtrProcess]:
     """dtr on HTTPS (its certificate issued from ``test_ca``); ``.url`` is its https URL once started."""
     ping = free_port()  # the plain-HTTP ops listener: where DtrProcess sees dtr come up
-    proc = DtrProcess(tmp_path_factory.mktemp("trust-dtr"), create_database(pg_uri), {
+    proc = DtrProcess(tmp_path_factory.mktemp("trust-dtr"), create_database(pg_uri, migrated=True), {
         **auth_config(failed_login_address_threshold=100000),
         "http": {"tls": "auto", "tls_ca": {"certificate": str(test_ca.cert_path), "key": str(test_ca.key_path)}},
         "metrics": {"listen": f"127.0.0.1:{ping}"},

@@ -43,7 +43,7 @@ async def chromium() -> AsyncIterator[Browser]:
 
 @pytest.fixture(scope="session")
 def ui_dtr(pg_uri: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DtrProcess]:
-    proc = DtrProcess(tmp_path_factory.mktemp("dtr-ui"), create_database(pg_uri), UI_AUTH)
+    proc = DtrProcess(tmp_path_factory.mktemp("dtr-ui"), create_database(pg_uri, migrated=True), UI_AUTH)
     proc.start()
     yield proc
     proc.stop()
