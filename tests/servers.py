@@ -110,14 +110,11 @@ async def _clone_schema(base_uri: str, name: str) -> None:
     migrations."""
     import asyncpg
     from sqlalchemy.engine import make_url
-    from sqlalchemy.ext.asyncio import create_async_engine
 
-    from dtr.db.engine import _ensure_database, asyncpg_url
-    from dtr.db.migrate import upgrade
+    from dtr.config import DatabaseConfig
+    from dtr.db.engine import _ensure_database, connect_args, migrate_database
 
-    u = make_url(base_uri)
-    conn = await asyncpg.connect(host=u.query.get("host") or u.host, port=u.port, user=u.username,
-                                 password=u.password, database=u.database or "postgres")
+    conn = await asyncpg.connect(**connect_args(base_uri))
     try:
         await conn.execute("SELECT pg_advisory_lock($1)", _TEMPLATE_LOCK)
         try:
@@ -126,11 +123,7 @@ async def _clone_schema(base_uri: str, name: str) -> None:
                 await conn.execute(f'DROP DATABASE IF EXISTS "{making}"')
                 await _ensure_database(base_uri, making)
                 url = make_url(base_uri).set(database=making).render_as_string(hide_password=False)
-                engine = create_async_engine(asyncpg_url(url))
-                try:
-                    await upgrade(engine)
-                finally:
-                    await engine.dispose()
+                await migrate_database(url, DatabaseConfig())
                 await conn.execute(f'ALTER DATABASE "{making}" RENAME TO "{SCHEMA_TEMPLATE}"')
         finally:
             await conn.execute("SELECT pg_advisory_unlock($1)", _TEMPLATE_LOCK)

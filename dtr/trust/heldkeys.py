@@ -67,14 +67,16 @@ class HeldKeys:
     async def _create(self, conn: asyncpg.Connection, gun: str, repository: str,
                       roles: list[str]) -> dict[str, PublicKey]:
         """A new key for each of ``roles``, stored in one round trip."""
-        keys = {role: generate_server_key() for role in roles}
-        sealed = {role: self._sealer().seal(key.private_der(), _context(gun, role, key.public.key_id))
-                  for role, key in keys.items()}
+        made = []
+        for role in roles:
+            key = generate_server_key()
+            context = _context(gun, role, key.public.key_id)
+            made.append((role, key, context, self._sealer().seal(key.private_der(), context)))
         await conn.executemany(_INSERT, [(gun, repository, role, key.public.key_id, key.public.keytype,
-                                          key.public.public, sealed[role]) for role, key in keys.items()])
-        for role, key in keys.items():  # the update that follows signs with them: no unsealing
-            self._keep(_context(gun, role, key.public.key_id), sealed[role], key)
-        return {role: key.public for role, key in keys.items()}
+                                          key.public.public, sealed) for role, key, _, sealed in made])
+        for _, key, context, sealed in made:  # the update that follows signs with them: no unsealing
+            self._keep(context, sealed, key)
+        return {role: key.public for role, key, _, _ in made}
 
     @staticmethod
     async def listed(conn: asyncpg.Connection, gun: str, role: str, root: bytes) -> PublicKey:
