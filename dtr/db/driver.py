@@ -1,7 +1,8 @@
 """The asyncpg connection under a pooled SQLAlchemy connection, for the few hot paths where
 SQLAlchemy's own work per statement is most of a request's time (the built-in Notary's reads and
-updates, ``dtr.trust.store``: in a running server, about 1 ms per statement through SQLAlchemy
-against 0.2 ms on the driver).
+updates, ``dtr.trust.store``; a blob's lookup and an upload's start and finish,
+``dtr.registry``: in a running server, about 1 ms per statement through SQLAlchemy against 0.2 ms
+on the driver).
 
 The connection comes from the engine's pool, so it has the pool's settings (statement and
 command timeouts) and goes back to it. Errors that mean the database is away raise
@@ -30,8 +31,9 @@ async def driver_connection(engine: AsyncEngine) -> AsyncIterator[asyncpg.Connec
         try:
             yield driver
         except Exception as e:
-            reason = unavailable_reason(e)
-            if reason is not None or driver.is_closed():
+            # A connection the server closed (it stopped: asyncpg's "connection is closed") is lost too.
+            reason = unavailable_reason(e) or ("connection lost" if driver.is_closed() else None)
+            if reason is not None:
                 with contextlib.suppress(Exception):
                     await conn.invalidate()
             if reason is not None and not isinstance(e, DatabaseUnavailable):

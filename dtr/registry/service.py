@@ -17,6 +17,7 @@ from sqlalchemy import LargeBinary, Table, and_, bindparam, delete, func, select
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from dtr.db.driver import driver_connection
 from dtr.db.errors import DatabaseUnavailable
 from dtr.ops.metrics import MANIFEST_CACHE
 from dtr.registry import events
@@ -49,11 +50,11 @@ _REPOSITORY_ID = text("SELECT id FROM repositories WHERE name = :name")
 #: The repository's id as a scalar subquery: the link is then one primary-key lookup, never a scan
 #: of every repository linking a popular digest (a join lets the planner pick that on fresh stats).
 _REPO_OF_NAME = "(SELECT id FROM repositories WHERE name = :name)"
-_BLOB_LINK = text("SELECT b.size, l.repository_id, extract(epoch FROM now() - l.created_at) AS age "
-                  "FROM repository_blobs l JOIN blobs b ON b.digest = l.digest "
-                  f"WHERE l.repository_id = {_REPO_OF_NAME} AND l.digest = :digest")
-_RENEW_LINK = text("UPDATE repository_blobs SET created_at = now() WHERE repository_id = :rid AND digest = :digest "
-                   "RETURNING digest")
+#: A blob's size and how old its link in the repository is (the driver's ``$n``: name, digest).
+_BLOB_LINK = ("SELECT b.size, l.repository_id, extract(epoch FROM now() - l.created_at) AS age "
+              "FROM repository_blobs l JOIN blobs b ON b.digest = l.digest "
+              "WHERE l.repository_id = (SELECT id FROM repositories WHERE name = $1) AND l.digest = $2")
+_RENEW_LINK = "UPDATE repository_blobs SET created_at = now() WHERE repository_id = $1 AND digest = $2 RETURNING digest"
 _LINKED_IN = text(f"SELECT 1 FROM repository_blobs WHERE repository_id = {_REPO_OF_NAME} AND digest = :digest")
 _LINKED_ANYWHERE = text("SELECT 1 FROM repository_blobs WHERE digest = :digest LIMIT 1")
 #: Repositories holding a blob, for a mount without ``from``: the target first, then its namespace.
@@ -177,14 +178,13 @@ class RegistryService:
         return size
 
     async def _blob_size(self, name: str, digest: str) -> int | None:
-        async with self.engine.connect() as conn:
-            row = (await conn.execute(_BLOB_LINK, {"name": name, "digest": digest})).first()
-            if row is None or row.age <= self.renew_links_after:
-                return row.size if row is not None else None
-            renewed = await conn.execute(_RENEW_LINK, {"rid": row.repository_id, "digest": digest})
-            found = renewed.first() is not None
-            await conn.commit()
-            return row.size if found else None  # collected in between: gone
+        """On the driver (``dtr.db.driver``): every HEAD and GET of a blob asks this."""
+        async with driver_connection(self.engine) as conn:
+            row = await conn.fetchrow(_BLOB_LINK, name, digest)
+            if row is None or row["age"] <= self.renew_links_after:
+                return int(row["size"]) if row is not None else None
+            found = await conn.fetchval(_RENEW_LINK, row["repository_id"], digest) is not None
+            return int(row["size"]) if found else None  # collected in between: gone
 
     async def delete_blob(self, name: str, digest: str, actor: Actor) -> None:
         """Unlink the blob from the repository; the bytes stay for garbage collection."""

@@ -18,21 +18,20 @@ from collections.abc import AsyncIterator
 from typing import Any, cast
 
 from sqlalchemy import Table, delete, func, insert, select, text, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from dtr.db.driver import driver_connection
 from dtr.ops.metrics import receiving
 from dtr.registry import events
 from dtr.registry import locks as gc_locks
 from dtr.registry.changes import ensure_repository
 from dtr.registry.errors import RegistryError, codes
 from dtr.registry.events import Actor
-from dtr.registry.models import Blob, Repository, Upload
+from dtr.registry.models import Repository, Upload
 from dtr.registry.names import blob_path, upload_path
 from dtr.storage.base import FileWriter, PathNotFoundError, StorageDriver
 
 repositories = cast(Table, Repository.__table__)
-blobs = cast(Table, Blob.__table__)
 uploads = cast(Table, Upload.__table__)
 
 #: Request bodies are written to storage in pieces of this size.
@@ -42,8 +41,21 @@ MAX_TRACKED_UPLOADS = 10_000
 #: Seconds between refreshes of an upload row's size and updated_at while chunks arrive.
 UPLOAD_TOUCH_INTERVAL = 10.0
 #: Link a blob into a repository; relinking renews the link, and so the blob's GC grace period.
-LINK = text("INSERT INTO repository_blobs (repository_id, digest) VALUES (:rid, :digest) "
-            "ON CONFLICT (repository_id, digest) DO UPDATE SET created_at = now()")
+_LINK_SQL = ("INSERT INTO repository_blobs (repository_id, digest) VALUES ({}, {}) "
+             "ON CONFLICT (repository_id, digest) DO UPDATE SET created_at = now()")
+LINK = text(_LINK_SQL.format(":rid", ":digest"))
+
+# The driver's statements (``$n``) of ``start`` and ``finish``.
+#: Upload $1 started in repository $2 if it exists (its id returned; no row if not).
+_START = ("INSERT INTO uploads (id, repository_id, size) SELECT $1, id, 0 FROM repositories WHERE name = $2 "
+          "RETURNING id")
+_SHARE_BLOB = "SELECT pg_advisory_xact_lock_shared($1)"
+#: The upload's repository and the blob's size, if either exists (a row of NULLs if not).
+_UPLOAD_AND_BLOB = ("SELECT (SELECT repository_id FROM uploads WHERE id = $1) AS repository_id, "
+                    "(SELECT size FROM blobs WHERE digest = $2) AS size")
+#: The blob ($1 digest, $2 size) recorded and linked into repository $3 (``LINK``), upload $4 gone.
+_RECORD = (f"WITH blob AS (INSERT INTO blobs (digest, size) VALUES ($1, $2) ON CONFLICT DO NOTHING), "
+           f"link AS ({_LINK_SQL.format('$3', '$1')}) DELETE FROM uploads WHERE id = $4")
 
 
 @dataclasses.dataclass
@@ -70,10 +82,13 @@ class Uploads:
         upload_id = uuid.uuid4()
         writer = await self.storage.writer(upload_path(str(upload_id)))
         await writer.close()
-        async with self.engine.begin() as conn:
-            rid, created = await ensure_repository(conn, name)
-            await conn.execute(insert(uploads).values(id=upload_id, repository_id=rid, size=0))
-            await events.record(conn, actor, created)
+        async with driver_connection(self.engine) as conn:  # one statement when the repository exists
+            started = await conn.fetchval(_START, upload_id, name)
+        if started is None:  # a new repository: made, and its creation recorded, with the upload
+            async with self.engine.begin() as sa_conn:
+                rid, created = await ensure_repository(sa_conn, name)
+                await sa_conn.execute(insert(uploads).values(id=upload_id, repository_id=rid, size=0))
+                await events.record(sa_conn, actor, created)
         if len(self._upload_repo) >= MAX_TRACKED_UPLOADS:
             # Abandoned uploads never finish: forget the oldest (a later chunk just rehashes).
             for old in list(self._upload_repo)[: MAX_TRACKED_UPLOADS // 10]:
@@ -189,18 +204,16 @@ class Uploads:
             if actual != digest:
                 await self._drop(upload_id)
                 raise RegistryError(codes.DIGEST_INVALID, detail={"expected": digest, "actual": actual})
-            async with self.engine.begin() as conn:
+            # On the driver (``dtr.db.driver``), four statements: every pushed blob ends here.
+            async with driver_connection(self.engine) as conn, conn.transaction():
                 # GC safety (dtr.jobs.gc): check, move into place and record under the blob's shared lock.
-                await gc_locks.share(conn, blobs=[digest])
-                rid = (await conn.execute(select(uploads.c.repository_id).where(uploads.c.id == upload_id))).scalar()
-                if rid is None:
+                await conn.execute(_SHARE_BLOB, gc_locks.blob_key(digest))
+                found = await conn.fetchrow(_UPLOAD_AND_BLOB, upload_id, digest)
+                if found["repository_id"] is None:
                     raise RegistryError(codes.BLOB_UPLOAD_UNKNOWN, detail={"uuid": str(upload_id)})
-                known = (await conn.execute(select(blobs.c.size).where(blobs.c.digest == digest))).scalar()
-                if known is None:
+                if found["size"] is None:
                     await self.storage.move(path, blob_path(digest))
-                await conn.execute(pg_insert(blobs).values(digest=digest, size=size).on_conflict_do_nothing())
-                await conn.execute(LINK, {"rid": rid, "digest": digest})
-                await conn.execute(delete(uploads).where(uploads.c.id == upload_id))
+                await conn.execute(_RECORD, digest, size, found["repository_id"], upload_id)
             await self._remove_dir(upload_id)
             self._forget(upload_id)
             return size
