@@ -157,10 +157,14 @@ class JobWorker:
     # -- loops ----------------------------------------------------------------------------
 
     async def _loop(self) -> None:
-        last_housekeeping = 0.0
+        last_housekeeping = last_reap = 0.0
         while True:
             try:
-                await self._reap_dead_workers()
+                # A worker is dead once silent for worker_timeout: looking for the dead once per
+                # heartbeat_interval is soon enough (each poll did, ten times an idle server's queries).
+                if time.monotonic() - last_reap >= self.cfg.heartbeat_interval:
+                    last_reap = time.monotonic()
+                    await self._reap_dead_workers()
                 await self._fire_crons()
                 await self._check_cancel_requests()
                 if not self._closing and not self._retired:
@@ -457,12 +461,12 @@ class JobWorker:
 
     async def _fire_crons(self) -> None:
         async with self.engine.begin() as conn:
-            now = (await conn.execute(select(func.now()))).scalar_one()
-            due = (await conn.execute(select(crons).where(crons.c.enabled, crons.c.next_run <= func.now())
+            due = (await conn.execute(select(crons, func.now().label("db_now"))
+                                      .where(crons.c.enabled, crons.c.next_run <= func.now())
                                       .with_for_update(skip_locked=True))).all()
             for c in due:
                 try:
-                    nxt = Schedule.parse(c.schedule).next_after(now)
+                    nxt = Schedule.parse(c.schedule).next_after(c.db_now)
                     job = await self.service.queue(
                         c.action, c.parameters, retries=c.max_attempts - 1, deadline=c.deadline,
                         stop_timeout=c.stop_timeout, conn=conn, cron_action=c.action, scheduled_at=c.next_run)
