@@ -91,9 +91,16 @@ def _root_structure(env: Envelope) -> _Root:
     return _Root(env, keys, roles)
 
 
+@functools.lru_cache(maxsize=1024)
+def _parsed_root(raw: bytes) -> _Root:
+    """``raw`` parsed as a root (ValueError with notary's text); parsed once per root: every update
+    of a repository reads its current root (parsed objects are never changed)."""
+    return _root_structure(parse_envelope(raw))
+
+
 def _stored_root(raw: bytes) -> _Root:
     try:
-        return _root_structure(parse_envelope(raw))
+        return _parsed_root(raw)
     except ValueError as e:  # stored roots were validated on upload: a corrupt store
         raise errors.TrustError(errors.UNKNOWN, f"stored root unreadable: {e}") from None
 
@@ -287,7 +294,7 @@ def current_root_keys(root: bytes, role: str) -> list[PublicKey]:
 def _listed_keys(root: bytes) -> Mapping[str, tuple[PublicKey, ...]]:
     """Base role -> the keys ``root`` lists for it (parsed once per root: each update reads them)."""
     try:
-        parsed = _root_structure(parse_envelope(root))
+        parsed = _parsed_root(root)
     except (ValueError, errors.TrustError):
         return {}
     return types.MappingProxyType({r: tuple(parsed.role(r).keys.values()) for r in BASE_ROLES})
