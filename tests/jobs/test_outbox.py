@@ -1,6 +1,7 @@
 """The registry's event outbox against real dtr processes and Postgres: events are recorded in
 the change's transaction, survive a crash before delivery, are never announced for a rolled
-back change, reach a subscriber once across replicas, and come in commit order."""
+back change, reach a subscriber once across replicas, and come in commit order; a failing
+subscriber holds back no other."""
 
 from __future__ import annotations
 
@@ -176,3 +177,45 @@ async def test_events_come_in_commit_order(cluster, http: aiohttp.ClientSession,
         with pytest.raises(DBAPIError, match="lock timeout"):
             await second.execute(record, {"e": one, "i": []})
         await first.rollback()
+
+
+async def test_a_failing_subscriber_holds_back_no_other(engine: AsyncEngine) -> None:
+    """Subscribers behind share one transaction per batch; when one fails, the batch is handed to
+    each alone: the others get their events (once), the failing one's cursor stays until it
+    recovers, then it gets them all, in order."""
+    from dtr.registry.events import SYSTEM, Event, Outbox, record
+
+    got: dict[str, list[int]] = {"audit": [], "flaky": []}
+    broken = True
+
+    async def good(conn: Any, batch: Any) -> None:
+        await conn.execute(text("SELECT 1"))  # a handler's own statement, in the shared transaction
+        got["audit"] += [e.id for e in batch]
+
+    async def flaky(conn: Any, batch: Any) -> None:
+        if broken:
+            raise RuntimeError("webhook table unreachable")
+        got["flaky"] += [e.id for e in batch]
+
+    outbox = Outbox(engine)
+    outbox.subscribe("t-good", good)
+    outbox.subscribe("t-flaky", flaky)
+    await outbox._start()
+    for n in range(3):
+        async with engine.begin() as conn:
+            await record(conn, SYSTEM, [Event("tag_pushed", "outbox/isolated", f"t{n}")])
+    assert await outbox.deliver() == 3
+    assert len(got["audit"]) == 3 and got["flaky"] == []
+    assert await outbox.deliver() == 0  # the good one is up to date, the flaky one waits its retry delay
+    broken = False
+    outbox._retry_at.clear()
+    assert await outbox.deliver() == 3
+    assert got["flaky"] == got["audit"] == sorted(got["audit"])
+    async with engine.connect() as conn:
+        positions = dict((await conn.execute(text(
+            "SELECT subscriber, position FROM event_cursors WHERE subscriber LIKE 't-%'"))).all())
+    assert positions == {"t-good": got["audit"][-1], "t-flaky": got["audit"][-1]}
+    async with engine.begin() as conn:  # both healthy: one shared transaction hands both the new events
+        await record(conn, SYSTEM, [Event("tag_pushed", "outbox/isolated", t) for t in ("t3", "t4")])
+    assert await outbox.deliver() == 4
+    assert got["flaky"] == got["audit"] and len(got["audit"]) == 5
