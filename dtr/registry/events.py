@@ -125,6 +125,11 @@ _READ = text("SELECT id, type, repository, tag, digest, actor, client_addr, at, 
 _ADVANCE = text("UPDATE event_cursors SET position = :p, updated_at = now() WHERE subscriber = :s")
 
 
+def _event(row: Any) -> Event:
+    """An event as ``_READ`` reads it back."""
+    return Event(row.type, row.repository, row.tag, row.digest, row.detail, row.id, row.actor, row.client_addr, row.at)
+
+
 class Outbox:
     """Delivers recorded events to subscribers (see the module docstring)."""
 
@@ -178,8 +183,7 @@ class Outbox:
                 if not claimed:
                     return total  # other replicas are delivering to them
                 rows = (await conn.execute(_READ, {"after": min(claimed.values()), "limit": BATCH})).all()
-                batch = [Event(r.type, r.repository, r.tag, r.digest, r.detail, r.id, r.actor, r.client_addr, r.at)
-                         for r in rows]
+                batch = [_event(r) for r in rows]
                 advanced: dict[str, int] = {}
                 for name, position in sorted(claimed.items()):
                     if mine := [e for e in batch if e.id > position]:
@@ -199,8 +203,7 @@ class Outbox:
             rows = (await conn.execute(_READ, {"after": position, "limit": BATCH})).all()
             if not rows:
                 return 0
-            await handler(conn, [Event(r.type, r.repository, r.tag, r.digest, r.detail, r.id, r.actor,
-                                       r.client_addr, r.at) for r in rows])
+            await handler(conn, [_event(r) for r in rows])
             await conn.execute(_ADVANCE, {"s": name, "p": rows[-1].id})
         return len(rows)
 

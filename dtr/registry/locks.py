@@ -11,10 +11,13 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 
+import asyncpg
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 _SHARE = text("SELECT pg_advisory_xact_lock_shared(k) FROM unnest(CAST(:keys AS bigint[])) AS k")
+#: The shared lock on one blob's key on the driver (``dtr.db.driver``: ``$1``, ``blob_key``).
+_SHARE_BLOB_DRIVER = "SELECT pg_advisory_xact_lock_shared($1)"
 _SHARE_AND_TAG = text("SELECT pg_advisory_xact_lock_shared(k) FROM unnest(CAST(:keys AS bigint[])) AS k "
                       "UNION ALL SELECT pg_advisory_xact_lock(:tag)")
 
@@ -46,3 +49,8 @@ async def share(conn: AsyncConnection, *, blobs: Iterable[str] = (),
         await conn.execute(_SHARE_AND_TAG, {"keys": keys, "tag": tag_key(*tag)})
     elif keys:
         await conn.execute(_SHARE, {"keys": keys})
+
+
+async def share_blob(conn: asyncpg.Connection, digest: str) -> None:
+    """``share(blobs=[digest])`` on a driver connection (``dtr.db.driver``), in its transaction."""
+    await conn.execute(_SHARE_BLOB_DRIVER, blob_key(digest))

@@ -49,7 +49,6 @@ LINK = text(_LINK_SQL.format(":rid", ":digest"))
 #: Upload $1 started in repository $2 if it exists (its id returned; no row if not).
 _START = ("INSERT INTO uploads (id, repository_id, size) SELECT $1, id, 0 FROM repositories WHERE name = $2 "
           "RETURNING id")
-_SHARE_BLOB = "SELECT pg_advisory_xact_lock_shared($1)"
 #: The upload's repository and the blob's size, if either exists (a row of NULLs if not).
 _UPLOAD_AND_BLOB = ("SELECT (SELECT repository_id FROM uploads WHERE id = $1) AS repository_id, "
                     "(SELECT size FROM blobs WHERE digest = $2) AS size")
@@ -207,7 +206,7 @@ class Uploads:
             # On the driver (``dtr.db.driver``), four statements: every pushed blob ends here.
             async with driver_connection(self.engine) as conn, conn.transaction():
                 # GC safety (dtr.jobs.gc): check, move into place and record under the blob's shared lock.
-                await conn.execute(_SHARE_BLOB, gc_locks.blob_key(digest))
+                await gc_locks.share_blob(conn, digest)
                 found = await conn.fetchrow(_UPLOAD_AND_BLOB, upload_id, digest)
                 if found["repository_id"] is None:
                     raise RegistryError(codes.BLOB_UPLOAD_UNKNOWN, detail={"uuid": str(upload_id)})
