@@ -115,14 +115,12 @@ _START = text("INSERT INTO event_cursors (subscriber, position) "
               "SELECT :s, coalesce(max(id), 0) FROM registry_events ON CONFLICT DO NOTHING")
 _BEHIND = text("SELECT subscriber FROM event_cursors WHERE subscriber = ANY(CAST(:subs AS text[])) "
                "AND position < (SELECT coalesce(max(id), 0) FROM registry_events)")
-_CLAIM = text("SELECT position FROM event_cursors WHERE subscriber = :s FOR UPDATE SKIP LOCKED")
 _CLAIM_ALL = text("SELECT subscriber, position FROM event_cursors WHERE subscriber = ANY(CAST(:subs AS text[])) "
                   "ORDER BY subscriber FOR UPDATE SKIP LOCKED")
 _ADVANCE_ALL = text("UPDATE event_cursors c SET position = v.p, updated_at = now() "
                     "FROM unnest(CAST(:subs AS text[]), CAST(:ps AS bigint[])) AS v(s, p) WHERE c.subscriber = v.s")
 _READ = text("SELECT id, type, repository, tag, digest, actor, client_addr, at, detail FROM registry_events "
              "WHERE id > :after ORDER BY id LIMIT :limit")
-_ADVANCE = text("UPDATE event_cursors SET position = :p, updated_at = now() WHERE subscriber = :s")
 
 
 def _event(row: Any) -> Event:
@@ -161,9 +159,7 @@ class Outbox:
         total = 0
         for name in ready:
             try:
-                while (n := await self._deliver_batch(name, self._handlers[name])) == BATCH:
-                    total += n
-                total += n
+                total += await self._deliver_together([name])
             except Exception:
                 # The batch rolled back (cursor unmoved): retried later, the others carry on.
                 log.exception("registry event subscriber %s failed; retrying in %gs", name, RETRY_DELAY)
@@ -171,11 +167,11 @@ class Outbox:
         return total
 
     async def _deliver_together(self, names: Sequence[str]) -> int:
-        """Hand ``names`` their pending events in one transaction per batch: the events read once,
-        each subscriber's handler given those past its cursor, every cursor advanced in one
-        statement (per subscriber, the same guarantees as ``_deliver_batch``, in a quarter of the
-        statements: after each push, this competes with requests for the process). Raises when a
-        handler fails (nothing of the batch is kept)."""
+        """Hand ``names`` their pending events in one transaction per batch: the cursors claimed
+        (``FOR UPDATE SKIP LOCKED``: those another replica is delivering to are left to it), the
+        events read once, each subscriber's handler given those past its cursor in that
+        transaction, every cursor advanced in one statement (after each push, this competes with
+        requests for the process). Raises when a handler fails (nothing of the batch is kept)."""
         total = 0
         while True:
             async with self.engine.begin() as conn:
@@ -194,18 +190,6 @@ class Outbox:
                     await conn.execute(_ADVANCE_ALL, {"subs": list(advanced), "ps": list(advanced.values())})
             if len(rows) < BATCH:
                 return total
-
-    async def _deliver_batch(self, name: str, handler: Handler) -> int:
-        async with self.engine.begin() as conn:
-            position = (await conn.execute(_CLAIM, {"s": name})).scalar()
-            if position is None:
-                return 0  # another replica is delivering to this subscriber
-            rows = (await conn.execute(_READ, {"after": position, "limit": BATCH})).all()
-            if not rows:
-                return 0
-            await handler(conn, [_event(r) for r in rows])
-            await conn.execute(_ADVANCE, {"s": name, "p": rows[-1].id})
-        return len(rows)
 
     async def _start(self) -> None:
         async with self.engine.begin() as conn:
