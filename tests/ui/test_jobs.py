@@ -71,6 +71,8 @@ async def test_a_running_job_is_cancelled_and_its_page_follows_it(ui: UI, api: C
     other = _queue(api, "noop", {"seconds": 600})
     await ui.goto(f"/ui/jobs/{other}")
     await expect(ui.page.locator("#job-status")).to_have_text("running", timeout=WAIT_MS)
+    # the log is written about twice a second, so the first line can come after the status
+    await expect(ui.page.locator("#log .data", has_text="sleeping 600s")).to_have_count(1, timeout=WAIT_MS)
     await ui.page.evaluate("() => { window.openedOnce = true; }")
     # without JavaScript the page reads the same, with a link to reload it for new lines
     context = await chromium.new_context(java_script_enabled=False, storage_state=await ui.context.storage_state())
