@@ -82,6 +82,9 @@ def test_embedded_postgres_killed_answers_503_then_recovers(dtr_factory: Callabl
     assert (r.status, r.body) == (200, manifest)
     assert c.api("GET", "/accounts/me", ADMIN_AUTH, expect=200).json()["name"] == "admin"
     assert proc.proc is not None and proc.proc.poll() is None
+    # the server accepts connections a moment before its start command returns and dtr says so
+    _until(lambda: "the embedded PostgreSQL is running again" in proc.log_tail(10000, access=False),
+           "the restart logged")
     proc.stop()
     log = proc.log_tail(10000, access=False)
     assert log.count("the embedded PostgreSQL died; restarting it") == 1, log

@@ -40,18 +40,19 @@ async def test_backup_while_pushing_restores_whole(dtr_factory: Callable[..., Dt
             for tag in ("v1", "v2"):
                 pushed[(repo, tag)] = await push_small(http, src.url, repo, tag)
         before = set(pushed)
-        done = asyncio.Event()
+        done, first = asyncio.Event(), asyncio.Event()
 
         async def push_loop() -> None:
             i = 0
             while not done.is_set():
                 pushed[("acme/loop", f"t{i}")] = await push_small(http, src.url, "acme/loop", f"t{i}")
+                first.set()
                 i += 1
 
         monkeypatch.setenv("DTR_BACKUP_PASSPHRASE", PASSPHRASE)
         loop = asyncio.create_task(push_loop())
         try:
-            await asyncio.sleep(0.3)
+            await asyncio.wait_for(first.wait(), 60)  # one loop push committed before the backup starts
             status, stdout, err = await dtr_cli(capsys, "backup", out, "-c", src.config_path)
         finally:
             done.set()

@@ -20,7 +20,6 @@ import tarfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -463,13 +462,27 @@ class V2:
         return digest, manifest, config
 
 
-def access_log(path: Path) -> Iterator[dict[str, Any]]:
-    """dtr's JSON access-log lines (``msg == "request"``).
+def access_log(path: Path, url: str, within: float = 60) -> list[dict[str, Any]]:
+    """dtr's JSON access-log lines (``msg == "request"``) of every request answered so far.
 
-    dtr writes access lines in batches, 0.2 s after the request on an idle server: wait that out (with margin)."""
-    time.sleep(1.0)
-    for line in path.read_text(errors="replace").splitlines():
-        with contextlib.suppress(ValueError):
-            rec = json.loads(line)
-            if isinstance(rec, dict) and rec.get("msg") == "request":
-                yield rec
+    dtr writes access lines in batches, in order, a moment after each request: this sends a marker
+    request (``GET /v2/`` with an ``X-Request-Id`` of its own) to the server at ``url``, whose log is
+    ``path``, and reads the log once the marker's line is there (the marker's line is left out)."""
+    marker = f"access-log-marker-{os.urandom(8).hex()}"
+    request = urllib.request.Request(f"{url}/v2/", headers={"X-Request-Id": marker})
+    context = ssl._create_unverified_context() if url.startswith("https:") else None  # 127.0.0.1 only
+    with contextlib.suppress(urllib.error.HTTPError):  # a 401 is logged as well
+        urllib.request.urlopen(request, timeout=30, context=context).close()
+    deadline = time.monotonic() + within
+    while True:
+        records = []
+        for line in path.read_text(errors="replace").splitlines():
+            with contextlib.suppress(ValueError):
+                rec = json.loads(line)
+                if isinstance(rec, dict) and rec.get("msg") == "request":
+                    records.append(rec)
+        if any(rec.get("request_id") == marker for rec in records):
+            return [rec for rec in records if rec.get("request_id") != marker]
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"the marker request's access line is not in {path} after {within}s")
+        time.sleep(0.1)

@@ -176,7 +176,7 @@ def test_cross_repository_mount_from_docker_push(dtr: DtrProcess, clients: Clien
     v2 = V2(dtr.url)
     _, manifest, _ = v2.check_image(repo_b, "v1")
     layer = manifest["layers"][0]["digest"]
-    b_requests = [(r["method"], r["path"], r["status"]) for r in access_log(dtr.log_path)
+    b_requests = [(r["method"], r["path"], r["status"]) for r in access_log(dtr.log_path, dtr.url)
                   if r.get("repository") == repo_b]
     # The layer is mounted (the only POST answered 201); only the small config blob is uploaded.
     assert ("POST", f"/v2/{repo_b}/blobs/uploads/", 201) in b_requests, b_requests

@@ -46,7 +46,7 @@ def _reference_requests(reg: ReferenceRegistry, repo: str) -> Counter[tuple[str,
 
 
 def _dtr_requests(dtr: DtrProcess, repo: str) -> Counter[tuple[str, str, int]]:
-    return Counter((r["method"], _kind(r["path"]), r["status"]) for r in access_log(dtr.log_path)
+    return Counter((r["method"], _kind(r["path"]), r["status"]) for r in access_log(dtr.log_path, dtr.url)
                    if r.get("repository") == repo)
 
 

@@ -186,8 +186,11 @@ async def _jobs_end(c: Cluster, ids: list[str]) -> dict[str, str]:
         for job_id in ids:
             for _ in range(600):
                 async with http.get(f"{c.lb.url}/api/v0/jobs/{job_id}") as r:
-                    statuses[job_id] = (await r.json())["status"] if r.status == 200 else f"HTTP {r.status}"
-                if statuses[job_id] in ("done", "error", "worker_dead", "canceled"):
+                    job = await r.json() if r.status == 200 else {"status": f"HTTP {r.status}"}
+                statuses[job_id] = job["status"]
+                # worker_dead with attempts left is not final: the job is claimed and run again
+                if job["status"] in ("done", "error", "cancel") or (
+                        job["status"] == "worker_dead" and job["attempt"] > job["retries"]):
                     break
                 await asyncio.sleep(0.2)
     return statuses

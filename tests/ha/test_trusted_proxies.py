@@ -47,7 +47,7 @@ async def _seen(http: aiohttp.ClientSession, proc: DtrProcess) -> tuple[str, str
     login = {**FORWARDED, "Authorization": basic(ADMIN, ADMIN_PASSWORD)}
     async with http.get(f"{proc.url}/auth/token", params={"service": "dtr-lb"}, headers=login) as r:
         assert r.status == 200, await r.text()
-    remote = next(rec["remote"] for rec in access_log(proc.log_path) if rec["request_id"] == "fwd-v2")
+    remote = next(rec["remote"] for rec in access_log(proc.log_path, proc.url) if rec["request_id"] == "fwd-v2")
     return challenge, remote, await _login_addresses(proc)
 
 

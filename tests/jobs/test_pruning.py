@@ -106,6 +106,8 @@ async def test_policies_test_endpoint_push_trigger_and_immutability(cluster, htt
     await push_image(http, u, repo, "dev-4", os.urandom(50), [os.urandom(100)])
     await _until_tags(http, u, repo, {"v1", "v2", "v3", "dev-4"})
     jobs = (await api(http, "GET", f"{u}/api/v0/jobs?action=prune"))["jobs"]
+    for j in jobs:  # a running job's lines are stored about twice a second: read them once it ends
+        await wait_job(http, u, j["id"])
     logs = [x["data"] for j in jobs for x in await api(http, "GET", f"{u}/api/v0/jobs/{j['id']}/logs")]
     assert f"pruned {repo}:dev-1 (policy 1)" in logs
 

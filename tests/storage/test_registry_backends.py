@@ -143,5 +143,5 @@ def test_docker_and_skopeo_follow_redirects(backend: str, request: pytest.Fixtur
     assert engine.run_sh(ref, "cat /id.txt") == content
     engine.remove(ref)
     assert skopeo.copy(f"docker://{ref}", f"dir:{tmp_path / 'pulled'}") == digest
-    blob_gets = [r for r in access_log(dtr.log_path) if r["method"] == "GET" and "/blobs/sha256:" in r["path"]]
+    blob_gets = [r for r in access_log(dtr.log_path, dtr.url) if r["method"] == "GET" and "/blobs/sha256:" in r["path"]]
     assert len(blob_gets) >= 4 and {r["status"] for r in blob_gets} == {307}, blob_gets

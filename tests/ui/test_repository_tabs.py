@@ -9,6 +9,7 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import pytest
 from aiohttp import ClientSession, web
@@ -98,6 +99,20 @@ async def test_a_team_granted_access_is_listed_and_its_member_sees_the_repositor
 
 
 async def test_a_pruning_policy_and_what_it_would_prune(ui: UI, api: Client) -> None:
+    # the server's prune schedule (every 15 minutes) would apply the policy for real while it exists
+    cron = api.api("GET", "/crons/prune", ADMIN_AUTH, expect=200).json()
+    api.api("PUT", "/crons/prune", ADMIN_AUTH, {**_cron_fields(cron), "enabled": False}, expect=200)
+    try:
+        await _pruning_policy_and_preview(ui, api)
+    finally:
+        api.api("PUT", "/crons/prune", ADMIN_AUTH, _cron_fields(cron), expect=200)
+
+
+def _cron_fields(cron: dict[str, Any]) -> dict[str, Any]:
+    return {k: cron[k] for k in ("schedule", "parameters", "enabled")}
+
+
+async def _pruning_policy_and_preview(ui: UI, api: Client) -> None:
     owner = new_user(api)
     repo = f"{owner[0]}/app"
     api.api("POST", f"/repositories/{owner[0]}", owner, {"name": "app"}, expect=201)
