@@ -66,6 +66,13 @@ async def test_an_acknowledged_push_is_delivered_after_a_crash(cluster, http: ai
     (a,) = cluster(1)
     engine = _engine(engines, a.config["database"]["url"])
     repo = "outbox/crash"
+
+    async def cursor_made() -> bool:  # the outbox makes its cursors once running, maybe after /_ping answers
+        async with engine.connect() as conn:
+            return bool((await conn.execute(text(
+                "SELECT count(*) FROM event_cursors WHERE subscriber = 'audit'"))).scalar())
+
+    assert await _until(cursor_made)
     async with engine.connect() as holder:
         position = (await holder.execute(text(
             "SELECT position FROM event_cursors WHERE subscriber = 'audit' FOR UPDATE"))).scalar()

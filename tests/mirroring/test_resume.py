@@ -18,7 +18,7 @@ from tests.oci import push_image
 from tests.servers import DtrProcess
 
 #: The killed worker is declared dead after this (its job then runs again on the restarted one).
-JOBS = {**LOCAL["jobs"], "heartbeat_interval": 0.5, "worker_timeout": 2}
+JOBS = {**LOCAL["jobs"], "heartbeat_interval": 0.5, "worker_timeout": 5}
 
 
 async def test_a_mirror_killed_mid_transfer_resumes_the_upload_where_it_stood(

@@ -107,7 +107,9 @@ async def test_the_registry_stream_is_for_site_admins_and_links_to_repositories(
     shown = await ui.page.locator("#events td.type").all_inner_texts()
     assert len(shown) == 50
     await ui.page.click("text=Older")
+    await ui.page.wait_for_load_state()  # the click waits for the new page to start, not to load
     shown += await ui.page.locator("#events td.type").all_inner_texts()
     assert shown == [e["type"] for e in every][:len(shown)] and len(shown) == min(len(every), 100)
     await ui.page.click("text=Newest")
+    await ui.page.wait_for_load_state()
     assert await ui.page.locator("#events td.tag").first.inner_text() == "p25"

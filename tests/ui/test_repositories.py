@@ -221,9 +221,11 @@ async def test_the_list_searches_filters_and_pages(ui: UI, api: Client, chromium
     await ui.goto(f"/ui/repositories?namespace={owner[0]}")
     assert await ui.page.locator("#results tbody tr").count() == 50
     await ui.page.click("text=Next page")
+    await ui.page.wait_for_load_state()  # the click waits for the new page to start, not to load
     assert await ui.page.locator("#results tbody tr").count() == 4
     assert (await ui.page.locator("#results tbody tr").last.inner_text()).startswith(f"{owner[0]}/special-one")
     await ui.page.click("text=First page")
+    await ui.page.wait_for_load_state()
     # typing in the search box updates the list in place (htmx) and the address with it
     await ui.page.fill("#f-q", "special")
     await ui.page.wait_for_url("**q=special**")
@@ -264,6 +266,8 @@ async def test_tags_are_paged(ui: UI, api: Client) -> None:
     await ui.goto(f"/ui/repositories/{repo}")
     assert await ui.page.locator("td.tag").all_inner_texts() == [f"t{i:03d}" for i in range(50)]
     await ui.page.click("text=Next page")
+    await ui.page.wait_for_load_state()
     assert await ui.page.locator("td.tag").all_inner_texts() == ["t050", "t051", "t052"]
     await ui.page.click("text=First page")
+    await ui.page.wait_for_load_state()
     assert await ui.page.locator("td.tag").count() == 50

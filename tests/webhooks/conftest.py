@@ -122,7 +122,7 @@ async def tls_receiver(receivers: Receivers, tmp_path: Path) -> AsyncIterator[tu
 @pytest.fixture
 def app_extra() -> dict[str, Any]:
     return {**auth_config(), "jobs": {"poll_interval": 0.2},
-            "webhooks": {"timeout": 1, "retry_backoff": 0.2, "retry_backoff_max": 1, "max_attempts": 3}}
+            "webhooks": {"timeout": 3, "retry_backoff": 0.2, "retry_backoff_max": 1, "max_attempts": 3}}
 
 
 @dataclasses.dataclass

@@ -76,7 +76,7 @@ async def test_failures_are_retried_and_logged_and_never_hold_a_push(world: Worl
     assert (d["status"], d["attempts"], d["lastStatusCode"]) == ("succeeded", 2, 200)
     [d] = await world.settled(hang)
     assert (d["status"], d["attempts"], d["lastStatusCode"]) == ("failed", 3, None)
-    assert "no answer within 1s" in d["lastError"]
+    assert "no answer within 3s" in d["lastError"]
     for hook in (closer, dead):
         [d] = await world.settled(hook)
         assert (d["status"], d["attempts"], d["lastStatusCode"]) == ("failed", 3, None) and d["lastError"]
