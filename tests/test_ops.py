@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import shutil
@@ -46,12 +47,11 @@ async def test_embedded_postgres_and_tls_auto(tmp_path: Path) -> None:
         ctx = ssl.create_default_context(cadata=exported.stdout)
         async with aiohttp.ClientSession() as http:
             for _ in range(600):  # the embedded PostgreSQL's start waits for any other on the machine
-                try:
+                with contextlib.suppress(aiohttp.ClientConnectorError):
                     async with http.get(f"https://127.0.0.1:{port}/_ping", ssl=ctx) as r:
                         if r.status == 200:
                             break
-                except aiohttp.ClientConnectorError:
-                    await asyncio.sleep(0.1)
+                await asyncio.sleep(0.1)
             else:
                 pytest.fail("dtr serve did not answer /_ping over TLS within 60 s")
             async with http.get(f"https://127.0.0.1:{port}/v2/", ssl=ctx) as r:

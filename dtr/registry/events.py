@@ -181,7 +181,7 @@ class Outbox:
                 rows = (await conn.execute(_READ, {"after": min(claimed.values()), "limit": BATCH})).all()
                 batch = [_event(r) for r in rows]
                 advanced: dict[str, int] = {}
-                for name, position in sorted(claimed.items()):
+                for name, position in claimed.items():  # in _CLAIM_ALL's order
                     if mine := [e for e in batch if e.id > position]:
                         await self._handlers[name](conn, mine)
                         advanced[name] = mine[-1].id

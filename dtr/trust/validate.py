@@ -18,7 +18,6 @@ import datetime as dt
 import functools
 import hashlib
 import hmac
-import types
 from collections.abc import Mapping
 from typing import Any
 
@@ -287,14 +286,10 @@ def validate_update(gun: str, current: Mapping[str, bytes], uploaded: Mapping[st
 
 def current_root_keys(root: bytes, role: str) -> list[PublicKey]:
     """The keys ``root`` lists for the base ``role``; empty when the file is unreadable (never raises)."""
-    return list(_listed_keys(root).get(role, ()))
-
-
-@functools.lru_cache(maxsize=1024)
-def _listed_keys(root: bytes) -> Mapping[str, tuple[PublicKey, ...]]:
-    """Base role -> the keys ``root`` lists for it (parsed once per root: each update reads them)."""
+    if role not in BASE_ROLES:
+        return []
     try:
         parsed = _parsed_root(root)
     except (ValueError, errors.TrustError):
-        return {}
-    return types.MappingProxyType({r: tuple(parsed.role(r).keys.values()) for r in BASE_ROLES})
+        return []
+    return list(parsed.role(role).keys.values())

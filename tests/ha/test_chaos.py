@@ -22,6 +22,7 @@ import asyncpg
 import pytest
 from sqlalchemy.engine import make_url
 
+from dtr.jobs.service import ended
 from tests.auth.client import basic
 from tests.auth.constants import ADMIN, ADMIN_PASSWORD
 from tests.clients.engines import DOCKER_CLI, CommandError, DockerEngine, Skopeo, rootfs_tar, run, verify_dir_image
@@ -188,9 +189,7 @@ async def _jobs_end(c: Cluster, ids: list[str]) -> dict[str, str]:
                 async with http.get(f"{c.lb.url}/api/v0/jobs/{job_id}") as r:
                     job = await r.json() if r.status == 200 else {"status": f"HTTP {r.status}"}
                 statuses[job_id] = job["status"]
-                # worker_dead with attempts left is not final: the job is claimed and run again
-                if job["status"] in ("done", "error", "cancel") or (
-                        job["status"] == "worker_dead" and job["attempt"] > job["retries"]):
+                if r.status == 200 and ended(job):  # worker_dead with attempts left runs again
                     break
                 await asyncio.sleep(0.2)
     return statuses
